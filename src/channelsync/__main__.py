@@ -1,0 +1,5 @@
+import sys
+
+from channelsync.cli import main
+
+sys.exit(main())

@@ -1,0 +1,49 @@
+"""Diagnostics (positioned problems in the config) and the exception hierarchy.
+
+Every exception here carries a message a user can act on; the CLI prints it on one line and
+maps the class to an exit code. Nothing else should reach the user as a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    file: str
+    line: int
+    column: int
+    severity: Severity
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
+
+    def as_json(self) -> dict[str, str | int]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "message": self.message,
+        }
+
+
+class ChannelsyncError(Exception):
+    """Base of every error channelsync reports to the user (exit code 1)."""
+
+
+class ConfigError(ChannelsyncError):
+    """The configuration has errors; ``diagnostics`` lists them all."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        errors = sum(1 for d in diagnostics if d.severity == "error")
+        super().__init__(f"the configuration has {errors} error(s); run 'channelsync validate'")
+
+
+class UsageError(ChannelsyncError):
+    """The command line asks for something that cannot be done (exit code 2 in argparse style)."""

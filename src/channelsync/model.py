@@ -1,0 +1,235 @@
+"""The resource model: the one place for every field, default and built-in name.
+
+The JSON Schema in ``schemas/`` is generated from these classes (``channelsync schema --write``).
+Structural rules live here so that the schema and the fast validator agree; rules that relate
+fields or resources to each other live in ``rules.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BUILTIN_SMTP_SERVER = "VCC Internal"
+DEFAULT_EMAIL_SCRIPT = "Default Email Script"
+
+INCOMING_DEFAULT_PORTS: dict[str, int] = {
+    "pop3": 110,
+    "pop3-ssl": 995,
+    "imap": 143,
+    "imap-ssl": 993,
+}
+SMTP_DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
+PLAIN_PROTOCOLS = frozenset({"pop3", "imap"})
+
+DEFAULT_OAUTH_AUTHORITY = "https://login.microsoftonline.com"
+DEFAULT_OAUTH_SCOPE = "https://outlook.office365.com/.default"
+
+# Kept to syntax both Python's `re` (jsonschema) and Rust's `regex` (pydantic) read the same way.
+SECRET_REF_PATTERN = r"^\$\{(env|file):[^{}]+\}$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+HOSTNAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"
+
+Protocol = Literal["pop3", "pop3-ssl", "imap", "imap-ssl"]
+AuthType = Literal["normal", "microsoft-exchange"]
+SmtpSecurity = Literal["starttls", "ssl", "none"]
+
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Hostname = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=253,
+        pattern=HOSTNAME_PATTERN,
+        description="DNS name or IP address of the server.",
+        json_schema_extra={"format": "hostname"},
+    ),
+]
+Email = Annotated[
+    str,
+    Field(
+        min_length=3, max_length=254, pattern=EMAIL_PATTERN, json_schema_extra={"format": "email"}
+    ),
+]
+SecretRef = Annotated[
+    str,
+    Field(
+        pattern=SECRET_REF_PATTERN,
+        description="A reference, never the secret itself: ${env:NAME} or ${file:PATH}.",
+        json_schema_extra={"writeOnly": True},
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Tls(_Strict):
+    """TLS settings for connection tests against servers with a private CA."""
+
+    ca_file: str = Field(
+        min_length=1,
+        description="PEM file of CA certificates to trust, relative to this YAML file.",
+    )
+
+
+class OAuth(_Strict):
+    """Microsoft Exchange (Entra ID) app registration for the client-credentials flow."""
+
+    tenant_id: Name = Field(description="Directory (tenant) ID of the Entra ID tenant.")
+    client_id: Name = Field(description="Application (client) ID of the app registration.")
+    client_secret: SecretRef = Field(description="Client secret of the app registration.")
+    authority: str = Field(
+        default=DEFAULT_OAUTH_AUTHORITY,
+        min_length=1,
+        description="Identity provider base URL; the token endpoint is "
+        "{authority}/{tenant_id}/oauth2/v2.0/token.",
+    )
+    scope: str = Field(default=DEFAULT_OAUTH_SCOPE, min_length=1, description="Token scope.")
+
+
+class Incoming(_Strict):
+    """Incoming Mail Configuration: the mailbox the channel polls."""
+
+    auth: AuthType = Field(
+        default="normal",
+        title="Authentication type",
+        description="normal (user name and password) or microsoft-exchange (OAuth2).",
+    )
+    server: Hostname = Field(title="Incoming Mail Server", description="e.g. imap.gmail.com")
+    protocol: Protocol = Field(
+        title="Protocol", description="pop3, pop3-ssl (POP3 over SSL), imap or imap-ssl."
+    )
+    port: Port | None = Field(
+        default=None, title="Port", description="Default by protocol: 110, 995, 143, 993."
+    )
+    user: Name = Field(title="User ID", description="User name of the mailbox.")
+    password: SecretRef | None = Field(
+        default=None, title="Password", description="Mailbox password (auth: normal only)."
+    )
+    oauth: OAuth | None = Field(
+        default=None, description="OAuth2 app registration (auth: microsoft-exchange only)."
+    )
+    tls: Tls | None = None
+    allow_insecure_auth: bool = Field(
+        default=False,
+        description="Allow sending the password over a connection without TLS "
+        "(plain pop3/imap on a server that offers no STARTTLS).",
+    )
+
+    @model_validator(mode="after")
+    def _default_port(self) -> Incoming:
+        if self.port is None:
+            object.__setattr__(self, "port", INCOMING_DEFAULT_PORTS[self.protocol])
+        return self
+
+
+class Outgoing(_Strict):
+    """Outgoing Mail Configuration: where agents' replies are sent from."""
+
+    server: Name = Field(
+        title="Outgoing Mail Server",
+        description=f'An SmtpServer\'s name, or "{BUILTIN_SMTP_SERVER}".',
+    )
+    override: bool = Field(
+        default=False,
+        title="Override Server Configuration",
+        description="Send through the channel's own account on that server.",
+    )
+    user: Name | None = Field(
+        default=None, description="Account for override; defaults to the channel's email."
+    )
+    password: SecretRef | None = Field(
+        default=None, title="Password", description="Account password; required with override."
+    )
+
+
+class EmailChannel(_Strict):
+    """An email channel: one mailbox polled and routed to agents by an email script."""
+
+    kind: Literal["EmailChannel"]
+    name: Name = Field(title="Channel name", description="Unique; the channel's identity.")
+    renamed_from: Name | None = Field(
+        default=None, description="Previous name, so a rename keeps the live channel."
+    )
+    email: Email = Field(
+        title="Email Address", description="The address customers write to; unique."
+    )
+    script: Name = Field(
+        default=DEFAULT_EMAIL_SCRIPT,
+        title="Email script",
+        description="EmailScript that routes the mail; omitted means the default script.",
+    )
+    enabled: bool = Field(default=False, title="This Channel is enabled")
+    incoming: Incoming
+    outgoing: Outgoing | None = Field(
+        default=None, description="Omitted means the tenant's default SMTP server."
+    )
+
+    @model_validator(mode="after")
+    def _default_outgoing_user(self) -> EmailChannel:
+        if self.outgoing is not None and self.outgoing.override and self.outgoing.user is None:
+            object.__setattr__(self.outgoing, "user", self.email)
+        return self
+
+
+class SmtpServer(_Strict):
+    """A custom outgoing (SMTP) server that channels can send through."""
+
+    kind: Literal["SmtpServer"]
+    name: Name = Field(title="Server name", description="Unique; the server's identity.")
+    renamed_from: Name | None = None
+    host: Hostname = Field(title="Host")
+    security: SmtpSecurity = Field(
+        default="starttls", description="starttls, ssl (implicit TLS) or none."
+    )
+    port: Port | None = Field(default=None, description="Default by security: 587, 465, 25.")
+    user: Name | None = Field(default=None, title="User name")
+    password: SecretRef | None = Field(default=None, title="Password")
+    default: bool = Field(
+        default=False, description="The tenant's default outgoing server (at most one)."
+    )
+    tls: Tls | None = None
+
+    @model_validator(mode="after")
+    def _default_port(self) -> SmtpServer:
+        if self.port is None:
+            object.__setattr__(self, "port", SMTP_DEFAULT_PORTS[self.security])
+        return self
+
+
+class EmailScript(_Strict):
+    """An email script: routes incoming mail to agents through email queues."""
+
+    kind: Literal["EmailScript"]
+    name: Name = Field(title="Script name")
+    renamed_from: Name | None = None
+    queues: list[Name] = Field(default_factory=list, description="Email queues it routes to.")
+
+
+Resource = EmailChannel | SmtpServer | EmailScript
+KINDS: dict[str, type[Resource]] = {
+    "EmailChannel": EmailChannel,
+    "SmtpServer": SmtpServer,
+    "EmailScript": EmailScript,
+}
+BUILTIN_NAMES: dict[str, str] = {
+    "SmtpServer": BUILTIN_SMTP_SERVER,
+    "EmailScript": DEFAULT_EMAIL_SCRIPT,
+}
+
+# Fields that configure channelsync's own connection tests, not the tenant: never sent to
+# or compared with a target.
+LOCAL_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "EmailChannel": (("incoming", "tls"), ("incoming", "allow_insecure_auth")),
+    "SmtpServer": (("tls",),),
+    "EmailScript": (),
+}
+
+
+def dump(resource: Resource) -> dict[str, Any]:
+    """The normalised, JSON-ready form of a resource (defaults applied)."""
+    return resource.model_dump(mode="json", exclude={"renamed_from"})

@@ -1,0 +1,267 @@
+"""Rules that relate fields and resources to each other (the vendor's rules and our advice).
+
+Structural checks (types, enums, ranges, required fields) are the model's; everything here
+needs more than one field or more than one resource to decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from channelsync.errors import Diagnostic
+from channelsync.model import (
+    BUILTIN_NAMES,
+    BUILTIN_SMTP_SERVER,
+    DEFAULT_EMAIL_SCRIPT,
+    KINDS,
+    PLAIN_PROTOCOLS,
+    EmailChannel,
+    Incoming,
+    SmtpServer,
+)
+
+if TYPE_CHECKING:
+    from channelsync.loader import Config, Loaded
+
+GMAIL_APP_PASSWORD_URL = "https://support.google.com/accounts/answer/185833"
+GMAIL_DOMAINS = ("gmail.com", "googlemail.com", "google.com")
+EXCHANGE_ONLINE_HOSTS = ("outlook.office365.com", "outlook.office.com")
+
+
+def check(config: Config) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    out.extend(_unique_names(config))
+    out.extend(_unique_emails(config))
+    out.extend(_references(config))
+    out.extend(_single_default(config))
+    for item in config.resources:
+        resource = item.resource
+        if isinstance(resource, EmailChannel):
+            out.extend(_channel(item, resource))
+        elif isinstance(resource, SmtpServer):
+            out.extend(_smtp_server(item, resource))
+    return out
+
+
+def _unique_names(config: Config) -> Iterator[Diagnostic]:
+    for kind in KINDS:
+        seen: dict[str, Loaded] = {}
+        claimed: dict[str, Loaded] = {}
+        for item in config.of_kind(kind):
+            if item.name == BUILTIN_NAMES.get(kind):
+                yield item.diagnostic(
+                    ("name",),
+                    "error",
+                    f"'{item.name}' is built in and cannot be defined; choose another name",
+                )
+            first = seen.get(item.name)
+            if first is not None:
+                where = first.diagnostic(("name",), "error", "")
+                yield item.diagnostic(
+                    ("name",),
+                    "error",
+                    f"duplicate {kind} name '{item.name}' (first defined at "
+                    f"{where.file}:{where.line}:{where.column})",
+                )
+            seen.setdefault(item.name, item)
+            old = item.resource.renamed_from
+            if old is None:
+                continue
+            if old == item.name:
+                yield item.diagnostic(
+                    ("renamed_from",), "error", "renamed_from repeats the name; remove it"
+                )
+            elif old in claimed:
+                yield item.diagnostic(
+                    ("renamed_from",),
+                    "error",
+                    f"'{old}' is already renamed to '{claimed[old].name}'",
+                )
+            claimed.setdefault(old, item)
+        for old, item in claimed.items():
+            if old in seen:
+                yield item.diagnostic(
+                    ("renamed_from",),
+                    "error",
+                    f"renamed_from '{old}', but a {kind} named '{old}' is still defined; "
+                    "remove one of them",
+                )
+
+
+def _unique_emails(config: Config) -> Iterator[Diagnostic]:
+    seen: dict[str, Loaded] = {}
+    for item in config.of_kind("EmailChannel"):
+        assert isinstance(item.resource, EmailChannel)
+        address = item.resource.email.lower()
+        first = seen.setdefault(address, item)
+        if first is not item:
+            yield item.diagnostic(
+                ("email",),
+                "error",
+                f"email {item.resource.email} is already used by channel '{first.name}'; "
+                "each channel needs its own address",
+            )
+
+
+def _references(config: Config) -> Iterator[Diagnostic]:
+    from channelsync.loader import did_you_mean
+
+    scripts = {i.name for i in config.of_kind("EmailScript")} | {DEFAULT_EMAIL_SCRIPT}
+    servers = {i.name for i in config.of_kind("SmtpServer")} | {BUILTIN_SMTP_SERVER}
+    for item in config.of_kind("EmailChannel"):
+        channel = item.resource
+        assert isinstance(channel, EmailChannel)
+        if channel.script not in scripts:
+            yield item.diagnostic(
+                ("script",),
+                "error",
+                f"script '{channel.script}' is not defined{did_you_mean(channel.script, scripts)}:"
+                f" add an EmailScript with that name, or omit 'script' for the "
+                f"'{DEFAULT_EMAIL_SCRIPT}'",
+            )
+        out = channel.outgoing
+        if out is not None and out.server not in servers:
+            yield item.diagnostic(
+                ("outgoing", "server"),
+                "error",
+                f"SMTP server '{out.server}' is not defined{did_you_mean(out.server, servers)}:"
+                f" add an SmtpServer with that name, or use '{BUILTIN_SMTP_SERVER}'",
+            )
+
+
+def _single_default(config: Config) -> Iterator[Diagnostic]:
+    defaults = [i for i in config.of_kind("SmtpServer") if getattr(i.resource, "default", False)]
+    for extra in defaults[1:]:
+        yield extra.diagnostic(
+            ("default",),
+            "error",
+            f"more than one default SmtpServer ('{defaults[0].name}' is the default already); "
+            "keep default: true on one server",
+        )
+
+
+def _channel(item: Loaded, channel: EmailChannel) -> Iterator[Diagnostic]:
+    yield from _incoming(item, channel.incoming)
+    yield from _ca_file(item, ("incoming", "tls", "ca_file"), channel.incoming.tls)
+    out = channel.outgoing
+    if out is not None:
+        if out.override and out.server == BUILTIN_SMTP_SERVER:
+            yield item.diagnostic(
+                ("outgoing", "override"),
+                "error",
+                f"'{BUILTIN_SMTP_SERVER}' cannot be overridden; choose a custom SmtpServer "
+                "or set override: false",
+            )
+        elif out.override and out.password is None:
+            yield item.diagnostic(
+                ("outgoing",),
+                "error",
+                "override: true needs the channel's password: add outgoing.password "
+                "(e.g. ${env:NAME})",
+                key=True,
+            )
+        if not out.override and (out.password is not None or out.user is not None):
+            field = "password" if out.password is not None else "user"
+            yield item.diagnostic(
+                ("outgoing", field),
+                "error",
+                f"outgoing.{field} is only used with override: true; add it or remove the {field}",
+                key=True,
+            )
+    if channel.enabled and channel.incoming.protocol in PLAIN_PROTOCOLS:
+        yield item.diagnostic(
+            ("incoming", "protocol"),
+            "warning",
+            f"protocol {channel.incoming.protocol} sends the password without TLS unless the "
+            f"server offers STARTTLS; prefer {channel.incoming.protocol}-ssl",
+        )
+    domain = channel.email.rsplit("@", 1)[-1].lower()
+    if channel.incoming.auth == "normal" and (
+        _is_gmail(domain) or _is_gmail(channel.incoming.server)
+    ):
+        yield item.diagnostic(
+            ("incoming", "password"),
+            "warning",
+            "Gmail and Google Workspace need an App password (16 letters), not the account "
+            f"password, when 2-step verification is on: {GMAIL_APP_PASSWORD_URL}",
+        )
+
+
+def _incoming(item: Loaded, incoming: Incoming) -> Iterator[Diagnostic]:
+    if incoming.auth == "normal":
+        if incoming.oauth is not None:
+            yield item.diagnostic(
+                ("incoming", "oauth"),
+                "error",
+                "oauth is only used with auth: microsoft-exchange; remove it or change auth",
+                key=True,
+            )
+        if incoming.password is None:
+            yield item.diagnostic(
+                ("incoming",),
+                "error",
+                "auth: normal needs incoming.password (e.g. ${env:NAME})",
+                key=True,
+            )
+        if incoming.server.lower() in EXCHANGE_ONLINE_HOSTS:
+            yield item.diagnostic(
+                ("incoming", "auth"),
+                "warning",
+                "Exchange Online has switched basic (password) authentication off; "
+                "use auth: microsoft-exchange with an oauth app registration",
+            )
+    else:
+        if incoming.password is not None:
+            yield item.diagnostic(
+                ("incoming", "password"),
+                "error",
+                "password is not used with auth: microsoft-exchange (it signs in with oauth); "
+                "remove it",
+                key=True,
+            )
+        if incoming.oauth is None:
+            yield item.diagnostic(
+                ("incoming",),
+                "error",
+                "auth: microsoft-exchange needs incoming.oauth "
+                "(tenant_id, client_id, client_secret)",
+                key=True,
+            )
+
+
+def _smtp_server(item: Loaded, server: SmtpServer) -> Iterator[Diagnostic]:
+    yield from _ca_file(item, ("tls", "ca_file"), server.tls)
+    if (server.user is None) != (server.password is None):
+        missing = "password" if server.password is None else "user"
+        yield item.diagnostic(
+            (), "error", f"SmtpServer needs both user and password, or neither; add {missing}"
+        )
+    if server.security == "none" and server.password is not None:
+        yield item.diagnostic(
+            ("security",),
+            "warning",
+            "security: none sends the password without TLS; use starttls or ssl",
+        )
+    if _is_gmail(server.host) and server.password is not None:
+        yield item.diagnostic(
+            ("password",),
+            "warning",
+            f"Gmail SMTP needs an App password when 2-step verification is on: "
+            f"{GMAIL_APP_PASSWORD_URL}",
+        )
+
+
+def _ca_file(item: Loaded, path: tuple[str, ...], tls: object) -> Iterator[Diagnostic]:
+    ca_file = getattr(tls, "ca_file", None)
+    if ca_file is not None and not (item.base_dir / ca_file).is_file():
+        yield item.diagnostic(
+            path,
+            "error",
+            f"ca_file '{ca_file}' does not exist (paths are relative to this file's directory)",
+        )
+
+
+def _is_gmail(host: str) -> bool:
+    host = host.lower()
+    return any(host == d or host.endswith("." + d) for d in GMAIL_DOMAINS)

@@ -1,0 +1,68 @@
+"""JSON Schema generation from the pydantic models (the only source of the schema)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from channelsync.model import KINDS
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+COMBINED = "channelsync.schema.json"
+
+
+def schema_for(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema(mode="validation")
+    return {"$schema": DRAFT, **schema}
+
+
+def file_name(kind: str) -> str:
+    return f"{kind}.schema.json"
+
+
+def all_schemas() -> dict[str, dict[str, Any]]:
+    """File name -> schema: one per kind, plus one that accepts any kind (for editors)."""
+    from pydantic.json_schema import models_json_schema
+
+    out = {file_name(kind): schema_for(model) for kind, model in KINDS.items()}
+    refs, combined = models_json_schema([(m, "validation") for m in KINDS.values()])
+    out[COMBINED] = {
+        "$schema": DRAFT,
+        "title": "channelsync resource",
+        "description": "One document of a channels.d/ file; 'kind' selects the resource type.",
+        "type": "object",
+        "required": ["kind"],
+        "properties": {"kind": {"enum": list(KINDS)}},
+        "oneOf": [refs[(m, "validation")] for m in KINDS.values()],
+        **combined,
+    }
+    return out
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def stale_files(directory: Path) -> list[str]:
+    """Schema files in ``directory`` that differ from what the models generate."""
+    return [
+        name
+        for name, schema in all_schemas().items()
+        if not (directory / name).is_file()
+        or (directory / name).read_text(encoding="utf-8") != render(schema)
+    ]
+
+
+def write_all(directory: Path) -> list[str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in all_schemas().items():
+        target = directory / name
+        text = render(schema)
+        if not target.is_file() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+            written.append(name)
+    return written

@@ -1,0 +1,76 @@
+"""Secret references (``${env:NAME}``, ``${file:PATH}``), their resolution and fingerprints.
+
+A secret's value is read only where it is needed (apply, connection tests, plan fingerprints)
+and never stored in a model, a plan, an error message or a log line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from channelsync.errors import ChannelsyncError
+
+_REF = re.compile(r"^\$\{(?P<source>[A-Za-z_][A-Za-z0-9_-]*):(?P<name>[^{}]*)\}$")
+SOURCES = ("env", "file")
+FINGERPRINT_PREFIX = "hmac-sha256:"
+
+
+class SecretUnavailable(ChannelsyncError):
+    """A reference is well-formed but its value cannot be read here (unset variable, no file)."""
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    source: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"${{{self.source}:{self.name}}}"
+
+    def resolve(self, base_dir: Path | None = None) -> str:
+        if self.source == "env":
+            value = os.environ.get(self.name)
+            if value is None:
+                raise SecretUnavailable(f"environment variable {self.name} is not set")
+            return value
+        path = Path(self.name)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise SecretUnavailable(f"secret file {path} cannot be read ({exc.strerror})") from None
+
+
+def parse_ref(text: str) -> SecretRef | None:
+    """The reference in ``text``, or None when ``text`` is not reference syntax at all."""
+    m = _REF.match(text)
+    if m is None:
+        return None
+    return SecretRef(m["source"], m["name"])
+
+
+def ref_problem(text: str) -> str | None:
+    """Why ``text`` is not a usable reference (worded without echoing ``text``), or None."""
+    ref = parse_ref(text)
+    if ref is None:
+        return (
+            "secrets must be references like ${env:NAME} or ${file:PATH}, "
+            "not literal values; move the value into an environment variable or a file"
+        )
+    if ref.source not in SOURCES:
+        return f"unknown secret source '{ref.source}'; use ${{env:NAME}} or ${{file:PATH}}"
+    if not ref.name.strip():
+        return f"secret reference ${{{ref.source}:}} names nothing"
+    return None
+
+
+def fingerprint(key: bytes, value: str) -> str:
+    """Keyed fingerprint: equal secrets compare equal, and the value cannot be recovered."""
+    digest = hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    return FINGERPRINT_PREFIX + digest

@@ -1,0 +1,313 @@
+"""YAML files -> plain documents, with source positions and guards against hostile input.
+
+Two parsers, one result. The fast path (yaml-rs, a Rust parser) reads ordinary files; any file
+it might read differently from ruamel.yaml (anchors, tags, merge keys, tabs, deep nesting) or
+that fails there goes through ruamel.yaml, which also gives line and column for every node.
+``tests/test_yaml_parity.py`` runs the bad-file corpus through both to keep them in step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from channelsync.errors import Diagnostic
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+MAX_NODES = 20_000
+
+Path_ = tuple[str | int, ...]
+
+# Anything here sends a file to the ruamel.yaml path (anchors/aliases, tags, merge keys, tabs,
+# directives); many brackets or deep indentation might be a nesting attack.
+_SLOW_BYTES = re.compile(r"[&*!\t%]|<<|\n {40}")
+
+
+@dataclass
+class Document:
+    """One YAML document: plain data plus (on the ruamel path) every node's position."""
+
+    index: int
+    data: Any
+    line: int = 1
+    column: int = 1
+    values: dict[Path_, tuple[int, int]] | None = None
+    keys: dict[Path_, tuple[int, int]] | None = None
+
+    def position(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
+        """1-based position of the value (or key) at ``path``, or of its nearest ancestor."""
+        table = self.keys if key else self.values
+        if table is not None and path in table:
+            return table[path]
+        if self.values is not None:
+            while path:
+                path = path[:-1]
+                if path in self.values:
+                    return self.values[path]
+        return self.line, self.column
+
+
+@dataclass
+class SourceFile:
+    path: Path
+    display: str
+    documents: list[Document] = field(default_factory=list)
+    problems: list[Diagnostic] = field(default_factory=list)
+    text: str = ""
+    precise: bool = False
+
+    def error(self, line: int, column: int, message: str) -> None:
+        self.problems.append(Diagnostic(self.display, line, column, "error", message))
+
+    def ensure_positions(self) -> None:
+        """Re-read through ruamel.yaml so that documents carry positions (for error reports)."""
+        if not self.precise:
+            self.documents = []
+            _parse_precise(self)
+
+
+def read_source(path: Path, display: str) -> SourceFile:
+    src = SourceFile(path, display)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        src.error(1, 1, f"cannot read file: {exc.strerror}")
+        return src
+    if len(raw) > MAX_FILE_BYTES:
+        src.error(
+            1, 1, f"file is {len(raw):,} bytes; the limit is 1 MiB (split it into several files)"
+        )
+        return src
+    try:
+        src.text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _line_col(raw, exc.start)
+        src.error(
+            line, column, f"file is not UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8"
+        )
+        return src
+    if src.text.startswith("\ufeff"):
+        src.text = src.text[1:]
+    if not _parse_fast(src):
+        _parse_precise(src)
+    return src
+
+
+def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    return raw.count(b"\n", 0, offset) + 1, len(
+        raw[line_start:offset].decode("utf-8", "replace")
+    ) + 1
+
+
+def _parse_fast(src: SourceFile) -> bool:
+    """Parse with yaml-rs; False when the file needs the ruamel.yaml path."""
+    text = src.text
+    if _SLOW_BYTES.search(text) or text.count("[") + text.count("{") > 64:
+        return False
+    import yaml_rs
+
+    try:
+        data = yaml_rs.loads(text, parse_datetime=False)
+    except Exception:
+        return False
+    if not isinstance(data, dict):  # empty file, scalar, a list, or several documents
+        return False
+    src.documents = [Document(0, data)]
+    return True
+
+
+def _parse_precise(src: SourceFile) -> None:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError
+
+    src.precise = True
+    yaml = YAML(typ="rt", pure=True)
+    try:
+        if not _check_depth(src, yaml):
+            return
+        nodes = list(yaml.compose_all(src.text))
+    except MarkedYAMLError as exc:
+        _report_syntax(src, exc)
+        return
+    except RecursionError:  # pragma: no cover - _check_depth keeps this from happening
+        src.error(1, 1, f"nesting deeper than {MAX_DEPTH} levels")
+        return
+    if not nodes:
+        src.error(1, 1, "file has no YAML documents; add a resource or delete the file")
+        return
+    for index, node in enumerate(nodes):
+        builder = _Builder(src)
+        try:
+            data = builder.build(node, ())
+        except _TooLarge:
+            mark = node.start_mark
+            src.error(
+                mark.line + 1,
+                mark.column + 1,
+                f"document expands to more than {MAX_NODES:,} values (alias bomb?); "
+                "remove the aliases",
+            )
+            continue
+        line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        if data is None:  # an empty document: point at its '---'
+            line, column = _document_marker(src.text, line), 1
+        src.documents.append(Document(index, data, line, column, builder.values, builder.keys))
+
+
+def _document_marker(text: str, line: int) -> int:
+    lines = text.splitlines()
+    for number in range(min(line, len(lines)), 0, -1):
+        if lines[number - 1].startswith("---"):
+            return number
+    return line
+
+
+def _check_depth(src: SourceFile, yaml: Any) -> bool:
+    """Walk the event stream (iteratively) so deep nesting is refused before it is built."""
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
+    depth = 0
+    for event in yaml.parse(src.text):
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                src.error(mark.line + 1, mark.column + 1, f"nesting deeper than {MAX_DEPTH} levels")
+                return False
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+    return True
+
+
+def _report_syntax(src: SourceFile, exc: Any) -> None:
+    tab = _first_indent_tab(src.text)
+    if tab is not None:
+        src.error(*tab, "tab character in indentation; YAML indents with spaces only")
+        return
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = (exc.problem or exc.context or "invalid YAML").strip()
+    context, start = exc.context, exc.context_mark
+    if exc.problem and context and start is not None and start.line + 1 != line:
+        problem += f" ({context.strip()} at line {start.line + 1}, column {start.column + 1})"
+    src.error(line, column, f"YAML syntax error: {problem}")
+
+
+def _first_indent_tab(text: str) -> tuple[int, int] | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        indent = len(line) - len(line.lstrip(" \t"))
+        position = line.find("\t", 0, indent)
+        if position >= 0:
+            return number, position + 1
+    return None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+_TAG = "tag:yaml.org,2002:"
+
+
+class _Builder:
+    """Node graph -> plain data, recording positions, refusing duplicate keys and alias bombs."""
+
+    def __init__(self, src: SourceFile) -> None:
+        self.src = src
+        self.count = 0
+        self.values: dict[Path_, tuple[int, int]] = {}
+        self.keys: dict[Path_, tuple[int, int]] = {}
+
+    def build(self, node: Any, path: Path_) -> Any:
+        from ruamel.yaml.nodes import MappingNode, SequenceNode
+
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _TooLarge
+        mark = node.start_mark
+        self.values.setdefault(path, (mark.line + 1, mark.column + 1))
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self._scalar(node)
+
+    def _mapping(self, node: Any, path: Path_) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        first: dict[Any, tuple[int, int]] = {}
+        merged: list[dict[Any, Any]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _TAG + "merge":
+                merged.extend(self._merge_sources(value_node, path))
+                continue
+            where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if not isinstance(key_node.value, str):
+                self.src.error(*where, "a mapping key must be a plain value, not a list or mapping")
+                continue
+            key = self._scalar(key_node)
+            if key in first:
+                line, column = first[key]
+                self.src.error(
+                    *where, f"duplicate key '{key}' (first at line {line}, column {column})"
+                )
+                continue
+            first[key] = where
+            self.keys[(*path, key)] = where
+            result[key] = self.build(value_node, (*path, key))
+        for extra in merged:
+            for key, value in extra.items():
+                result.setdefault(key, value)
+        return result
+
+    def _merge_sources(self, node: Any, path: Path_) -> Iterator[dict[Any, Any]]:
+        from ruamel.yaml.nodes import MappingNode
+
+        sources = node.value if not isinstance(node, MappingNode) else [node]
+        for source in sources:
+            data = self.build(source, path)
+            if isinstance(data, dict):
+                yield data
+
+    def _scalar(self, node: Any) -> Any:
+        tag: str = node.tag
+        value: str = node.value
+        if not tag.startswith(_TAG) and tag != "!":
+            mark = node.start_mark
+            self.src.error(
+                mark.line + 1, mark.column + 1, f"YAML tag '{tag}' is not supported; remove it"
+            )
+            return value
+        kind = tag[len(_TAG) :]
+        if kind == "null":
+            return None
+        if kind == "bool":
+            return value.lower() in ("true", "yes", "on")
+        if kind == "int":
+            return _to_int(value)
+        if kind == "float":
+            return _to_float(value)
+        return value
+
+
+def _to_int(text: str) -> int:
+    text = text.replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    body = text.lstrip("+-")
+    for prefix, base in (("0o", 8), ("0x", 16), ("0b", 2)):
+        if body.lower().startswith(prefix):
+            return sign * int(body[2:], base)
+    return sign * int(body, 10)
+
+
+def _to_float(text: str) -> float:
+    lowered = text.lower().replace("_", "")
+    if lowered.lstrip("+-") in (".inf",):
+        return float("-inf") if lowered.startswith("-") else float("inf")
+    if lowered == ".nan":
+        return float("nan")
+    return float(lowered)

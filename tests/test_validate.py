@@ -1,0 +1,160 @@
+"""`channelsync validate`: the bad-file corpus, output formats, exit codes, hostile input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tracemalloc
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channelsync.loader import load_config
+from tests.conftest import CORPUS, EXAMPLES
+
+BAD = CORPUS / "bad"
+
+
+def _expected() -> dict[str, list[str]]:
+    table: dict[str, list[str]] = defaultdict(list)
+    for line in (BAD / "expected.txt").read_text(encoding="utf-8").splitlines():
+        table[line.split(":", 1)[0]].append(line)
+    return table
+
+
+BAD_FILES = sorted(p.name for p in BAD.glob("*.yaml"))
+
+
+def test_corpus_has_at_least_thirty_bad_files() -> None:
+    assert len(BAD_FILES) >= 30
+    assert set(_expected()) == set(BAD_FILES)
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_bad_file_reports_exact_position_and_message(name: str, workdir: Path, cli: Any) -> None:
+    shutil.copy(BAD / name, workdir / "channels.d" / name)
+    result = cli("validate", "--dir", "channels.d")
+    got = [line.replace("channels.d/", "") for line in result.out.splitlines()[:-1]]
+    assert got == _expected()[name]
+    has_error = any(": error: " in line for line in got)
+    assert result.code == (1 if has_error else 0)
+    assert "Traceback" not in result.out + result.err
+
+
+def test_shipped_examples_are_valid(examples: Path, cli: Any) -> None:
+    result = cli("validate")
+    assert result.code == 0, result.out
+    assert result.out.endswith("4 file(s) checked: valid, 0 error(s), 2 warning(s)\n")
+
+
+def test_json_format_lists_errors_and_warnings(workdir: Path, cli: Any) -> None:
+    shutil.copy(BAD / "46-warnings.yaml", workdir / "channels.d")
+    shutil.copy(BAD / "17-port-too-high.yaml", workdir / "channels.d")
+    result = cli("validate", "--format", "json")
+    report = json.loads(result.out)
+    assert result.code == 1
+    assert report["valid"] is False
+    assert report["errors"] == [
+        {
+            "file": "channels.d/17-port-too-high.yaml",
+            "line": 7,
+            "column": 9,
+            "message": "incoming.port: port 70000 is outside 1-65535",
+        }
+    ]
+    assert [w["line"] for w in report["warnings"]] == [7, 9, 15]
+
+
+def test_github_format_is_workflow_annotations(workdir: Path, cli: Any) -> None:
+    shutil.copy(BAD / "19-unknown-protocol.yaml", workdir / "channels.d")
+    result = cli("validate", "--format", "github")
+    assert result.out == (
+        "::error file=channels.d/19-unknown-protocol.yaml,line=6,col=13::incoming.protocol: "
+        "'imap-tls' is not one of pop3, pop3-ssl, imap, imap-ssl (did you mean 'imap-ssl'?)\n"
+    )
+
+
+def test_every_problem_in_one_run_across_files(workdir: Path, cli: Any) -> None:
+    for name in ("16-bad-email.yaml", "20-unknown-auth.yaml", "40-builtin-name.yaml"):
+        shutil.copy(BAD / name, workdir / "channels.d")
+    result = cli("validate")
+    assert result.code == 1
+    assert result.out.count(": error: ") == 3
+
+
+def test_duplicate_name_across_files_points_at_both(workdir: Path, cli: Any) -> None:
+    doc = "kind: EmailScript\nname: Sales\n"
+    (workdir / "channels.d" / "a.yaml").write_text(doc)
+    (workdir / "channels.d" / "b.yml").write_text("# second\n" + doc)
+    result = cli("validate")
+    assert result.out.splitlines()[0] == (
+        "channels.d/b.yml:3:7: error: duplicate EmailScript name 'Sales' "
+        "(first defined at channels.d/a.yaml:2:7)"
+    )
+
+
+def test_literal_secret_is_never_echoed(workdir: Path, cli: Any) -> None:
+    shutil.copy(BAD / "29-literal-secret.yaml", workdir / "channels.d")
+    for fmt in ("text", "json", "github"):
+        result = cli("validate", "--format", fmt)
+        assert "hunter2" not in result.out + result.err
+
+
+def test_missing_config_dir_is_an_error(workdir: Path, cli: Any) -> None:
+    result = cli("validate", "--dir", "nowhere")
+    assert result.code == 1
+    assert result.out.startswith(
+        "nowhere:1:1: error: config directory does not exist; create it or pass --dir"
+    )
+
+
+def test_oversized_file_is_refused_without_parsing(workdir: Path, cli: Any) -> None:
+    big = workdir / "channels.d" / "big.yaml"
+    big.write_text("kind: EmailScript\nname: Big\nqueues:\n" + "  - q\n" * 300_000)
+    result = cli("validate")
+    assert result.out.splitlines()[0] == (
+        "channels.d/big.yaml:1:1: error: file is 1,800,036 bytes; the limit is 1 MiB "
+        "(split it into several files)"
+    )
+
+
+@pytest.mark.parametrize("name", ["33-alias-bomb.yaml", "34-deep-nesting.yaml"])
+def test_hostile_input_is_refused_with_bounded_memory(name: str, workdir: Path) -> None:
+    shutil.copy(BAD / name, workdir / "channels.d")
+    tracemalloc.start()
+    config = load_config(workdir / "channels.d")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(config.errors) == 1
+    assert peak < 50 * 1024 * 1024
+
+
+def test_unknown_option_exits_1_without_traceback(cli: Any) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli("validate", "--bogus")
+    assert exc.value.code == 1
+
+
+def test_version_and_module_entry_point() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "channelsync", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0
+    assert out.stdout.startswith("channelsync 0.")
+
+
+def test_schema_files_are_in_sync_with_the_model() -> None:
+    from channelsync.schema import stale_files
+
+    assert stale_files(Path(__file__).resolve().parent.parent / "schemas") == []
+
+
+def test_examples_declare_the_schema_for_editors() -> None:
+    for path in EXAMPLES.glob("*.yaml"):
+        text = path.read_text()
+        docs = text.count("\nkind:") + text.startswith("kind:")
+        assert text.count("# yaml-language-server: $schema=../schemas/") == docs, path

@@ -1,0 +1,61 @@
+"""The fast YAML path (yaml-rs) must accept and reject exactly what ruamel.yaml does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from channelsync import yamlsource
+from channelsync.yamlsource import SourceFile, read_source
+from tests.conftest import CORPUS, EXAMPLES
+
+FILES = sorted(CORPUS.glob("bad/*.yaml")) + sorted(EXAMPLES.glob("*.yaml"))
+
+# Documents that are valid YAML but differ between YAML versions or parsers.
+TRICKY = {
+    "numbers.yaml": "a: 017\nb: 0o17\nc: 1_000\nd: 1e3\ne: 0x1F\nf: +5\ng: -3\nh: .inf\n",
+    "bools.yaml": "a: yes\nb: on\nc: True\nd: FALSE\ne: ~\nf: null\ng: ''\n",
+    "dates.yaml": "a: 2024-01-01\nb: 2024-01-01T10:00:00Z\n",
+    "strings.yaml": "a: 'x: y'\nb: \"\\u00e9\"\nc: |\n  two\n  lines\nd: >-\n  folded\n",
+    "flow.yaml": "a: {b: [1, 2], c: {d: e}}\n",
+    "keys.yaml": "1: a\ntrue: b\nnull: c\n",
+    "dupe.yaml": "a: 1\nb: 2\na: 3\n",
+    "multi.yaml": "a: 1\n---\nb: 2\n",
+    "list.yaml": "- a: 1\n- b: 2\n",
+}
+
+
+def _both(path: Path) -> tuple[SourceFile, SourceFile]:
+    fast = read_source(path, path.name)
+    slow = SourceFile(path, path.name, text=fast.text)
+    if fast.text or not fast.problems:
+        yamlsource._parse_precise(slow)
+    else:
+        slow.problems = list(fast.problems)
+    return fast, slow
+
+
+def _outcome(src: SourceFile) -> object:
+    if src.problems:
+        return "rejected"
+    return [d.data for d in src.documents]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_fast_and_precise_parsers_agree_on_corpus(path: Path) -> None:
+    fast, slow = _both(path)
+    assert _outcome(fast) == _outcome(slow)
+
+
+@pytest.mark.parametrize("name", sorted(TRICKY))
+def test_fast_and_precise_parsers_agree_on_tricky_yaml(name: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    path.write_text(TRICKY[name])
+    fast, slow = _both(path)
+    assert _outcome(fast) == _outcome(slow)
+
+
+def test_fast_path_is_taken_for_ordinary_files() -> None:
+    src = read_source(EXAMPLES / "contoso-exchange.yaml", "x")
+    assert not src.precise
