@@ -158,3 +158,15 @@ def test_examples_declare_the_schema_for_editors() -> None:
         text = path.read_text()
         docs = text.count("\nkind:") + text.startswith("kind:")
         assert text.count("# yaml-language-server: $schema=../schemas/") == docs, path
+
+
+def test_parallel_and_serial_loading_agree(examples: Path, monkeypatch: Any) -> None:
+    from channelsync import loader
+
+    serial = load_config(examples)
+    monkeypatch.setattr(loader, "PARALLEL_MIN_FILES", 1)
+    parallel = load_config(examples)
+    assert [(r.kind, r.name, r.data) for r in parallel.resources] == [
+        (r.kind, r.name, r.data) for r in serial.resources
+    ]
+    assert parallel.diagnostics == serial.diagnostics

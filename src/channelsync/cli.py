@@ -78,13 +78,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from channelsync import schema
 
     if args.write:
-        for name in schema.write_all(args.out):
-            print(f"wrote {args.out / name}")
+        for path in schema.write_all(args.out):
+            print(f"wrote {path}")
         return EXIT_OK
     if args.check:
         stale = schema.stale_files(args.out)
-        for name in stale:
-            print(f"{args.out / name}: stale; run 'channelsync schema --write'", file=sys.stderr)
+        for path in stale:
+            print(f"{path}: stale; run 'channelsync schema --write'", file=sys.stderr)
         return EXIT_ERROR if stale else EXIT_OK
     sys.stdout.write(schema.render(schema.all_schemas()[schema.COMBINED]))
     return EXIT_OK

@@ -7,24 +7,16 @@ fields or resources to each other live in ``rules.py``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-BUILTIN_SMTP_SERVER = "VCC Internal"
-DEFAULT_EMAIL_SCRIPT = "Default Email Script"
-
-INCOMING_DEFAULT_PORTS: dict[str, int] = {
-    "pop3": 110,
-    "pop3-ssl": 995,
-    "imap": 143,
-    "imap-ssl": 993,
-}
-SMTP_DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
-PLAIN_PROTOCOLS = frozenset({"pop3", "imap"})
-
-DEFAULT_OAUTH_AUTHORITY = "https://login.microsoftonline.com"
-DEFAULT_OAUTH_SCOPE = "https://outlook.office365.com/.default"
+from channelsync.defaults import (
+    BUILTIN_SMTP_SERVER,
+    DEFAULT_EMAIL_SCRIPT,
+    DEFAULT_OAUTH_AUTHORITY,
+    DEFAULT_OAUTH_SCOPE,
+)
 
 # Kept to syntax both Python's `re` (jsonschema) and Rust's `regex` (pydantic) read the same way.
 SECRET_REF_PATTERN = r"^\$\{(env|file):[^{}]+\}$"
@@ -120,12 +112,6 @@ class Incoming(_Strict):
         "(plain pop3/imap on a server that offers no STARTTLS).",
     )
 
-    @model_validator(mode="after")
-    def _default_port(self) -> Incoming:
-        if self.port is None:
-            object.__setattr__(self, "port", INCOMING_DEFAULT_PORTS[self.protocol])
-        return self
-
 
 class Outgoing(_Strict):
     """Outgoing Mail Configuration: where agents' replies are sent from."""
@@ -169,12 +155,6 @@ class EmailChannel(_Strict):
         default=None, description="Omitted means the tenant's default SMTP server."
     )
 
-    @model_validator(mode="after")
-    def _default_outgoing_user(self) -> EmailChannel:
-        if self.outgoing is not None and self.outgoing.override and self.outgoing.user is None:
-            object.__setattr__(self.outgoing, "user", self.email)
-        return self
-
 
 class SmtpServer(_Strict):
     """A custom outgoing (SMTP) server that channels can send through."""
@@ -194,12 +174,6 @@ class SmtpServer(_Strict):
     )
     tls: Tls | None = None
 
-    @model_validator(mode="after")
-    def _default_port(self) -> SmtpServer:
-        if self.port is None:
-            object.__setattr__(self, "port", SMTP_DEFAULT_PORTS[self.security])
-        return self
-
 
 class EmailScript(_Strict):
     """An email script: routes incoming mail to agents through email queues."""
@@ -207,7 +181,7 @@ class EmailScript(_Strict):
     kind: Literal["EmailScript"]
     name: Name = Field(title="Script name")
     renamed_from: Name | None = None
-    queues: list[Name] = Field(default_factory=list, description="Email queues it routes to.")
+    queues: list[Name] = Field(default=[], description="Email queues it routes to.")
 
 
 Resource = EmailChannel | SmtpServer | EmailScript
@@ -216,20 +190,3 @@ KINDS: dict[str, type[Resource]] = {
     "SmtpServer": SmtpServer,
     "EmailScript": EmailScript,
 }
-BUILTIN_NAMES: dict[str, str] = {
-    "SmtpServer": BUILTIN_SMTP_SERVER,
-    "EmailScript": DEFAULT_EMAIL_SCRIPT,
-}
-
-# Fields that configure channelsync's own connection tests, not the tenant: never sent to
-# or compared with a target.
-LOCAL_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "EmailChannel": (("incoming", "tls"), ("incoming", "allow_insecure_auth")),
-    "SmtpServer": (("tls",),),
-    "EmailScript": (),
-}
-
-
-def dump(resource: Resource) -> dict[str, Any]:
-    """The normalised, JSON-ready form of a resource (defaults applied)."""
-    return resource.model_dump(mode="json", exclude={"renamed_from"})

@@ -7,19 +7,16 @@ needs more than one field or more than one resource to decide.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from channelsync.errors import Diagnostic
-from channelsync.model import (
+from channelsync.defaults import (
     BUILTIN_NAMES,
     BUILTIN_SMTP_SERVER,
     DEFAULT_EMAIL_SCRIPT,
-    KINDS,
+    KIND_NAMES,
     PLAIN_PROTOCOLS,
-    EmailChannel,
-    Incoming,
-    SmtpServer,
 )
+from channelsync.errors import Diagnostic
 
 if TYPE_CHECKING:
     from channelsync.loader import Config, Loaded
@@ -35,17 +32,18 @@ def check(config: Config) -> list[Diagnostic]:
     out.extend(_unique_emails(config))
     out.extend(_references(config))
     out.extend(_single_default(config))
+    # One pass over the resources; the per-resource rules are generators, so a resource
+    # with nothing to report costs one call.
     for item in config.resources:
-        resource = item.resource
-        if isinstance(resource, EmailChannel):
-            out.extend(_channel(item, resource))
-        elif isinstance(resource, SmtpServer):
-            out.extend(_smtp_server(item, resource))
+        if item.kind == "EmailChannel":
+            out.extend(_channel(item, item.data))
+        elif item.kind == "SmtpServer":
+            out.extend(_smtp_server(item, item.data))
     return out
 
 
 def _unique_names(config: Config) -> Iterator[Diagnostic]:
-    for kind in KINDS:
+    for kind in KIND_NAMES:
         seen: dict[str, Loaded] = {}
         claimed: dict[str, Loaded] = {}
         for item in config.of_kind(kind):
@@ -65,7 +63,7 @@ def _unique_names(config: Config) -> Iterator[Diagnostic]:
                     f"{where.file}:{where.line}:{where.column})",
                 )
             seen.setdefault(item.name, item)
-            old = item.resource.renamed_from
+            old = item.data.get("renamed_from")
             if old is None:
                 continue
             if old == item.name:
@@ -92,14 +90,13 @@ def _unique_names(config: Config) -> Iterator[Diagnostic]:
 def _unique_emails(config: Config) -> Iterator[Diagnostic]:
     seen: dict[str, Loaded] = {}
     for item in config.of_kind("EmailChannel"):
-        assert isinstance(item.resource, EmailChannel)
-        address = item.resource.email.lower()
+        address = item.data["email"].lower()
         first = seen.setdefault(address, item)
         if first is not item:
             yield item.diagnostic(
                 ("email",),
                 "error",
-                f"email {item.resource.email} is already used by channel '{first.name}'; "
+                f"email {item.data['email']} is already used by channel '{first.name}'; "
                 "each channel needs its own address",
             )
 
@@ -110,28 +107,27 @@ def _references(config: Config) -> Iterator[Diagnostic]:
     scripts = {i.name for i in config.of_kind("EmailScript")} | {DEFAULT_EMAIL_SCRIPT}
     servers = {i.name for i in config.of_kind("SmtpServer")} | {BUILTIN_SMTP_SERVER}
     for item in config.of_kind("EmailChannel"):
-        channel = item.resource
-        assert isinstance(channel, EmailChannel)
-        if channel.script not in scripts:
+        script, out = item.data["script"], item.data.get("outgoing")
+        if script not in scripts:
             yield item.diagnostic(
                 ("script",),
                 "error",
-                f"script '{channel.script}' is not defined{did_you_mean(channel.script, scripts)}:"
+                f"script '{script}' is not defined{did_you_mean(script, scripts)}:"
                 f" add an EmailScript with that name, or omit 'script' for the "
                 f"'{DEFAULT_EMAIL_SCRIPT}'",
             )
-        out = channel.outgoing
-        if out is not None and out.server not in servers:
+        if out is not None and out["server"] not in servers:
+            server = out["server"]
             yield item.diagnostic(
                 ("outgoing", "server"),
                 "error",
-                f"SMTP server '{out.server}' is not defined{did_you_mean(out.server, servers)}:"
+                f"SMTP server '{server}' is not defined{did_you_mean(server, servers)}:"
                 f" add an SmtpServer with that name, or use '{BUILTIN_SMTP_SERVER}'",
             )
 
 
 def _single_default(config: Config) -> Iterator[Diagnostic]:
-    defaults = [i for i in config.of_kind("SmtpServer") if getattr(i.resource, "default", False)]
+    defaults = [i for i in config.of_kind("SmtpServer") if i.data["default"]]
     for extra in defaults[1:]:
         yield extra.diagnostic(
             ("default",),
@@ -141,19 +137,20 @@ def _single_default(config: Config) -> Iterator[Diagnostic]:
         )
 
 
-def _channel(item: Loaded, channel: EmailChannel) -> Iterator[Diagnostic]:
-    yield from _incoming(item, channel.incoming)
-    yield from _ca_file(item, ("incoming", "tls", "ca_file"), channel.incoming.tls)
-    out = channel.outgoing
+def _channel(item: Loaded, channel: dict[str, Any]) -> Iterator[Diagnostic]:
+    incoming = channel["incoming"]
+    yield from _incoming(item, incoming)
+    yield from _ca_file(item, ("incoming", "tls", "ca_file"), incoming.get("tls"))
+    out = channel.get("outgoing")
     if out is not None:
-        if out.override and out.server == BUILTIN_SMTP_SERVER:
+        if out["override"] and out["server"] == BUILTIN_SMTP_SERVER:
             yield item.diagnostic(
                 ("outgoing", "override"),
                 "error",
                 f"'{BUILTIN_SMTP_SERVER}' cannot be overridden; choose a custom SmtpServer "
                 "or set override: false",
             )
-        elif out.override and out.password is None:
+        elif out["override"] and out.get("password") is None:
             yield item.diagnostic(
                 ("outgoing",),
                 "error",
@@ -161,25 +158,25 @@ def _channel(item: Loaded, channel: EmailChannel) -> Iterator[Diagnostic]:
                 "(e.g. ${env:NAME})",
                 key=True,
             )
-        if not out.override and (out.password is not None or out.user is not None):
-            field = "password" if out.password is not None else "user"
+        unused = [f for f in ("password", "user") if out.get(f) is not None]
+        if not out["override"] and unused:
+            field = unused[0]
             yield item.diagnostic(
                 ("outgoing", field),
                 "error",
                 f"outgoing.{field} is only used with override: true; add it or remove the {field}",
                 key=True,
             )
-    if channel.enabled and channel.incoming.protocol in PLAIN_PROTOCOLS:
+    protocol = incoming["protocol"]
+    if channel["enabled"] and protocol in PLAIN_PROTOCOLS:
         yield item.diagnostic(
             ("incoming", "protocol"),
             "warning",
-            f"protocol {channel.incoming.protocol} sends the password without TLS unless the "
-            f"server offers STARTTLS; prefer {channel.incoming.protocol}-ssl",
+            f"protocol {protocol} sends the password without TLS unless the "
+            f"server offers STARTTLS; prefer {protocol}-ssl",
         )
-    domain = channel.email.rsplit("@", 1)[-1].lower()
-    if channel.incoming.auth == "normal" and (
-        _is_gmail(domain) or _is_gmail(channel.incoming.server)
-    ):
+    domain = channel["email"].rsplit("@", 1)[-1]
+    if incoming["auth"] == "normal" and (_is_gmail(domain) or _is_gmail(incoming["server"])):
         yield item.diagnostic(
             ("incoming", "password"),
             "warning",
@@ -188,23 +185,23 @@ def _channel(item: Loaded, channel: EmailChannel) -> Iterator[Diagnostic]:
         )
 
 
-def _incoming(item: Loaded, incoming: Incoming) -> Iterator[Diagnostic]:
-    if incoming.auth == "normal":
-        if incoming.oauth is not None:
+def _incoming(item: Loaded, incoming: dict[str, Any]) -> Iterator[Diagnostic]:
+    if incoming["auth"] == "normal":
+        if incoming.get("oauth") is not None:
             yield item.diagnostic(
                 ("incoming", "oauth"),
                 "error",
                 "oauth is only used with auth: microsoft-exchange; remove it or change auth",
                 key=True,
             )
-        if incoming.password is None:
+        if incoming.get("password") is None:
             yield item.diagnostic(
                 ("incoming",),
                 "error",
                 "auth: normal needs incoming.password (e.g. ${env:NAME})",
                 key=True,
             )
-        if incoming.server.lower() in EXCHANGE_ONLINE_HOSTS:
+        if incoming["server"].lower() in EXCHANGE_ONLINE_HOSTS:
             yield item.diagnostic(
                 ("incoming", "auth"),
                 "warning",
@@ -212,7 +209,7 @@ def _incoming(item: Loaded, incoming: Incoming) -> Iterator[Diagnostic]:
                 "use auth: microsoft-exchange with an oauth app registration",
             )
     else:
-        if incoming.password is not None:
+        if incoming.get("password") is not None:
             yield item.diagnostic(
                 ("incoming", "password"),
                 "error",
@@ -220,7 +217,7 @@ def _incoming(item: Loaded, incoming: Incoming) -> Iterator[Diagnostic]:
                 "remove it",
                 key=True,
             )
-        if incoming.oauth is None:
+        if incoming.get("oauth") is None:
             yield item.diagnostic(
                 ("incoming",),
                 "error",
@@ -230,20 +227,21 @@ def _incoming(item: Loaded, incoming: Incoming) -> Iterator[Diagnostic]:
             )
 
 
-def _smtp_server(item: Loaded, server: SmtpServer) -> Iterator[Diagnostic]:
-    yield from _ca_file(item, ("tls", "ca_file"), server.tls)
-    if (server.user is None) != (server.password is None):
-        missing = "password" if server.password is None else "user"
+def _smtp_server(item: Loaded, server: dict[str, Any]) -> Iterator[Diagnostic]:
+    yield from _ca_file(item, ("tls", "ca_file"), server.get("tls"))
+    user, password = server.get("user"), server.get("password")
+    if (user is None) != (password is None):
+        missing = "password" if password is None else "user"
         yield item.diagnostic(
             (), "error", f"SmtpServer needs both user and password, or neither; add {missing}"
         )
-    if server.security == "none" and server.password is not None:
+    if server["security"] == "none" and password is not None:
         yield item.diagnostic(
             ("security",),
             "warning",
             "security: none sends the password without TLS; use starttls or ssl",
         )
-    if _is_gmail(server.host) and server.password is not None:
+    if _is_gmail(server["host"]) and password is not None:
         yield item.diagnostic(
             ("password",),
             "warning",
@@ -252,8 +250,10 @@ def _smtp_server(item: Loaded, server: SmtpServer) -> Iterator[Diagnostic]:
         )
 
 
-def _ca_file(item: Loaded, path: tuple[str, ...], tls: object) -> Iterator[Diagnostic]:
-    ca_file = getattr(tls, "ca_file", None)
+def _ca_file(
+    item: Loaded, path: tuple[str, ...], tls: dict[str, Any] | None
+) -> Iterator[Diagnostic]:
+    ca_file = tls["ca_file"] if tls else None
     if ca_file is not None and not (item.base_dir / ca_file).is_file():
         yield item.diagnostic(
             path,
@@ -262,6 +262,9 @@ def _ca_file(item: Loaded, path: tuple[str, ...], tls: object) -> Iterator[Diagn
         )
 
 
+_GMAIL_SUFFIXES = tuple("." + d for d in GMAIL_DOMAINS)
+
+
 def _is_gmail(host: str) -> bool:
     host = host.lower()
-    return any(host == d or host.endswith("." + d) for d in GMAIL_DOMAINS)
+    return host in GMAIL_DOMAINS or host.endswith(_GMAIL_SUFFIXES)

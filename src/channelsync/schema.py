@@ -46,23 +46,29 @@ def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
-def stale_files(directory: Path) -> list[str]:
-    """Schema files in ``directory`` that differ from what the models generate."""
+def _targets(directory: Path) -> dict[Path, str]:
+    """Every generated file: the schemas/ folder, and the copy the package validates with."""
+    from channelsync.document import PACKAGED_SCHEMA
+
+    schemas = all_schemas()
+    out = {directory / name: render(schema) for name, schema in schemas.items()}
+    out[PACKAGED_SCHEMA] = render(schemas[COMBINED])
+    return out
+
+
+def stale_files(directory: Path) -> list[Path]:
+    """Generated files that differ from what the models generate now."""
     return [
-        name
-        for name, schema in all_schemas().items()
-        if not (directory / name).is_file()
-        or (directory / name).read_text(encoding="utf-8") != render(schema)
+        path
+        for path, text in _targets(directory).items()
+        if not path.is_file() or path.read_text(encoding="utf-8") != text
     ]
 
 
-def write_all(directory: Path) -> list[str]:
+def write_all(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, schema in all_schemas().items():
-        target = directory / name
-        text = render(schema)
-        if not target.is_file() or target.read_text(encoding="utf-8") != text:
-            target.write_text(text, encoding="utf-8")
-            written.append(name)
-    return written
+    stale = stale_files(directory)
+    targets = _targets(directory)
+    for path in stale:
+        path.write_text(targets[path], encoding="utf-8")
+    return stale

@@ -8,6 +8,7 @@ that fails there goes through ruamel.yaml, which also gives line and column for 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,8 +24,10 @@ MAX_NODES = 20_000
 Path_ = tuple[str | int, ...]
 
 # Anything here sends a file to the ruamel.yaml path (anchors/aliases, tags, merge keys, tabs,
-# directives); many brackets or deep indentation might be a nesting attack.
-_SLOW_BYTES = re.compile(r"[&*!\t%]|<<|\n {40}")
+# directives, document end markers); many brackets or deep indentation may be a nesting attack.
+_SLOW_MARKS = ("&", "*", "!", "\t", "%", "<<", "\n...", "\n" + " " * 40)
+_DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
+_CONTENT_LINE = re.compile(r"^[ \t]*[^#\s]", re.MULTILINE)
 
 
 @dataclass
@@ -53,7 +56,7 @@ class Document:
 
 @dataclass
 class SourceFile:
-    path: Path
+    path: str
     display: str
     documents: list[Document] = field(default_factory=list)
     problems: list[Diagnostic] = field(default_factory=list)
@@ -66,14 +69,30 @@ class SourceFile:
     def ensure_positions(self) -> None:
         """Re-read through ruamel.yaml so that documents carry positions (for error reports)."""
         if not self.precise:
+            if not self.text:
+                self.text = Path(self.path).read_text(encoding="utf-8").removeprefix("\ufeff")
             self.documents = []
             _parse_precise(self)
 
 
-def read_source(path: Path, display: str) -> SourceFile:
+def fast_documents(path: str) -> list[Any] | None:
+    """The documents of an ordinary file, or None when it needs ``read_source`` (any doubt)."""
+    try:
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_FILE_BYTES:
+                return None
+            text = handle.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if text.startswith("\ufeff"):
+        return None
+    return _parse_fast(text)
+
+
+def read_source(path: str, display: str) -> SourceFile:
     src = SourceFile(path, display)
     try:
-        raw = path.read_bytes()
+        raw = Path(path).read_bytes()
     except OSError as exc:
         src.error(1, 1, f"cannot read file: {exc.strerror}")
         return src
@@ -92,8 +111,11 @@ def read_source(path: Path, display: str) -> SourceFile:
         return src
     if src.text.startswith("\ufeff"):
         src.text = src.text[1:]
-    if not _parse_fast(src):
+    fast = _parse_fast(src.text)
+    if fast is None:
         _parse_precise(src)
+    else:
+        src.documents = [Document(i, d) for i, d in enumerate(fast)]
     return src
 
 
@@ -104,21 +126,27 @@ def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
     ) + 1
 
 
-def _parse_fast(src: SourceFile) -> bool:
-    """Parse with yaml-rs; False when the file needs the ruamel.yaml path."""
-    text = src.text
-    if _SLOW_BYTES.search(text) or text.count("[") + text.count("{") > 64:
-        return False
+def _parse_fast(text: str) -> list[Any] | None:
+    """Documents parsed by yaml-rs, or None when the file needs the ruamel.yaml path."""
+    if any(mark in text for mark in _SLOW_MARKS) or text.count("[") + text.count("{") > 64:
+        return None
     import yaml_rs
 
     try:
         data = yaml_rs.loads(text, parse_datetime=False)
     except Exception:
-        return False
-    if not isinstance(data, dict):  # empty file, scalar, a list, or several documents
-        return False
-    src.documents = [Document(0, data)]
-    return True
+        return None
+    if isinstance(data, dict):
+        return [data]
+    # yaml-rs returns several documents as a list, and so is a single document that is a
+    # list: it is several documents only if the '---' lines say so.
+    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+        return None
+    starts = [m.start() for m in _DOC_START.finditer(text)]
+    expected = len(starts) + (1 if not starts or _CONTENT_LINE.search(text, 0, starts[0]) else 0)
+    if expected < 2 or expected != len(data):
+        return None
+    return data
 
 
 def _parse_precise(src: SourceFile) -> None:

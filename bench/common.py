@@ -1,0 +1,87 @@
+"""Shared helpers for the benchmarks: realistic generated configs and whole-process timing."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out"
+
+CHANNEL = """\
+# yaml-language-server: $schema=../../../schemas/channelsync.schema.json
+kind: EmailChannel
+name: Channel {i:05d}
+email: support{i:05d}@tenant{d}.example
+script: Script {s}
+enabled: {enabled}
+incoming:
+  server: imap.tenant{d}.example
+  protocol: {protocol}
+  user: support{i:05d}@tenant{d}.example
+  password: ${{env:IMAP_PASSWORD_{i:05d}}}
+outgoing:
+  server: Relay {d}
+  override: true
+  password: ${{env:SMTP_PASSWORD_{i:05d}}}
+"""
+SHARED = """\
+kind: SmtpServer
+name: Relay {d}
+host: smtp.tenant{d}.example
+security: starttls
+user: relay@tenant{d}.example
+password: ${{env:RELAY_PASSWORD_{d}}}
+default: {default}
+---
+kind: EmailScript
+name: Script {d}
+queues: [Support, Billing]
+"""
+
+
+def generate(n: int, directory: Path, tenants: int = 20) -> Path:
+    """``n`` channel files plus one file per tenant with its SMTP server and script."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    for d in range(tenants):
+        text = SHARED.format(d=d, default="true" if d == 0 else "false")
+        (directory / f"tenant-{d:02d}.yaml").write_text(text)
+    for i in range(n):
+        d = i % tenants
+        text = CHANNEL.format(
+            i=i, d=d, s=d, enabled="true" if i % 3 else "false",
+            protocol="imap-ssl" if i % 2 else "pop3-ssl",
+        )
+        (directory / f"channel-{i:05d}.yaml").write_text(text)
+    return directory
+
+
+def run(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, float, int, str]:
+    """Wall seconds, peak RSS (MB) of the child, exit code and stdout of one whole process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd)
+    wall = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(peak, before) / 1024, proc.returncode, proc.stdout + proc.stderr
+
+
+def channelsync() -> list[str]:
+    """The installed console script next to this interpreter (run the bench from the venv)."""
+    exe = Path(sys.executable).with_name("channelsync")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "channelsync"]
+
+
+def best_of(times: int, argv: list[str], **kw: object) -> tuple[float, float, int, str]:
+    results = [run(argv, **kw) for _ in range(times)]  # type: ignore[arg-type]
+    return min(results, key=lambda r: r[0])
+
+
+def env() -> dict[str, str]:
+    return dict(os.environ)

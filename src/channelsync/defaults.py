@@ -1,0 +1,51 @@
+"""Built-in names and the defaults that depend on other fields.
+
+Kept free of heavy imports: the fast path of ``validate`` and ``plan`` reads these without
+loading pydantic. Static defaults are the pydantic fields' own (``model.py``) and reach the
+fast path through the generated schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BUILTIN_SMTP_SERVER = "VCC Internal"
+DEFAULT_EMAIL_SCRIPT = "Default Email Script"
+BUILTIN_NAMES: dict[str, str] = {
+    "SmtpServer": BUILTIN_SMTP_SERVER,
+    "EmailScript": DEFAULT_EMAIL_SCRIPT,
+}
+KIND_NAMES = ("EmailChannel", "SmtpServer", "EmailScript")
+
+INCOMING_DEFAULT_PORTS: dict[str, int] = {
+    "pop3": 110,
+    "pop3-ssl": 995,
+    "imap": 143,
+    "imap-ssl": 993,
+}
+SMTP_DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
+PLAIN_PROTOCOLS = frozenset({"pop3", "imap"})
+
+DEFAULT_OAUTH_AUTHORITY = "https://login.microsoftonline.com"
+DEFAULT_OAUTH_SCOPE = "https://outlook.office365.com/.default"
+
+# Fields that configure channelsync's own connection tests, not the tenant: never sent to
+# or compared with a target.
+LOCAL_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "EmailChannel": (("incoming", "tls"), ("incoming", "allow_insecure_auth")),
+    "SmtpServer": (("tls",),),
+    "EmailScript": (),
+}
+
+
+def apply_derived(kind: str, doc: dict[str, Any]) -> None:
+    """Fill the defaults that depend on other fields, in place (after static defaults)."""
+    if kind == "EmailChannel":
+        incoming = doc["incoming"]
+        if incoming.get("port") is None:
+            incoming["port"] = INCOMING_DEFAULT_PORTS[incoming["protocol"]]
+        outgoing = doc.get("outgoing")
+        if outgoing is not None and outgoing.get("override") and outgoing.get("user") is None:
+            outgoing["user"] = doc["email"]
+    elif kind == "SmtpServer" and doc.get("port") is None:
+        doc["port"] = SMTP_DEFAULT_PORTS[doc["security"]]

@@ -1,0 +1,105 @@
+"""Resource documents: plain dicts, checked against the generated schema and normalised.
+
+This is the fast path shared by ``validate`` and ``plan``: a compiled (Rust) validator and a
+small defaults filler, both driven by the schema that ``model.py`` generates and that ships
+inside the package, so that pydantic is not imported on it. ``tests/test_document.py``
+checks that normalising gives exactly what the pydantic model gives.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from channelsync.defaults import apply_derived
+
+PACKAGED_SCHEMA = Path(__file__).with_name("resource.schema.json")
+
+
+@cache
+def combined_schema() -> dict[str, Any]:
+    if PACKAGED_SCHEMA.is_file():
+        loaded: dict[str, Any] = json.loads(PACKAGED_SCHEMA.read_text(encoding="utf-8"))
+        return loaded
+    from channelsync.schema import COMBINED, all_schemas  # pragma: no cover - broken install
+
+    return all_schemas()[COMBINED]
+
+
+def kind_schema(kind: str) -> dict[str, Any]:
+    """The schema of one kind, as a self-contained document."""
+    defs = combined_schema()["$defs"]
+    return {"$ref": f"#/$defs/{kind}", "$defs": defs}
+
+
+@cache
+def _fast_validator(kind: str) -> Any:
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for(kind_schema(kind), validate_formats=False)
+
+
+def is_valid(kind: str, data: Any) -> bool:
+    return bool(_fast_validator(kind).is_valid(data))
+
+
+def _object_schema(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """The object schema behind ``schema`` (through $ref and optional anyOf), if any."""
+    defs = combined_schema()["$defs"]
+    if "$ref" in schema:
+        return _object_schema(defs[schema["$ref"].rsplit("/", 1)[-1]])
+    for branch in schema.get("anyOf", ()):
+        found = _object_schema(branch)
+        if found is not None:
+            return found
+    return schema if schema.get("type") == "object" else None
+
+
+# A filler is the compiled form of an object schema: (key, default, nested filler) per property.
+_Filler = list[tuple[str, Any, Any]]
+_NO_DEFAULT = object()
+
+
+def _compile(schema: dict[str, Any]) -> _Filler:
+    filler: _Filler = []
+    for key, sub in schema.get("properties", {}).items():
+        nested = _object_schema(sub)
+        default = sub.get("default", _NO_DEFAULT)
+        filler.append((key, default, _compile(nested) if nested is not None else None))
+    return filler
+
+
+@cache
+def _filler(kind: str) -> _Filler:
+    schema = _object_schema({"$ref": f"#/$defs/{kind}"})
+    assert schema is not None
+    return _compile(schema)
+
+
+def _fill(filler: _Filler, data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, default, nested in filler:
+        if key in data:
+            value = data[key]
+            out[key] = _fill(nested, value) if nested is not None and type(value) is dict else value
+        elif default is not _NO_DEFAULT:
+            out[key] = copy.deepcopy(default) if isinstance(default, list | dict) else default
+    if len(out) < len(data):
+        for key, value in data.items():
+            out.setdefault(key, value)
+    return out
+
+
+def with_static_defaults(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` with every schema default filled in, keys in schema order."""
+    return _fill(_filler(kind), data)
+
+
+def normalize(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The canonical form of a valid document: every default applied, once."""
+    doc = with_static_defaults(kind, data)
+    apply_derived(kind, doc)
+    return doc
