@@ -12,9 +12,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from channelsync import __version__
+
+if TYPE_CHECKING:
+    from channelsync.apply import ApplyReport
+    from channelsync.loader import Config
+    from channelsync.plan import Plan
+    from channelsync.targets.base import Target
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -52,12 +58,214 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
     p.set_defaults(handler=cmd_validate)
 
+    p = sub.add_parser("plan", help="show what apply would change in the target")
+    _dir_option(p)
+    _target_option(p)
+    p.add_argument("--format", choices=("text", "json", "markdown", "runbook"), default="text")
+    p.add_argument("--out", type=Path, help="save the plan (no secrets) for 'apply PLANFILE'")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when there are no changes, 2 when there are, 1 on error",
+    )
+    p.add_argument("--only", nargs="+", metavar="NAME", default=[], help="limit to these names")
+    p.set_defaults(handler=cmd_plan)
+
+    p = sub.add_parser("apply", help="make the target match the config")
+    p.add_argument("planfile", nargs="?", type=Path, help="a plan saved with 'plan --out'")
+    _dir_option(p)
+    _target_option(p)
+    p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--allow-delete", action="store_true", help="allow deleting resources")
+    p.add_argument("--force", action="store_true", help="allow changing over 30%% of resources")
+    p.add_argument("--lock-timeout", type=float, default=30.0, metavar="S")
+    p.add_argument(
+        "--skip-connection-tests",
+        action="store_true",
+        help="apply without testing the mail servers first (not recommended)",
+    )
+    p.set_defaults(handler=cmd_apply)
+
+    p = sub.add_parser("drift", help="compare the target with the config (read-only)")
+    _dir_option(p)
+    _target_option(p)
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    p.add_argument("--ignore", type=Path, help="YAML file of accepted, expiring differences")
+    p.set_defaults(handler=cmd_drift)
+
     p = sub.add_parser("schema", help="print or write the JSON Schemas generated from the model")
     p.add_argument("--write", action="store_true", help="write schemas/ files")
     p.add_argument("--check", action="store_true", help="exit 1 when schemas/ files are stale")
     p.add_argument("--out", type=Path, default=Path("schemas"), help="schema directory")
     p.set_defaults(handler=cmd_schema)
     return parser
+
+
+def _target_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--target",
+        metavar="URL",
+        help="tenant to manage (default: $CHANNELSYNC_TARGET or sqlite:///.channelsync/tenant.db)",
+    )
+
+
+def _load(directory: Path) -> Config:
+    """The config, with its warnings on stderr; ConfigError when it has errors."""
+    from channelsync.loader import load_config
+
+    config = load_config(directory)
+    for diagnostic in config.diagnostics:
+        print(diagnostic, file=sys.stderr)
+    config.raise_on_errors(already_shown=True)
+    return config
+
+
+def _open(url: str | None, *, readonly: bool = False) -> Target:
+    from channelsync.targets import open_target, target_url
+
+    return open_target(target_url(url), readonly=readonly)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from channelsync.plan import make_plan
+    from channelsync.render import plan as render
+    from channelsync.render.runbook import runbook
+
+    config = _load(args.dir)
+    target = _open(args.target)
+    try:
+        plan = make_plan(config, target, only=args.only)
+    finally:
+        target.close()
+    if args.out:
+        plan.save(args.out)
+    if args.format == "json":
+        sys.stdout.write(render.as_json(plan))
+    elif args.format == "markdown":
+        sys.stdout.write(render.markdown(plan))
+    elif args.format == "runbook":
+        sys.stdout.write(runbook(plan))
+    else:
+        saved = [f"Plan saved to {args.out}; apply it with: channelsync apply {args.out}"]
+        colour = render.use_colour(sys.stdout)
+        sys.stdout.write(render.text(plan, colour=colour, extra=saved if args.out else None))
+    if args.detailed_exitcode and plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    import uuid
+
+    from channelsync import apply as applying
+    from channelsync.plan import Plan, check_current, make_plan
+    from channelsync.render import plan as render
+    from channelsync.targets.base import LockInfo
+
+    config = _load(args.dir)
+    saved = Plan.load(args.planfile) if args.planfile else None
+    target = _open(args.target)
+    try:
+        with target.lock(LockInfo.mine(uuid.uuid4().hex), args.lock_timeout):
+            plan = make_plan(config, target)
+            if saved is not None:
+                check_current(saved, plan)
+            sys.stdout.write(render.text(plan, colour=render.use_colour(sys.stdout)))
+            if not plan.has_changes:
+                return EXIT_OK
+            if saved is None and not args.auto_approve and not _confirm():
+                return EXIT_ERROR
+            applying.check_safety(plan, allow_delete=args.allow_delete, force=args.force)
+            operations = applying.operations(plan, config)
+            if not _connection_gate(args, config, plan):
+                return EXIT_ERROR
+            report = applying.execute(operations, target)
+    finally:
+        target.close()
+    sys.stdout.write(_report(report))
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _confirm() -> bool:
+    if not sys.stdin.isatty():
+        print(
+            "error: refusing to apply without confirmation: no terminal to ask on. "
+            "Review the plan and rerun with --auto-approve, or apply a saved plan",
+            file=sys.stderr,
+        )
+        return False
+    answer = input("Apply these changes? Only 'yes' is accepted: ").strip()
+    if answer != "yes":
+        print("Apply cancelled; nothing was changed.", file=sys.stderr)
+        return False
+    return True
+
+
+def _connection_gate(args: argparse.Namespace, config: Config, plan: Plan) -> bool:
+    """The pre-apply connection tests (channelsync.gate); False stops the apply."""
+    from channelsync import gate
+
+    if args.skip_connection_tests:
+        print(
+            "WARNING: connection tests skipped (--skip-connection-tests): mail servers were "
+            "NOT checked before this apply",
+            file=sys.stderr,
+        )
+        return True
+    failures = gate.check(config, plan)
+    for line in failures:
+        print(line, file=sys.stderr)
+    if failures:
+        print("Apply stopped by the connection tests; nothing was changed.", file=sys.stderr)
+    return not failures
+
+
+def _report(report: ApplyReport) -> str:
+    from channelsync.render.plan import headline
+
+    lines = []
+    if report.ok:
+        counts: dict[str, int] = {}
+        for change in report.applied:
+            counts[change.action] = counts.get(change.action, 0) + 1
+        done = ", ".join(f"{n} {a}d" for a, n in sorted(counts.items()))
+        lines.append(f"Apply complete: {done}.")
+        return "\n".join(lines) + "\n"
+    lines.append(f"Applied {len(report.applied)} change(s):")
+    lines.extend("  " + headline(c) for c in report.applied)
+    assert report.failed is not None
+    lines.append(f"Failed: {headline(report.failed)}: {report.error}")
+    lines.append(f"Not attempted ({len(report.not_attempted)}):")
+    lines.extend("  " + headline(c) for c in report.not_attempted)
+    lines.append("Apply stopped at the first failure. Fix it and run apply again to converge.")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from channelsync import ignore
+    from channelsync.plan import make_plan
+    from channelsync.render import plan as render
+
+    config = _load(args.dir)
+    rules = ignore.load_rules(args.ignore) if args.ignore else []
+    active, expired = ignore.split_expired(rules, dt.date.today())
+    target = _open(args.target, readonly=True)
+    try:
+        plan = ignore.apply_rules(make_plan(config, target), active)
+    finally:
+        target.close()
+    plan.warnings.extend(
+        f"ignore rule expired and no longer applies: {r.describe()}" for r in expired
+    )
+    if args.format == "json":
+        sys.stdout.write(render.as_json(plan, {"drift": plan.has_changes}))
+    elif args.format == "markdown":
+        sys.stdout.write(render.markdown(plan, label="Drift"))
+    else:
+        sys.stdout.write(render.text(plan, colour=render.use_colour(sys.stdout), label="Drift"))
+    return EXIT_CHANGES if plan.has_changes else EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -91,12 +299,18 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from channelsync.errors import ChannelsyncError
+    from channelsync.errors import ChannelsyncError, ConfigError
 
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
         return handler(args)
+    except ConfigError as exc:
+        if not exc.already_shown:
+            for diagnostic in exc.diagnostics:
+                print(diagnostic, file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except ChannelsyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -103,3 +103,78 @@ def normalize(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     doc = with_static_defaults(kind, data)
     apply_derived(kind, doc)
     return doc
+
+
+@cache
+def secret_paths(kind: str) -> tuple[tuple[str, ...], ...]:
+    """Paths of the secret (write-only) fields of a kind, from the schema."""
+    found: list[tuple[str, ...]] = []
+
+    def walk(schema: dict[str, Any], prefix: tuple[str, ...]) -> None:
+        for key, sub in schema.get("properties", {}).items():
+            if _is_write_only(sub):
+                found.append((*prefix, key))
+            nested = _object_schema(sub)
+            if nested is not None:
+                walk(nested, (*prefix, key))
+
+    root = _object_schema({"$ref": f"#/$defs/{kind}"})
+    assert root is not None
+    walk(root, ())
+    return tuple(found)
+
+
+def _is_write_only(schema: dict[str, Any]) -> bool:
+    return bool(schema.get("writeOnly")) or any(
+        _is_write_only(branch) for branch in schema.get("anyOf", ())
+    )
+
+
+def get_path(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = doc
+    for key in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def set_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+def without(doc: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+    """A copy of ``doc`` without the fields at ``paths`` (copying only what it changes)."""
+    out = dict(doc)
+    for path in paths:
+        node = out
+        for key in path[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                break
+            node[key] = node = dict(child)
+        else:
+            node.pop(path[-1], None)
+    return out
+
+
+@cache
+def field_titles(kind: str) -> dict[str, str]:
+    """Dotted field path -> the schema title (the vendor console's label, where it has one)."""
+    titles: dict[str, str] = {}
+
+    def walk(schema: dict[str, Any], prefix: str) -> None:
+        for key, sub in schema.get("properties", {}).items():
+            if "title" in sub:
+                titles[prefix + key] = sub["title"]
+            nested = _object_schema(sub)
+            if nested is not None:
+                walk(nested, f"{prefix}{key}.")
+
+    root = _object_schema({"$ref": f"#/$defs/{kind}"})
+    assert root is not None
+    walk(root, "")
+    return titles

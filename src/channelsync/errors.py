@@ -39,8 +39,9 @@ class ChannelsyncError(Exception):
 class ConfigError(ChannelsyncError):
     """The configuration has errors; ``diagnostics`` lists them all."""
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+    def __init__(self, diagnostics: list[Diagnostic], *, already_shown: bool = False) -> None:
         self.diagnostics = diagnostics
+        self.already_shown = already_shown
         errors = sum(1 for d in diagnostics if d.severity == "error")
         super().__init__(f"the configuration has {errors} error(s); run 'channelsync validate'")
 

@@ -71,9 +71,9 @@ class Config:
     def of_kind(self, kind: str) -> list[Loaded]:
         return [r for r in self.resources if r.kind == kind]
 
-    def raise_on_errors(self) -> None:
+    def raise_on_errors(self, *, already_shown: bool = False) -> None:
         if self.errors:
-            raise ConfigError(self.diagnostics)
+            raise ConfigError(self.diagnostics, already_shown=already_shown)
 
 
 def load_config(root: Path) -> Config:

@@ -1,0 +1,133 @@
+"""Plan -> ordered operations on a target: safety checks, secrets, partial-failure report.
+
+Secrets are resolved here (and in connection tests) only, just before they are sent; a
+failure to resolve one stops the apply before anything changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from channelsync.document import get_path, secret_paths, set_path
+from channelsync.errors import ChannelsyncError
+from channelsync.loader import Config, Loaded
+from channelsync.plan import Change, Plan, target_form
+from channelsync.secrets import SecretUnavailable, parse_ref
+from channelsync.targets.base import Operation, Target, TargetError
+
+SAFETY_MIN_EXISTING = 10
+SAFETY_MAX_FRACTION = 0.30
+
+
+class SafetyError(ChannelsyncError):
+    pass
+
+
+@dataclass
+class ApplyReport:
+    applied: list[Change] = field(default_factory=list)
+    failed: Change | None = None
+    error: str = ""
+    not_attempted: list[Change] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None
+
+
+def check_safety(plan: Plan, *, allow_delete: bool, force: bool) -> None:
+    deletes = [c for c in plan.changes if c.action == "delete"]
+    if deletes and not allow_delete:
+        names = ", ".join(f"{c.kind} '{c.name}'" for c in deletes[:5])
+        more = f" and {len(deletes) - 5} more" if len(deletes) > 5 else ""
+        raise SafetyError(
+            f"the plan deletes {len(deletes)} resource(s) ({names}{more}); nothing was "
+            "changed. Rerun with --allow-delete to delete them, or add them to the config "
+            "(channelsync export writes them)"
+        )
+    touched = sum(1 for c in plan.changes if c.action in ("update", "rename", "delete"))
+    existing = plan.live_count
+    if not force and existing >= SAFETY_MIN_EXISTING and touched > SAFETY_MAX_FRACTION * existing:
+        raise SafetyError(
+            f"the plan changes or deletes {touched} of {existing} existing resources "
+            f"(more than {SAFETY_MAX_FRACTION:.0%}); nothing was changed. Review it and "
+            "rerun with --force if it is intended"
+        )
+
+
+def operations(plan: Plan, config: Config) -> list[tuple[Change, Operation]]:
+    """The plan's changes as operations carrying real secrets, or an error before any change."""
+    by_key = {(r.kind, r.name): r for r in config.resources}
+    out: list[tuple[Change, Operation]] = []
+    problems: list[str] = []
+    for change in plan.changes:
+        if change.action == "delete":
+            op = Operation("delete", change.kind, change.name, expected_etag=change.live_etag)
+            out.append((change, op))
+            continue
+        item = by_key[(change.kind, change.name)]
+        try:
+            body = _with_secrets(item)
+        except SecretUnavailable as exc:
+            problems.append(f"{change.kind} '{change.name}': {exc}")
+            continue
+        op = Operation(
+            change.action,  # type: ignore[arg-type]
+            change.kind,
+            change.name,
+            change.previous_name,
+            body,
+            change.live_etag,
+        )
+        out.append((change, op))
+    if problems:
+        raise ChannelsyncError(
+            "cannot apply: secret(s) not available here, nothing was changed:\n  "
+            + "\n  ".join(problems)
+        )
+    return out
+
+
+def _with_secrets(item: Loaded) -> dict[str, object]:
+    body = target_form(item)
+    body = _deep_copy(body)
+    for path in secret_paths(item.kind):
+        text = get_path(body, path)
+        if text is not None:
+            ref = parse_ref(text)
+            assert ref is not None
+            set_path(body, path, ref.resolve(item.base_dir))
+    return body
+
+
+def _deep_copy(doc: dict[str, object]) -> dict[str, object]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in doc.items()}
+
+
+def execute(ops: list[tuple[Change, Operation]], target: Target) -> ApplyReport:
+    """Apply in order; stop at the first failure and say what was and was not done."""
+    report = ApplyReport()
+    refreshed: dict[tuple[str, str], str] | None = None
+    for index, (change, op) in enumerate(ops):
+        if refreshed is not None and op.expected_etag is not None and op.key in refreshed:
+            op = replace(op, expected_etag=refreshed[op.key])
+        try:
+            target.apply(op)
+        except TargetError as exc:
+            report.failed = change
+            report.error = str(exc)
+            report.not_attempted = [c for c, _ in ops[index + 1 :]]
+            return report
+        report.applied.append(change)
+        if _cascades(op):
+            # the tenant changed other resources itself; we hold the lock, so expect them
+            # as it left them
+            refreshed = {key: res.etag for key, res in target.read().items()}
+    return report
+
+
+def _cascades(op: Operation) -> bool:
+    """Operations after which the tenant itself changes other resources."""
+    if op.kind in ("SmtpServer", "EmailScript") and op.action == "rename":
+        return True
+    return op.kind == "SmtpServer" and bool(op.body and op.body.get("default"))

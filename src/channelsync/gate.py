@@ -1,0 +1,47 @@
+"""The pre-apply connection-test gate: test what the plan creates, reconnects or enables.
+
+A channel or SMTP server is tested when the plan creates it, changes one of its connection
+fields or secrets, or enables it. Failures stop the apply before any change.
+"""
+
+from __future__ import annotations
+
+from channelsync.loader import Config, Loaded
+from channelsync.plan import Change, Plan
+
+# Fields whose change means the mail will flow through a different connection.
+CONNECTION_FIELDS = ("incoming", "outgoing", "host", "port", "security", "user", "password")
+
+
+def needs_test(change: Change) -> bool:
+    if change.kind not in ("EmailChannel", "SmtpServer") or change.action == "delete":
+        return False
+    if change.action == "create":
+        return True
+    for field in change.fields:
+        top = field.path.split(".", 1)[0]
+        if top in CONNECTION_FIELDS or field.sensitive:
+            return True
+        if field.path == "enabled" and field.after is True:
+            return True
+    return False
+
+
+def resources_to_test(config: Config, plan: Plan) -> list[Loaded]:
+    wanted = {(c.kind, c.name) for c in plan.changes if needs_test(c)}
+    return [r for r in config.resources if (r.kind, r.name) in wanted]
+
+
+def check(config: Config, plan: Plan) -> list[str]:
+    """One line per failed connection test (with its hint); empty when all pass."""
+    resources = resources_to_test(config, plan)
+    if not resources:
+        return []
+    from channelsync.probe import gate as probe_gate
+
+    return [
+        f"connection test failed: {r.kind} '{r.name}' {r.check} {r.host}:{r.port}: "
+        f"[{r.error.code}] {r.error.message} (hint: {r.error.hint})"
+        for r in probe_gate(resources)
+        if not r.ok and r.error is not None
+    ]

@@ -1,0 +1,117 @@
+"""Drift ignore rules: known, accepted differences, each with a reason and an expiry date.
+
+    ignore:
+      - resource: EmailChannel/Legacy*     # Kind/name, shell-style wildcards
+        field: incoming.port               # optional; omitted means the whole resource
+        expires: 2026-12-31
+        reason: mailbox moves to the new server in December
+
+Expired rules stop applying and are reported, so an exception cannot become permanent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from channelsync.errors import ConfigError, Diagnostic
+from channelsync.plan import Plan
+from channelsync.yamlsource import Document, read_source
+
+_FIELDS = ("resource", "field", "expires", "reason")
+
+
+@dataclass(frozen=True)
+class IgnoreRule:
+    resource: str
+    field: str | None
+    expires: dt.date
+    reason: str
+
+    def describe(self) -> str:
+        what = self.resource + (f" {self.field}" if self.field else "")
+        return f"{what} (expires {self.expires.isoformat()}: {self.reason})"
+
+
+def load_rules(path: Path) -> list[IgnoreRule]:
+    if not path.is_file():
+        raise ConfigError([Diagnostic(str(path), 1, 1, "error", "ignore file does not exist")])
+    source = read_source(str(path), str(path))
+    if not source.problems:
+        source.ensure_positions()
+    problems = list(source.problems)
+    rules: list[IgnoreRule] = []
+    for document in source.documents:
+        rules.extend(_parse(document, str(path), problems))
+    if not source.documents and not problems:
+        problems.append(Diagnostic(str(path), 1, 1, "error", "ignore file is empty"))
+    if problems:
+        raise ConfigError(problems)
+    return rules
+
+
+def _parse(document: Document, file: str, problems: list[Diagnostic]) -> list[IgnoreRule]:
+    def problem(path: tuple[str | int, ...], message: str) -> None:
+        line, column = document.position(path)
+        problems.append(Diagnostic(file, line, column, "error", message))
+
+    data = document.data
+    if not isinstance(data, dict) or not isinstance(data.get("ignore"), list):
+        problem((), "expected a mapping with an 'ignore' list of rules")
+        return []
+    out = []
+    for i, entry in enumerate(data["ignore"]):
+        at: tuple[str | int, ...] = ("ignore", i)
+        if not isinstance(entry, dict):
+            problem(at, "each rule is a mapping with resource, expires and reason")
+            continue
+        unknown = [k for k in entry if k not in _FIELDS]
+        for key in unknown:
+            problem((*at, key), f"unknown field '{key}'; allowed: {', '.join(_FIELDS)}")
+        missing = [k for k in ("resource", "expires", "reason") if not entry.get(k)]
+        for key in missing:
+            problem(at, f"rule needs '{key}'")
+        try:
+            expires = dt.date.fromisoformat(str(entry.get("expires", "")))
+        except ValueError:
+            if "expires" not in missing:
+                problem((*at, "expires"), "expires must be a date like 2026-12-31")
+            continue
+        if unknown or missing:
+            continue
+        field = entry.get("field")
+        out.append(
+            IgnoreRule(str(entry["resource"]), field and str(field), expires, str(entry["reason"]))
+        )
+    return out
+
+
+def split_expired(
+    rules: list[IgnoreRule], today: dt.date
+) -> tuple[list[IgnoreRule], list[IgnoreRule]]:
+    active = [r for r in rules if r.expires >= today]
+    return active, [r for r in rules if r.expires < today]
+
+
+def apply_rules(plan: Plan, rules: list[IgnoreRule]) -> Plan:
+    """The plan without the changes (or field changes) that active rules accept."""
+    kept = []
+    ignored = 0
+    for change in plan.changes:
+        ident = f"{change.kind}/{change.name}"
+        matching = [r for r in rules if fnmatchcase(ident, r.resource)]
+        if any(r.field is None for r in matching):
+            ignored += 1
+            continue
+        fields = [
+            f
+            for f in change.fields
+            if not any(fnmatchcase(f.path, r.field or "") for r in matching)
+        ]
+        if change.action == "update" and change.fields and not fields:
+            ignored += 1
+            continue
+        kept.append(replace(change, fields=fields))
+    return replace(plan, changes=kept, no_op=plan.no_op + ignored)

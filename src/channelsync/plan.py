@@ -1,0 +1,317 @@
+"""Desired state + live state -> Plan (the diff), saved plans and their staleness.
+
+Both sides are in the normalised form (every default applied once, in the model), so a file
+that omits a default never differs from a live value equal to it. Equal resources are found
+with a plain comparison; only the ones that differ go through deepdiff for field changes.
+Secrets compare by the target's keyed fingerprints and never enter a plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from channelsync.defaults import KIND_NAMES, LOCAL_FIELDS
+from channelsync.document import get_path, secret_paths, set_path, without
+from channelsync.errors import ChannelsyncError
+from channelsync.loader import Config, Loaded
+from channelsync.secrets import SecretUnavailable, parse_ref
+from channelsync.targets.base import Key, LiveResource, Target
+
+FORMAT_VERSION = 1
+SENSITIVE = "(sensitive)"
+ACTIONS = ("create", "update", "rename", "delete")
+_UNRESOLVED = "(cannot compare)"
+_MAX_SECRET_WARNINGS = 10
+
+
+class StalePlan(ChannelsyncError):
+    pass
+
+
+@dataclass
+class FieldChange:
+    path: str
+    before: Any
+    after: Any
+    sensitive: bool = False
+
+
+@dataclass
+class Change:
+    kind: str
+    name: str
+    action: str
+    previous_name: str | None = None
+    fields: list[FieldChange] = field(default_factory=list)
+    live_etag: str | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.kind, self.name)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "action": self.action,
+            "previous_name": self.previous_name,
+            "fields": [asdict(f) for f in self.fields],
+        }
+
+
+@dataclass
+class Plan:
+    target: str
+    changes: list[Change]
+    no_op: int
+    warnings: list[str]
+    config_fingerprint: str
+    live_count: int = 0
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys(ACTIONS, 0)
+        for change in self.changes:
+            counts[change.action] += 1
+        return {**counts, "no_op": self.no_op}
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def as_json(self) -> dict[str, Any]:
+        """The documented, versioned JSON plan (see README, 'JSON plan format')."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "target": self.target,
+            "summary": self.summary,
+            "changes": [c.as_json() for c in self.changes],
+            "warnings": self.warnings,
+        }
+
+    # --- saved plans ---------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        saved = self.as_json()
+        saved["config_fingerprint"] = self.config_fingerprint
+        saved["live_count"] = self.live_count
+        saved["no_op"] = self.no_op
+        for entry, change in zip(saved["changes"], self.changes, strict=True):
+            entry["live_etag"] = change.live_etag
+        path.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            if saved.get("format_version") != FORMAT_VERSION:
+                raise ValueError("format_version")
+            changes = [
+                Change(
+                    c["kind"],
+                    c["name"],
+                    c["action"],
+                    c.get("previous_name"),
+                    [FieldChange(**f) for f in c["fields"]],
+                    c.get("live_etag"),
+                )
+                for c in saved["changes"]
+            ]
+            return cls(
+                saved["target"],
+                changes,
+                int(saved["no_op"]),
+                list(saved["warnings"]),
+                saved["config_fingerprint"],
+                int(saved.get("live_count", 0)),
+            )
+        except OSError as exc:
+            raise ChannelsyncError(f"cannot read plan file {path}: {exc.strerror}") from None
+        except (ValueError, KeyError, TypeError):
+            raise ChannelsyncError(
+                f"{path} is not a channelsync plan file (format_version {FORMAT_VERSION})"
+            ) from None
+
+
+# --- building a plan -----------------------------------------------------------------
+
+
+def config_fingerprint(config: Config) -> str:
+    digest = hashlib.sha256()
+    for item in sorted(config.resources, key=lambda r: (r.kind, r.name)):
+        digest.update(json.dumps([item.kind, item.name, item.data], sort_keys=True).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def target_form(item: Loaded) -> dict[str, Any]:
+    """The resource as a target sees it: no local-only fields, no renamed_from."""
+    return without(item.data, (*LOCAL_FIELDS[item.kind], ("renamed_from",)))
+
+
+def _comparable(
+    item: Loaded, target: Target, live: LiveResource | None, unresolved: list[str]
+) -> dict[str, Any]:
+    doc = target_form(item)
+    for path in secret_paths(item.kind):
+        ref_text = get_path(doc, path)
+        if ref_text is None:
+            continue
+        ref = parse_ref(ref_text)
+        assert ref is not None  # the loader checked the syntax
+        doc = _copy_along(doc, path)
+        try:
+            value: Any = target.fingerprint(ref.resolve(item.base_dir))
+        except SecretUnavailable as exc:
+            if live is None:  # a create: nothing to compare with
+                value = _UNRESOLVED
+            else:
+                unresolved.append(f"{item.kind} '{item.name}': {'.'.join(path)}: {exc}")
+                value = get_path(live.data, path)
+        set_path(doc, path, value)
+    return doc
+
+
+def _copy_along(doc: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    out = dict(doc)
+    node = out
+    for key in path[:-1]:
+        node[key] = node = dict(node[key])
+    return out
+
+
+def make_plan(config: Config, target: Target, *, only: Iterable[str] = ()) -> Plan:
+    live = target.read()
+    unresolved: list[str] = []
+    changes: list[Change] = []
+    no_op = 0
+    seen: set[Key] = set()
+    for item in config.resources:
+        key = (item.kind, item.name)
+        current = live.get(key)
+        previous = item.data.get("renamed_from")
+        action = "update"
+        if current is None and previous is not None and (item.kind, previous) in live:
+            current = live[(item.kind, previous)]
+            action = "rename"
+        if current is not None:
+            seen.add((current.kind, current.name))
+        desired = _comparable(item, target, current, unresolved)
+        if current is None:
+            created = _created(item.kind, desired)
+            changes.append(Change(item.kind, item.name, "create", fields=created))
+            continue
+        before = dict(current.data, name=item.name) if action == "rename" else current.data
+        if action == "update" and desired == before:
+            no_op += 1
+            continue
+        changes.append(
+            Change(
+                item.kind,
+                item.name,
+                action,
+                current.name if action == "rename" else None,
+                field_changes(item.kind, before, desired),
+                current.etag,
+            )
+        )
+    for key in sorted(set(live) - seen):
+        gone = live[key]
+        changes.append(Change(gone.kind, gone.name, "delete", live_etag=gone.etag))
+    wanted = set(only)
+    if wanted:
+        kept = [c for c in changes if c.name in wanted or c.previous_name in wanted]
+        no_op += len(changes) - len(kept)
+        changes = kept
+    changes.sort(key=_apply_order)
+    warnings = _secret_warnings(unresolved)
+    return Plan(target.url, changes, no_op, warnings, config_fingerprint(config), len(live))
+
+
+def _secret_warnings(unresolved: list[str]) -> list[str]:
+    if not unresolved:
+        return []
+    shown = [f"cannot compare {line}" for line in unresolved[:_MAX_SECRET_WARNINGS]]
+    if len(unresolved) > _MAX_SECRET_WARNINGS:
+        shown.append(f"cannot compare {len(unresolved) - _MAX_SECRET_WARNINGS} more secret(s)")
+    return shown
+
+
+def _apply_order(change: Change) -> tuple[int, int, int, str]:
+    """Scripts and servers before the channels that use them; deletes last, users first.
+
+    A server that becomes the default goes after the others, because the tenant clears the
+    old default when a new one is set.
+    """
+    rank = KIND_NAMES.index(change.kind)  # EmailChannel, SmtpServer, EmailScript
+    if change.action == "delete":
+        return (1, rank, 0, change.name)
+    sets_default = any(f.path == "default" and f.after is True for f in change.fields)
+    return (0, -rank, int(sets_default), change.name)
+
+
+def _created(kind: str, desired: dict[str, Any]) -> list[FieldChange]:
+    sensitive = {".".join(p) for p in secret_paths(kind)}
+    out = []
+    for path, value in _flatten(desired):
+        if value is None or path in ("kind", "name"):
+            continue
+        hidden = path in sensitive
+        out.append(FieldChange(path, None, SENSITIVE if hidden else value, hidden))
+    return out
+
+
+def _flatten(doc: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for key, value in doc.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _flatten(value, path + ".")
+        else:
+            yield path, value
+
+
+def field_changes(kind: str, before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
+    """Field-level changes between two resources of ``kind`` (secrets masked)."""
+    from deepdiff import DeepDiff
+
+    sensitive = {p for p in secret_paths(kind)}
+    diff = DeepDiff(before, after, view="tree")
+    paths: set[tuple[str, ...]] = set()
+    for level in diff:
+        for change in diff[level]:
+            full = change.path(output_format="list")
+            # a list (queues) changes as a whole; so does an object that appears or goes
+            cut = next((i for i, part in enumerate(full) if isinstance(part, int)), len(full))
+            paths.add(tuple(str(p) for p in full[:cut]))
+    out = []
+    for path in sorted(paths):
+        old, new = get_path(before, path), get_path(after, path)
+        hidden = path in sensitive or any(s[: len(path)] == path for s in sensitive)
+        if hidden:
+            out.append(FieldChange(".".join(path), SENSITIVE, SENSITIVE, True))
+        else:
+            out.append(FieldChange(".".join(path), old, new))
+    return out
+
+
+# --- saved plans: staleness ----------------------------------------------------------
+
+
+def check_current(saved: Plan, fresh: Plan) -> None:
+    """Refuse a saved plan when the config or a touched live resource changed since."""
+    if saved.target != fresh.target:
+        raise StalePlan(f"stale plan: it was made for {saved.target}, not {fresh.target}")
+    if saved.config_fingerprint != fresh.config_fingerprint:
+        raise StalePlan("stale plan: the configuration changed since it was made; plan again")
+    now = {(c.kind, c.name, c.action): c.live_etag for c in fresh.changes}
+    then = {(c.kind, c.name, c.action): c.live_etag for c in saved.changes}
+    if now != then:
+        changed = sorted({str(k[0][1]) for k in set(now.items()) ^ set(then.items())})
+        raise StalePlan(
+            "stale plan: the tenant changed since it was made "
+            f"({', '.join(changed[:5])}); plan again"
+        )

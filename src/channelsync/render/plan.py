@@ -1,0 +1,120 @@
+"""A plan as text (Terraform-like), JSON (the versioned contract) or a PR comment."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from typing import Any, TextIO
+
+from channelsync.plan import Change, FieldChange, Plan
+
+MARKDOWN_LIMIT = 60_000
+MARKDOWN_MARKER = "<!-- channelsync:plan -->"
+
+_SYMBOL = {"create": "+", "update": "~", "rename": "->", "delete": "-"}
+_COLOUR = {"create": "32", "update": "33", "rename": "36", "delete": "31"}
+_VERB = {"create": "to create", "update": "to update", "rename": "to rename", "delete": "to delete"}
+
+
+def use_colour(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def value(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False)
+
+
+def field_line(f: FieldChange, action: str) -> str:
+    if f.sensitive:
+        if action == "create":
+            return f"+ {f.path} = (sensitive value)"
+        return f"~ {f.path}: (sensitive value changed)"
+    if action == "create" or f.before is None:
+        return f"+ {f.path} = {value(f.after)}"
+    if f.after is None:
+        return f"- {f.path} = {value(f.before)}"
+    return f"~ {f.path}: {value(f.before)} -> {value(f.after)}"
+
+
+def headline(change: Change) -> str:
+    text = f'{_SYMBOL[change.action]} {change.kind} "{change.name}"'
+    if change.previous_name:
+        text += f' (renamed from "{change.previous_name}")'
+    return text
+
+
+def summary_line(plan: Plan, label: str = "Plan") -> str:
+    s = plan.summary
+    if not plan.has_changes:
+        return f"No changes. The tenant matches the configuration ({s['no_op']} resource(s))."
+    parts = [f"{s[a]} {_VERB[a]}" for a in _VERB]
+    return f"{label}: {', '.join(parts)}, {s['no_op']} unchanged."
+
+
+def text(
+    plan: Plan, *, colour: bool = False, extra: list[str] | None = None, label: str = "Plan"
+) -> str:
+    lines = [f"Target: {plan.target}", ""]
+    for change in plan.changes:
+        head = headline(change)
+        if colour:
+            head = f"\x1b[{_COLOUR[change.action]}m{head}\x1b[0m"
+        lines.append("  " + head)
+        lines.extend("      " + field_line(f, change.action) for f in change.fields)
+        lines.append("")
+    lines.append(summary_line(plan, label))
+    lines.extend(f"warning: {w}" for w in plan.warnings)
+    lines.extend(extra or [])
+    return "\n".join(lines) + "\n"
+
+
+def as_json(plan: Plan, extra: dict[str, Any] | None = None) -> str:
+    return json.dumps({**plan.as_json(), **(extra or {})}, indent=2, ensure_ascii=False) + "\n"
+
+
+def markdown(plan: Plan, *, label: str = "Plan", extra: str = "") -> str:
+    """A pull-request comment: summary table, one collapsible block per resource."""
+    s = plan.summary
+    head = [
+        MARKDOWN_MARKER,
+        f"### channelsync {summary_line(plan, label)}",
+        "",
+        f"Target: `{plan.target}`",
+        "",
+        "| create | update | rename | delete | unchanged |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {s['create']} | {s['update']} | {s['rename']} | {s['delete']} | {s['no_op']} |",
+        "",
+    ]
+    tail = [f"> :warning: {html.escape(w)}" for w in plan.warnings]
+    if extra:
+        tail.append(extra)
+    body: list[str] = []
+    budget = MARKDOWN_LIMIT - len("\n".join(head + tail)) - 400
+    shown = 0
+    for change in plan.changes:
+        block = _details(change)
+        if len(block) + 1 > budget:
+            break
+        body.append(block)
+        budget -= len(block) + 1
+        shown += 1
+    if shown < len(plan.changes):
+        body.append(
+            f"_Plan cut to stay under the comment size limit: {len(plan.changes) - shown} more "
+            "change(s) not shown. The full plan is in the workflow's plan artifact._"
+        )
+    return "\n".join(head + body + ([""] if tail else []) + tail) + "\n"
+
+
+def _details(change: Change) -> str:
+    name = html.escape(change.name)
+    summary = f"<code>{_SYMBOL[change.action]}</code> {change.action} {change.kind} <b>{name}</b>"
+    if change.previous_name:
+        summary += f" (from <b>{html.escape(change.previous_name)}</b>)"
+    lines = [field_line(f, change.action).replace("```", "'''") for f in change.fields]
+    if not lines:
+        return f"<details><summary>{summary}</summary></details>"
+    diff = "\n".join(lines)
+    return f"<details><summary>{summary}</summary>\n\n```diff\n{diff}\n```\n</details>"

@@ -1,0 +1,107 @@
+"""A plan as numbered steps in the vendor console's own words, for tenants changed by hand.
+
+Field labels are the schema titles (``model.py`` names each field as the console does).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channelsync.document import field_titles
+from channelsync.plan import Change, Plan
+
+_CHANNELS = "From the Configuration Menu, open Channels and go to the Email tab"
+_OPEN = {
+    "EmailChannel": _CHANNELS,
+    "SmtpServer": "From the Configuration Menu, open the outgoing email (SMTP) server settings",
+    "EmailScript": "From the Configuration Menu, open Scripts and go to the email scripts",
+}
+_ADD = {
+    "EmailChannel": "click Add new email channel",
+    "SmtpServer": "add a new SMTP server",
+    "EmailScript": "add a new email script",
+}
+_NOUN = {
+    "EmailChannel": "email channel",
+    "SmtpServer": "SMTP server",
+    "EmailScript": "email script",
+}
+_WORDS = {
+    "pop3": "POP3",
+    "pop3-ssl": "POP3 over SSL",
+    "imap": "IMAP",
+    "imap-ssl": "IMAP over SSL",
+    "normal": "Normal",
+    "microsoft-exchange": "Microsoft Exchange",
+    "starttls": "STARTTLS",
+    "ssl": "SSL",
+    "none": "None",
+}
+_SKIP = {"kind", "renamed_from"}
+
+
+def runbook(plan: Plan) -> str:
+    if not plan.has_changes:
+        return "Nothing to do: the tenant matches the configuration.\n"
+    lines = [f"Runbook for {plan.target}: {len(plan.changes)} change(s), in this order.", ""]
+    for number, change in enumerate(plan.changes, start=1):
+        lines.append(f"{number}. {_title(change)}")
+        lines.extend(f"   {letter}. {step}" for letter, step in _steps(change))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _title(change: Change) -> str:
+    noun = _NOUN[change.kind]
+    if change.action == "create":
+        return f'Add the {noun} "{change.name}".'
+    if change.action == "delete":
+        return f'Delete the {noun} "{change.name}".'
+    if change.action == "rename":
+        return f'Rename the {noun} "{change.previous_name}" to "{change.name}".'
+    return f'Change the {noun} "{change.name}".'
+
+
+def _steps(change: Change) -> list[tuple[str, str]]:
+    steps: list[str] = []
+    where = _OPEN[change.kind]
+    if change.action == "create":
+        steps.append(f"{where}, and {_ADD[change.kind]}.")
+    else:
+        current = change.previous_name or change.name
+        steps.append(f'{where}, and open "{current}" in the list.')
+    if change.action == "delete":
+        steps.append(f'Delete "{change.name}" and confirm.')
+        return _lettered(steps)
+    if change.action == "rename":
+        label = field_titles(change.kind).get("name", "Name")
+        steps.append(f'Set {label} to "{change.name}".')
+    steps.extend(_field_step(change, f.path, f.after, f.sensitive) for f in change.fields)
+    if change.kind in ("EmailChannel", "SmtpServer"):
+        steps.append(
+            "Click Test connection and check that the connection to the mail server succeeds."
+        )
+    steps.append("Click Save.")
+    return _lettered(steps)
+
+
+def _field_step(change: Change, path: str, after: Any, sensitive: bool) -> str:
+    if path.split(".")[-1] in _SKIP:
+        return ""
+    label = field_titles(change.kind).get(path, path)
+    if sensitive:
+        return f"Enter the {label} from your secret store, and again under Retype {label}."
+    if isinstance(after, bool):
+        return f"{'Select' if after else 'Clear'} {label}."
+    if after is None:
+        return f"Clear {label}."
+    if isinstance(after, list):
+        return f"Set {label} to {', '.join(map(str, after)) or '(none)'}."
+    if not isinstance(after, str):
+        return f"Set {label} to {after}."
+    return f'Set {label} to "{_WORDS.get(after, after)}".'
+
+
+def _lettered(steps: list[str]) -> list[tuple[str, str]]:
+    kept = [s for s in steps if s]
+    return [(chr(ord("a") + i) if i < 26 else str(i), s) for i, s in enumerate(kept)]

@@ -1,0 +1,54 @@
+"""Target drivers, found by URL scheme in the ``channelsync.targets`` entry-point group.
+
+The built-in drivers register the same way (see pyproject.toml), so a third-party package
+adds a scheme by declaring, for example::
+
+    [project.entry-points."channelsync.targets"]
+    acme = "acme_channelsync:AcmeTarget"
+
+A driver class is called as ``Driver(url, readonly=bool)`` and must satisfy
+``channelsync.targets.base.Target``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from channelsync.errors import ChannelsyncError
+from channelsync.targets.base import Target
+
+ENTRY_POINT_GROUP = "channelsync.targets"
+DEFAULT_URL = "sqlite:///.channelsync/tenant.db"
+
+
+def target_url(explicit: str | None) -> str:
+    return explicit or os.environ.get("CHANNELSYNC_TARGET") or DEFAULT_URL
+
+
+def _drivers() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def open_target(url: str, *, readonly: bool = False) -> Target:
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "sqlite":  # the embedded default: no entry-point scan on the hot path
+        from channelsync.targets.sqlite import SqliteTarget
+
+        return SqliteTarget(url, readonly=readonly)
+    drivers = _drivers()
+    entry = drivers.get(scheme)
+    if entry is None:
+        known = ", ".join(sorted(drivers)) or "none"
+        raise ChannelsyncError(
+            f"no target driver for '{scheme or url}' (installed drivers: {known}); "
+            "use e.g. sqlite:///.channelsync/tenant.db"
+        )
+    try:
+        driver = entry.load()
+    except Exception as exc:
+        raise ChannelsyncError(f"target driver '{scheme}' failed to load: {exc}") from None
+    target: Target = driver(url, readonly=readonly)
+    return target

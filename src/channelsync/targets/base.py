@@ -1,0 +1,102 @@
+"""The target interface: what a driver for a tenant implements.
+
+A target knows nothing about YAML or plans. It reads the live state (resources in the
+normalised form, secrets replaced by keyed fingerprints), fingerprints a secret with its own
+key, applies one operation at a time (each one transaction), and holds the apply lock.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from channelsync.errors import ChannelsyncError
+
+Action = Literal["create", "update", "rename", "delete"]
+Key = tuple[str, str]  # (kind, name)
+
+
+@dataclass(frozen=True)
+class LiveResource:
+    kind: str
+    name: str
+    data: dict[str, Any]
+    etag: str
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One change to make. ``body`` carries real secret values: never log or print it."""
+
+    action: Action
+    kind: str
+    name: str
+    previous_name: str | None = None
+    body: dict[str, Any] | None = field(default=None, repr=False)
+    expected_etag: str | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.kind, self.previous_name or self.name)
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    holder: str
+    host: str
+    pid: int
+    since: str
+
+    @classmethod
+    def mine(cls, holder: str) -> LockInfo:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return cls(holder, socket.gethostname(), os.getpid(), now)
+
+    def describe(self) -> str:
+        return f"host {self.host}, pid {self.pid}, since {self.since}"
+
+
+class TargetError(ChannelsyncError):
+    """The target refused or failed an operation."""
+
+
+class ConflictError(TargetError):
+    """The live resource is not what the plan saw (changed, created or deleted since)."""
+
+
+class LockTimeout(TargetError):
+    pass
+
+
+@runtime_checkable
+class Target(Protocol):
+    """What every target driver provides (see docs in README, 'Writing a target driver')."""
+
+    url: str
+
+    def read(self) -> dict[Key, LiveResource]:
+        """Every resource of the tenant (built-ins excluded), secrets as fingerprints."""
+        ...
+
+    def fingerprint(self, secret: str) -> str:
+        """The keyed fingerprint this target shows for ``secret``."""
+        ...
+
+    def apply(self, operation: Operation) -> None:
+        """Make one change atomically, or raise TargetError and change nothing."""
+        ...
+
+    def lock(self, info: LockInfo, timeout: float) -> AbstractContextManager[None]:
+        """Hold the tenant's apply lock; raise LockTimeout naming the holder."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def iter_sorted(resources: dict[Key, LiveResource]) -> Iterator[LiveResource]:
+    yield from (resources[k] for k in sorted(resources))

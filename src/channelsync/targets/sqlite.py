@@ -1,0 +1,397 @@
+"""The embedded tenant: a SQLite model of the vendor's Configuration Manager.
+
+The tenant's own rules hold here, whatever client writes: references must exist, a channel
+without a script gets the default script, a channel without an outgoing server follows the
+tenant's default (there is at most one default SmtpServer), built-ins cannot be changed, and
+renaming a server or script carries its channels along. Secrets are kept encrypted (Fernet)
+under a key file created with mode 0600 beside the database; reads expose only HMAC
+fingerprints. Every operation is one IMMEDIATE transaction, so concurrent writers serialise.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from channelsync.defaults import BUILTIN_NAMES, BUILTIN_SMTP_SERVER, DEFAULT_EMAIL_SCRIPT
+from channelsync.document import get_path, secret_paths, set_path
+from channelsync.secrets import fingerprint
+from channelsync.targets.base import (
+    ConflictError,
+    Key,
+    LiveResource,
+    LockInfo,
+    LockTimeout,
+    Operation,
+    TargetError,
+)
+
+DEFAULT_PATH = Path(".channelsync") / "tenant.db"
+LOCK_LEASE_SECONDS = 120.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS resources (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    secrets BLOB,
+    etag TEXT NOT NULL,
+    email TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (kind, name)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS channel_email ON resources (email) WHERE email IS NOT NULL;
+CREATE TABLE IF NOT EXISTS apply_lock (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, since TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL, actor TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    action TEXT NOT NULL, fields TEXT NOT NULL
+);
+"""
+
+
+def path_from_url(url: str) -> Path:
+    """sqlite:///relative/path or sqlite:////absolute/path (as SQLAlchemy writes them)."""
+    rest = url.removeprefix("sqlite://")
+    if not rest.startswith("/") or rest == "/":
+        raise TargetError(
+            f"bad target URL '{url}': use sqlite:///PATH (e.g. sqlite:///{DEFAULT_PATH})"
+        )
+    return Path(rest[1:])
+
+
+class _Keys:
+    """The key file: 32 bytes for fingerprints, 32 for encryption, created 0600 once."""
+
+    def __init__(self, path: Path, *, create: bool) -> None:
+        self.path = path
+        raw = self._read_or_create(path, create)
+        self.hmac_key = raw[:32] if raw else None
+        self._fernet_key = base64.urlsafe_b64encode(raw[32:64]) if raw else None
+
+    @staticmethod
+    def _read_or_create(path: Path, create: bool) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            if not create:
+                return None
+        raw = os.urandom(64)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race: use its key
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+        return raw
+
+    def fernet(self) -> Any:
+        from cryptography.fernet import Fernet
+
+        if self._fernet_key is None:
+            raise TargetError(f"key file {self.path} is missing; secrets cannot be read")
+        return Fernet(self._fernet_key)
+
+
+class SqliteTarget:
+    """``sqlite:///PATH``: the embedded default target."""
+
+    def __init__(self, url: str, *, readonly: bool = False, actor: str = "cli") -> None:
+        self.url = url
+        self.path = path_from_url(url)
+        self.readonly = readonly
+        self.actor = actor
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.keys = _Keys(self.path.with_suffix(".key"), create=not readonly)
+        self._holder: str | None = None
+        self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self.readonly:
+            if not self.path.exists():
+                return None  # nothing applied yet: the live state is empty
+            uri = f"file:{self.path.resolve()}?mode=ro"
+            return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # --- reading ---------------------------------------------------------------------
+
+    def read(self) -> dict[Key, LiveResource]:
+        if self._db is None:
+            return {}
+        rows = self._db.execute("SELECT kind, name, body, etag FROM resources").fetchall()
+        return {
+            (kind, name): LiveResource(kind, name, json.loads(body), etag)
+            for kind, name, body, etag in rows
+        }
+
+    def fingerprint(self, secret: str) -> str:
+        if self.keys.hmac_key is None:
+            raise TargetError(f"key file {self.keys.path} is missing; cannot compare secrets")
+        return fingerprint(self.keys.hmac_key, secret)
+
+    def secret_values(self, kind: str, name: str) -> dict[str, str]:
+        """The stored secrets of one resource (what the tenant polls and sends with)."""
+        assert self._db is not None
+        row = self._db.execute(
+            "SELECT secrets FROM resources WHERE kind = ? AND name = ?", (kind, name)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return {}
+        values: dict[str, str] = json.loads(self.keys.fernet().decrypt(row[0]))
+        return values
+
+    def effective_outgoing(self, resources: dict[Key, LiveResource]) -> str:
+        """The tenant's default SMTP server: the one marked default, else VCC Internal."""
+        for (kind, _), res in resources.items():
+            if kind == "SmtpServer" and res.data.get("default"):
+                return res.name
+        return BUILTIN_SMTP_SERVER
+
+    # --- writing ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._db is None or self.readonly:
+            raise TargetError("this target was opened read-only")
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def apply(self, operation: Operation) -> None:
+        with self._transaction() as db:
+            self._renew_lease(db)
+            getattr(self, "_" + operation.action)(db, operation)
+
+    def _row(self, db: sqlite3.Connection, kind: str, name: str) -> tuple[str, str] | None:
+        row = db.execute(
+            "SELECT body, etag FROM resources WHERE kind = ? AND name = ?", (kind, name)
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def _expect(self, db: sqlite3.Connection, op: Operation, name: str) -> None:
+        row = self._row(db, op.kind, name)
+        if row is None:
+            raise ConflictError(f"{op.kind} '{name}' no longer exists in the tenant")
+        if op.expected_etag is not None and row[1] != op.expected_etag:
+            raise ConflictError(f"{op.kind} '{name}' was changed in the tenant since the plan")
+
+    def _create(self, db: sqlite3.Connection, op: Operation) -> None:
+        if self._row(db, op.kind, op.name) is not None:
+            raise ConflictError(f"{op.kind} '{op.name}' already exists in the tenant")
+        self._write(db, op, op.name, insert=True)
+
+    def _update(self, db: sqlite3.Connection, op: Operation) -> None:
+        self._expect(db, op, op.name)
+        self._write(db, op, op.name, insert=False)
+
+    def _rename(self, db: sqlite3.Connection, op: Operation) -> None:
+        old = op.previous_name
+        assert old is not None
+        self._expect(db, op, old)
+        if self._row(db, op.kind, op.name) is not None:
+            raise ConflictError(f"cannot rename to '{op.name}': that {op.kind} already exists")
+        db.execute(
+            "UPDATE resources SET name = ? WHERE kind = ? AND name = ?", (op.name, op.kind, old)
+        )
+        if op.kind in ("SmtpServer", "EmailScript"):
+            self._follow_rename(db, op.kind, old, op.name)
+        self._write(db, op, op.name, insert=False)
+
+    def _delete(self, db: sqlite3.Connection, op: Operation) -> None:
+        self._expect(db, op, op.name)
+        users = self._users_of(db, op.kind, op.name)
+        if users:
+            raise TargetError(
+                f"{op.kind} '{op.name}' is still used by channel(s) {', '.join(users[:5])}"
+            )
+        db.execute("DELETE FROM resources WHERE kind = ? AND name = ?", (op.kind, op.name))
+        self._audit(db, op, [])
+
+    def _users_of(self, db: sqlite3.Connection, kind: str, name: str) -> list[str]:
+        field = {"SmtpServer": ("outgoing", "server"), "EmailScript": ("script",)}.get(kind)
+        if field is None:
+            return []
+        rows = db.execute("SELECT name, body FROM resources WHERE kind = 'EmailChannel'")
+        return sorted(n for n, body in rows if get_path(json.loads(body), field) == name)
+
+    def _follow_rename(self, db: sqlite3.Connection, kind: str, old: str, new: str) -> None:
+        field = ("outgoing", "server") if kind == "SmtpServer" else ("script",)
+        for name in self._users_of(db, kind, old):
+            row = self._row(db, "EmailChannel", name)
+            assert row is not None
+            body = json.loads(row[0])
+            set_path(body, field, new)
+            self._store_body(db, "EmailChannel", name, body)
+
+    def _write(self, db: sqlite3.Connection, op: Operation, name: str, *, insert: bool) -> None:
+        if op.body is None:
+            raise TargetError(f"{op.action} of {op.kind} '{name}' carries no body")
+        if op.kind in BUILTIN_NAMES and name == BUILTIN_NAMES[op.kind]:
+            raise TargetError(f"'{name}' is built in and cannot be changed")
+        body = json.loads(json.dumps(op.body))
+        body["name"] = name
+        self._check_rules(db, op.kind, name, body)
+        secrets: dict[str, str] = {}
+        for path in secret_paths(op.kind):
+            value = get_path(body, path)
+            if value is not None:
+                secrets[".".join(path)] = value
+                set_path(body, path, self.fingerprint(value))
+        sealed = self.keys.fernet().encrypt(json.dumps(secrets).encode()) if secrets else None
+        email = body.get("email", "").lower() if op.kind == "EmailChannel" else None
+        if insert:
+            db.execute(
+                "INSERT INTO resources (kind, name, body, secrets, etag, email, updated_at)"
+                " VALUES (?, ?, '', ?, '', ?, 0)",
+                (op.kind, name, sealed, email),
+            )
+        else:
+            db.execute(
+                "UPDATE resources SET secrets = ?, email = ? WHERE kind = ? AND name = ?",
+                (sealed, email, op.kind, name),
+            )
+        if op.kind == "SmtpServer" and body.get("default"):
+            self._clear_other_defaults(db, name)
+        self._store_body(db, op.kind, name, body)
+        self._audit(db, op, sorted(body))
+
+    def _store_body(
+        self, db: sqlite3.Connection, kind: str, name: str, body: dict[str, Any]
+    ) -> None:
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        etag = hashlib.sha256(text.encode()).hexdigest()[:20]
+        db.execute(
+            "UPDATE resources SET body = ?, etag = ?, updated_at = ? WHERE kind = ? AND name = ?",
+            (text, etag, time.time(), kind, name),
+        )
+
+    def _clear_other_defaults(self, db: sqlite3.Connection, name: str) -> None:
+        rows = db.execute(
+            "SELECT name, body FROM resources WHERE kind = 'SmtpServer' AND name != ?", (name,)
+        ).fetchall()
+        for other, text in rows:
+            body = json.loads(text)
+            if body.get("default"):
+                body["default"] = False
+                self._store_body(db, "SmtpServer", other, body)
+
+    def _check_rules(
+        self, db: sqlite3.Connection, kind: str, name: str, body: dict[str, Any]
+    ) -> None:
+        if kind != "EmailChannel":
+            return
+        body.setdefault("script", DEFAULT_EMAIL_SCRIPT)
+        script = body["script"]
+        if script != DEFAULT_EMAIL_SCRIPT and self._row(db, "EmailScript", script) is None:
+            raise TargetError(f"channel '{name}': email script '{script}' does not exist")
+        outgoing = body.get("outgoing")
+        if outgoing is not None:
+            server = outgoing.get("server")
+            if server != BUILTIN_SMTP_SERVER and self._row(db, "SmtpServer", server) is None:
+                raise TargetError(f"channel '{name}': SMTP server '{server}' does not exist")
+            if server == BUILTIN_SMTP_SERVER and outgoing.get("override"):
+                raise TargetError(f"channel '{name}': '{BUILTIN_SMTP_SERVER}' cannot be overridden")
+        clash = db.execute(
+            "SELECT name FROM resources WHERE email = ? AND name != ?",
+            (body.get("email", "").lower(), name),
+        ).fetchone()
+        if clash is not None:
+            raise TargetError(
+                f"channel '{name}': email {body.get('email')} is used by '{clash[0]}'"
+            )
+
+    def _audit(self, db: sqlite3.Connection, op: Operation, fields: list[str]) -> None:
+        db.execute(
+            "INSERT INTO audit (at, actor, kind, name, action, fields) VALUES (?, ?, ?, ?, ?, ?)",
+            (time.time(), self.actor, op.kind, op.name, op.action, json.dumps(fields)),
+        )
+
+    # --- the apply lock --------------------------------------------------------------
+
+    def _renew_lease(self, db: sqlite3.Connection) -> None:
+        if self._holder is not None:
+            updated = db.execute(
+                "UPDATE apply_lock SET expires = ? WHERE holder = ?",
+                (time.time() + LOCK_LEASE_SECONDS, self._holder),
+            ).rowcount
+            if not updated:
+                raise TargetError("lost the apply lock (its lease expired); run apply again")
+
+    @contextlib.contextmanager
+    def lock(self, info: LockInfo, timeout: float) -> Iterator[None]:
+        deadline = time.monotonic() + timeout
+        while True:
+            holder = self._try_lock(info)
+            if holder is None:
+                break
+            if time.monotonic() >= deadline:
+                raise LockTimeout(
+                    f"the target is locked by another apply ({holder.describe()}); "
+                    f"waited {timeout:g} s. Try again later, or raise --lock-timeout"
+                )
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        self._holder = info.holder
+        try:
+            yield
+        finally:
+            self._holder = None
+            with contextlib.suppress(sqlite3.Error), self._transaction() as db:
+                db.execute("DELETE FROM apply_lock WHERE holder = ?", (info.holder,))
+
+    def _try_lock(self, info: LockInfo) -> LockInfo | None:
+        """Take the lock and return None, or return the live holder's details."""
+        with self._transaction() as db:
+            row = db.execute("SELECT holder, host, pid, since, expires FROM apply_lock").fetchone()
+            if row is not None:
+                current = LockInfo(row[0], row[1], int(row[2]), row[3])
+                if not _abandoned(current, float(row[4])):
+                    return current
+            db.execute(
+                "INSERT OR REPLACE INTO apply_lock (id, holder, host, pid, since, expires)"
+                " VALUES (1, ?, ?, ?, ?, ?)",
+                (info.holder, info.host, info.pid, info.since, time.time() + LOCK_LEASE_SECONDS),
+            )
+        return None
+
+
+def _abandoned(holder: LockInfo, expires: float) -> bool:
+    """A lock whose lease ran out, or whose process on this host is gone (killed apply)."""
+    if expires < time.time():
+        return True
+    if holder.host != socket.gethostname():
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
