@@ -73,7 +73,7 @@ def _steps(change: Change) -> list[tuple[str, str]]:
     if change.action == "delete":
         steps.append(f'Delete "{change.name}" and confirm.')
         return _lettered(steps)
-    if change.action == "rename":
+    if change.action in ("create", "rename"):
         label = field_titles(change.kind).get("name", "Name")
         steps.append(f'Set {label} to "{change.name}".')
     steps.extend(_field_step(change, f.path, f.after, f.sensitive) for f in change.fields)

@@ -148,6 +148,8 @@ class SqliteTarget:
         }
 
     def fingerprint(self, secret: str) -> str:
+        if self.keys.hmac_key is None and self._db is None:
+            return "(no tenant yet)"  # nothing live to compare with
         if self.keys.hmac_key is None:
             raise TargetError(f"key file {self.keys.path} is missing; cannot compare secrets")
         return fingerprint(self.keys.hmac_key, secret)

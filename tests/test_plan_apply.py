@@ -1,0 +1,476 @@
+"""plan / apply / drift against the embedded SQLite tenant."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SECRETS = {
+    "SUPPORT_IMAP_PASSWORD": "imap-Secret-1xq",
+    "SUPPORT_SMTP_PASSWORD": "smtp-Secret-2wr",
+    "RELAY_PASSWORD": "relay-Secret-3ez",
+    "OAUTH_SECRET": "oauth-Secret-4td",
+}
+
+BASE = {
+    "script.yaml": """\
+kind: EmailScript
+name: Support Script
+queues: [Support, Billing]
+""",
+    "relay.yaml": """\
+# our relay
+kind: SmtpServer
+name: Relay
+host: smtp.example.com
+user: relay@example.com
+password: ${env:RELAY_PASSWORD}
+default: true
+""",
+    "support.yaml": """\
+kind: EmailChannel
+name: Support
+email: support@example.com
+script: Support Script
+enabled: true
+incoming:
+  server: imap.example.com
+  protocol: imap-ssl
+  user: support@example.com
+  password: ${env:SUPPORT_IMAP_PASSWORD}
+outgoing:
+  server: Relay
+  override: true
+  password: ${env:SUPPORT_SMTP_PASSWORD}
+""",
+    "exchange.yaml": """\
+kind: EmailChannel
+name: Exchange
+email: help@contoso.example
+incoming:
+  auth: microsoft-exchange
+  server: outlook.office365.com
+  protocol: imap-ssl
+  user: help@contoso.example
+  oauth:
+    tenant_id: tenant
+    client_id: client
+    client_secret: ${env:OAUTH_SECRET}
+""",
+}
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / "channels.d" / name).write_text(text)
+
+
+@pytest.fixture
+def tenant(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("CHANNELSYNC_TARGET", raising=False)
+    write(workdir, BASE)
+    return workdir
+
+
+def apply(cli: Any, *extra: str) -> Any:
+    return cli("apply", "--auto-approve", "--skip-connection-tests", *extra)
+
+
+def plan_json(cli: Any, *extra: str) -> dict[str, Any]:
+    result = cli("plan", "--format", "json", *extra)
+    assert result.code == 0, result.err
+    loaded: dict[str, Any] = json.loads(result.out)
+    return loaded
+
+
+def test_first_apply_creates_everything_then_nothing_to_do(tenant: Path, cli: Any) -> None:
+    first = apply(cli)
+    assert first.code == 0, first.err
+    assert "Apply complete: 4 created." in first.out
+    again = apply(cli)
+    assert again.code == 0
+    assert "No changes. The tenant matches the configuration (4 resource(s))." in again.out
+    assert cli("plan", "--detailed-exitcode").code == 0
+
+
+def test_plan_orders_scripts_and_servers_before_channels(tenant: Path, cli: Any) -> None:
+    plan = plan_json(cli)
+    assert plan["summary"] == {"create": 4, "update": 0, "rename": 0, "delete": 0, "no_op": 0}
+    assert [c["kind"] for c in plan["changes"]] == [
+        "EmailScript",
+        "SmtpServer",
+        "EmailChannel",
+        "EmailChannel",
+    ]
+    assert cli("plan", "--detailed-exitcode").code == 2
+
+
+def test_omitted_defaults_never_show_as_changes(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    explicit = (
+        BASE["support.yaml"]
+        .replace("  protocol: imap-ssl\n", "  protocol: imap-ssl\n  port: 993\n  auth: normal\n")
+        .replace("  override: true\n", "  override: true\n  user: support@example.com\n")
+    )
+    write(tenant, {"support.yaml": explicit})
+    assert plan_json(cli)["summary"]["no_op"] == 4
+
+
+def test_update_shows_field_level_before_and_after(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    write(tenant, {"support.yaml": BASE["support.yaml"].replace("imap-ssl", "pop3-ssl")})
+    result = cli("plan")
+    assert '  ~ EmailChannel "Support"\n' in result.out
+    assert '      ~ incoming.protocol: "imap-ssl" -> "pop3-ssl"\n' in result.out
+    assert "      ~ incoming.port: 993 -> 995\n" in result.out
+    assert "Plan: 0 to create, 1 to update, 0 to rename, 0 to delete, 3 unchanged." in result.out
+
+
+def test_secret_rotation_is_seen_only_as_a_fingerprint_change(
+    tenant: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply(cli)
+    monkeypatch.setenv("SUPPORT_IMAP_PASSWORD", "rotated-Secret-9zz")
+    text = cli("plan").out
+    assert "      ~ incoming.password: (sensitive value changed)\n" in text
+    change = plan_json(cli)["changes"][0]
+    assert change["fields"] == [
+        {
+            "path": "incoming.password",
+            "before": "(sensitive)",
+            "after": "(sensitive)",
+            "sensitive": True,
+        }
+    ]
+    assert "rotated-Secret" not in text
+
+
+def test_unresolvable_secret_is_a_warning_not_a_failure(
+    tenant: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply(cli)
+    monkeypatch.delenv("OAUTH_SECRET")
+    plan = plan_json(cli)
+    assert plan["summary"]["no_op"] == 4
+    assert plan["warnings"] == [
+        "cannot compare EmailChannel 'Exchange': incoming.oauth.client_secret: "
+        "environment variable OAUTH_SECRET is not set"
+    ]
+
+
+def test_rename_keeps_the_identity(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    renamed = BASE["relay.yaml"].replace("name: Relay\n", "name: Main Relay\nrenamed_from: Relay\n")
+    support = BASE["support.yaml"].replace("server: Relay", "server: Main Relay")
+    write(tenant, {"relay.yaml": renamed, "support.yaml": support})
+    plan = plan_json(cli)
+    assert [(c["action"], c["name"], c["previous_name"]) for c in plan["changes"]] == [
+        ("rename", "Main Relay", "Relay"),
+        ("update", "Support", None),
+    ]
+    assert '  -> SmtpServer "Main Relay" (renamed from "Relay")' in cli("plan").out
+    assert apply(cli).code == 0
+    assert plan_json(cli)["summary"]["no_op"] == 4
+
+
+def test_deletes_need_allow_delete(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    (tenant / "channels.d" / "exchange.yaml").unlink()
+    refused = apply(cli)
+    assert refused.code == 1
+    assert "the plan deletes 1 resource(s) (EmailChannel 'Exchange'); nothing was changed." in (
+        refused.err
+    )
+    assert plan_json(cli)["summary"]["delete"] == 1
+    assert apply(cli, "--allow-delete").code == 0
+    assert plan_json(cli)["summary"] == {
+        "create": 0,
+        "update": 0,
+        "rename": 0,
+        "delete": 0,
+        "no_op": 3,
+    }
+
+
+def test_changing_more_than_30_percent_needs_force(tenant: Path, cli: Any) -> None:
+    write(tenant, {f"s{i}.yaml": f"kind: EmailScript\nname: S{i}\n" for i in range(8)})
+    apply(cli)
+    write(tenant, {f"s{i}.yaml": f"kind: EmailScript\nname: S{i}\nqueues: [Q]\n" for i in range(4)})
+    refused = apply(cli)
+    assert refused.code == 1
+    assert "changes or deletes 4 of 12 existing resources (more than 30%)" in refused.err
+    assert apply(cli, "--force").code == 0
+
+
+def test_apply_without_terminal_or_auto_approve_refuses(tenant: Path, cli: Any) -> None:
+    result = cli("apply", "--skip-connection-tests")
+    assert result.code == 1
+    assert "refusing to apply without confirmation" in result.err
+    assert plan_json(cli)["summary"]["create"] == 4
+
+
+def test_skipping_connection_tests_says_so_loudly(tenant: Path, cli: Any) -> None:
+    assert "WARNING: connection tests skipped" in apply(cli).err
+
+
+def test_saved_plan_applies_exactly_and_refuses_when_stale(tenant: Path, cli: Any) -> None:
+    assert cli("plan", "--out", "plan.json").code == 0
+    saved = (tenant / "plan.json").read_text()
+    for value in SECRETS.values():
+        assert value not in saved
+    assert cli("apply", "plan.json", "--skip-connection-tests").code == 0
+    assert plan_json(cli)["summary"]["no_op"] == 4
+
+    write(tenant, {"script.yaml": BASE["script.yaml"].replace("Billing", "Sales")})
+    assert cli("plan", "--out", "plan.json").code == 0
+    write(tenant, {"script.yaml": BASE["script.yaml"].replace("Billing", "Returns")})
+    stale = cli("apply", "plan.json", "--skip-connection-tests")
+    assert stale.code == 1
+    assert "stale plan: the configuration changed since it was made" in stale.err
+
+
+def test_saved_plan_refused_when_the_tenant_changed(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    write(tenant, {"script.yaml": BASE["script.yaml"].replace("Billing", "Sales")})
+    assert cli("plan", "--out", "plan.json").code == 0
+    db = sqlite3.connect(tenant / ".channelsync" / "tenant.db")
+    db.execute("UPDATE resources SET etag = 'changed-elsewhere' WHERE name = 'Support Script'")
+    db.commit()
+    db.close()
+    stale = cli("apply", "plan.json", "--skip-connection-tests")
+    assert stale.code == 1
+    assert "stale plan: the tenant changed since it was made (Support Script)" in stale.err
+
+
+def test_partial_failure_reports_applied_failed_and_not_attempted(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    # "Support" replaced by "Helpdesk" on the same address without renamed_from: the tenant
+    # refuses the create because deletes come last
+    (tenant / "channels.d" / "support.yaml").unlink()
+    write(
+        tenant,
+        {
+            "helpdesk.yaml": BASE["support.yaml"].replace("name: Support\n", "name: Helpdesk\n"),
+            "sales.yaml": "kind: EmailScript\nname: Sales\n",
+        },
+    )
+    result = apply(cli, "--allow-delete")
+    assert result.code == 1
+    assert result.out.endswith(
+        "Applied 1 change(s):\n"
+        '  + EmailScript "Sales"\n'
+        "Failed: + EmailChannel \"Helpdesk\": channel 'Helpdesk': email support@example.com "
+        "is used by 'Support'\n"
+        "Not attempted (1):\n"
+        '  - EmailChannel "Support"\n'
+        "Apply stopped at the first failure. Fix it and run apply again to converge.\n"
+    )
+
+
+def test_tenant_default_is_followed_by_channels_without_outgoing(tenant: Path, cli: Any) -> None:
+    from channelsync.targets.sqlite import SqliteTarget
+
+    apply(cli)
+    write(
+        tenant,
+        {
+            "relay.yaml": BASE["relay.yaml"].replace("default: true", "default: false"),
+            "relay2.yaml": BASE["relay.yaml"].replace("name: Relay", "name: Relay 2"),
+        },
+    )
+    assert apply(cli).code == 0
+    target = SqliteTarget("sqlite:///.channelsync/tenant.db", readonly=True)
+    live = target.read()
+    assert live[("EmailChannel", "Exchange")].data.get("outgoing") is None
+    assert target.effective_outgoing(live) == "Relay 2"
+    assert plan_json(cli)["summary"]["no_op"] == 5
+
+
+def test_no_secret_in_any_output_saved_plan_or_database(tenant: Path, cli: Any) -> None:
+    outputs = [apply(cli)]
+    write(tenant, {"support.yaml": BASE["support.yaml"].replace("imap-ssl", "imap")})
+    for fmt in ("text", "json", "markdown", "runbook"):
+        outputs.append(cli("plan", "--format", fmt, "--out", "p.json"))
+    outputs.append(cli("drift", "--format", "json"))
+    blobs = [r.out + r.err for r in outputs]
+    blobs.append((tenant / "p.json").read_text())
+    for path in (tenant / ".channelsync").iterdir():
+        blobs.append(path.read_bytes().decode("latin-1"))
+    for blob in blobs:
+        for value in SECRETS.values():
+            assert value not in blob
+
+
+def test_key_file_is_private(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    assert (tenant / ".channelsync" / "tenant.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_markdown_plan_stays_under_the_comment_limit(tenant: Path, cli: Any) -> None:
+    write(
+        tenant,
+        {
+            f"c{i}.yaml": BASE["support.yaml"]
+            .replace("name: Support", f"name: Channel {i}")
+            .replace("support@", f"c{i}@")
+            for i in range(400)
+        },
+    )
+    out = cli("plan", "--format", "markdown").out
+    assert len(out) < 60_000
+    assert "_Plan cut to stay under the comment size limit:" in out
+    assert out.startswith("<!-- channelsync:plan -->\n### channelsync Plan: 404 to create")
+
+
+def test_runbook_uses_the_console_words(tenant: Path, cli: Any) -> None:
+    out = cli("plan", "--format", "runbook").out
+    assert '3. Add the email channel "Exchange".' in out
+    assert '   b. Set Channel name to "Exchange".\n' in out
+    assert (
+        "   a. From the Configuration Menu, open Channels and go to the Email tab, and click "
+        "Add new email channel.\n"
+    ) in out
+    assert '   f. Set Authentication type to "Microsoft Exchange".\n' in out
+    assert "Click Test connection" in out
+    assert out.rstrip().endswith("Click Save.")
+
+
+# --- drift ---------------------------------------------------------------------------
+
+
+def test_drift_exit_codes(tenant: Path, cli: Any) -> None:
+    assert cli("drift").code == 2  # nothing applied yet
+    apply(cli)
+    assert cli("drift").code == 0
+    db = sqlite3.connect(tenant / ".channelsync" / "tenant.db")
+    body = json.loads(db.execute("SELECT body FROM resources WHERE name = 'Support'").fetchone()[0])
+    body["incoming"]["port"] = 1993
+    db.execute("UPDATE resources SET body = ? WHERE name = 'Support'", (json.dumps(body),))
+    db.commit()
+    db.close()
+    result = cli("drift")
+    assert result.code == 2
+    assert "      ~ incoming.port: 1993 -> 993\n" in result.out
+    assert "Drift: 0 to create, 1 to update" in result.out
+
+
+def test_drift_never_writes(tenant: Path, cli: Any) -> None:
+    assert cli("drift").code == 2
+    assert not (tenant / ".channelsync").exists()
+
+
+def test_drift_ignore_rules_expire(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    write(tenant, {"support.yaml": BASE["support.yaml"].replace("imap-ssl", "pop3-ssl")})
+    (tenant / "ignore.yaml").write_text(
+        "ignore:\n"
+        "  - resource: EmailChannel/Supp*\n"
+        "    field: incoming.*\n"
+        "    expires: 2999-01-01\n"
+        "    reason: moving to POP3 by hand\n"
+    )
+    assert cli("drift", "--ignore", "ignore.yaml").code == 0
+    (tenant / "ignore.yaml").write_text(
+        "ignore:\n"
+        "  - resource: EmailChannel/Supp*\n"
+        "    expires: 2020-01-01\n"
+        "    reason: old exception\n"
+    )
+    result = cli("drift", "--ignore", "ignore.yaml")
+    assert result.code == 2
+    assert (
+        "warning: ignore rule expired and no longer applies: EmailChannel/Supp* "
+        "(expires 2020-01-01: old exception)"
+    ) in result.out
+
+
+def test_bad_ignore_file_is_reported_with_position(tenant: Path, cli: Any) -> None:
+    (tenant / "ignore.yaml").write_text("ignore:\n  - resource: X\n    expires: soon\n")
+    result = cli("drift", "--ignore", "ignore.yaml")
+    assert result.code == 1
+    assert "ignore.yaml:2:5: error: rule needs 'reason'" in result.err
+    assert "ignore.yaml:3:14: error: expires must be a date like 2026-12-31" in result.err
+
+
+# --- processes: locking, concurrency, SIGKILL ----------------------------------------
+
+
+def _spawn(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, **SECRETS}
+    return subprocess.Popen(
+        [sys.executable, "-m", "channelsync", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _many(root: Path, n: int) -> None:
+    write(
+        root,
+        {
+            f"c{i:03d}.yaml": BASE["support.yaml"]
+            .replace("name: Support", f"name: Channel {i:03d}")
+            .replace("support@", f"c{i:03d}@")
+            for i in range(n)
+        },
+    )
+
+
+def test_concurrent_applies_serialise_without_lost_updates(tenant: Path, cli: Any) -> None:
+    _many(tenant, 60)
+    procs = [_spawn(tenant, "apply", "--auto-approve", "--skip-connection-tests") for _ in range(4)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], results
+    assert sum("Apply complete: 64 created." in out for out, _ in results) == 1
+    assert plan_json(cli)["summary"]["no_op"] == 64
+    db = sqlite3.connect(tenant / ".channelsync" / "tenant.db")
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    creates = db.execute("SELECT count(*) FROM audit WHERE action = 'create'").fetchone()[0]
+    assert creates == 64
+
+
+def test_lock_timeout_names_the_holder(tenant: Path, cli: Any) -> None:
+    from channelsync.targets.base import LockInfo
+    from channelsync.targets.sqlite import SqliteTarget
+
+    holder = SqliteTarget("sqlite:///.channelsync/tenant.db")
+    info = LockInfo("other", "build-host-7", os.getpid(), "2026-11-27T10:00:00Z")
+    with holder.lock(info, timeout=1):
+        result = apply(cli, "--lock-timeout", "0.3")
+    holder.close()
+    assert result.code == 1
+    assert (
+        "the target is locked by another apply (host build-host-7, pid "
+        f"{os.getpid()}, since 2026-11-27T10:00:00Z); waited 0.3 s"
+    ) in result.err
+
+
+def test_killed_apply_leaves_no_blocking_lock_and_rerun_converges(tenant: Path, cli: Any) -> None:
+    _many(tenant, 300)
+    rng = random.Random(7)
+    for _ in range(3):
+        proc = _spawn(tenant, "apply", "--auto-approve", "--skip-connection-tests")
+        time.sleep(rng.uniform(0.3, 1.2))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    final = apply(cli, "--lock-timeout", "5")
+    assert final.code == 0, final.err
+    assert plan_json(cli)["summary"]["no_op"] == 304
+    db = sqlite3.connect(tenant / ".channelsync" / "tenant.db")
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
