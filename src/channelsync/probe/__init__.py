@@ -1,0 +1,36 @@
+"""Connection tests: log in to every mailbox and SMTP server, read-only, and diagnose failures.
+
+``gate`` is what ``apply`` calls before changing anything; ``channelsync test`` is in
+``command``. Protocol code is imported only when a check runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from channelsync.loader import Loaded
+    from channelsync.probe.check import Result
+    from channelsync.probe.runner import Progress
+
+__all__ = ["gate"]
+
+
+def gate(
+    resources: Sequence[Loaded],
+    *,
+    servers: Sequence[Loaded] | None = None,
+    concurrency: int = 32,
+    timeout: float = 15.0,
+    progress: Progress | None = None,
+) -> list[Result]:
+    """Test ``resources`` (channels, SMTP servers) before apply; a failed result blocks it.
+
+    ``servers`` are all SmtpServers of the config, for channels that override a server that
+    is not itself among ``resources``.
+    """
+    from channelsync.probe.runner import checks_for, run_checks
+
+    checks = checks_for(resources, servers=servers)
+    return run_checks(checks, concurrency=concurrency, timeout=timeout, progress=progress)

@@ -1,0 +1,100 @@
+"""``channelsync test``: argument parsing, loading the config, and the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from channelsync.probe.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "test",
+        help="test the connections of channels and SMTP servers (log in, read-only)",
+        description="Log in to every incoming mailbox and SMTP server the config uses, "
+        "read-only, and explain each failure.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="only these channels/servers")
+    p.add_argument("--dir", type=Path, default=Path("channels.d"), help="config directory")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"checks run at the same time (default {DEFAULT_CONCURRENCY})",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds allowed per check (default {DEFAULT_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--send-test-message",
+        metavar="ADDRESS",
+        help="also send a short message to ADDRESS through each SMTP check",
+    )
+    p.set_defaults(handler=run)
+    return p
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from channelsync.loader import load_config
+    from channelsync.probe import render
+    from channelsync.probe.runner import checks_for, run_checks
+
+    config = load_config(args.dir)
+    if config.errors:
+        for diagnostic in config.errors:
+            print(str(diagnostic), file=sys.stderr)
+        return EXIT_ERROR
+    resources = config.resources
+    if args.names:
+        wanted = set(args.names)
+        unknown = sorted(wanted - {r.name for r in resources})
+        if unknown:
+            names = ", ".join(f"'{n}'" for n in unknown)
+            print(f"error: no channel or SMTP server named {names}", file=sys.stderr)
+            return EXIT_ERROR
+        resources = [r for r in resources if r.name in wanted]
+    checks = checks_for(resources, servers=config.of_kind("SmtpServer"))
+    show = args.format == "text" and sys.stderr.isatty()
+    results = run_checks(
+        checks,
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+        progress=_progress_bar if show else None,
+        send_test_message=args.send_test_message,
+    )
+    if show:
+        sys.stderr.write("\r\x1b[K")
+    out = render.as_json(results) if args.format == "json" else render.text(results)
+    sys.stdout.write(out)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total
+    sys.stderr.write(f"\rtesting [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    sys.stderr.flush()

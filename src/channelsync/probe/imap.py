@@ -1,0 +1,58 @@
+"""IMAP and IMAP over SSL: log in, EXAMINE the inbox (read-only) and count its messages."""
+
+from __future__ import annotations
+
+import imaplib
+import socket
+
+from channelsync.probe.check import Attempt, Login, ServerRefusal, needs_login
+from channelsync.probe.oauth import xoauth2
+from channelsync.probe.tls import connect, context_for, record, require_tls_or_consent, send_goodbye
+
+
+class _IMAP(imaplib.IMAP4):
+    """imaplib on a socket that ``tls.connect`` made, so that stages and TLS are ours."""
+
+    def __init__(self, attempt: Attempt) -> None:
+        self._attempt = attempt
+        super().__init__(attempt.check.host, attempt.check.port, timeout=attempt.timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        return connect(self._attempt)
+
+
+def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> None:
+    check = attempt.check
+    login = needs_login(login)
+    client = _IMAP(attempt)
+    try:
+        if not check.implicit_tls:
+            attempt.step("starttls", client.sock)
+            if require_tls_or_consent(attempt, "STARTTLS" in client.capabilities):
+                client.starttls(ssl_context=context_for(check))
+                record(attempt, client.sock)  # type: ignore[arg-type]
+        attempt.step("auth", client.sock)
+        if login.token is not None:
+            response = xoauth2(login.user, login.token)
+            attempt.sasl(response)
+            client.authenticate(
+                "XOAUTH2", lambda challenge: b"" if challenge else response.encode()
+            )
+        elif "LOGINDISABLED" in client.capabilities:
+            plain = f"\0{login.user}\0{login.password}"
+            attempt.sasl(plain)
+            client.authenticate("PLAIN", lambda challenge: plain.encode())
+        else:
+            client.login(login.user, login.password or "")
+        attempt.step("mailbox", client.sock)
+        status, data = client.select("INBOX", readonly=True)
+        if status != "OK":
+            raise ServerRefusal(data[-1] if data else status)
+        attempt.messages = int(data[0] or 0)
+    finally:
+        _close(client)
+
+
+def _close(client: _IMAP) -> None:
+    send_goodbye(client.sock, client._new_tag() + b" LOGOUT\r\n")
+    client.shutdown()

@@ -1,0 +1,67 @@
+"""POP3 and POP3 over SSL: log in and STAT; nothing is ever retrieved or deleted."""
+
+from __future__ import annotations
+
+import poplib
+import socket
+
+from channelsync.probe.check import Attempt, Login, ServerRefusal, needs_login
+from channelsync.probe.oauth import xoauth2
+from channelsync.probe.tls import connect, context_for, record, require_tls_or_consent, send_goodbye
+
+_MAX_LINE = 2048
+
+
+class _POP3(poplib.POP3):
+    def __init__(self, attempt: Attempt) -> None:
+        self._attempt = attempt
+        self.sock = self.file = None  # type: ignore[assignment]
+        try:
+            super().__init__(attempt.check.host, attempt.check.port, timeout=attempt.timeout)
+        except BaseException:
+            self.close()  # poplib leaves the socket open when the greeting fails
+            raise
+
+    def _create_socket(self, timeout: float) -> socket.socket:
+        return connect(self._attempt)
+
+
+def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> None:
+    check = attempt.check
+    login = needs_login(login)
+    client = _POP3(attempt)
+    try:
+        if not check.implicit_tls:
+            attempt.step("starttls", client.sock)
+            if require_tls_or_consent(attempt, "STLS" in _capabilities(client)):
+                client.stls(context=context_for(check))
+                record(attempt, client.sock)  # type: ignore[arg-type]
+        attempt.step("auth", client.sock)
+        if login.token is not None:
+            _sasl(client, "XOAUTH2 " + attempt.sasl(xoauth2(login.user, login.token)))
+        else:
+            client.user(login.user)
+            client.pass_(login.password or "")
+        attempt.step("mailbox", client.sock)
+        attempt.messages, _ = client.stat()
+    finally:
+        send_goodbye(client.sock, b"QUIT\r\n")
+        client.close()
+
+
+def _capabilities(client: _POP3) -> dict[str, list[str]]:
+    try:
+        return client.capa()
+    except poplib.error_proto:  # a server without CAPA offers no STLS either
+        return {}
+
+
+def _sasl(client: _POP3, command: str) -> None:
+    """AUTH with an initial response; an error challenge ('+ <json>') is answered empty."""
+    client.sock.sendall(f"AUTH {command}\r\n".encode())
+    reply = client.file.readline(_MAX_LINE)
+    if reply.startswith(b"+") and not reply.startswith(b"+OK"):
+        client.sock.sendall(b"\r\n")
+        reply = client.file.readline(_MAX_LINE)
+    if not reply.startswith(b"+OK"):
+        raise ServerRefusal(reply)

@@ -1,0 +1,215 @@
+"""Which checks a config needs, and running them all concurrently, each within its timeout.
+
+A thread pool keeps one code path for one check and for hundreds: the work is waiting on
+sockets, and the standard library's clients (imaplib, poplib, smtplib) are blocking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import TYPE_CHECKING, Any
+
+from channelsync.defaults import BUILTIN_SMTP_SERVER
+from channelsync.probe.check import (
+    Attempt,
+    Check,
+    Login,
+    OAuthSettings,
+    ProbeFailure,
+    Result,
+)
+
+if TYPE_CHECKING:
+    from channelsync.loader import Loaded
+
+__all__ = ["Check", "Result", "checks_for", "run_check", "run_checks"]
+
+DEFAULT_CONCURRENCY = 32
+DEFAULT_TIMEOUT = 15.0
+
+Progress = Callable[[int, int], None]
+
+
+def checks_for(
+    resources: Sequence[Loaded], *, servers: Sequence[Loaded] | None = None
+) -> list[Check]:
+    """The checks for ``resources``, in their order.
+
+    A channel gets an incoming check, and an outgoing one when it overrides the SMTP account;
+    a channel that does not override sends through its server's check, which is not repeated.
+    ``servers`` are where overridden servers are looked up (default: ``resources``), so that a
+    caller can test some channels of a larger config.
+    """
+    known = {s.name: s for s in (servers if servers is not None else resources)}
+    known.update((r.name, r) for r in resources if r.kind == "SmtpServer")
+    checks: list[Check] = []
+    for item in resources:
+        if item.kind == "EmailChannel":
+            checks.append(_incoming(item))
+            out = item.data.get("outgoing")
+            if out and out.get("override") and out["server"] != BUILTIN_SMTP_SERVER:
+                server = known.get(out["server"])
+                if server is not None and server.kind == "SmtpServer":
+                    checks.append(_outgoing(server, item, out))
+        elif item.kind == "SmtpServer" and item.name != BUILTIN_SMTP_SERVER:
+            checks.append(_outgoing(item, None, None))
+    return checks
+
+
+def _incoming(item: Loaded) -> Check:
+    incoming = item.data["incoming"]
+    oauth = incoming.get("oauth") if incoming.get("auth") == "microsoft-exchange" else None
+    return Check(
+        kind=item.kind,
+        name=item.name,
+        check="incoming",
+        host=incoming["server"],
+        port=incoming["port"],
+        protocol=incoming["protocol"],
+        base_dir=item.base_dir,
+        user=incoming["user"],
+        password=incoming.get("password"),
+        oauth=OAuthSettings(
+            oauth["tenant_id"],
+            oauth["client_id"],
+            oauth["client_secret"],
+            oauth["authority"],
+            oauth["scope"],
+        )
+        if oauth
+        else None,
+        ca_file=(incoming.get("tls") or {}).get("ca_file"),
+        allow_insecure_auth=bool(incoming.get("allow_insecure_auth")),
+    )
+
+
+def _outgoing(server: Loaded, channel: Loaded | None, out: dict[str, Any] | None) -> Check:
+    data = server.data
+    owner = channel or server
+    account = out if out is not None else data
+    user = account.get("user")
+    return Check(
+        kind=owner.kind,
+        name=owner.name,
+        check="outgoing",
+        host=data["host"],
+        port=data["port"],
+        protocol={"starttls": "smtp-starttls", "ssl": "smtp-ssl"}.get(data["security"], "smtp"),
+        base_dir=server.base_dir,
+        user=user,
+        password=account.get("password"),
+        ca_file=(data.get("tls") or {}).get("ca_file"),
+        sender=channel.data["email"] if channel else (user if user and "@" in user else None),
+    )
+
+
+def run_checks(
+    checks: Sequence[Check],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: Progress | None = None,
+    send_test_message: str | None = None,
+) -> list[Result]:
+    """Every check's result, in the order of ``checks``; never raises for a failed check."""
+    if not checks:
+        return []
+    results: list[Result | None] = [None] * len(checks)
+    done = 0
+    workers = max(1, min(concurrency, len(checks)))
+    with ThreadPoolExecutor(workers, thread_name_prefix="probe") as pool:
+        futures = {
+            pool.submit(run_check, check, timeout=timeout, send_test_message=send_test_message): i
+            for i, check in enumerate(checks)
+        }
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            done += 1
+            if progress is not None:
+                progress(done, len(checks))
+    return [r for r in results if r is not None]
+
+
+def run_check(
+    check: Check, *, timeout: float = DEFAULT_TIMEOUT, send_test_message: str | None = None
+) -> Result:
+    from channelsync.probe.diagnose import diagnose
+
+    attempt = Attempt(check, timeout)
+    error = None
+    try:
+        login = _login(attempt)
+        _protocol(check.protocol)(attempt, login, send_test_message)
+    except Exception as exc:  # every failure becomes a diagnosis; nothing escapes a check
+        error = diagnose(exc, attempt)
+    return Result(
+        kind=check.kind,
+        name=check.name,
+        check=check.check,
+        host=check.host,
+        port=check.port,
+        protocol=check.protocol,
+        ok=error is None,
+        elapsed_ms=attempt.elapsed_ms(),
+        tls=attempt.tls,
+        error=error,
+        warnings=attempt.warnings,
+        messages=attempt.messages,
+        queue_id=attempt.queue_id,
+    )
+
+
+def _protocol(protocol: str) -> Callable[[Attempt, Login | None, str | None], None]:
+    if protocol.startswith("imap"):
+        from channelsync.probe import imap
+
+        return imap.probe
+    if protocol.startswith("pop3"):
+        from channelsync.probe import pop3
+
+        return pop3.probe
+    from channelsync.probe import smtp
+
+    return smtp.probe
+
+
+def _login(attempt: Attempt) -> Login | None:
+    """Resolved credentials; an unreadable secret fails the check before any connection."""
+    check = attempt.check
+    attempt.step("secrets")
+    if check.oauth is not None:
+        secret = _resolve(attempt, check.oauth.client_secret, "incoming.oauth.client_secret")
+        from channelsync.probe.oauth import acquire_token
+
+        token = acquire_token(attempt, check.oauth, secret)
+        attempt.step("connect")
+        return Login(check.user or "", token=token)
+    if check.password is None:
+        return None
+    field = "incoming.password" if check.check == "incoming" else "password"
+    if check.kind == "EmailChannel" and check.check == "outgoing":
+        field = "outgoing.password"
+    password = _resolve(attempt, check.password, field)
+    attempt.step("connect")
+    return Login(check.user or "", password=password)
+
+
+def _resolve(attempt: Attempt, reference: str, field: str) -> str:
+    from channelsync.secrets import SecretUnavailable, parse_ref
+
+    ref = parse_ref(reference)
+    if ref is None:
+        raise ProbeFailure(
+            "secret_unavailable",
+            f"{field} is not a secret reference",
+            "use ${env:NAME} or ${file:PATH}",
+        )
+    try:
+        return attempt.secret(ref.resolve(attempt.check.base_dir))
+    except SecretUnavailable as exc:
+        raise ProbeFailure(
+            "secret_unavailable",
+            f"{field} {ref}: {exc}; nothing was sent to the server",
+            "set the environment variable or create the file where channelsync runs",
+        ) from None

@@ -1,0 +1,109 @@
+"""SMTP with STARTTLS, implicit TLS or none: EHLO, AUTH, and optionally one test message."""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+
+from channelsync.probe.check import Attempt, Login, ProbeFailure, ServerRefusal
+from channelsync.probe.tls import connect, context_for, record, send_goodbye
+
+_QUEUE_ID = re.compile(r"queued as\s+<?([^\s>]+)", re.I)
+
+
+class _SMTP(smtplib.SMTP):
+    def __init__(self, attempt: Attempt) -> None:
+        self._attempt = attempt
+        super().__init__(timeout=attempt.timeout)
+        self._host = attempt.check.host
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return connect(self._attempt)
+
+
+def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> None:
+    check = attempt.check
+    client = _SMTP(attempt)
+    try:
+        _expect(220, *client.connect(check.host, check.port))
+        attempt.step("ehlo", client.sock)
+        _expect(250, *client.ehlo())
+        if check.protocol == "smtp-starttls":
+            if not client.has_extn("starttls"):
+                raise ProbeFailure(
+                    "starttls_unavailable",
+                    f"{check.host}:{check.port} does not offer STARTTLS after EHLO",
+                )
+            attempt.step("starttls", client.sock)
+            client.starttls(context=context_for(check))
+            record(attempt, client.sock)  # type: ignore[arg-type]
+            attempt.step("ehlo", client.sock)
+            _expect(250, *client.ehlo())
+        elif check.protocol == "smtp":
+            attempt.warnings.append(
+                "security: none: mail and the password travel without TLS; use starttls or ssl"
+            )
+        if login is not None and login.password is not None:
+            attempt.step("auth", client.sock)
+            _authenticate(client, attempt, login)
+        if send_to:
+            attempt.step("send", client.sock)
+            attempt.queue_id = _send(client, attempt, send_to)
+    finally:
+        send_goodbye(client.sock, b"QUIT\r\n")
+        client.close()
+
+
+def _expect(code: int, got: int, reply: bytes) -> None:
+    if got != code:
+        raise ServerRefusal(f"{got} {reply.decode('utf-8', 'replace')}")
+
+
+def _authenticate(client: _SMTP, attempt: Attempt, login: Login) -> None:
+    host, port = attempt.check.host, attempt.check.port
+    if not client.has_extn("auth"):
+        hint = (
+            "use security: starttls or ssl; this server offers AUTH only over TLS"
+            if client.has_extn("starttls")
+            else "check the port: this looks like a relay without authentication"
+        )
+        raise ProbeFailure("protocol_error", f"{host}:{port} offers no AUTH after EHLO", hint)
+    offered = client.esmtp_features["auth"].upper().split()
+    mechanism = next((m for m in ("PLAIN", "LOGIN") if m in offered), None)
+    if mechanism is None:
+        raise ProbeFailure(
+            "protocol_error",
+            f"{host}:{port} offers AUTH {' '.join(offered)}, but neither PLAIN nor LOGIN",
+            "ask the provider which authentication the server accepts for passwords",
+        )
+    client.user, client.password = login.user, login.password or ""
+    attempt.sasl(f"\0{client.user}\0{client.password}")
+    authobject = client.auth_plain if mechanism == "PLAIN" else client.auth_login
+    client.auth(mechanism, authobject)
+
+
+def _send(client: _SMTP, attempt: Attempt, send_to: str) -> str | None:
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
+
+    check = attempt.check
+    sender = check.sender or f"channelsync-test@{check.host}"
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = send_to
+    message["Subject"] = f"channelsync connection test: {check.name}"
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain="channelsync.invalid")
+    message.set_content(
+        f"This message was sent by 'channelsync test' to check the outgoing mail of "
+        f"{check.kind} '{check.name}'. No reply is needed.\n"
+    )
+    _expect(250, *client.mail(sender))
+    code, reply = client.rcpt(send_to)
+    if code not in (250, 251):
+        raise ServerRefusal(f"{code} {reply.decode('utf-8', 'replace')}")
+    code, reply = client.data(message.as_bytes())
+    _expect(250, code, reply)
+    found = _QUEUE_ID.search(reply.decode("utf-8", "replace"))
+    return found.group(1) if found else None

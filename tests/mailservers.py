@@ -1,0 +1,462 @@
+"""Real mail servers on loopback for the connection tests and the benchmark.
+
+Dovecot (IMAP, IMAPS, POP3, POP3S; passwords and XOAUTH2 through an oauth2 passdb), Postfix
+(submission with STARTTLS, SMTPS, and a port without STARTTLS), a token-introspection IdP for
+Dovecot and an Entra-ID-like token service for msal, all on free ports under one state folder.
+Settings follow /work/shared/recipes/mail-servers.md (anvil penalty off, Postfix quick start).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import trustme
+
+USER = "testuser@example.test"
+PASSWORD = "testpass"
+GOOD_TOKEN = "good-token-123"
+TOKENS = {GOOD_TOKEN: USER, "other-user-token": "someoneelse@example.test"}
+TENANT = "test-tenant"
+# client_id -> (client secret, access token it gets)
+CLIENTS = {"good-client": ("good-secret", GOOD_TOKEN), "other-client": ("other-secret", "x")}
+BINARIES = ("dovecot", "postfix")
+INBOX_MESSAGES = 2
+
+
+def missing_binaries() -> list[str]:
+    return [b for b in BINARIES if shutil.which(b) is None and not Path("/usr/sbin", b).exists()]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on 127.0.0.1:{port}") from None
+            time.sleep(0.02)
+
+
+# --- HTTP services in threads --------------------------------------------------------------
+
+
+class _Json(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def reply(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def form(self) -> dict[str, str]:
+        length = int(self.headers.get("Content-Length") or 0)
+        pairs = urllib.parse.parse_qs(self.rfile.read(length).decode())
+        return {k: v[0] for k, v in pairs.items()}
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Introspection(_Json):
+    """RFC 7662 introspection, as Dovecot's oauth2 passdb calls it."""
+
+    def do_POST(self) -> None:
+        user = TOKENS.get(self.form().get("token", ""))
+        self.reply(200, {"active": True, "username": user} if user else {"active": False})
+
+
+class _TokenService(_Json):
+    """Enough of Entra ID for msal: OpenID discovery and the client-credentials grant."""
+
+    def do_GET(self) -> None:
+        tenant = self.path.strip("/").split("/")[0]
+        if tenant != TENANT or not self.path.endswith("/.well-known/openid-configuration"):
+            self.reply(
+                400,
+                {
+                    "error": "invalid_tenant",
+                    "error_description": f"AADSTS90002: Tenant '{tenant}' not found.",
+                },
+            )
+            return
+        base = f"https://localhost:{self.server.server_address[1]}/{tenant}"
+        self.reply(
+            200,
+            {
+                "issuer": f"{base}/v2.0",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+            },
+        )
+
+    def do_POST(self) -> None:
+        form = self.form()
+        client = CLIENTS.get(form.get("client_id", ""))
+        if client is None:
+            self.reply(
+                400,
+                {
+                    "error": "unauthorized_client",
+                    "error_description": "AADSTS700016: Application with identifier "
+                    f"'{form.get('client_id')}' was not found in the directory.",
+                    "error_codes": [700016],
+                },
+            )
+        elif form.get("client_secret") != client[0]:
+            self.reply(
+                401,
+                {
+                    "error": "invalid_client",
+                    "error_description": "AADSTS7000215: Invalid client secret provided. "
+                    "Ensure the secret being sent in the request is the client secret value.",
+                    "error_codes": [7000215],
+                },
+            )
+        else:
+            self.reply(200, {"token_type": "Bearer", "expires_in": 3599, "access_token": client[1]})
+
+
+def _serve(
+    handler: type[BaseHTTPRequestHandler], ctx: ssl.SSLContext | None
+) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    if ctx is not None:
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True, name=handler.__name__).start()
+    return server
+
+
+# --- the servers ------------------------------------------------------------------------------
+
+
+@dataclass
+class MailServers:
+    state: Path
+    ca: trustme.CA
+    ports: dict[str, int] = field(default_factory=dict)
+    _http: list[ThreadingHTTPServer] = field(default_factory=list)
+    _pids: list[int] = field(default_factory=list)
+
+    @property
+    def ca_file(self) -> Path:
+        return self.state / "certs" / "ca.crt"
+
+    @property
+    def authority(self) -> str:
+        return f"https://localhost:{self.ports['token']}"
+
+    def issue(self, name: str, *hosts: str, **kwargs: Any) -> ssl.SSLContext:
+        """A server-side TLS context with a leaf for ``hosts`` (kwargs: not_after, ...)."""
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ca.issue_cert(*hosts, **kwargs).configure_cert(ctx)
+        return ctx
+
+    def stop(self) -> None:
+        for server in self._http:
+            server.shutdown()
+            server.server_close()
+        self._http.clear()
+        for pidfile in (
+            self.state / "dovecot" / "run" / "master.pid",
+            self.state / "postfix" / "spool" / "pid" / "master.pid",
+        ):
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(pidfile.read_text().split()[0])
+                os.kill(pid, 15)
+                self._pids.append(pid)
+        deadline = time.monotonic() + 5
+        for pid in self._pids:
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        shutil.rmtree(self.state, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def start(*, max_connections: int = 1000) -> MailServers:
+    """Start everything; the caller must call ``stop()``."""
+    state = Path(tempfile.mkdtemp(prefix="channelsync-mail-"))
+    state.chmod(0o755)
+    servers = MailServers(state, trustme.CA())
+    try:
+        _start(servers, max_connections)
+    except BaseException:
+        servers.stop()
+        raise
+    return servers
+
+
+def _start(servers: MailServers, max_connections: int) -> None:
+    s = servers.state
+    for folder in ("certs", "dovecot", "postfix/etc", "postfix/spool", "postfix/data", "logs"):
+        (s / folder).mkdir(parents=True)
+    leaf = servers.ca.issue_cert("localhost", "127.0.0.1")
+    servers.ca.cert_pem.write_to_path(str(servers.ca_file))
+    leaf.private_key_pem.write_to_path(str(s / "certs" / "server.key"))
+    (s / "certs" / "server.crt").write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems))
+    (s / "certs" / "server.key").chmod(0o600)
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    leaf.configure_cert(ctx)
+    servers._http.append(_serve(_Introspection, None))
+    servers._http.append(_serve(_TokenService, ctx))
+    servers.ports["idp"] = servers._http[0].server_address[1]
+    servers.ports["token"] = servers._http[1].server_address[1]
+    for name in ("imap", "imaps", "pop3", "pop3s", "submission", "smtps", "smtp_plain"):
+        servers.ports[name] = free_port()
+
+    _mailbox(s)
+    _start_dovecot(servers, max_connections)
+    _start_postfix(servers)
+    for name in ("imap", "imaps", "pop3", "pop3s", "submission", "smtps", "smtp_plain"):
+        wait_for_port(servers.ports[name])
+
+
+def _mailbox(s: Path) -> None:
+    new = s / "mail" / "example.test" / "testuser" / "Maildir" / "new"
+    for folder in ("cur", "new", "tmp"):
+        (new.parent / folder).mkdir(parents=True)
+    for i in range(INBOX_MESSAGES):
+        (new / f"{1700000000 + i}.M{i}P1.test").write_text(
+            f"From: a@example.test\nTo: {USER}\nSubject: message {i}\n\nbody {i}\n"
+        )
+    for path in [s / "mail", *(s / "mail").rglob("*")]:
+        os.chown(path, 65534, 65534)
+
+
+def _start_dovecot(servers: MailServers, max_connections: int) -> None:
+    s, p = servers.state, servers.ports
+    d = s / "dovecot"
+    (d / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+    (d / "oauth2.conf.ext").write_text(
+        "introspection_mode = post\n"
+        f"introspection_url = http://127.0.0.1:{p['idp']}/introspect\n"
+        "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+    )
+    (d / "dovecot.conf").write_text(f"""\
+protocols = imap pop3
+listen = 127.0.0.1
+base_dir = {d}/run
+state_dir = {d}/state
+instance_name = channelsync-test-{os.getpid()}-{p["imap"]}
+log_path = {s}/logs/dovecot.log
+info_log_path = {s}/logs/dovecot.log
+ssl = yes
+ssl_cert = <{s}/certs/server.crt
+ssl_key = <{s}/certs/server.key
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = no
+auth_mechanisms = plain login xoauth2 oauthbearer
+auth_failure_delay = 0
+mail_location = maildir:{s}/mail/%d/%n/Maildir
+default_process_limit = {max_connections}
+default_client_limit = {max_connections * 2}
+passdb {{
+  driver = passwd-file
+  mechanisms = plain login
+  args = scheme=PLAIN username_format=%Lu {d}/passwd
+}}
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {d}/oauth2.conf.ext
+}}
+userdb {{
+  driver = static
+  args = uid=65534 gid=65534 home={s}/mail/%d/%n
+}}
+protocol imap {{
+  mail_max_userip_connections = {max_connections}
+}}
+protocol pop3 {{
+  mail_max_userip_connections = {max_connections}
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {p["imap"]}
+  }}
+  inet_listener imaps {{
+    port = {p["imaps"]}
+    ssl = yes
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {p["pop3"]}
+  }}
+  inet_listener pop3s {{
+    port = {p["pop3s"]}
+    ssl = yes
+  }}
+}}
+service auth {{
+  unix_listener auth-postfix {{
+    mode = 0666
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+""")
+    with open(s / "logs" / "dovecot.stderr", "ab") as err:
+        subprocess.run(
+            ["dovecot", "-c", str(d / "dovecot.conf")],
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+            check=True,
+            timeout=30,
+        )
+
+
+def _start_postfix(servers: MailServers) -> None:
+    import pwd
+
+    s, p = servers.state, servers.ports
+    etc, spool = s / "postfix" / "etc", s / "postfix" / "spool"
+    (etc / "main.cf").write_text(f"""\
+compatibility_level = 3.6
+queue_directory = {spool}
+data_directory = {s}/postfix/data
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file_prefixes = {s}/logs
+maillog_file = {s}/logs/postfix.log
+myhostname = localhost
+mydomain = localdomain
+myorigin = $myhostname
+mydestination =
+relay_domains =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.1/32
+alias_maps =
+alias_database =
+local_recipient_maps =
+smtputf8_enable = no
+biff = no
+default_transport = discard:test sink
+relay_transport = discard:test sink
+local_transport = discard:test sink
+virtual_transport = discard:test sink
+smtpd_banner = $myhostname ESMTP test server
+smtpd_relay_restrictions = permit_sasl_authenticated, reject
+smtpd_recipient_restrictions = permit_sasl_authenticated, reject
+smtpd_tls_cert_file = {s}/certs/server.crt
+smtpd_tls_key_file = {s}/certs/server.key
+smtpd_tls_security_level = may
+smtpd_tls_protocols = >=TLSv1.2
+smtpd_tls_mandatory_protocols = >=TLSv1.2
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = {s}/dovecot/run/auth-postfix
+smtpd_sasl_security_options = noanonymous
+smtpd_sasl_tls_security_options = noanonymous
+smtpd_error_sleep_time = 0
+smtpd_soft_error_limit = 100
+smtpd_hard_error_limit = 100
+smtpd_client_auth_rate_limit = 0
+""")
+    (etc / "master.cf").write_text(f"""\
+{p["submission"]} inet n - n - - smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_auth_only=yes
+{p["smtps"]} inet n - n - - smtpd
+  -o syslog_name=postfix/smtps
+  -o smtpd_tls_wrappermode=yes
+{p["smtp_plain"]} inet n - n - - smtpd
+  -o syslog_name=postfix/plain
+  -o smtpd_tls_security_level=none
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+""")
+    postfix = pwd.getpwnam("postfix")
+    import grp
+
+    postdrop = grp.getgrnam("postdrop").gr_gid
+    os.chown(s / "postfix" / "data", postfix.pw_uid, -1)
+    for q in (
+        "active",
+        "bounce",
+        "corrupt",
+        "defer",
+        "deferred",
+        "flush",
+        "hold",
+        "incoming",
+        "private",
+        "saved",
+        "trace",
+    ):
+        (spool / q).mkdir(mode=0o700)
+        os.chown(spool / q, postfix.pw_uid, 0)
+    for q, mode in (("maildrop", 0o730), ("public", 0o710), ("pid", 0o755)):
+        (spool / q).mkdir()
+        (spool / q).chmod(mode)
+        if q != "pid":
+            os.chown(spool / q, postfix.pw_uid, postdrop)
+    (spool / "quick-start").touch()
+    old = time.time() - 10
+    for name in ("main.cf", "master.cf"):
+        os.utime(etc / name, (old, old))
+    subprocess.run(
+        ["postfix", "-c", str(etc), "start"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        timeout=30,
+    )

@@ -1,0 +1,123 @@
+"""A scripted line server: replays a vendor's replies (Gmail, Exchange) word for word.
+
+Only as much IMAP/SMTP as the probes need; every line received is recorded, so tests can
+check what a client did or did not send.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+
+# A script gets one received line and returns the reply (CRLF-terminated lines), or None to
+# hang up. It may keep state in the dict it is given (one per connection).
+Script = Callable[[str, dict[str, str]], str | None]
+
+
+class Responder:
+    def __init__(
+        self,
+        greeting: str | None,
+        script: Script,
+        tls: ssl.SSLContext | None = None,
+        *,
+        hang_up_on_hello: bool = False,
+    ) -> None:
+        self.greeting, self.script, self.tls = greeting, script, tls
+        self.hang_up_on_hello = hang_up_on_hello
+        self.received: list[str] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._connections: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        for conn in self._connections:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self._connections.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError, ValueError), conn:
+            conn.settimeout(10)
+            if self.hang_up_on_hello:
+                conn.recv(4096)
+                return
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                self._connections.append(conn)
+            if self.greeting is not None:
+                conn.sendall(self.greeting.encode())
+            state: dict[str, str] = {}
+            with conn.makefile("rb") as lines:
+                for raw in lines:
+                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    self.received.append(line)
+                    reply = self.script(line, state)
+                    if reply is None:
+                        return
+                    conn.sendall(reply.encode())
+
+
+def imap(
+    *,
+    capabilities: str = "IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2",
+    login: str = "OK LOGIN completed",
+    authenticate: str = "OK AUTHENTICATE completed",
+    examine: str = "OK [READ-ONLY] EXAMINE completed",
+) -> tuple[str, Script]:
+    """Greeting and script of an IMAP server; ``login``/``authenticate``/``examine`` are the
+    tagged replies (text after the tag); ``{line}`` in them is the command received."""
+
+    def script(line: str, state: dict[str, str]) -> str | None:
+        if "pending" in state:
+            return f"{state.pop('pending')} {authenticate}\r\n"
+        tag, _, rest = line.partition(" ")
+        command = rest.split(" ", 1)[0].upper()
+        if command == "CAPABILITY":
+            return f"* CAPABILITY {capabilities}\r\n{tag} OK CAPABILITY completed\r\n"
+        if command == "LOGIN":
+            return f"{tag} {login.format(line=line)}\r\n"
+        if command == "AUTHENTICATE":
+            state["pending"] = tag
+            return "+ \r\n"
+        if command in ("EXAMINE", "SELECT"):
+            if not examine.startswith("OK"):
+                return f"{tag} {examine}\r\n"
+            return f"* 3 EXISTS\r\n* 0 RECENT\r\n{tag} {examine}\r\n"
+        if command == "LOGOUT":
+            return None
+        return f"{tag} BAD unknown command\r\n"
+
+    return f"* OK [CAPABILITY {capabilities}] scripted IMAP ready\r\n", script
+
+
+def smtp(*, auth_reply: str, host: str = "smtp.example.test") -> tuple[str, Script]:
+    """Greeting and script of an SMTP server whose AUTH answers ``auth_reply`` (may be
+    multi-line, joined with CRLF)."""
+
+    def script(line: str, state: dict[str, str]) -> str | None:
+        command = line.split(" ", 1)[0].upper()
+        if command == "EHLO":
+            return f"250-{host} at your service\r\n250-AUTH LOGIN PLAIN XOAUTH2\r\n250 8BITMIME\r\n"
+        if command == "AUTH":
+            return auth_reply + "\r\n"
+        if command == "QUIT":
+            return None
+        return "502 5.5.1 Unrecognized command.\r\n"
+
+    return f"220 {host} ESMTP scripted\r\n", script

@@ -1,0 +1,307 @@
+"""Connection tests against real Dovecot and Postfix on loopback (started by the session)."""
+
+from __future__ import annotations
+
+import datetime
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import mailservers
+from tests.mailservers import MailServers
+from tests.probe.conftest import (
+    Probe,
+    assert_failed,
+    channel,
+    oauth,
+    only,
+    smtp_server,
+)
+from tests.probe.responder import Responder, imap
+
+Password = Callable[[str], str]
+
+
+def _exchange(
+    mail: MailServers,
+    monkeypatch: pytest.MonkeyPatch,
+    client: str,
+    secret: str,
+    *,
+    protocol: str = "imap-ssl",
+    tenant: str = "",
+) -> dict[str, Any]:
+    """A microsoft-exchange channel whose token comes from the loopback token service."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(mail.ca_file))
+    monkeypatch.setenv("OAUTH_SECRET", secret)
+    port = mail.ports["imaps" if protocol == "imap-ssl" else "pop3s"]
+    return channel(
+        protocol,
+        port,
+        auth="microsoft-exchange",
+        oauth=oauth(client, "OAUTH_SECRET", mail.authority, tenant=tenant),
+    )
+
+
+def _inbox_count(mail: MailServers) -> int:
+    box = mail.state / "mail" / "example.test" / "testuser" / "Maildir"
+    return sum(1 for folder in ("new", "cur") for _ in (box / folder).iterdir())
+
+
+@pytest.mark.parametrize(
+    ("protocol", "port_name"),
+    [("imap-ssl", "imaps"), ("imap", "imap"), ("pop3-ssl", "pop3s"), ("pop3", "pop3")],
+)
+def test_incoming_logs_in_over_tls_and_counts_without_touching_mail(
+    mail: MailServers, probe: Probe, password: Password, protocol: str, port_name: str
+) -> None:
+    result = only(probe(channel(protocol, mail.ports[port_name])))
+    assert result.ok, result.error
+    assert result.messages == mailservers.INBOX_MESSAGES
+    assert result.tls.version in ("TLSv1.2", "TLSv1.3")  # STARTTLS/STLS used on plain ports
+    assert result.tls.cert_expires_in_days is not None and result.tls.cert_expires_in_days > 21
+    assert result.warnings == []
+    assert _inbox_count(mail) == mailservers.INBOX_MESSAGES
+
+
+@pytest.mark.parametrize(("protocol", "port_name"), [("imap", "imap"), ("pop3-ssl", "pop3s")])
+def test_wrong_password_is_auth_failed_with_the_servers_words(
+    mail: MailServers, probe: Probe, password: Password, protocol: str, port_name: str
+) -> None:
+    secret = password("Wrong-Secret-42")
+    result = only(probe(channel(protocol, mail.ports[port_name])))
+    assert_failed(result, "auth_failed")
+    assert result.error is not None
+    expected = {
+        "imap": "[AUTHENTICATIONFAILED] Authentication failed.",
+        "pop3-ssl": "-ERR [AUTH] Authentication failed.",
+    }[protocol]
+    assert result.error.message == expected
+    assert (
+        result.error.hint == "check the user name and the password the secret reference points to"
+    )
+    assert secret not in str(result.to_json())
+
+
+@pytest.mark.parametrize("protocol", ["imap-ssl", "pop3-ssl"])
+def test_exchange_oauth_gets_a_token_and_logs_in_with_xoauth2(
+    mail: MailServers, probe: Probe, monkeypatch: pytest.MonkeyPatch, protocol: str
+) -> None:
+    doc = _exchange(mail, monkeypatch, "good-client", "good-secret", protocol=protocol)
+    result = only(probe(doc))
+    assert result.ok, result.error
+    assert result.messages == mailservers.INBOX_MESSAGES
+
+
+def test_token_endpoint_refusal_is_oauth_token_with_the_providers_code(
+    mail: MailServers, probe: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = _exchange(mail, monkeypatch, "good-client", "expired-Secret-value")
+    result = only(probe(doc))
+    assert_failed(result, "oauth_token")
+    assert result.error is not None
+    assert result.error.message.startswith(
+        f"token request to {mail.authority}/{mailservers.TENANT} refused: invalid_client "
+        "(AADSTS7000215: Invalid client secret provided."
+    )
+    assert "client secret is wrong or expired" in result.error.hint
+    assert "expired-Secret-value" not in str(result.to_json())
+
+
+def test_unknown_tenant_is_oauth_token(
+    mail: MailServers, probe: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = _exchange(mail, monkeypatch, "good-client", "good-secret", tenant="no-such-tenant")
+    result = only(probe(doc))
+    assert_failed(result, "oauth_token")
+    assert result.error is not None
+    assert (
+        "invalid_tenant (AADSTS90002: Tenant 'no-such-tenant' not found.)" in result.error.message
+    )
+
+
+def test_token_the_server_rejects_is_auth_failed(
+    mail: MailServers, probe: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = _exchange(mail, monkeypatch, "other-client", "other-secret")
+    result = only(probe(doc))
+    assert_failed(result, "auth_failed")
+    assert result.error is not None
+    assert result.error.message == "[AUTHENTICATIONFAILED] Authentication failed."
+    assert "IMAP.AccessAsApp" in result.error.hint
+
+
+def test_tls_spoken_to_a_plain_port_is_wrong_protocol(
+    mail: MailServers, probe: Probe, password: Password
+) -> None:
+    result = only(probe(channel("imap-ssl", mail.ports["imap"])))
+    assert_failed(result, "wrong_protocol")
+    assert result.error is not None
+    assert "plain-text answer" in result.error.message
+    assert "speaks plain text, not TLS" in result.error.hint
+
+
+def test_certificate_from_an_unknown_ca_is_cert_untrusted(
+    mail: MailServers, probe: Probe, password: Password
+) -> None:
+    result = only(probe(channel("imap-ssl", mail.ports["imaps"], ca=False)))
+    assert_failed(result, "cert_untrusted")
+    assert result.error is not None
+    assert "unable to get local issuer certificate" in result.error.message
+    assert "tls.ca_file" in result.error.hint
+
+
+def test_ssl_cert_file_is_trusted(
+    mail: MailServers, probe: Probe, password: Password, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(mail.ca_file))
+    assert only(probe(channel("pop3-ssl", mail.ports["pop3s"], ca=False))).ok
+
+
+def test_smtp_submission_and_smtps_authenticate(
+    mail: MailServers, probe: Probe, password: Password
+) -> None:
+    starttls = smtp_server("starttls", mail.ports["submission"], name="Submission")
+    implicit = smtp_server("ssl", mail.ports["smtps"], name="SMTPS")
+    results = probe(starttls, implicit)
+    assert [r.ok for r in results] == [True, True], [r.error for r in results]
+    assert [r.protocol for r in results] == ["smtp-starttls", "smtp-ssl"]
+    assert all(r.tls.version for r in results)
+
+
+def test_smtp_wrong_password_is_auth_failed(
+    mail: MailServers, probe: Probe, password: Password
+) -> None:
+    secret = password("not-the-password")
+    result = only(probe(smtp_server("ssl", mail.ports["smtps"])))
+    assert_failed(result, "auth_failed")
+    assert result.error is not None
+    assert result.error.message == "535 5.7.8 Error: authentication failed: (reason unavailable)"
+    assert secret not in str(result.to_json())
+
+
+def test_server_without_starttls_is_starttls_unavailable(
+    mail: MailServers, probe: Probe, password: Password
+) -> None:
+    result = only(probe(smtp_server("starttls", mail.ports["smtp_plain"])))
+    assert_failed(result, "starttls_unavailable")
+    assert result.error is not None
+    assert (
+        result.error.message
+        == f"localhost:{mail.ports['smtp_plain']} does not offer STARTTLS after EHLO"
+    )
+
+
+def test_smtp_security_none_works_with_a_warning(
+    mail: MailServers, probe: Probe, password: Password
+) -> None:
+    result = only(probe(smtp_server("none", mail.ports["smtp_plain"], ca=False)))
+    assert result.ok, result.error
+    assert result.warnings == [
+        "security: none: mail and the password travel without TLS; use starttls or ssl"
+    ]
+
+
+def test_send_test_message_reports_the_queue_id(
+    mail: MailServers, probe: Probe, password: Password
+) -> None:
+    results = probe(
+        smtp_server("starttls", mail.ports["submission"]),
+        send_test_message="someone@example.com",
+    )
+    result = only(results)
+    assert result.ok, result.error
+    assert result.queue_id and result.queue_id.isalnum()
+
+
+def test_channel_override_is_tested_with_the_channels_account(
+    mail: MailServers, probe: Probe, password: Password, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAY_PASSWORD", "wrong relay password")
+    relay = smtp_server("ssl", mail.ports["smtps"], password="${env:RELAY_PASSWORD}")
+    doc = channel("imap-ssl", mail.ports["imaps"])
+    doc["outgoing"] = {
+        "server": "Test Relay",
+        "override": True,
+        "user": mailservers.USER,
+        "password": "${env:PROBE_TEST_PASSWORD}",
+    }
+    results = probe(doc, relay)
+    assert [(r.kind, r.check, r.ok) for r in results] == [
+        ("EmailChannel", "incoming", True),
+        ("EmailChannel", "outgoing", True),
+        ("SmtpServer", "outgoing", False),
+    ]
+
+
+def _expiring_imap(
+    mail: MailServers, responders: Callable[..., Responder], not_after: datetime.datetime
+) -> Responder:
+    greeting, script = imap()
+    ctx = mail.issue("leaf", "localhost", not_after=not_after)
+    return responders(greeting, script, ctx)
+
+
+def test_expired_certificate_is_cert_expired(
+    mail: MailServers, probe: Probe, password: Password, responders: Callable[..., Responder]
+) -> None:
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=3)
+    server = _expiring_imap(mail, responders, past)
+    result = only(probe(channel("imap-ssl", server.port)))
+    assert_failed(result, "cert_expired")
+    assert result.error is not None
+    assert result.error.message == "certificate verify failed: certificate has expired"
+
+
+def test_certificate_expiring_soon_passes_with_a_warning(
+    mail: MailServers, probe: Probe, password: Password, responders: Callable[..., Responder]
+) -> None:
+    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=10, hours=1)
+    server = _expiring_imap(mail, responders, soon)
+    result = only(probe(channel("imap-ssl", server.port)))
+    assert result.ok, result.error
+    assert result.tls.cert_expires_in_days == 10
+    assert result.warnings == [
+        "the server's certificate expires in 10 day(s); ask the provider to renew it"
+    ]
+
+
+def test_certificate_for_another_host_is_cert_hostname(
+    mail: MailServers, probe: Probe, password: Password, responders: Callable[..., Responder]
+) -> None:
+    greeting, script = imap()
+    server = responders(greeting, script, mail.issue("leaf", "mail.other.example"))
+    result = only(probe(channel("imap-ssl", server.port)))
+    assert_failed(result, "cert_hostname")
+    assert result.error is not None
+    assert "Hostname mismatch" in result.error.message
+    assert "not valid for 'localhost'" in result.error.hint
+
+
+def test_server_that_drops_the_handshake_is_tls_handshake(
+    mail: MailServers, probe: Probe, password: Password, responders: Callable[..., Responder]
+) -> None:
+    server = responders(None, lambda line, state: None, hang_up_on_hello=True)
+    result = only(probe(channel("imap-ssl", server.port)))
+    assert_failed(result, "tls_handshake")
+
+
+def test_starttls_upgrade_failure_is_reported(
+    mail: MailServers, probe: Probe, password: Password, responders: Callable[..., Responder]
+) -> None:
+    greeting, script = imap(capabilities="IMAP4rev1 STARTTLS AUTH=PLAIN")
+    server = responders(greeting, script)
+    result = only(probe(channel("imap", server.port)))
+    assert_failed(result, "starttls_unavailable")
+    assert not any("LOGIN" in line for line in server.received)
+
+
+def test_ssl_context_is_verified_by_default(mail: MailServers) -> None:
+    from channelsync.probe.check import Check
+    from channelsync.probe.tls import context_for
+
+    ctx = context_for(Check("EmailChannel", "x", "incoming", "h", 1, "imap-ssl", Path(".")))
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
