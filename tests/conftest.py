@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from channelsync.cli import main
+from tests.tenant_config import BASE, SECRETS, write
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "channels.d"
@@ -43,3 +44,13 @@ def examples(workdir: Path) -> Path:
     shutil.rmtree(workdir / "channels.d")
     shutil.copytree(EXAMPLES, workdir / "channels.d")
     return workdir / "channels.d"
+
+
+@pytest.fixture
+def tenant(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory with the shared config and its secrets in the environment."""
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("CHANNELSYNC_TARGET", raising=False)
+    write(workdir, BASE)
+    return workdir

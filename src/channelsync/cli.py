@@ -93,6 +93,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore", type=Path, help="YAML file of accepted, expiring differences")
     p.set_defaults(handler=cmd_drift)
 
+    p = sub.add_parser("export", help="write the target's live state into the config files")
+    _dir_option(p)
+    _target_option(p)
+    p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser("list", help="list channels like the console's channel list")
+    _dir_option(p)
+    _target_option(p)
+    p.add_argument("--live", action="store_true", help="list the target, not the config")
+    p.add_argument(
+        "--sort",
+        default="name",
+        metavar="COLUMN",
+        help="sort column; --sort=-COLUMN sorts descending",
+    )
+    p.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="keep matching rows, e.g. 'outgoing=VCC Internal' or enabled=false",
+    )
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(handler=cmd_list)
+
     p = sub.add_parser("schema", help="print or write the JSON Schemas generated from the model")
     p.add_argument("--write", action="store_true", help="write schemas/ files")
     p.add_argument("--check", action="store_true", help="exit 1 when schemas/ files are stale")
@@ -266,6 +291,60 @@ def cmd_drift(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render.text(plan, colour=render.use_colour(sys.stdout), label="Drift"))
     return EXIT_CHANGES if plan.has_changes else EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from channelsync.export import export
+    from channelsync.loader import load_config
+
+    config = load_config(args.dir)
+    broken = [d for d in config.errors if "YAML" in d.message or "UTF-8" in d.message]
+    for diagnostic in broken:
+        print(diagnostic, file=sys.stderr)
+    if broken:
+        print("error: fix these files first; export edits them in place", file=sys.stderr)
+        return EXIT_ERROR
+    target = _open(args.target, readonly=True)
+    try:
+        report = export(target, args.dir, config)
+    finally:
+        target.close()
+    for path in report.written:
+        print(f"wrote {path}")
+    for what in report.removed:
+        print(f"removed {what}")
+    if report.placeholders:
+        print("\nSet these secrets before plan or apply (their values never leave the tenant):")
+        for variable, what in report.placeholders:
+            print(f"  {variable}  ({what})")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import json
+
+    from channelsync import listing
+
+    filters = [listing.Filter.parse(f) for f in args.filter]
+    if args.live:
+        target = _open(args.target, readonly=True)
+        try:
+            live = target.read()
+        finally:
+            target.close()
+        channels = [r.data for r in live.values() if r.kind == "EmailChannel"]
+        servers = [r.data for r in live.values() if r.kind == "SmtpServer"]
+    else:
+        config = _load(args.dir)
+        channels = [r.data for r in config.of_kind("EmailChannel")]
+        servers = [r.data for r in config.of_kind("SmtpServer")]
+    table = listing.rows(channels, listing.default_server(servers))
+    table = listing.select(table, filters, args.sort)
+    if args.format == "json":
+        print(json.dumps([{c: r[c] for c in listing.COLUMNS} for r in table], indent=2))
+    else:
+        sys.stdout.write(listing.render_table(table))
+    return EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -1,0 +1,193 @@
+"""Live state -> YAML files, editing existing files in place (comments and order kept).
+
+A resource the config already defines is updated inside its own document (ruamel.yaml
+round-trip); any other gets a file of its own, written without the fields that equal their
+defaults. Secrets come back as references: the one the config already uses, or a new
+``${env:...}`` placeholder that the report lists so the admin knows what to set.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from channelsync.defaults import LOCAL_FIELDS
+from channelsync.document import get_path, is_valid, normalize, secret_paths, set_path
+from channelsync.loader import Config, Loaded
+from channelsync.targets.base import Key, LiveResource, Target
+
+
+@dataclass
+class ExportReport:
+    written: list[Path] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    placeholders: list[tuple[str, str]] = field(default_factory=list)  # (variable, what)
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "resource"
+
+
+def _env_name(res: LiveResource, path: tuple[str, ...]) -> str:
+    return re.sub(r"[^A-Z0-9]+", "_", f"{res.name}_{'_'.join(path)}".upper()).strip("_")
+
+
+def wanted_document(
+    res: LiveResource, existing: Loaded | None, report: ExportReport
+) -> dict[str, Any]:
+    """The live resource as a minimal config document, secrets as references."""
+    doc = _copy(res.data)
+    doc = {"kind": res.kind, **{k: v for k, v in doc.items() if k != "kind"}}
+    for path in secret_paths(res.kind):
+        if get_path(doc, path) is None:
+            continue
+        ref = get_path(existing.data, path) if existing is not None else None
+        if ref is None:
+            variable = _env_name(res, path)
+            ref = f"${{env:{variable}}}"
+            report.placeholders.append((variable, f"{res.kind} '{res.name}' {'.'.join(path)}"))
+        set_path(doc, path, ref)
+    return _minimal(res.kind, normalize(res.kind, doc))  # normalize: schema key order
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _minimal(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """Drop every field whose absence normalises back to the same value."""
+    full = normalize(kind, doc)
+    for path in sorted(_paths(doc), key=len, reverse=True):
+        trial = _copy(doc)
+        parent = get_path(trial, path[:-1]) if len(path) > 1 else trial
+        parent.pop(path[-1], None)
+        if is_valid(kind, trial) and normalize(kind, trial) == full:
+            doc = trial
+    return doc
+
+
+def _paths(doc: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for key, value in doc.items():
+        if key in ("kind", "name"):
+            continue
+        out.append((*prefix, key))
+        if isinstance(value, dict):
+            out.extend(_paths(value, (*prefix, key)))
+    return out
+
+
+def export(target: Target, directory: Path, config: Config) -> ExportReport:
+    report = ExportReport()
+    live = target.read()
+    defined: dict[Key, Loaded] = {(r.kind, r.name): r for r in config.resources}
+    by_file: dict[str, list[tuple[Loaded, dict[str, Any] | None]]] = {}
+    for key, item in defined.items():
+        res = live.get(key)
+        wanted = wanted_document(res, item, report) if res is not None else None
+        by_file.setdefault(item.source.path, []).append((item, wanted))
+        if res is None:
+            report.removed.append(f"{item.kind} '{item.name}' (not in the tenant)")
+    for path, items in sorted(by_file.items()):
+        if _update_file(Path(path), items):
+            report.written.append(Path(path))
+    directory.mkdir(parents=True, exist_ok=True)
+    for key in sorted(set(live) - set(defined)):
+        res = live[key]
+        target_file = directory / f"{slug(res.kind)}-{slug(res.name)}.yaml"
+        counter = 2
+        while target_file.exists():
+            target_file = directory / f"{slug(res.kind)}-{slug(res.name)}-{counter}.yaml"
+            counter += 1
+        header = f"# exported by channelsync from {target.url}\n"
+        target_file.write_text(header + _dump([wanted_document(res, None, report)]), "utf-8")
+        report.written.append(target_file)
+    return report
+
+
+def _dump(documents: list[Any]) -> str:
+    stream = io.StringIO()
+    _yaml().dump_all(documents, stream)
+    return stream.getvalue()
+
+
+def _update_file(path: Path, items: list[tuple[Loaded, dict[str, Any] | None]]) -> bool:
+    yaml = _yaml()
+    text = path.read_text(encoding="utf-8")
+    documents = list(yaml.load_all(text))
+    keep = []
+    wanted_by_index = {item.index: wanted for item, wanted in items}
+    for index, document in enumerate(documents):
+        if index not in wanted_by_index:
+            keep.append(document)
+            continue
+        wanted = wanted_by_index[index]
+        if wanted is None:
+            continue  # the resource is gone from the tenant
+        kind = str(document.get("kind"))
+        _merge(document, wanted, normalize(kind, wanted), _local_paths(kind), ())
+        keep.append(document)
+    if not keep:
+        path.unlink()
+        return True
+    new_text = _dump(keep)
+    if new_text == text:
+        return False
+    path.write_text(new_text, encoding="utf-8")
+    return True
+
+
+def _local_paths(kind: str) -> set[tuple[str, ...]]:
+    return {*LOCAL_FIELDS.get(kind, ()), ("renamed_from",), ("kind",)}
+
+
+def _merge(
+    node: Any,
+    wanted: dict[str, Any],
+    full: dict[str, Any],
+    keep: set[tuple[str, ...]],
+    at: tuple[str, ...],
+) -> None:
+    """Make the round-trip mapping ``node`` say what ``wanted`` says, touching nothing else.
+
+    A field the minimal form leaves out stays explicit (with the tenant's value) when the
+    file spells it out, and local fields (connection tests only) are left alone.
+    """
+    for key, value in wanted.items():
+        current = node.get(key)
+        if isinstance(value, dict) and hasattr(current, "items"):
+            _merge(current, value, full.get(key) or {}, keep, (*at, key))
+        elif current != value:
+            node[key] = value
+    for key in list(node):
+        if key in wanted or (*at, key) in keep:
+            continue
+        if full.get(key) is None:
+            del node[key]
+        elif _plain(node[key]) != full[key]:
+            node[key] = full[key]
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,77 @@
+"""A small tenant configuration shared by the plan/apply/export tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SECRETS = {
+    "SUPPORT_IMAP_PASSWORD": "imap-Secret-1xq",
+    "SUPPORT_SMTP_PASSWORD": "smtp-Secret-2wr",
+    "RELAY_PASSWORD": "relay-Secret-3ez",
+    "OAUTH_SECRET": "oauth-Secret-4td",
+}
+
+BASE = {
+    "script.yaml": """\
+kind: EmailScript
+name: Support Script
+queues: [Support, Billing]
+""",
+    "relay.yaml": """\
+# our relay
+kind: SmtpServer
+name: Relay
+host: smtp.example.com
+user: relay@example.com
+password: ${env:RELAY_PASSWORD}
+default: true
+""",
+    "support.yaml": """\
+kind: EmailChannel
+name: Support
+email: support@example.com
+script: Support Script
+enabled: true
+incoming:
+  server: imap.example.com
+  protocol: imap-ssl
+  user: support@example.com
+  password: ${env:SUPPORT_IMAP_PASSWORD}
+outgoing:
+  server: Relay
+  override: true
+  password: ${env:SUPPORT_SMTP_PASSWORD}
+""",
+    "exchange.yaml": """\
+kind: EmailChannel
+name: Exchange
+email: help@contoso.example
+incoming:
+  auth: microsoft-exchange
+  server: outlook.office365.com
+  protocol: imap-ssl
+  user: help@contoso.example
+  oauth:
+    tenant_id: tenant
+    client_id: client
+    client_secret: ${env:OAUTH_SECRET}
+""",
+}
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / "channels.d" / name).write_text(text)
+
+
+def apply(cli: Any, *extra: str) -> Any:
+    return cli("apply", "--auto-approve", "--skip-connection-tests", *extra)
+
+
+def plan_json(cli: Any, *extra: str) -> dict[str, Any]:
+    result = cli("plan", "--format", "json", *extra)
+    assert result.code == 0, result.err
+    loaded: dict[str, Any] = json.loads(result.out)
+    return loaded

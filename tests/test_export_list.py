@@ -1,0 +1,104 @@
+"""export (live state -> YAML, edited in place) and list (the console's channel list)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from tests.tenant_config import apply, plan_json, write
+
+
+def _edit_live(root: Path, name: str, change: Any) -> None:
+    db = sqlite3.connect(root / ".channelsync" / "tenant.db")
+    body = json.loads(
+        db.execute("SELECT body FROM resources WHERE name = ?", (name,)).fetchone()[0]
+    )
+    change(body)
+    db.execute("UPDATE resources SET body = ? WHERE name = ?", (json.dumps(body), name))
+    db.commit()
+    db.close()
+
+
+def test_export_into_an_empty_dir_then_plan_is_a_no_op(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    result = cli("export", "--dir", "exported")
+    assert result.code == 0
+    assert "wrote exported/emailchannel-support.yaml" in result.out
+    assert "  SUPPORT_INCOMING_PASSWORD  (EmailChannel 'Support' incoming.password)" in result.out
+    text = (tenant / "exported" / "emailchannel-support.yaml").read_text()
+    assert "port:" not in text  # defaults are left out
+    assert "password: ${env:SUPPORT_INCOMING_PASSWORD}" in text
+    plan = plan_json(cli, "--dir", "exported")
+    assert plan["summary"] == {"create": 0, "update": 0, "rename": 0, "delete": 0, "no_op": 4}
+
+
+def test_export_updates_files_in_place_keeping_comments(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    relay = tenant / "channels.d" / "relay.yaml"
+    relay.write_text(relay.read_text().replace("host:", "# the relay host\nhost:"))
+
+    def edit(body: dict[str, Any]) -> None:
+        body["host"] = "smtp2.example.com"
+        body["port"] = 2525
+
+    _edit_live(tenant, "Relay", edit)
+    assert cli("export").code == 0
+    assert relay.read_text() == (
+        "# our relay\n"
+        "kind: SmtpServer\n"
+        "name: Relay\n"
+        "# the relay host\n"
+        "host: smtp2.example.com\n"
+        "user: relay@example.com\n"
+        "password: ${env:RELAY_PASSWORD}\n"
+        "default: true\n"
+        "port: 2525\n"
+    )
+    assert plan_json(cli)["summary"]["no_op"] == 4
+
+
+def test_export_keeps_explicit_fields_explicit_and_removes_gone_resources(
+    tenant: Path, cli: Any
+) -> None:
+    apply(cli)
+    write(tenant, {"extra.yaml": "kind: EmailScript\nname: Not Live\n"})
+    _edit_live(tenant, "Support", lambda body: body.update(enabled=False))
+    result = cli("export")
+    assert "removed EmailScript 'Not Live' (not in the tenant)" in result.out
+    assert not (tenant / "channels.d" / "extra.yaml").exists()
+    assert "enabled: false\n" in (tenant / "channels.d" / "support.yaml").read_text()
+    assert plan_json(cli)["summary"]["no_op"] == 4
+
+
+def test_list_shows_the_effective_outgoing_server(tenant: Path, cli: Any) -> None:
+    result = cli("list")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert lines[0].split("  ")[0] == "CHANNEL NAME"
+    assert "Relay (tenant default)" in lines[1]
+    assert "Relay (override)" in lines[2]
+    assert lines[-1] == "2 channel(s)"
+
+
+def test_list_filters_and_sorts(tenant: Path, cli: Any) -> None:
+    rows = json.loads(cli("list", "--filter", "enabled=true", "--format", "json").out)
+    assert [r["name"] for r in rows] == ["Support"]
+    rows = json.loads(
+        cli("list", "--filter", "outgoing=Relay", "--sort=-name", "--format", "json").out
+    )
+    assert [r["name"] for r in rows] == ["Support", "Exchange"]
+    assert cli("list", "--filter", "outgoing=VCC Internal").out.endswith("0 channel(s)\n")
+
+
+def test_list_live_reads_the_target(tenant: Path, cli: Any) -> None:
+    assert cli("list", "--live").out.endswith("0 channel(s)\n")
+    apply(cli)
+    assert cli("list", "--live").out.endswith("2 channel(s)\n")
+
+
+def test_list_rejects_unknown_columns(tenant: Path, cli: Any) -> None:
+    result = cli("list", "--filter", "colour=red")
+    assert result.code == 1
+    assert "bad filter 'colour=red': use COLUMN=VALUE with a column of name, email" in result.err
