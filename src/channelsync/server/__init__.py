@@ -1,0 +1,1 @@
+"""`channelsync serve`: a shared tenant over a REST API (see docs/rest-api.md)."""

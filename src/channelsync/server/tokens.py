@@ -1,0 +1,120 @@
+"""Bearer tokens for `channelsync serve`: a file of hashes, names and roles.
+
+Only a SHA-256 hash of each token is stored. Tokens are 256-bit random strings, so a fast
+hash is enough (no password stretching needed), and a stolen tokens file does not let anyone
+call the API. The server re-reads the file whenever it changes on disk, so ``token add`` and
+``token revoke`` take effect without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from channelsync.errors import ChannelsyncError
+
+Role = Literal["read", "write"]
+ROLES: tuple[Role, ...] = ("read", "write")
+DEFAULT_TOKENS_FILE = Path(".channelsync") / "tokens.json"
+TOKEN_PREFIX = "cst_"
+
+
+@dataclass(frozen=True)
+class TokenEntry:
+    name: str
+    role: Role
+    hash: str
+    created: str
+
+
+def _digest(token: str) -> str:
+    return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def load(path: Path) -> list[TokenEntry]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return [TokenEntry(**entry) for entry in raw["tokens"]]
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ChannelsyncError(f"cannot read tokens file {path}: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise ChannelsyncError(f"{path} is not a channelsync tokens file") from None
+
+
+def _save(path: Path, entries: list[TokenEntry]) -> None:
+    """Atomic replace with mode 0600, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"tokens": [asdict(e) for e in entries]}, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def add(path: Path, name: str, role: Role) -> str:
+    """Create a token; the only time its value exists outside the caller's memory is here."""
+    if role not in ROLES:
+        raise ChannelsyncError(f"unknown role '{role}'; use read or write")
+    entries = load(path)
+    if any(e.name == name for e in entries):
+        raise ChannelsyncError(
+            f"a token named '{name}' already exists in {path}; revoke it first or pick another name"
+        )
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    entries.append(TokenEntry(name, role, _digest(token), created))
+    _save(path, entries)
+    return token
+
+
+def revoke(path: Path, name: str) -> None:
+    entries = load(path)
+    kept = [e for e in entries if e.name != name]
+    if len(kept) == len(entries):
+        raise ChannelsyncError(f"no token named '{name}' in {path}")
+    _save(path, kept)
+
+
+class TokenStore:
+    """The tokens file as the server sees it, reloaded when its stat signature changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._signature: tuple[int, int, int] | None = None
+        self._entries: list[TokenEntry] = []
+        self.refresh()
+
+    def refresh(self) -> list[TokenEntry]:
+        try:
+            st = self.path.stat()
+            signature = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            signature = None
+        if signature != self._signature:
+            self._entries = load(self.path) if signature is not None else []
+            self._signature = signature
+        return self._entries
+
+    def authenticate(self, token: str) -> TokenEntry | None:
+        """The entry for ``token``; every stored hash is compared, in constant time."""
+        digest = _digest(token)
+        found: TokenEntry | None = None
+        for entry in self.refresh():
+            if hmac.compare_digest(entry.hash, digest):
+                found = entry
+        return found

@@ -1,0 +1,325 @@
+"""``https://host:port`` (and loopback ``http://``): a tenant shared over the REST API.
+
+The server fingerprints secrets with its own key, which never leaves it: the client asks
+``POST /v1/fingerprints`` (read role) and caches the answers for the process. State is read
+in pages of up to 2,000 resources, so planning 1,000 channels takes a handful of requests.
+
+Retries: connection failures, 429 and 5xx are retried with exponential backoff and full
+jitter (``Retry-After`` wins when the server sends it), but only where repeating cannot do
+harm. A write whose request may have reached the server is never simply resent: every write
+carries an ``Idempotency-Key``, and after a lost answer the client first asks
+``GET /v1/writes/KEY`` whether it happened. Writes also carry ``If-Match`` (or
+``If-None-Match: *``), so even a resend cannot overwrite someone else's change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import ipaddress
+import os
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+from channelsync.targets.base import (
+    ConflictError,
+    Key,
+    LiveResource,
+    LockInfo,
+    LockTimeout,
+    Operation,
+    TargetError,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+TOKEN_ENV = "CHANNELSYNC_TOKEN"
+COLLECTIONS: dict[str, str] = {
+    "EmailChannel": "channels",
+    "SmtpServer": "smtp-servers",
+    "EmailScript": "scripts",
+}
+PAGE_SIZE = 2000
+LOCK_HEADER = "Channelsync-Lock"
+MAX_RETRY_AFTER = 60.0
+
+
+class HttpTargetError(TargetError):
+    """The server answered with an error that has no more specific class."""
+
+
+class Unauthorized(HttpTargetError):
+    """401: no token, or one the server does not know (revoked, or for another server)."""
+
+
+class Forbidden(HttpTargetError):
+    """403: the token's role does not allow the call (a read token on a write)."""
+
+
+class NotFound(HttpTargetError):
+    """404."""
+
+
+class Unreachable(HttpTargetError):
+    """No answer: connection refused, timed out, TLS failure."""
+
+
+class _OutcomeUnknown(Exception):
+    """A write reached the server (perhaps) but its answer was lost."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(value)))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(MAX_RETRY_AFTER, max(0.0, when.timestamp() - time.time()))
+
+
+class HttpTarget:
+    """A tenant served by ``channelsync serve`` (or any server implementing docs/rest-api.md)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        readonly: bool = False,
+        token: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: float = 0.25,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        import httpx
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise TargetError(f"bad target URL '{url}': use https://HOST[:PORT]")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise TargetError(
+                f"refusing plain http:// to {parts.hostname}: the token and secrets would "
+                "cross the network unencrypted; use https:// (http:// is for loopback only)"
+            )
+        token = token or os.environ.get(TOKEN_ENV)
+        if not token:
+            raise TargetError(
+                f"no API token for {url}: set {TOKEN_ENV} (create one on the server with "
+                "'channelsync token add NAME --role read|write')"
+            )
+        self.url = url.rstrip("/")
+        self.readonly = readonly
+        self.retries = retries
+        self.backoff = backoff
+        self._holder: str | None = None
+        self._fingerprints: dict[str, str] = {}
+        self._client = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- transport -----------------------------------------------------------------------
+
+    def _pause(self, attempt: int, response: httpx.Response | None = None) -> None:
+        wait = _retry_after(response.headers.get("retry-after")) if response is not None else None
+        if wait is None:
+            wait = random.uniform(0, min(8.0, self.backoff * 2**attempt))
+        time.sleep(wait)
+
+    def _send(self, method: str, path: str, *, idempotent: bool, **kwargs: Any) -> httpx.Response:
+        """One call with retries; raises _OutcomeUnknown for a write whose answer was lost."""
+        import httpx
+
+        attempt = 0
+        while True:
+            try:
+                response = self._client.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                if attempt < self.retries and (idempotent or never_sent):
+                    self._pause(attempt)
+                    attempt += 1
+                    continue
+                if not never_sent and not idempotent:
+                    raise _OutcomeUnknown from None
+                reason = str(exc) or type(exc).__name__
+                raise Unreachable(
+                    f"cannot reach the target at {self.url} ({reason}); is the server running "
+                    "and the address right?"
+                ) from None
+            status = response.status_code
+            retryable = status == 429 or (status >= 500 and idempotent)
+            if retryable and attempt < self.retries:
+                self._pause(attempt, response)
+                attempt += 1
+                continue
+            if status >= 500 and not idempotent:
+                raise _OutcomeUnknown
+            return response
+
+    def _check(self, response: httpx.Response, *, ok: tuple[int, ...] = ()) -> httpx.Response:
+        status = response.status_code
+        if status < 300 or status in ok:
+            return response
+        try:
+            message = str(response.json()["error"])
+        except (ValueError, KeyError, TypeError):
+            message = response.reason_phrase or "error"
+        where = f"{self.url}: {message}"
+        if status == 401:
+            raise Unauthorized(
+                f"{self.url} refused the API token (401): set {TOKEN_ENV} to a valid token"
+            )
+        if status == 403:
+            raise Forbidden(f"{where} (403); use a token with the write role")
+        if status == 404:
+            raise NotFound(f"{where} (404)")
+        if status == 412:
+            raise ConflictError(f"{where} (412); plan again")
+        if status == 409:
+            raise HttpTargetError(f"{where} (409)")
+        raise HttpTargetError(f"{where} ({status})")
+
+    def _get(self, path: str, **params: Any) -> httpx.Response:
+        return self._check(self._send("GET", path, idempotent=True, params=params))
+
+    def _write(
+        self, method: str, path: str, headers: dict[str, str], **kwargs: Any
+    ) -> httpx.Response:
+        """Send a write once; after a lost answer, find out whether it happened before resending."""
+        if self.readonly:
+            raise TargetError("this target was opened read-only")
+        headers = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+        if self._holder is not None:
+            headers[LOCK_HEADER] = self._holder
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._send(method, path, idempotent=False, headers=headers, **kwargs)
+            except _OutcomeUnknown:
+                done = self._send(
+                    "GET", f"/v1/writes/{headers['Idempotency-Key']}", idempotent=True
+                )
+                if done.status_code == 200:
+                    return done
+                self._check(done, ok=(404,))
+                self._pause(attempt)
+                continue
+            return self._check(response)
+        raise Unreachable(
+            f"{method} {path} on {self.url}: no answer after {self.retries + 1} tries; "
+            "it was not applied (checked); run apply again"
+        )
+
+    # --- the Target interface ------------------------------------------------------------
+
+    def read(self) -> dict[Key, LiveResource]:
+        out: dict[Key, LiveResource] = {}
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        while True:
+            page = self._get("/v1/resources", **params).json()
+            for item in page["items"]:
+                data = item["resource"]
+                key = (data["kind"], data["name"])
+                out[key] = LiveResource(data["kind"], data["name"], data, item["etag"])
+            if not page.get("next"):
+                return out
+            params["after"] = page["next"]
+
+    def fingerprint(self, secret: str) -> str:
+        cached = self._fingerprints.get(secret)
+        if cached is None:
+            cached = self.fingerprint_many([secret])[0]
+        return cached
+
+    def fingerprint_many(self, secrets: list[str]) -> list[str]:
+        """Fingerprints of many secrets in one request (what plan uses when it can batch)."""
+        missing = sorted({s for s in secrets if s not in self._fingerprints})
+        if missing:
+            response = self._check(
+                self._send("POST", "/v1/fingerprints", idempotent=True, json={"values": missing})
+            )
+            self._fingerprints.update(zip(missing, response.json()["fingerprints"], strict=True))
+        return [self._fingerprints[s] for s in secrets]
+
+    def apply(self, operation: Operation) -> None:
+        op = operation
+        path = f"/v1/{COLLECTIONS[op.kind]}/{quote(op.name, safe='')}"
+        etag = f'"{op.expected_etag}"' if op.expected_etag is not None else "*"
+        if op.action == "delete":
+            self._write("DELETE", path, {"If-Match": etag})
+            return
+        if op.body is None:
+            raise TargetError(f"{op.action} of {op.kind} '{op.name}' carries no body")
+        if op.action == "create":
+            self._write("PUT", path, {"If-None-Match": "*"}, json=op.body)
+        elif op.action == "rename":
+            params = {"renamed_from": op.previous_name}
+            self._write("PUT", path, {"If-Match": etag}, json=op.body, params=params)
+        else:
+            self._write("PUT", path, {"If-Match": etag}, json=op.body)
+
+    @contextlib.contextmanager
+    def lock(self, info: LockInfo, timeout: float) -> Iterator[None]:
+        if self.readonly:
+            raise TargetError("this target was opened read-only")
+        deadline = time.monotonic() + timeout
+        delay = 0.1
+        while True:
+            # Taking the lock again with the same holder id succeeds, so this PUT is safe
+            # to repeat after a lost answer: it is sent as an idempotent call.
+            response = self._check(
+                self._send(
+                    "PUT",
+                    "/v1/lock",
+                    idempotent=True,
+                    json=asdict(info),
+                    headers={"If-None-Match": "*"},
+                ),
+                ok=(409,),
+            )
+            if response.status_code != 409:
+                break
+            body = response.json()
+            holder = LockInfo(body["holder"], body["host"], int(body["pid"]), body["since"])
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockTimeout(
+                    f"the target is locked by another apply ({holder.describe()}); "
+                    f"waited {timeout:g} s. Try again later, or raise --lock-timeout"
+                )
+            time.sleep(min(delay * random.uniform(0.5, 1.0), remaining))
+            delay = min(delay * 2, 1.0)
+        self._holder = info.holder
+        try:
+            yield
+        finally:
+            self._holder = None
+            with contextlib.suppress(TargetError):
+                self._send(
+                    "DELETE", "/v1/lock", idempotent=True, headers={"If-Match": f'"{info.holder}"'}
+                )
