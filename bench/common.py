@@ -23,11 +23,11 @@ incoming:
   server: imap.tenant{d}.example
   protocol: {protocol}
   user: support{i:05d}@tenant{d}.example
-  password: ${{env:IMAP_PASSWORD_{i:05d}}}
+  password: ${{env:IMAP_PASSWORD_{d}}}
 outgoing:
   server: Relay {d}
   override: true
-  password: ${{env:SMTP_PASSWORD_{i:05d}}}
+  password: ${{env:SMTP_PASSWORD_{d}}}
 """
 SHARED = """\
 kind: SmtpServer

@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=cmd_list)
 
+    from channelsync.probe import command as probe_command
+
+    probe_command.add_parser(sub)
+
     p = sub.add_parser("schema", help="print or write the JSON Schemas generated from the model")
     p.add_argument("--write", action="store_true", help="write schemas/ files")
     p.add_argument("--check", action="store_true", help="exit 1 when schemas/ files are stale")

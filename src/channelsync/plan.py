@@ -165,7 +165,8 @@ def _comparable(
         assert ref is not None  # the loader checked the syntax
         doc = _copy_along(doc, path)
         try:
-            value: Any = target.fingerprint(ref.resolve(item.base_dir))
+            base = item.base_dir if ref.source == "file" else None
+            value: Any = target.fingerprint(ref.resolve(base))
         except SecretUnavailable as exc:
             if live is None:  # a create: nothing to compare with
                 value = _UNRESOLVED
@@ -190,6 +191,7 @@ def make_plan(config: Config, target: Target, *, only: Iterable[str] = ()) -> Pl
     changes: list[Change] = []
     no_op = 0
     seen: set[Key] = set()
+    differing: list[tuple[Change, dict[str, Any], dict[str, Any]]] = []
     for item in config.resources:
         key = (item.kind, item.name)
         current = live.get(key)
@@ -209,16 +211,11 @@ def make_plan(config: Config, target: Target, *, only: Iterable[str] = ()) -> Pl
         if action == "update" and desired == before:
             no_op += 1
             continue
-        changes.append(
-            Change(
-                item.kind,
-                item.name,
-                action,
-                current.name if action == "rename" else None,
-                field_changes(item.kind, before, desired),
-                current.etag,
-            )
-        )
+        change = Change(item.kind, item.name, action, current.name if action == "rename" else None)
+        change.live_etag = current.etag
+        changes.append(change)
+        differing.append((change, before, desired))
+    _fill_field_changes(differing)
     for key in sorted(set(live) - seen):
         gone = live[key]
         changes.append(Change(gone.kind, gone.name, "delete", live_etag=gone.etag))
@@ -274,27 +271,45 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]
             yield path, value
 
 
-def field_changes(kind: str, before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
-    """Field-level changes between two resources of ``kind`` (secrets masked)."""
+def _fill_field_changes(differing: list[tuple[Change, dict[str, Any], dict[str, Any]]]) -> None:
+    """Field-level changes of every differing resource, from one deepdiff run.
+
+    Only the top-level fields that differ go into the diff, all resources at once: deepdiff
+    costs per node and per call, and plans of thousands of channels must stay fast.
+    """
+    if not differing:
+        return
     from deepdiff import DeepDiff
 
-    sensitive = {p for p in secret_paths(kind)}
-    diff = DeepDiff(before, after, view="tree")
-    paths: set[tuple[str, ...]] = set()
-    for level in diff:
-        for change in diff[level]:
-            full = change.path(output_format="list")
-            # a list (queues) changes as a whole; so does an object that appears or goes
-            cut = next((i for i, part in enumerate(full) if isinstance(part, int)), len(full))
-            paths.add(tuple(str(p) for p in full[:cut]))
+    befores: dict[int, dict[str, Any]] = {}
+    afters: dict[int, dict[str, Any]] = {}
+    for index, (_, before, after) in enumerate(differing):
+        keys = [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)]
+        befores[index] = {k: before.get(k) for k in keys}
+        afters[index] = {k: after.get(k) for k in keys}
+    paths: dict[int, set[tuple[str, ...]]] = {i: set() for i in befores}
+    diff = DeepDiff(befores, afters, view="tree")
+    for group in diff:
+        for node in diff[group]:
+            full = node.path(output_format="list")
+            # a list (queues) changes as a whole; so does a mapping that appears or goes
+            cut = next((i for i, p in enumerate(full[1:], 1) if isinstance(p, int)), len(full))
+            paths[full[0]].add(tuple(str(p) for p in full[1:cut]))
+    for index, (change, before, after) in enumerate(differing):
+        change.fields = _as_fields(change.kind, before, after, paths[index])
+
+
+def _as_fields(
+    kind: str, before: dict[str, Any], after: dict[str, Any], paths: set[tuple[str, ...]]
+) -> list[FieldChange]:
+    sensitive = set(secret_paths(kind))
     out = []
     for path in sorted(paths):
-        old, new = get_path(before, path), get_path(after, path)
-        hidden = path in sensitive or any(s[: len(path)] == path for s in sensitive)
+        hidden = any(s[: len(path)] == path for s in sensitive)
         if hidden:
             out.append(FieldChange(".".join(path), SENSITIVE, SENSITIVE, True))
         else:
-            out.append(FieldChange(".".join(path), old, new))
+            out.append(FieldChange(".".join(path), get_path(before, path), get_path(after, path)))
     return out
 
 

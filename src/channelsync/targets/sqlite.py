@@ -117,6 +117,7 @@ class SqliteTarget:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.keys = _Keys(self.path.with_suffix(".key"), create=not readonly)
         self._holder: str | None = None
+        self._fingerprints: dict[str, str] = {}  # per process only; never written anywhere
         self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection | None:
@@ -152,7 +153,10 @@ class SqliteTarget:
             return "(no tenant yet)"  # nothing live to compare with
         if self.keys.hmac_key is None:
             raise TargetError(f"key file {self.keys.path} is missing; cannot compare secrets")
-        return fingerprint(self.keys.hmac_key, secret)
+        found = self._fingerprints.get(secret)
+        if found is None:
+            found = self._fingerprints[secret] = fingerprint(self.keys.hmac_key, secret)
+        return found
 
     def secret_values(self, kind: str, name: str) -> dict[str, str]:
         """The stored secrets of one resource (what the tenant polls and sends with)."""
