@@ -75,3 +75,16 @@ def plan_json(cli: Any, *extra: str) -> dict[str, Any]:
     assert result.code == 0, result.err
     loaded: dict[str, Any] = json.loads(result.out)
     return loaded
+
+
+def edit_live(root: Path, name: str, change: Any) -> None:
+    """Change a live resource behind channelsync's back (as the web console would)."""
+    import sqlite3
+
+    db = sqlite3.connect(root / ".channelsync" / "tenant.db")
+    row = db.execute("SELECT body FROM resources WHERE name = ?", (name,)).fetchone()
+    body = json.loads(row[0])
+    change(body)
+    db.execute("UPDATE resources SET body = ? WHERE name = ?", (json.dumps(body), name))
+    db.commit()
+    db.close()

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-from tests.tenant_config import apply, plan_json, write
-
-
-def _edit_live(root: Path, name: str, change: Any) -> None:
-    db = sqlite3.connect(root / ".channelsync" / "tenant.db")
-    body = json.loads(
-        db.execute("SELECT body FROM resources WHERE name = ?", (name,)).fetchone()[0]
-    )
-    change(body)
-    db.execute("UPDATE resources SET body = ? WHERE name = ?", (json.dumps(body), name))
-    db.commit()
-    db.close()
+from tests.tenant_config import apply, edit_live, plan_json, write
 
 
 def test_export_into_an_empty_dir_then_plan_is_a_no_op(tenant: Path, cli: Any) -> None:
@@ -43,7 +31,7 @@ def test_export_updates_files_in_place_keeping_comments(tenant: Path, cli: Any) 
         body["host"] = "smtp2.example.com"
         body["port"] = 2525
 
-    _edit_live(tenant, "Relay", edit)
+    edit_live(tenant, "Relay", edit)
     assert cli("export").code == 0
     assert relay.read_text() == (
         "# our relay\n"
@@ -64,7 +52,7 @@ def test_export_keeps_explicit_fields_explicit_and_removes_gone_resources(
 ) -> None:
     apply(cli)
     write(tenant, {"extra.yaml": "kind: EmailScript\nname: Not Live\n"})
-    _edit_live(tenant, "Support", lambda body: body.update(enabled=False))
+    edit_live(tenant, "Support", lambda body: body.update(enabled=False))
     result = cli("export")
     assert "removed EmailScript 'Not Live' (not in the tenant)" in result.out
     assert not (tenant / "channels.d" / "extra.yaml").exists()

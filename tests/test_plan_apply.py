@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.tenant_config import BASE, SECRETS, apply, plan_json, write
+from tests.tenant_config import BASE, SECRETS, apply, edit_live, plan_json, write
 
 
 def test_first_apply_creates_everything_then_nothing_to_do(tenant: Path, cli: Any) -> None:
@@ -242,15 +241,7 @@ def test_key_file_is_private(tenant: Path, cli: Any) -> None:
 
 
 def test_markdown_plan_stays_under_the_comment_limit(tenant: Path, cli: Any) -> None:
-    write(
-        tenant,
-        {
-            f"c{i}.yaml": BASE["support.yaml"]
-            .replace("name: Support", f"name: Channel {i}")
-            .replace("support@", f"c{i}@")
-            for i in range(400)
-        },
-    )
+    _many(tenant, 400)
     out = cli("plan", "--format", "markdown").out
     assert len(out) < 60_000
     assert "_Plan cut to stay under the comment size limit:" in out
@@ -277,12 +268,7 @@ def test_drift_exit_codes(tenant: Path, cli: Any) -> None:
     assert cli("drift").code == 2  # nothing applied yet
     apply(cli)
     assert cli("drift").code == 0
-    db = sqlite3.connect(tenant / ".channelsync" / "tenant.db")
-    body = json.loads(db.execute("SELECT body FROM resources WHERE name = 'Support'").fetchone()[0])
-    body["incoming"]["port"] = 1993
-    db.execute("UPDATE resources SET body = ? WHERE name = 'Support'", (json.dumps(body),))
-    db.commit()
-    db.close()
+    edit_live(tenant, "Support", lambda body: body["incoming"].update(port=1993))
     result = cli("drift")
     assert result.code == 2
     assert "      ~ incoming.port: 1993 -> 993\n" in result.out
