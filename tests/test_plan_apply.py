@@ -383,3 +383,11 @@ def test_killed_apply_leaves_no_blocking_lock_and_rerun_converges(tenant: Path, 
     assert plan_json(cli)["summary"]["no_op"] == 304
     db = sqlite3.connect(tenant / ".channelsync" / "tenant.db")
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_saved_plan_limited_with_only_applies_just_that(tenant: Path, cli: Any) -> None:
+    assert cli("plan", "--only", "Support Script", "--out", "plan.json").code == 0
+    result = cli("apply", "plan.json", "--skip-connection-tests")
+    assert result.code == 0, result.err
+    assert "Apply complete: 1 created." in result.out
+    assert plan_json(cli)["summary"]["create"] == 3

@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 0 when there are no changes, 2 when there are, 1 on error",
     )
     p.add_argument("--only", nargs="+", metavar="NAME", default=[], help="limit to these names")
+    p.add_argument(
+        "--check-connections",
+        action="store_true",
+        help="also test the connections apply would test, and show the results (exit 1 on failure)",
+    )
     p.set_defaults(handler=cmd_plan)
 
     p = sub.add_parser("apply", help="make the target match the config")
@@ -157,6 +162,7 @@ def _open(url: str | None, *, readonly: bool = False) -> Target:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from channelsync.plan import make_plan
+    from channelsync.render import connections
     from channelsync.render import plan as render
     from channelsync.render.runbook import runbook
 
@@ -168,16 +174,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
         target.close()
     if args.out:
         plan.save(args.out)
+    results = None
+    if args.check_connections:
+        from channelsync import gate
+
+        results = gate.run(config, plan)
     if args.format == "json":
-        sys.stdout.write(render.as_json(plan))
+        sys.stdout.write(render.as_json(plan, connections.as_json(results)))
     elif args.format == "markdown":
-        sys.stdout.write(render.markdown(plan))
+        sys.stdout.write(render.markdown(plan, extra=connections.markdown(results)))
     elif args.format == "runbook":
-        sys.stdout.write(runbook(plan))
+        sys.stdout.write(runbook(plan) + connections.text(results))
     else:
         saved = [f"Plan saved to {args.out}; apply it with: channelsync apply {args.out}"]
         colour = render.use_colour(sys.stdout)
         sys.stdout.write(render.text(plan, colour=colour, extra=saved if args.out else None))
+        sys.stdout.write(connections.text(results))
+    if results and any(not r.ok for r in results):
+        return EXIT_ERROR
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -196,7 +210,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     target = _open(args.target)
     try:
         with target.lock(LockInfo.mine(uuid.uuid4().hex), args.lock_timeout):
-            plan = make_plan(config, target)
+            plan = make_plan(config, target, only=saved.only if saved else ())
             if saved is not None:
                 check_current(saved, plan)
             sys.stdout.write(render.text(plan, colour=render.use_colour(sys.stdout)))
@@ -241,7 +255,7 @@ def _connection_gate(args: argparse.Namespace, config: Config, plan: Plan) -> bo
             file=sys.stderr,
         )
         return True
-    failures = gate.check(config, plan)
+    failures = gate.failure_lines(gate.run(config, plan))
     for line in failures:
         print(line, file=sys.stderr)
     if failures:

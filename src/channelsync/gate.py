@@ -1,13 +1,19 @@
 """The pre-apply connection-test gate: test what the plan creates, reconnects or enables.
 
 A channel or SMTP server is tested when the plan creates it, changes one of its connection
-fields or secrets, or enables it. Failures stop the apply before any change.
+fields or secrets, or enables it. A failure stops the apply before any change;
+``plan --check-connections`` runs the same tests so that reviewers see them in the plan.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from channelsync.loader import Config, Loaded
 from channelsync.plan import Change, Plan
+
+if TYPE_CHECKING:
+    from channelsync.probe.check import Result
 
 # Fields whose change means the mail will flow through a different connection.
 CONNECTION_FIELDS = ("incoming", "outgoing", "host", "port", "security", "user", "password")
@@ -32,16 +38,19 @@ def resources_to_test(config: Config, plan: Plan) -> list[Loaded]:
     return [r for r in config.resources if (r.kind, r.name) in wanted]
 
 
-def check(config: Config, plan: Plan) -> list[str]:
-    """One line per failed connection test (with its hint); empty when all pass."""
+def run(config: Config, plan: Plan) -> list[Result]:
     resources = resources_to_test(config, plan)
     if not resources:
         return []
-    from channelsync.probe import gate as probe_gate
+    from channelsync.probe import gate
 
+    return gate(resources, servers=config.of_kind("SmtpServer"))
+
+
+def failure_lines(results: list[Result]) -> list[str]:
+    """One line per failed test, with the server's words and the hint."""
     return [
-        f"connection test failed: {r.kind} '{r.name}' {r.check} {r.host}:{r.port}: "
-        f"[{r.error.code}] {r.error.message} (hint: {r.error.hint})"
-        for r in probe_gate(resources)
-        if not r.ok and r.error is not None
+        f"connection test failed: {r.kind} '{r.name}' ({r.check}, {r.endpoint}): {r.error}"
+        for r in results
+        if r.error is not None
     ]

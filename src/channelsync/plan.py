@@ -72,6 +72,7 @@ class Plan:
     warnings: list[str]
     config_fingerprint: str
     live_count: int = 0
+    only: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -101,6 +102,7 @@ class Plan:
         saved["config_fingerprint"] = self.config_fingerprint
         saved["live_count"] = self.live_count
         saved["no_op"] = self.no_op
+        saved["only"] = self.only
         for entry, change in zip(saved["changes"], self.changes, strict=True):
             entry["live_etag"] = change.live_etag
         path.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
@@ -129,6 +131,7 @@ class Plan:
                 list(saved["warnings"]),
                 saved["config_fingerprint"],
                 int(saved.get("live_count", 0)),
+                list(saved.get("only", [])),
             )
         except OSError as exc:
             raise ChannelsyncError(f"cannot read plan file {path}: {exc.strerror}") from None
@@ -226,7 +229,8 @@ def make_plan(config: Config, target: Target, *, only: Iterable[str] = ()) -> Pl
         changes = kept
     changes.sort(key=_apply_order)
     warnings = _secret_warnings(unresolved)
-    return Plan(target.url, changes, no_op, warnings, config_fingerprint(config), len(live))
+    fingerprint = config_fingerprint(config)
+    return Plan(target.url, changes, no_op, warnings, fingerprint, len(live), sorted(wanted))
 
 
 def _secret_warnings(unresolved: list[str]) -> list[str]:

@@ -389,15 +389,13 @@ class SqliteTarget:
 
 
 def _abandoned(holder: LockInfo, expires: float) -> bool:
-    """A lock whose lease ran out, or whose process on this host is gone (killed apply)."""
-    if expires < time.time():
-        return True
-    if holder.host != socket.gethostname():
+    """A lock whose process on this host is gone (a killed apply), or whose lease ran out."""
+    if holder.host == socket.gethostname():
+        try:
+            os.kill(holder.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
         return False
-    try:
-        os.kill(holder.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return expires < time.time()
