@@ -20,6 +20,17 @@ class _IMAP(imaplib.IMAP4):
     def _create_socket(self, timeout: float | None) -> socket.socket:
         return connect(self._attempt)
 
+    def _get_capabilities(self) -> None:
+        """Take the capabilities the greeting announced instead of asking: a round trip less.
+
+        After STARTTLS they are asked for again, as RFC 3501 requires.
+        """
+        announced = self.untagged_responses.pop("CAPABILITY", None)
+        if announced and not self._tls_established:
+            self.capabilities = tuple(_text(announced[-1]).upper().split())
+            return
+        super()._get_capabilities()  # type: ignore[misc]
+
 
 def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> None:
     check = attempt.check
@@ -42,6 +53,9 @@ def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> 
             plain = f"\0{login.user}\0{login.password}"
             attempt.sasl(plain)
             client.authenticate("PLAIN", lambda challenge: plain.encode())
+        elif _pipelinable(login.user, login.password or ""):
+            attempt.messages = _login_and_examine(client, attempt, login.user, login.password or "")
+            return
         else:
             client.login(login.user, login.password or "")
         attempt.step("mailbox", client.sock)
@@ -51,6 +65,37 @@ def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> 
         attempt.messages = int(data[0] or 0)
     finally:
         _close(client)
+
+
+def _pipelinable(*words: str) -> bool:
+    return all(w.isascii() and w.isprintable() for w in words)
+
+
+def _quoted(text: str) -> bytes:
+    return ('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"').encode()
+
+
+def _login_and_examine(client: _IMAP, attempt: Attempt, user: str, password: str) -> int:
+    """LOGIN and EXAMINE INBOX sent together (RFC 3501 5.5 pipelining): a round trip less.
+
+    EXAMINE opens the mailbox read-only; if LOGIN fails, the server refuses it too.
+    """
+    login_tag, examine_tag = client._new_tag(), client._new_tag()
+    for tag in (login_tag, examine_tag):
+        client.tagged_commands[tag] = None
+    command = b"%s LOGIN %s %s\r\n%s EXAMINE INBOX\r\n"
+    client.send(command % (login_tag, _quoted(user), _quoted(password), examine_tag))
+    for tag, stage in ((login_tag, "auth"), (examine_tag, "mailbox")):
+        attempt.step(stage, client.sock)
+        status, data = client._get_tagged_response(tag)
+        if status != "OK":
+            raise ServerRefusal(data[-1] if data else status)
+    exists = client.untagged_responses.pop("EXISTS", [b"0"])
+    return int(_text(exists[-1]) or 0)
+
+
+def _text(value: object) -> str:
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _close(client: _IMAP) -> None:

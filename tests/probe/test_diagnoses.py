@@ -1,0 +1,244 @@
+"""Diagnoses that need no real mail server: network failures, vendor replies, secrets."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+import trustme
+
+from tests.mailservers import free_port
+from tests.probe.conftest import Probe, assert_failed, channel, only, smtp_server
+from tests.probe.responder import Responder, imap, smtp
+
+Responders = Callable[..., Responder]
+Password = Callable[[str], str]
+
+GMAIL_IMAP_APP_PASSWORD = (
+    "NO [ALERT] Application-specific password required: "
+    "https://support.google.com/accounts/answer/185833 (Failure)"
+)
+GMAIL_SMTP_APP_PASSWORD = (
+    "534-5.7.9 Application-specific password required. Learn more at\r\n"
+    "534 5.7.9  https://support.google.com/mail/?p=InvalidSecondFactor"
+)
+EXCHANGE_SMTP_AUTH_DISABLED = (
+    "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the "
+    "Tenant. Visit https://aka.ms/smtp_auth_disabled for more information."
+)
+EXCHANGE_BASIC_DISABLED = (
+    "535 5.7.139 Authentication unsuccessful, basic authentication is disabled."
+)
+
+
+@pytest.fixture
+def tls(config_dir: object) -> Callable[[str], object]:
+    """A private CA in certs/ca.pem and server contexts for host names it signs."""
+    import ssl
+    from pathlib import Path
+
+    ca = trustme.CA()
+    folder = Path(str(config_dir)) / "certs"
+    folder.mkdir(exist_ok=True)
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+
+    def server(host: str) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(host).configure_cert(ctx)
+        return ctx
+
+    return server
+
+
+def test_unresolvable_name_is_dns(probe: Probe, password: Password) -> None:
+    result = only(probe(channel("imap-ssl", 993, server="nonexistent.invalid", ca=False)))
+    assert_failed(result, "dns")
+    assert result.error is not None
+    assert result.error.message.startswith("cannot resolve 'nonexistent.invalid': ")
+
+
+def test_closed_port_is_refused(probe: Probe, password: Password) -> None:
+    port = free_port()
+    result = only(probe(channel("pop3-ssl", port, server="127.0.0.1", ca=False)))
+    assert_failed(result, "refused")
+    assert result.error is not None
+    assert result.error.message == f"connection to 127.0.0.1:{port} refused"
+    assert result.error.hint == (
+        f"nothing accepts connections on 127.0.0.1:{port}; check the port and the protocol"
+    )
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3", "imap-ssl"])
+def test_silent_server_is_timeout_within_the_bound(
+    probe: Probe, password: Password, silent_port: int, protocol: str
+) -> None:
+    started = time.monotonic()
+    result = only(probe(channel(protocol, silent_port, server="127.0.0.1", ca=False), timeout=0.5))
+    assert time.monotonic() - started < 2
+    assert_failed(result, "timeout")
+    assert result.error is not None
+    assert result.error.message.startswith("no answer within 0.5 s (")
+
+
+def test_smtp_silent_server_is_timeout(probe: Probe, password: Password, silent_port: int) -> None:
+    result = only(probe(smtp_server("starttls", silent_port, ca=False), timeout=0.5))
+    assert_failed(result, "timeout")
+
+
+def test_timeouts_run_concurrently(probe: Probe, password: Password, silent_port: int) -> None:
+    docs = [
+        channel("imap", silent_port, name=f"C{i}", server="127.0.0.1", ca=False) for i in range(20)
+    ]
+    for i, doc in enumerate(docs):
+        doc["email"] = f"c{i}@example.test"
+    started = time.monotonic()
+    results = probe(*docs, timeout=0.5)
+    assert time.monotonic() - started < 3
+    assert {r.error.code for r in results if r.error} == {"timeout"}
+
+
+def test_missing_secret_fails_the_check_before_connecting(
+    probe: Probe, monkeypatch: pytest.MonkeyPatch, responders: Responders
+) -> None:
+    monkeypatch.delenv("PROBE_TEST_PASSWORD", raising=False)
+    server = responders(*imap())
+    result = only(probe(channel("imap", server.port, ca=False, allow_insecure_auth=True)))
+    assert_failed(result, "secret_unavailable")
+    assert result.error is not None
+    assert result.error.message == (
+        "incoming.password ${env:PROBE_TEST_PASSWORD}: environment variable "
+        "PROBE_TEST_PASSWORD is not set; nothing was sent to the server"
+    )
+    assert server.received == []
+
+
+def test_no_starttls_refuses_to_send_the_password(
+    probe: Probe, password: Password, responders: Responders
+) -> None:
+    server = responders(*imap())
+    result = only(probe(channel("imap", server.port, ca=False)))
+    assert_failed(result, "insecure_auth_refused")
+    assert result.error is not None
+    assert result.error.message == (
+        f"localhost:{server.port} offers no STARTTLS, so the credentials were not sent"
+    )
+    assert "incoming.allow_insecure_auth: true" in result.error.hint
+    assert not any("LOGIN" in line for line in server.received)
+
+
+def test_allow_insecure_auth_logs_in_with_a_warning(
+    probe: Probe, password: Password, responders: Responders
+) -> None:
+    server = responders(*imap())
+    result = only(probe(channel("imap", server.port, ca=False, allow_insecure_auth=True)))
+    assert result.ok, result.error
+    assert result.messages == 3
+    assert result.tls.version is None
+    assert result.warnings == [
+        "the credentials were sent without TLS (incoming.allow_insecure_auth: true)"
+    ]
+    assert any(line.split()[1] == "EXAMINE" for line in server.received)  # read-only
+
+
+def test_gmail_imap_app_password_required(
+    probe: Probe, password: Password, responders: Responders, tls: Callable[[str], object]
+) -> None:
+    server = responders(*imap(login=GMAIL_IMAP_APP_PASSWORD), tls("localhost"))
+    result = only(probe(channel("imap-ssl", server.port)))
+    assert_failed(result, "app_password_required")
+    assert result.error is not None
+    assert result.error.message == GMAIL_IMAP_APP_PASSWORD.removeprefix("NO ")
+    assert "https://myaccount.google.com/apppasswords" in result.error.hint
+
+
+def test_gmail_smtp_app_password_required(
+    probe: Probe, password: Password, responders: Responders, tls: Callable[[str], object]
+) -> None:
+    server = responders(*smtp(auth_reply=GMAIL_SMTP_APP_PASSWORD), tls("localhost"))
+    result = only(probe(smtp_server("ssl", server.port)))
+    assert_failed(result, "app_password_required")
+    assert result.error is not None
+    assert result.error.message == (
+        "534 5.7.9 Application-specific password required. Learn more at 5.7.9  "
+        "https://support.google.com/mail/?p=InvalidSecondFactor"
+    )
+
+
+@pytest.mark.parametrize("reply", [EXCHANGE_SMTP_AUTH_DISABLED, EXCHANGE_BASIC_DISABLED])
+def test_exchange_smtp_basic_auth_disabled(
+    probe: Probe,
+    password: Password,
+    responders: Responders,
+    tls: Callable[[str], object],
+    reply: str,
+) -> None:
+    server = responders(*smtp(auth_reply=reply), tls("localhost"))
+    result = only(probe(smtp_server("ssl", server.port)))
+    assert_failed(result, "basic_auth_disabled")
+    assert result.error is not None
+    assert result.error.message == reply
+
+
+def test_exchange_imap_token_accepted_but_mailbox_not_granted(
+    probe: Probe, password: Password, responders: Responders, tls: Callable[[str], object]
+) -> None:
+    script = imap(examine="NO User is authenticated but not connected.")
+    server = responders(*script, tls("localhost"))
+    result = only(probe(channel("imap-ssl", server.port)))
+    assert_failed(result, "mailbox")
+    assert result.error is not None
+    assert result.error.message == "User is authenticated but not connected."
+    assert "FullAccess" in result.error.hint
+
+
+def test_exchange_imap_authenticate_failed_is_auth_failed(
+    probe: Probe, password: Password, responders: Responders, tls: Callable[[str], object]
+) -> None:
+    server = responders(*imap(login="NO AUTHENTICATE failed."), tls("localhost"))
+    result = only(probe(channel("imap-ssl", server.port)))
+    assert_failed(result, "auth_failed")
+    assert result.error is not None
+    assert result.error.message == "AUTHENTICATE failed."
+
+
+def test_secrets_echoed_by_the_server_are_scrubbed(
+    probe: Probe, password: Password, responders: Responders, tls: Callable[[str], object]
+) -> None:
+    secret = password("Hunter2-Very-Secret")
+    server = responders(*imap(login="NO [AUTHENTICATIONFAILED] you sent: {line}"), tls("localhost"))
+    result = only(probe(channel("imap-ssl", server.port)))
+    assert_failed(result, "auth_failed")
+    assert any(secret in line for line in server.received)
+    text = str(result.to_json())
+    assert secret not in text
+    assert "***" in text
+
+
+def test_smtp_sasl_blob_echoed_by_the_server_is_scrubbed(
+    probe: Probe, password: Password, responders: Responders, tls: Callable[[str], object]
+) -> None:
+    import base64
+
+    secret = password("Another-Secret-99")
+    blob = base64.b64encode(f"\0testuser@example.test\0{secret}".encode()).decode()
+    server = responders(*smtp(auth_reply=f"535 5.7.8 bad credentials {blob}"), tls("localhost"))
+    result = only(probe(smtp_server("ssl", server.port)))
+    assert_failed(result, "auth_failed")
+    assert result.error is not None
+    assert blob not in result.error.message and secret not in result.error.message
+    assert result.error.message == "535 5.7.8 bad credentials ***"
+
+
+def test_plain_client_on_a_well_known_tls_port_is_wrong_protocol() -> None:
+    from pathlib import Path
+
+    from channelsync.probe.check import Attempt, Check
+    from channelsync.probe.diagnose import diagnose
+
+    check = Check("EmailChannel", "x", "incoming", "mail.example", 993, "imap", Path("."))
+    attempt = Attempt(check, 5.0)
+    attempt.stage = "greeting"
+    found = diagnose(TimeoutError(), attempt)
+    assert found.code == "wrong_protocol"
+    assert found.hint == "port 993 usually expects TLS from the first byte; use imap-ssl"
