@@ -170,3 +170,43 @@ def test_parallel_and_serial_loading_agree(examples: Path, monkeypatch: Any) -> 
         (r.kind, r.name, r.data) for r in serial.resources
     ]
     assert parallel.diagnostics == serial.diagnostics
+
+
+def test_mutated_files_never_raise(workdir: Path) -> None:
+    """Random byte mutations of the corpus: every outcome is diagnostics, never an exception."""
+    import random
+
+    rng = random.Random(2026)
+    sources = [p.read_bytes() for p in sorted(BAD.glob("*.yaml")) + sorted(EXAMPLES.glob("*.yaml"))]
+    target = workdir / "channels.d" / "fuzz.yaml"
+    alphabet = b" \t\n:-[]{}&*!|>'\"#%@`,?\\\x00\xff"
+    for round_ in range(400):
+        data = bytearray(rng.choice(sources))
+        for _ in range(rng.randint(1, 6)):
+            if not data:
+                break
+            at = rng.randrange(len(data))
+            if rng.random() < 0.5:
+                data[at] = rng.choice(alphabet)
+            else:
+                del data[at : at + rng.randint(1, 8)]
+        target.write_bytes(bytes(data))
+        config = load_config(workdir / "channels.d")
+        assert all(d.line >= 1 and d.column >= 1 for d in config.diagnostics), round_
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("plan", "--target", "bogus://tenant"), "error: no target driver for 'bogus'"),
+        (("apply", "missing-plan.json"), "error: cannot read plan file missing-plan.json"),
+        (("plan", "--target", "sqlite://relative"), "error: bad target URL 'sqlite://relative'"),
+    ],
+)
+def test_bad_command_input_is_one_clear_line(
+    args: tuple[str, ...], message: str, examples: Path, cli: Any
+) -> None:
+    result = cli(*args)
+    assert result.code == 1
+    assert message in result.err
+    assert "Traceback" not in result.err

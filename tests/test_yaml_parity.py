@@ -23,6 +23,8 @@ TRICKY = {
     "dupe.yaml": "a: 1\nb: 2\na: 3\n",
     "multi.yaml": "a: 1\n---\nb: 2\n",
     "list.yaml": "- a: 1\n- b: 2\n",
+    "control.yaml": "a: b\x00c\n",
+    "c1.yaml": "a: b\x85c\x9fd\n",
 }
 
 

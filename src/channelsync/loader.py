@@ -29,7 +29,7 @@ DEFAULT_DIR = Path("channels.d")
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-@dataclass
+@dataclass(slots=True)
 class Loaded:
     """A valid resource in normalised form (every default applied) and where it came from."""
 
@@ -46,8 +46,7 @@ class Loaded:
     def diagnostic(
         self, path: Path_, severity: Severity, message: str, *, key: bool = False
     ) -> Diagnostic:
-        self.source.ensure_positions()
-        line, column = self.source.documents[self.index].position(path, key=key)
+        line, column = self.source.document(self.index).position(path, key=key)
         return Diagnostic(self.source.display, line, column, severity, message)
 
 
@@ -190,8 +189,7 @@ def _validate_document(source: SourceFile, document: Document) -> Loaded | None:
         source.error(document.line, document.column, f"missing 'kind'; one of {_kinds_list()}")
         return None
     if kind not in KIND_NAMES:
-        source.ensure_positions()
-        line, column = source.documents[document.index].position(("kind",))
+        line, column = source.document(document.index).position(("kind",))
         hint = did_you_mean(str(kind), KIND_NAMES)
         source.error(line, column, f"unknown kind '{kind}'{hint}; one of {_kinds_list()}")
         return None
@@ -203,8 +201,9 @@ def _validate_document(source: SourceFile, document: Document) -> Loaded | None:
 
 
 def _report_invalid(source: SourceFile, index: int, kind: str) -> None:
-    source.ensure_positions()
-    document = source.documents[index]
+    document = source.document(index)
+    if document.data is None:
+        return  # the precise parser refused the file and said why
     found = False
     for path, message, at_key in _schema_problems(kind, document.data):
         found = True

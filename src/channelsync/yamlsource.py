@@ -26,11 +26,15 @@ Path_ = tuple[str | int, ...]
 # Anything here sends a file to the ruamel.yaml path (anchors/aliases, tags, merge keys, tabs,
 # directives, document end markers); many brackets or deep indentation may be a nesting attack.
 _SLOW_MARKS = ("&", "*", "!", "\t", "%", "<<", "\n...", "\n" + " " * 40)
+# Characters YAML does not allow; yaml-rs is more lenient than ruamel.yaml about some.
+_NOT_PRINTABLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]"
+)
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 _CONTENT_LINE = re.compile(r"^[ \t]*[^#\s]", re.MULTILINE)
 
 
-@dataclass
+@dataclass(slots=True)
 class Document:
     """One YAML document: plain data plus (on the ruamel path) every node's position."""
 
@@ -54,7 +58,7 @@ class Document:
         return self.line, self.column
 
 
-@dataclass
+@dataclass(slots=True)
 class SourceFile:
     path: str
     display: str
@@ -65,6 +69,14 @@ class SourceFile:
 
     def error(self, line: int, column: int, message: str) -> None:
         self.problems.append(Diagnostic(self.display, line, column, "error", message))
+
+    def document(self, index: int) -> Document:
+        """Document ``index`` with positions; a placeholder if the precise parser found less
+        (its problems are then in ``problems``)."""
+        self.ensure_positions()
+        if index < len(self.documents):
+            return self.documents[index]
+        return Document(index, None)
 
     def ensure_positions(self) -> None:
         """Re-read through ruamel.yaml so that documents carry positions (for error reports)."""
@@ -130,6 +142,8 @@ def _parse_fast(text: str) -> list[Any] | None:
     """Documents parsed by yaml-rs, or None when the file needs the ruamel.yaml path."""
     if any(mark in text for mark in _SLOW_MARKS) or text.count("[") + text.count("{") > 64:
         return None
+    if _NOT_PRINTABLE.search(text):
+        return None
     import yaml_rs
 
     try:
@@ -151,7 +165,8 @@ def _parse_fast(text: str) -> list[Any] | None:
 
 def _parse_precise(src: SourceFile) -> None:
     from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     src.precise = True
     yaml = YAML(typ="rt", pure=True)
@@ -161,6 +176,16 @@ def _parse_precise(src: SourceFile) -> None:
         nodes = list(yaml.compose_all(src.text))
     except MarkedYAMLError as exc:
         _report_syntax(src, exc)
+        return
+    except ReaderError as exc:  # a character YAML does not allow (NUL, most controls)
+        line = src.text.count("\n", 0, exc.position) + 1
+        column = exc.position - (src.text.rfind("\n", 0, exc.position) + 1) + 1
+        src.error(
+            line, column, f"character U+{exc.character:04X} is not allowed in YAML; remove it"
+        )
+        return
+    except YAMLError:  # pragma: no cover - every known failure is one of the above
+        src.error(1, 1, "YAML could not be read; check the file's syntax")
         return
     except RecursionError:  # pragma: no cover - _check_depth keeps this from happening
         src.error(1, 1, f"nesting deeper than {MAX_DEPTH} levels")
