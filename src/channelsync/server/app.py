@@ -216,9 +216,24 @@ def _check_body(kind: str, name: str, raw: Any) -> dict[str, Any]:
 class Api:
     """Authentication, preconditions and the handlers, over one store and one tokens file."""
 
-    def __init__(self, store: Store, tokens: TokenStore) -> None:
-        self.store = store
+    def __init__(self, target_url: str, tokens: TokenStore) -> None:
+        self.target_url = target_url
         self.tokens = tokens
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "the store opens at application start-up"
+        return self._store
+
+    async def open(self) -> None:
+        """Opened on the event loop's thread: the only thread that ever uses the store."""
+        self._store = Store(self.target_url)
+
+    async def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -566,8 +581,8 @@ def _resource_routes(app: FastAPI, api: Api, collection: str, kind: str) -> None
 
 
 def create_app(target_url: str, tokens_path: Path) -> FastAPI:
-    store = Store(target_url)
-    api = Api(store, TokenStore(tokens_path))
+    """The application; the store opens only when it starts (so the OpenAPI build opens none)."""
+    api = Api(target_url, TokenStore(tokens_path))
     app = FastAPI(
         title="channelsync tenant API",
         version="1",
@@ -631,15 +646,9 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
     async def write_outcome(key: str, request: Request) -> Response:
         return api.write_outcome(key, request)
 
-    app.router.on_shutdown.append(_closer(store))
+    app.router.on_startup.append(api.open)
+    app.router.on_shutdown.append(api.close)
     return app
-
-
-def _closer(store: Store) -> Callable[[], Awaitable[None]]:
-    async def close() -> None:
-        store.close()
-
-    return close
 
 
 Scope = MutableMapping[str, Any]
