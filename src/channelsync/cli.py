@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1 when schemas/ files are stale")
     p.add_argument("--out", type=Path, default=Path("schemas"), help="schema directory")
     p.set_defaults(handler=cmd_schema)
+
+    from channelsync.server.command import add_parsers as add_server_parsers
+
+    add_server_parsers(sub)
     return parser
 
 

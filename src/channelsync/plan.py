@@ -8,6 +8,7 @@ Secrets compare by the target's keyed fingerprints and never enter a plan.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterable
@@ -188,8 +189,27 @@ def _copy_along(doc: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _prefetch_fingerprints(config: Config, target: Target) -> None:
+    """Remote targets fingerprint many secrets in one request (they cache the answers)."""
+    many = getattr(target, "fingerprint_many", None)
+    if many is None:
+        return
+    values = []
+    for item in config.resources:
+        for path in secret_paths(item.kind):
+            text = get_path(item.data, path)
+            ref = parse_ref(text) if text is not None else None
+            if ref is None:
+                continue
+            with contextlib.suppress(SecretUnavailable):
+                values.append(ref.resolve(item.base_dir if ref.source == "file" else None))
+    if values:
+        many(values)
+
+
 def make_plan(config: Config, target: Target, *, only: Iterable[str] = ()) -> Plan:
     live = target.read()
+    _prefetch_fingerprints(config, target)
     unresolved: list[str] = []
     changes: list[Change] = []
     no_op = 0
