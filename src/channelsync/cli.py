@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, NoReturn
 from channelsync import __version__
 
 if TYPE_CHECKING:
-    from channelsync.apply import ApplyReport
     from channelsync.loader import Config
     from channelsync.plan import Plan
     from channelsync.targets.base import Target
@@ -229,7 +228,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
             report = applying.execute(operations, target)
     finally:
         target.close()
-    sys.stdout.write(_report(report))
+    from channelsync.render.apply import report as render_report
+
+    sys.stdout.write(render_report(report))
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
@@ -265,27 +266,6 @@ def _connection_gate(args: argparse.Namespace, config: Config, plan: Plan) -> bo
     if failures:
         print("Apply stopped by the connection tests; nothing was changed.", file=sys.stderr)
     return not failures
-
-
-def _report(report: ApplyReport) -> str:
-    from channelsync.render.plan import headline
-
-    lines = []
-    if report.ok:
-        counts: dict[str, int] = {}
-        for change in report.applied:
-            counts[change.action] = counts.get(change.action, 0) + 1
-        done = ", ".join(f"{n} {a}d" for a, n in sorted(counts.items()))
-        lines.append(f"Apply complete: {done}.")
-        return "\n".join(lines) + "\n"
-    lines.append(f"Applied {len(report.applied)} change(s):")
-    lines.extend("  " + headline(c) for c in report.applied)
-    assert report.failed is not None
-    lines.append(f"Failed: {headline(report.failed)}: {report.error}")
-    lines.append(f"Not attempted ({len(report.not_attempted)}):")
-    lines.extend("  " + headline(c) for c in report.not_attempted)
-    lines.append("Apply stopped at the first failure. Fix it and run apply again to converge.")
-    return "\n".join(lines) + "\n"
 
 
 def cmd_drift(args: argparse.Namespace) -> int:

@@ -146,9 +146,10 @@ class Plan:
 
 
 def config_fingerprint(config: Config) -> str:
+    # repr is stable here: normalised documents have schema key order and plain values
     digest = hashlib.sha256()
     for item in sorted(config.resources, key=lambda r: (r.kind, r.name)):
-        digest.update(json.dumps([item.kind, item.name, item.data], sort_keys=True).encode())
+        digest.update(repr((item.kind, item.name, item.data)).encode())
     return "sha256:" + digest.hexdigest()
 
 
