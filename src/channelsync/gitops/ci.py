@@ -1,0 +1,340 @@
+"""The steps of the GitOps workflows: ``python -m channelsync.gitops.ci STEP``.
+
+The workflows keep their ``run:`` blocks to one line each and put the logic here, so that it is
+typed, tested, and the same on GitHub and on a laptop. Every input comes from the environment
+the way GitHub provides it (``GITHUB_*``, ``RUNNER_TEMP``) plus a few variables the workflows set
+from expressions; results go to ``$GITHUB_OUTPUT`` and ``$GITHUB_STEP_SUMMARY``; GitHub itself is
+reached only through ``gh`` (``$GH`` overrides the command). Set those variables and put a stub
+``gh`` on PATH to run a workflow's steps locally.
+
+Steps: ``plan`` and ``comment`` (channels-plan.yml), ``reviewed-plan`` and ``apply``
+(channels-apply.yml), ``drift`` and ``drift-issue`` (channels-drift.yml).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+from channelsync.gitops.github import GitHub, GitHubError
+from channelsync.render.plan import MARKDOWN_MARKER as MARKER
+
+DRIFT_LABEL = "drift"
+DRIFT_TITLE = "channelsync: the tenant has drifted from channels.d/"
+PLAN_WORKFLOW = "channels-plan.yml"
+PLAN_ARTIFACT = "channelsync-plan"
+FORK_NOTE = (
+    "> :information_source: Connection tests were not run: this pull request comes from a fork "
+    "(or Dependabot), and GitHub gives such runs no secrets. They run before apply on main."
+)
+NO_TARGET_NOTE = (
+    "> :warning: No `CHANNELSYNC_TARGET` in this run: the plan compares with an empty embedded "
+    "tenant, so every resource shows as a create."
+)
+
+
+def work_dir() -> Path:
+    """Where steps leave files for later steps and artifacts: the runner's temp, not the repo."""
+    base = os.environ.get("RUNNER_TEMP") or ".channelsync"
+    path = Path(base) / "channelsync-ci"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def set_output(name: str, value: str) -> None:
+    target = os.environ.get("GITHUB_OUTPUT")
+    if target:
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(f"{name}={value}\n")
+
+
+def add_summary(markdown: str) -> None:
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(markdown.rstrip("\n") + "\n")
+
+
+def notice(kind: str, message: str) -> None:
+    """A workflow command (``::warning::``/``::notice::``) that GitHub shows as an annotation."""
+    print(f"::{kind}::{message}", flush=True)
+
+
+def secrets_env() -> dict[str, str]:
+    """The process environment plus the repository secrets passed as ``toJSON(secrets)``.
+
+    Channel files name their secrets (``${env:NAME}``), so the workflows cannot list them; they
+    hand over every secret instead and channelsync reads the ones the config references.
+    """
+    env = dict(os.environ)
+    env.pop("CHANNELSYNC_SECRETS_JSON", None)
+    raw = os.environ.get("CHANNELSYNC_SECRETS_JSON", "").strip()
+    if raw:
+        for name, value in json.loads(raw).items():
+            if name.lower() != "github_token" and isinstance(value, str) and name not in env:
+                env[name] = value
+    return env
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def channelsync(args: Sequence[str], env: dict[str, str] | None = None) -> Result:
+    """Run the CLI as a child (its stderr is echoed to the job log as well as returned)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "channelsync", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    sys.stderr.write(done.stderr)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def run_link() -> str:
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+    repo, run = os.environ.get("GITHUB_REPOSITORY", ""), os.environ.get("GITHUB_RUN_ID", "")
+    return f"{server}/{repo}/actions/runs/{run}" if repo and run else ""
+
+
+def _footer() -> str:
+    sha = os.environ.get("PR_HEAD_SHA") or os.environ.get("GITHUB_SHA", "")
+    parts = [f"commit {sha[:12]}"] if sha else []
+    if link := run_link():
+        parts.append(f"[workflow run]({link})")
+    return f"<sub>{' · '.join(parts)}</sub>" if parts else ""
+
+
+def _fenced(text: str, limit: int = 20_000) -> str:
+    text = text.strip()[-limit:].replace("```", "'''")
+    return f"```\n{text}\n```"
+
+
+def _github() -> GitHub:
+    return GitHub(os.environ["GITHUB_REPOSITORY"])
+
+
+# ---- channels-plan.yml -------------------------------------------------------------------------
+
+
+def plan_args(out: Path, *, check_connections: bool) -> list[str]:
+    args = ["plan", "--format", "markdown", "--out", str(out), "--detailed-exitcode"]
+    return [*args, "--check-connections"] if check_connections else args
+
+
+def step_plan() -> int:
+    """Plan for the pull request; exit 0 for "no changes" and "changes", 1 for errors."""
+    out = work_dir()
+    secrets = _truthy("SECRETS_AVAILABLE")
+    result = channelsync(plan_args(out / "plan.json", check_connections=secrets), secrets_env())
+    set_output("exitcode", str(result.code))
+    set_output("changes", "true" if result.code == 2 else "false")
+    if result.code not in (0, 2):
+        (out / "plan-error.txt").write_text(result.stderr, encoding="utf-8")
+        return 1
+    notes = [] if secrets else [FORK_NOTE]
+    if not os.environ.get("CHANNELSYNC_TARGET"):
+        notes.append(NO_TARGET_NOTE)
+    body = result.stdout.rstrip("\n") + ("\n\n" + "\n\n".join(notes) if notes else "") + "\n"
+    (out / "plan.md").write_text(body, encoding="utf-8")
+    return 0
+
+
+def comment_body() -> str:
+    """The sticky comment for this run: the plan, or why there is none."""
+    out = work_dir()
+    validate = os.environ.get("VALIDATE_OUTCOME", "")
+    plan_md = out / "plan.md"
+    if validate not in ("", "success"):
+        body = (
+            f"{MARKER}\n### channelsync: validation failed\n\n"
+            "The errors are annotated on the changed lines (see the **Files changed** tab); "
+            "run `channelsync validate` locally to see them all. No plan was made."
+        )
+    elif os.environ.get("PLAN_OUTCOME", "success") == "success" and plan_md.exists():
+        body = plan_md.read_text(encoding="utf-8").rstrip("\n")
+    else:
+        error = out / "plan-error.txt"
+        detail = _fenced(error.read_text(encoding="utf-8")) if error.exists() else ""
+        body = f"{MARKER}\n### channelsync: plan failed\n\n{detail}".rstrip()
+    return f"{body}\n\n{_footer()}\n"
+
+
+def step_comment() -> int:
+    """Post or edit the one plan comment; on a fork's read-only token, fall back to the summary."""
+    body = comment_body()
+    (work_dir() / "comment.md").write_text(body, encoding="utf-8")
+    add_summary(body)
+    number = int(os.environ["PR_NUMBER"])
+    try:
+        action, comment_id = _github().upsert_comment(number, MARKER, body)
+    except GitHubError as exc:
+        if _truthy("SECRETS_AVAILABLE"):
+            raise
+        notice("warning", f"could not comment on the pull request (fork token?): {exc}")
+        return 0
+    print(f"{action} comment {comment_id} on pull request #{number}")
+    return 0
+
+
+# ---- channels-apply.yml ------------------------------------------------------------------------
+
+
+def step_reviewed_plan() -> int:
+    """Fetch the plan saved by the merged pull request's plan run, when there is one."""
+    found = _fetch_reviewed_plan()
+    set_output("found", "true" if found else "false")
+    if found:
+        print(f"reviewed plan: {found}")
+    return 0
+
+
+def _fetch_reviewed_plan() -> Path | None:
+    github = _github()
+    try:
+        pull = github.merged_pull_head(os.environ["GITHUB_SHA"])
+        if pull is None:
+            print("no merged pull request for this commit: apply will re-plan")
+            return None
+        number, head = pull
+        run_id = github.successful_run(PLAN_WORKFLOW, head)
+        if run_id is None:
+            print(f"no successful plan run for #{number} at {head[:12]}: apply will re-plan")
+            return None
+        data = github.artifact_zip(run_id, PLAN_ARTIFACT)
+    except GitHubError as exc:
+        notice("warning", f"could not fetch the reviewed plan, apply will re-plan: {exc}")
+        return None
+    if data is None:
+        print(f"the plan artifact of run {run_id} is gone: apply will re-plan")
+        return None
+    target = work_dir() / "reviewed"
+    target.mkdir(exist_ok=True)
+    with zipfile.ZipFile(BytesIO(data)) as archive:
+        archive.extract("plan.json", target)
+    return target / "plan.json"
+
+
+def apply_args(planfile: Path | None) -> list[str]:
+    args = ["apply", *([str(planfile)] if planfile else ["--auto-approve"])]
+    if _truthy("CHANNELSYNC_ALLOW_DELETE"):
+        args.append("--allow-delete")
+    if _truthy("CHANNELSYNC_SKIP_CONNECTION_TESTS"):
+        args.append("--skip-connection-tests")
+    return args
+
+
+def step_apply() -> int:
+    """Apply the reviewed plan if it is still current, else re-plan and apply (both gated)."""
+    env = secrets_env()
+    saved = work_dir() / "reviewed" / "plan.json"
+    if saved.exists():
+        result = channelsync(apply_args(saved), env)
+        if "stale plan" not in result.stderr:
+            return _report_apply("the reviewed plan", result)
+        notice("notice", "the reviewed plan is stale (main or the tenant moved on): re-planning")
+    return _report_apply("a fresh plan", channelsync(apply_args(None), env))
+
+
+def _report_apply(what: str, result: Result) -> int:
+    sys.stdout.write(result.stdout)
+    verdict = "applied" if result.code == 0 else "failed"
+    add_summary(f"### channelsync apply: {verdict} ({what})\n\n{_fenced(result.stdout)}")
+    if result.code != 0:
+        add_summary(_fenced(result.stderr))
+    return result.code
+
+
+# ---- channels-drift.yml ------------------------------------------------------------------------
+
+
+def step_drift() -> int:
+    """Compare; exit 1 only on errors (the workflow fails the job on drift after the issue)."""
+    args = ["drift", "--format", "markdown"]
+    ignore = os.environ.get("CHANNELSYNC_DRIFT_IGNORE") or ".github/channelsync/drift-ignore.yaml"
+    if Path(ignore).exists():
+        args += ["--ignore", ignore]
+    result = channelsync(args, secrets_env())
+    set_output("exitcode", str(result.code))
+    if result.code not in (0, 2):
+        add_summary(f"### channelsync drift: error\n\n{_fenced(result.stderr)}")
+        return 1
+    (work_dir() / "drift.md").write_text(result.stdout, encoding="utf-8")
+    add_summary(result.stdout)
+    return 0
+
+
+def drift_issue_body() -> str:
+    report = (work_dir() / "drift.md").read_text(encoding="utf-8").rstrip("\n")
+    return (
+        f"{report}\n\nThe tenant no longer matches `channels.d/`. Either apply the config "
+        "(`channelsync apply`), adopt the live values into it (`channelsync export`), or accept "
+        "the difference for a while in the drift ignore file. The scheduled drift workflow "
+        f"updates this issue and closes it once the tenant is back in sync.\n\n{_footer()}\n"
+    )
+
+
+def step_drift_issue() -> int:
+    """Open or update the one ``drift`` issue on drift; close it when back in sync."""
+    github = _github()
+    drifted = os.environ.get("DRIFT_EXITCODE") == "2"
+    issue = github.open_issue(DRIFT_LABEL)
+    if drifted:
+        body = drift_issue_body()
+        (work_dir() / "drift-issue.md").write_text(body, encoding="utf-8")
+        if issue is None:
+            number = github.create_issue(DRIFT_TITLE, body, DRIFT_LABEL)
+            print(f"opened drift issue #{number}")
+        else:
+            github.update_issue(issue.number, body=body)
+            print(f"updated drift issue #{issue.number}")
+    elif issue is not None:
+        link = run_link()
+        github.comment(issue.number, f"Back in sync{f' ({link})' if link else ''}: closing.")
+        github.update_issue(issue.number, state="closed", state_reason="completed")
+        print(f"closed drift issue #{issue.number}")
+    else:
+        print("in sync; no open drift issue")
+    return 0
+
+
+STEPS: dict[str, Callable[[], int]] = {
+    "plan": step_plan,
+    "comment": step_comment,
+    "reviewed-plan": step_reviewed_plan,
+    "apply": step_apply,
+    "drift": step_drift,
+    "drift-issue": step_drift_issue,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1 or args[0] not in STEPS:
+        print(f"usage: python -m channelsync.gitops.ci {{{','.join(STEPS)}}}", file=sys.stderr)
+        return 1
+    try:
+        return STEPS[args[0]]()
+    except GitHubError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

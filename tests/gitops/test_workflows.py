@@ -1,0 +1,337 @@
+"""The three workflow templates, run step by step in a scratch repository made by ``init``.
+
+GitHub is replaced by the stub ``gh`` (fake_gh.py) and by the files a runner provides
+($GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY, $RUNNER_TEMP); everything else (channelsync, the helper
+steps, the embedded SQLite tenant) is real. No step reaches the network: the plan runs as on a
+fork pull request (no connection tests) and apply runs with CHANNELSYNC_SKIP_CONNECTION_TESTS.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.gitops.conftest import FakeGitHub, channelsync, git
+from tests.gitops.local_runner import JobResult, run_job
+
+Env = Callable[..., dict[str, str]]
+MARKER = "<!-- channelsync:plan -->"
+PASSWORD = {"EXAMPLE_IMAP_PASSWORD": "s3cret-value"}
+HEAD_SHA = "1111111111111111111111111111111111111111"
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tenant' / 'tenant.db'}"
+
+
+def pr_contexts(
+    runner_temp: Path, *, fork: bool, secrets: dict[str, str] | None = None
+) -> dict[str, Any]:
+    head_repo = "mallory/channels" if fork else "acme/channels"
+    return {
+        "github": {
+            "repository": "acme/channels",
+            "actor": "alice",
+            "token": "ghs_fake",
+            "event": {
+                "pull_request": {
+                    "number": 7,
+                    "head": {"sha": HEAD_SHA, "repo": {"full_name": head_repo}},
+                }
+            },
+        },
+        "secrets": {"GITHUB_TOKEN": "ghs_fake", **(secrets or {})},
+        "vars": {},
+        "runner": {"temp": str(runner_temp)},
+    }
+
+
+def run(
+    repo: Path, workflow: str, job: str, contexts: dict[str, Any], env: dict[str, str]
+) -> JobResult:
+    temp = Path(contexts["runner"]["temp"])
+    temp.mkdir(parents=True, exist_ok=True)
+    return run_job(
+        repo / ".github" / "workflows" / workflow, job, workdir=repo, contexts=contexts, env=env
+    )
+
+
+def plan_pr(repo: Path, tmp_path: Path, env: dict[str, str], name: str, **kw: Any) -> JobResult:
+    contexts = pr_contexts(tmp_path / name, **kw)
+    return run(repo, "channels-plan.yml", "plan", contexts, env)
+
+
+def edit_example(repo: Path, old: str, new: str) -> None:
+    path = repo / "channels.d" / "example.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+# ---- channels-plan.yml -------------------------------------------------------------------------
+
+
+def test_plan_workflow_posts_one_sticky_comment_and_edits_it_in_place(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env
+) -> None:
+    env = runner_env(GITHUB_SHA=HEAD_SHA)
+    first = plan_pr(scratch_repo, tmp_path, env, "run1", fork=True)
+    assert first.ok, [(s.name, s.stderr) for s in first.steps]
+    comments = fake_gh.state["comments"]
+    assert len(comments) == 1
+    body = comments[0]["body"]
+    assert body.startswith(MARKER + "\n### channelsync Plan: 1 to create")
+    assert "create EmailChannel <b>Example Support</b>" in body
+    assert "Connection tests were not run: this pull request comes from a fork" in body
+    assert "No `CHANNELSYNC_TARGET` in this run" in body
+    run_link = "https://github.example/acme/channels/actions/runs/4242"
+    assert f"commit 111111111111 · [workflow run]({run_link})" in body
+    assert first.summary.strip() == body.strip()  # the job summary shows the same comment
+
+    edit_example(scratch_repo, "email: support@example.com", "email: help@example.com")
+    second = plan_pr(scratch_repo, tmp_path, env, "run2", fork=True)
+    assert second.ok
+    comments = fake_gh.state["comments"]
+    assert len(comments) == 1, "the second run must edit the comment, not add one"
+    assert '+ email = "help@example.com"' in comments[0]["body"]
+    methods = [c[c.index("-X") + 1] for c in fake_gh.calls() if "-X" in c]
+    assert methods == ["POST", "PATCH"]
+
+
+def test_plan_workflow_uploads_the_saved_plan_artifact(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env
+) -> None:
+    result = plan_pr(scratch_repo, tmp_path, runner_env(), "run", fork=True)
+    assert result.ok
+    artifact = result.artifacts["channelsync-plan"]
+    assert sorted(p.name for p in artifact.iterdir()) == ["plan.json", "plan.md"]
+    saved = json.loads((artifact / "plan.json").read_text(encoding="utf-8"))
+    assert saved["summary"]["create"] == 1
+    assert PASSWORD["EXAMPLE_IMAP_PASSWORD"] not in (artifact / "plan.json").read_text()
+    assert result.step("plan").outputs == {"exitcode": "2", "changes": "true"}
+
+
+def test_plan_workflow_annotates_validation_errors_and_says_so_in_the_comment(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env
+) -> None:
+    (scratch_repo / "channels.d" / "broken.yaml").write_text(
+        "kind: EmailChannel\nname: Broken\nemail: not-an-address\n"
+        "incoming: {server: imap.example.com, protocol: imapx, user: u, password: p}\n",
+        encoding="utf-8",
+    )
+    result = plan_pr(scratch_repo, tmp_path, runner_env(), "run", fork=True)
+    assert not result.ok
+    validate = result.step("validate")
+    assert validate.outcome == "failure"
+    annotations = validate.stdout.splitlines()
+    assert (
+        "::error file=channels.d/broken.yaml,line=3,col=8::email: 'not-an-address' is not a "
+        "valid email address (expected name@domain.tld)"
+    ) in annotations
+    assert any(a.startswith("::error file=channels.d/broken.yaml,line=4,") for a in annotations)
+    assert result.step("plan").outcome == "skipped"
+    assert "channelsync-plan" not in result.artifacts
+    body = fake_gh.state["comments"][0]["body"]
+    assert body.startswith(f"{MARKER}\n### channelsync: validation failed")
+
+
+def test_plan_comment_on_a_fork_with_a_read_only_token_falls_back_to_the_summary(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env
+) -> None:
+    fake_gh.update(fail=True)
+    result = plan_pr(scratch_repo, tmp_path, runner_env(), "run", fork=True)
+    assert result.ok
+    comment = result.step("comment")
+    assert "::warning::could not comment on the pull request (fork token?)" in comment.stdout
+    assert result.summary.startswith(MARKER)
+
+
+def test_plan_uses_connection_tests_only_when_secrets_are_available() -> None:
+    from channelsync.gitops import ci
+
+    out = Path("plan.json")
+    assert "--check-connections" in ci.plan_args(out, check_connections=True)
+    assert "--check-connections" not in ci.plan_args(out, check_connections=False)
+
+
+# ---- channels-apply.yml ------------------------------------------------------------------------
+
+
+def push_contexts(runner_temp: Path, target: str) -> dict[str, Any]:
+    return {
+        "github": {"repository": "acme/channels", "token": "ghs_fake", "event": {}},
+        "secrets": {"CHANNELSYNC_TARGET": target, **PASSWORD},
+        "vars": {"CHANNELSYNC_SKIP_CONNECTION_TESTS": "true"},
+        "runner": {"temp": str(runner_temp)},
+    }
+
+
+def reviewed_pull_request(
+    repo: Path, tmp_path: Path, fake_gh: FakeGitHub, env: dict[str, str], target: str
+) -> str:
+    """Plan the PR head (with the target), publish its artifact, merge it; the merge sha."""
+    contexts = pr_contexts(tmp_path / "pr", fork=True, secrets={"CHANNELSYNC_TARGET": target})
+    planned = run(repo, "channels-plan.yml", "plan", contexts, env)
+    assert planned.ok, [(s.name, s.stderr) for s in planned.steps]
+    archive = tmp_path / "artifact.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in planned.artifacts["channelsync-plan"].iterdir():
+            z.write(f, f.name)
+    merge_sha = git(repo, "rev-parse", "HEAD")
+    fake_gh.update(
+        pulls=[
+            {
+                "number": 7,
+                "merged_at": "2025-01-01T00:00:00Z",
+                "merge_commit_sha": merge_sha,
+                "head": {"sha": HEAD_SHA},
+            }
+        ],
+        runs=[{"id": 55, "workflow": "channels-plan.yml", "head_sha": HEAD_SHA}],
+        artifacts=[{"id": 77, "run_id": 55, "name": "channelsync-plan", "zip": str(archive)}],
+    )
+    return merge_sha
+
+
+def apply_run(repo: Path, tmp_path: Path, target: str, env: dict[str, str]) -> JobResult:
+    result = run(repo, "channels-apply.yml", "apply", push_contexts(tmp_path / "push", target), env)
+    assert result.ok, [(s.name, s.stdout, s.stderr) for s in result.steps]
+    return result
+
+
+def test_apply_workflow_applies_the_reviewed_saved_plan(
+    scratch_repo: Path,
+    tmp_path: Path,
+    fake_gh: FakeGitHub,
+    runner_env: Env,
+    target: str,
+) -> None:
+    merge_sha = reviewed_pull_request(scratch_repo, tmp_path, fake_gh, runner_env(), target)
+    result = apply_run(scratch_repo, tmp_path, target, runner_env(GITHUB_SHA=merge_sha))
+    assert result.step("reviewed").outputs == {"found": "true"}
+    assert "Apply complete: 1 created." in result.step("apply").stdout
+    assert "channelsync apply: applied (the reviewed plan)" in result.summary
+    assert "connection tests skipped" in result.step("apply").stderr
+
+
+def test_apply_workflow_replans_when_the_reviewed_plan_is_stale(
+    scratch_repo: Path,
+    tmp_path: Path,
+    fake_gh: FakeGitHub,
+    runner_env: Env,
+    target: str,
+) -> None:
+    reviewed_pull_request(scratch_repo, tmp_path, fake_gh, runner_env(), target)
+    edit_example(scratch_repo, "imap.example.com", "imap2.example.com")  # main moved on
+    git(scratch_repo, "commit", "-q", "-am", "another change")
+    merge_sha = git(scratch_repo, "rev-parse", "HEAD")
+    pulls = fake_gh.state["pulls"]
+    pulls[0]["merge_commit_sha"] = merge_sha
+    fake_gh.update(pulls=pulls)
+    result = apply_run(scratch_repo, tmp_path, target, runner_env(GITHUB_SHA=merge_sha))
+    apply = result.step("apply")
+    assert "stale plan" in apply.stderr
+    assert "::notice::the reviewed plan is stale" in apply.stdout
+    assert "channelsync apply: applied (a fresh plan)" in result.summary
+    drift = channelsync("drift", "--target", target, cwd=scratch_repo, env=runner_env(**PASSWORD))
+    assert drift.code == 0, drift.out  # the tenant now matches main, not the stale plan
+
+
+def test_apply_workflow_without_a_pull_request_replans(
+    scratch_repo: Path,
+    tmp_path: Path,
+    fake_gh: FakeGitHub,
+    runner_env: Env,
+    target: str,
+) -> None:
+    result = apply_run(
+        scratch_repo,
+        tmp_path,
+        target,
+        runner_env(GITHUB_SHA=git(scratch_repo, "rev-parse", "HEAD")),
+    )
+    assert result.ok
+    assert result.step("reviewed").outputs == {"found": "false"}
+    assert "no merged pull request for this commit" in result.step("reviewed").stdout
+    assert "Apply complete: 1 created." in result.step("apply").stdout
+
+
+# ---- channels-drift.yml ------------------------------------------------------------------------
+
+
+def drift_contexts(runner_temp: Path, target: str) -> dict[str, Any]:
+    return {
+        "github": {"repository": "acme/channels", "token": "ghs_fake", "event": {}},
+        "secrets": {"CHANNELSYNC_TARGET": target, **PASSWORD},
+        "vars": {},
+        "runner": {"temp": str(runner_temp)},
+    }
+
+
+def drift_run(repo: Path, tmp_path: Path, target: str, env: dict[str, str], name: str) -> JobResult:
+    return run(repo, "channels-drift.yml", "drift", drift_contexts(tmp_path / name, target), env)
+
+
+def test_drift_workflow_opens_updates_and_closes_one_drift_issue(
+    scratch_repo: Path,
+    tmp_path: Path,
+    fake_gh: FakeGitHub,
+    runner_env: Env,
+    target: str,
+) -> None:
+    env = runner_env(GITHUB_SHA=git(scratch_repo, "rev-parse", "HEAD"))
+    applied = channelsync(
+        "apply",
+        "--auto-approve",
+        "--skip-connection-tests",
+        "--target",
+        target,
+        cwd=scratch_repo,
+        env={**env, **PASSWORD},
+    )
+    assert applied.code == 0, applied.err
+    in_sync = drift_run(scratch_repo, tmp_path, target, env, "d0")
+    assert in_sync.ok
+    assert in_sync.step("drift").outputs == {"exitcode": "0"}
+    assert fake_gh.state.get("issues", []) == []
+
+    edit_example(scratch_repo, "imap.example.com", "imap.elsewhere.example.com")
+    drifted = drift_run(scratch_repo, tmp_path, target, env, "d1")
+    assert not drifted.ok, "drift must fail the job"
+    assert drifted.step("drift").outputs == {"exitcode": "2"}
+    assert drifted.step("fail-on-drift").outcome == "failure"
+    (issue,) = fake_gh.state["issues"]
+    assert issue["labels"] == ["drift"] and issue["state"] == "open"
+    assert issue["title"] == "channelsync: the tenant has drifted from channels.d/"
+    assert "### channelsync Drift: 0 to create, 1 to update" in issue["body"]
+    assert '~ incoming.server: "imap.example.com" -> "imap.elsewhere.example.com"' in issue["body"]
+    assert "closes it once the tenant is back in sync" in issue["body"]
+
+    again = drift_run(scratch_repo, tmp_path, target, env, "d2")
+    assert not again.ok
+    assert len(fake_gh.state["issues"]) == 1, "drift must update the one issue, not open another"
+    assert "updated drift issue #1" in again.step("issue").stdout
+
+    edit_example(scratch_repo, "imap.elsewhere.example.com", "imap.example.com")
+    back = drift_run(scratch_repo, tmp_path, target, env, "d3")
+    assert back.ok
+    (issue,) = fake_gh.state["issues"]
+    assert issue["state"] == "closed"
+    assert fake_gh.state["comments"][-1]["body"].startswith("Back in sync (https://github.example/")
+
+
+def test_drift_workflow_error_fails_without_touching_the_issue(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env
+) -> None:
+    contexts = drift_contexts(tmp_path / "d", "nosuchscheme://tenant")
+    result = run(scratch_repo, "channels-drift.yml", "drift", contexts, runner_env())
+    assert not result.ok
+    assert result.step("drift").outputs == {"exitcode": "1"}
+    assert result.step("issue").outcome == "skipped"
+    assert fake_gh.calls() == []
