@@ -79,8 +79,16 @@ class Server:
 
     def start(self) -> None:
         argv = [
-            sys.executable, "-m", "channelsync.server", "serve", "--target",
-            f"sqlite:///{self.db}", "--port", str(self.port), "--tokens", str(self.tokens),
+            sys.executable,
+            "-m",
+            "channelsync.server",
+            "serve",
+            "--target",
+            f"sqlite:///{self.db}",
+            "--port",
+            str(self.port),
+            "--tokens",
+            str(self.tokens),
         ]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=log)

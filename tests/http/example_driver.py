@@ -30,8 +30,10 @@ from channelsync.targets.base import (
 )
 
 TENANTS: dict[str, dict[Key, dict[str, Any]]] = {}
-SECRET_FIELDS = {"EmailChannel": (("incoming", "password"), ("outgoing", "password")),
-                 "SmtpServer": (("password",),)}
+SECRET_FIELDS = {
+    "EmailChannel": (("incoming", "password"), ("outgoing", "password")),
+    "SmtpServer": (("password",),),
+}
 
 
 class MemoryTarget:
@@ -42,8 +44,9 @@ class MemoryTarget:
         self.tenant = TENANTS.setdefault(url, {})
 
     def read(self) -> dict[Key, LiveResource]:
-        return {k: LiveResource(k[0], k[1], copy.deepcopy(v), _etag(v))
-                for k, v in self.tenant.items()}
+        return {
+            k: LiveResource(k[0], k[1], copy.deepcopy(v), _etag(v)) for k, v in self.tenant.items()
+        }
 
     def fingerprint(self, secret: str) -> str:
         return "hmac-sha256:" + hmac.new(self._key, secret.encode(), "sha256").hexdigest()

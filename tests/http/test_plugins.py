@@ -38,13 +38,15 @@ def test_builtin_http_drivers_register_through_entry_points() -> None:
 
 
 def test_a_third_party_driver_plans_and_applies(
-    memory_driver: None, workdir: Path, secrets_env: dict[str, str], cli: Any,
+    memory_driver: None,
+    workdir: Path,
+    secrets_env: dict[str, str],
+    cli: Any,
 ) -> None:
     target = open_target("memory://demo")
     assert isinstance(target, Target)
     write_config(workdir / "channels.d", 2)
-    applied = cli("apply", "--target", "memory://demo", "--auto-approve",
-                  "--skip-connection-tests")
+    applied = cli("apply", "--target", "memory://demo", "--auto-approve", "--skip-connection-tests")
     assert applied.code == 0, applied.err
     assert "Apply complete: 4 created." in applied.out
     again = cli("plan", "--target", "memory://demo", "--detailed-exitcode")

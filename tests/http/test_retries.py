@@ -13,8 +13,14 @@ from channelsync.targets.base import Operation
 from channelsync.targets.http import HttpTarget, HttpTargetError
 
 Reply = tuple[int, dict[str, str], dict[str, object]]
-PAGE: Reply = (200, {}, {"items": [{"etag": "e1", "resource": {
-    "kind": "EmailScript", "name": "S", "queues": []}}], "next": None})
+PAGE: Reply = (
+    200,
+    {},
+    {
+        "items": [{"etag": "e1", "resource": {"kind": "EmailScript", "name": "S", "queues": []}}],
+        "next": None,
+    },
+)
 
 
 class Scripted(ThreadingHTTPServer):

@@ -23,7 +23,10 @@ from tests.http.conftest import SECRETS, Server, write_config
 
 def cli_process(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "channelsync", *args], capture_output=True, text=True, env=env,
+        [sys.executable, "-m", "channelsync", *args],
+        capture_output=True,
+        text=True,
+        env=env,
         timeout=120,
     )
 
@@ -33,7 +36,10 @@ def api(server: Server, token: str) -> httpx.Client:
 
 
 def test_plan_apply_drift_cycle_over_http(
-    server: Server, workdir: Path, secrets_env: dict[str, str], cli: Any,
+    server: Server,
+    workdir: Path,
+    secrets_env: dict[str, str],
+    cli: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     write_config(workdir / "channels.d", 3)
@@ -54,12 +60,19 @@ def test_plan_apply_drift_cycle_over_http(
     drift = cli("drift", *target, "--format", "json")
     assert drift.code == 2
     fields = json.loads(drift.out)["changes"][0]["fields"]
-    assert {"path": "incoming.password", "before": "(sensitive)", "after": "(sensitive)",
-            "sensitive": True} in fields
+    assert {
+        "path": "incoming.password",
+        "before": "(sensitive)",
+        "after": "(sensitive)",
+        "sensitive": True,
+    } in fields
 
 
 def test_read_token_plans_but_cannot_apply(
-    server: Server, workdir: Path, secrets_env: dict[str, str], cli: Any,
+    server: Server,
+    workdir: Path,
+    secrets_env: dict[str, str],
+    cli: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     write_config(workdir / "channels.d", 1)
@@ -93,18 +106,21 @@ def test_writes_need_preconditions_and_a_changed_etag_is_412(server: Server) -> 
         etag = created.headers["etag"]
         again = client.put("/v1/scripts/S", json=script, headers={"If-None-Match": "*"})
         assert again.status_code == 412
-        changed = client.put("/v1/scripts/S", json={**script, "queues": ["B"]},
-                             headers={"If-Match": etag})
+        changed = client.put(
+            "/v1/scripts/S", json={**script, "queues": ["B"]}, headers={"If-Match": etag}
+        )
         assert changed.status_code == 200 and changed.headers["etag"] != etag
         stale = client.put("/v1/scripts/S", json=script, headers={"If-Match": etag})
         assert stale.status_code == 412
-        assert stale.json() == {"error": "EmailScript 'S' was changed in the tenant since it "
-                                         "was read"}
+        assert stale.json() == {
+            "error": "EmailScript 'S' was changed in the tenant since it was read"
+        }
     target = HttpTarget(server.url, token=server.write_token)
     try:
         with pytest.raises(ConflictError, match=r"changed in the tenant .*\(412\); plan again"):
-            target.apply(Operation("update", "EmailScript", "S", body=script,
-                                   expected_etag=etag.strip('"')))
+            target.apply(
+                Operation("update", "EmailScript", "S", body=script, expected_etag=etag.strip('"'))
+            )
     finally:
         target.close()
     reader = HttpTarget(server.url, token=server.read_token)
@@ -122,7 +138,10 @@ def test_writes_need_preconditions_and_a_changed_etag_is_412(server: Server) -> 
 
 
 def test_saved_plan_is_refused_after_a_concurrent_change(
-    server: Server, workdir: Path, secrets_env: dict[str, str], cli: Any,
+    server: Server,
+    workdir: Path,
+    secrets_env: dict[str, str],
+    cli: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     write_config(workdir / "channels.d", 2)
@@ -136,8 +155,9 @@ def test_saved_plan_is_refused_after_a_concurrent_change(
     with api(server, server.write_token) as client:  # someone else changes the script
         current = client.get("/v1/scripts/Support Script")
         body = {**current.json(), "queues": ["Other"]}
-        moved = client.put("/v1/scripts/Support Script", json=body,
-                           headers={"If-Match": current.headers["etag"]})
+        moved = client.put(
+            "/v1/scripts/Support Script", json=body, headers={"If-Match": current.headers["etag"]}
+        )
         assert moved.status_code == 200
     refused = cli("apply", "plan.json", *target, "--skip-connection-tests")
     assert refused.code == 1
@@ -147,8 +167,14 @@ def test_saved_plan_is_refused_after_a_concurrent_change(
 def test_eight_concurrent_writers_lose_no_update(server: Server) -> None:
     """Read-modify-write with If-Match from eight threads: every queue lands."""
     setup = HttpTarget(server.url, token=server.write_token)
-    setup.apply(Operation("create", "EmailScript", "Shared", body={
-        "kind": "EmailScript", "name": "Shared", "queues": []}))
+    setup.apply(
+        Operation(
+            "create",
+            "EmailScript",
+            "Shared",
+            body={"kind": "EmailScript", "name": "Shared", "queues": []},
+        )
+    )
     setup.close()
 
     def add_queue(n: int) -> None:
@@ -158,8 +184,11 @@ def test_eight_concurrent_writers_lose_no_update(server: Server) -> None:
                 live = target.read()[("EmailScript", "Shared")]
                 body = {**live.data, "queues": [*live.data["queues"], f"Q{n}"]}
                 try:
-                    target.apply(Operation("update", "EmailScript", "Shared", body=body,
-                                           expected_etag=live.etag))
+                    target.apply(
+                        Operation(
+                            "update", "EmailScript", "Shared", body=body, expected_etag=live.etag
+                        )
+                    )
                     return
                 except ConflictError:
                     continue
@@ -180,15 +209,31 @@ def test_eight_concurrent_writers_lose_no_update(server: Server) -> None:
 
 
 def test_eight_concurrent_applies_converge(
-    server: Server, workdir: Path, secrets_env: dict[str, str],
+    server: Server,
+    workdir: Path,
+    secrets_env: dict[str, str],
 ) -> None:
     write_config(workdir / "channels.d", 10)
     env = {**secrets_env, "CHANNELSYNC_TOKEN": server.write_token}
-    argv = ["apply", "--target", server.url, "--auto-approve", "--skip-connection-tests",
-            "--lock-timeout", "60"]
-    procs = [subprocess.Popen([sys.executable, "-m", "channelsync", *argv], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(8)]
+    argv = [
+        "apply",
+        "--target",
+        server.url,
+        "--auto-approve",
+        "--skip-connection-tests",
+        "--lock-timeout",
+        "60",
+    ]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "channelsync", *argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, results
     assert sum("Apply complete: 12 created." in out for out, _ in results) == 1
@@ -200,15 +245,21 @@ def test_eight_concurrent_applies_converge(
 
 
 def test_server_killed_during_apply_then_rerun_converges(
-    server: Server, workdir: Path, secrets_env: dict[str, str],
+    server: Server,
+    workdir: Path,
+    secrets_env: dict[str, str],
 ) -> None:
     write_config(workdir / "channels.d", 150)
     env = {**secrets_env, "CHANNELSYNC_TOKEN": server.write_token}
     argv = ["apply", "--target", server.url, "--auto-approve", "--skip-connection-tests"]
     output = workdir / "apply.out"
     with output.open("w") as sink:  # a file, not a pipe: the plan print must never block
-        apply = subprocess.Popen([sys.executable, "-m", "channelsync", *argv], env=env,
-                                 stdout=sink, stderr=subprocess.STDOUT)
+        apply = subprocess.Popen(
+            [sys.executable, "-m", "channelsync", *argv],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     with api(server, server.read_token) as client:
         deadline = time.monotonic() + 60
         while len(client.get("/v1/audit").json()["items"]) < 20:
@@ -226,17 +277,28 @@ def test_server_killed_during_apply_then_rerun_converges(
 
 
 def test_no_secret_in_responses_logs_audit_or_store(
-    server: Server, workdir: Path, secrets_env: dict[str, str], cli: Any,
+    server: Server,
+    workdir: Path,
+    secrets_env: dict[str, str],
+    cli: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     write_config(workdir / "channels.d", 2)
     monkeypatch.setenv("CHANNELSYNC_TOKEN", server.write_token)
-    seen = [cli("apply", "--target", server.url, "--auto-approve", "--skip-connection-tests"),
-            cli("plan", "--target", server.url, "--format", "json")]
+    seen = [
+        cli("apply", "--target", server.url, "--auto-approve", "--skip-connection-tests"),
+        cli("plan", "--target", server.url, "--format", "json"),
+    ]
     texts = [r.out + r.err for r in seen]
     with api(server, server.read_token) as client:
-        for path in ("/v1/resources", "/v1/channels", "/v1/smtp-servers/Relay", "/v1/audit",
-                     "/v1/channels/Channel 000", "/v1/default-smtp-server"):
+        for path in (
+            "/v1/resources",
+            "/v1/channels",
+            "/v1/smtp-servers/Relay",
+            "/v1/audit",
+            "/v1/channels/Channel 000",
+            "/v1/default-smtp-server",
+        ):
             texts.append(client.get(path).text)
         fingerprinted = client.post("/v1/fingerprints", json={"values": list(SECRETS.values())})
         texts.append(fingerprinted.text)
@@ -283,9 +345,19 @@ def test_plain_http_to_a_remote_host_is_refused() -> None:
 
 def test_serve_refuses_to_start_without_tokens(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "channelsync.server", "serve", "--tokens",
-         str(tmp_path / "none.json"), "--target", f"sqlite:///{tmp_path / 't.db'}"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "channelsync.server",
+            "serve",
+            "--tokens",
+            str(tmp_path / "none.json"),
+            "--target",
+            f"sqlite:///{tmp_path / 't.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: refusing to start without tokens:")

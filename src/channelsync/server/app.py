@@ -200,9 +200,7 @@ def _check_body(kind: str, name: str, raw: Any) -> dict[str, Any]:
         if not isinstance(value, str) or not value:
             raise ApiError(422, f"{'.'.join(path)}: a secret must be a non-empty string")
         if value.startswith(FINGERPRINT_PREFIX):
-            raise ApiError(
-                422, f"{'.'.join(path)}: send the secret itself, not its fingerprint"
-            )
+            raise ApiError(422, f"{'.'.join(path)}: send the secret itself, not its fingerprint")
         set_path(probe, path, "${env:SECRET}")
     try:
         KINDS[kind].model_validate(probe)
@@ -554,13 +552,21 @@ def _resource_routes(app: FastAPI, api: Api, collection: str, kind: str) -> None
         200: {"description": f"The {kind}, secrets as fingerprints; ETag header."}
     }
 
-    @app.get(f"/v1/{collection}", tags=tag, responses={200: {"model": wire.Page}},
-             summary=f"List {kind} resources, one page at a time")
+    @app.get(
+        f"/v1/{collection}",
+        tags=tag,
+        responses={200: {"model": wire.Page}},
+        summary=f"List {kind} resources, one page at a time",
+    )
     async def list_(request: Request) -> Response:
         return api.list_kind(kind, request)
 
-    @app.get(f"/v1/{collection}/{{name:path}}", tags=tag, responses={**doc, 404: {}},
-             summary=f"Read one {kind}")
+    @app.get(
+        f"/v1/{collection}/{{name:path}}",
+        tags=tag,
+        responses={**doc, 404: {}},
+        summary=f"Read one {kind}",
+    )
     async def get_(name: str, request: Request) -> Response:
         return api.get_one(kind, name, request)
 
@@ -574,8 +580,13 @@ def _resource_routes(app: FastAPI, api: Api, collection: str, kind: str) -> None
     async def put_(name: str, request: Request) -> Response:
         return await api.put(kind, name, request)
 
-    @app.delete(f"/v1/{collection}/{{name:path}}", tags=tag, status_code=204,
-                responses={409: {"model": wire.Error}, **_ERRORS}, summary=f"Delete a {kind}")
+    @app.delete(
+        f"/v1/{collection}/{{name:path}}",
+        tags=tag,
+        status_code=204,
+        responses={409: {"model": wire.Error}, **_ERRORS},
+        summary=f"Delete a {kind}",
+    )
     async def delete_(name: str, request: Request) -> Response:
         return api.delete(kind, name, request)
 
@@ -599,22 +610,32 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/v1/resources", tags=["resources"], responses={200: {"model": wire.Page}},
-             summary="Every resource of the tenant, ordered by kind and name, in pages")
+    @app.get(
+        "/v1/resources",
+        tags=["resources"],
+        responses={200: {"model": wire.Page}},
+        summary="Every resource of the tenant, ordered by kind and name, in pages",
+    )
     async def resources(request: Request) -> Response:
         return api.list_all(request)
 
     for collection, kind in COLLECTIONS.items():
         _resource_routes(app, api, collection, kind)
 
-    @app.get("/v1/default-smtp-server", tags=["tenant"],
-             responses={200: {"model": wire.DefaultSmtpServer}})
+    @app.get(
+        "/v1/default-smtp-server",
+        tags=["tenant"],
+        responses={200: {"model": wire.DefaultSmtpServer}},
+    )
     async def get_default(request: Request) -> Response:
         return api.get_default(request)
 
-    @app.put("/v1/default-smtp-server", tags=["tenant"],
-             responses={200: {"model": wire.DefaultSmtpServer}, **_ERRORS},
-             openapi_extra=_body_of("DefaultSmtpServer"))
+    @app.put(
+        "/v1/default-smtp-server",
+        tags=["tenant"],
+        responses={200: {"model": wire.DefaultSmtpServer}, **_ERRORS},
+        openapi_extra=_body_of("DefaultSmtpServer"),
+    )
     async def put_default(request: Request) -> Response:
         return await api.put_default(request)
 
@@ -622,8 +643,12 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
     async def get_lock(request: Request) -> Response:
         return api.get_lock(request)
 
-    @app.put("/v1/lock", tags=["lock"], openapi_extra=_body_of("Lock"),
-             responses={201: {"model": wire.Lock}, 409: {"model": wire.Lock}, **_ERRORS})
+    @app.put(
+        "/v1/lock",
+        tags=["lock"],
+        openapi_extra=_body_of("Lock"),
+        responses={201: {"model": wire.Lock}, 409: {"model": wire.Lock}, **_ERRORS},
+    )
     async def put_lock(request: Request) -> Response:
         return await api.put_lock(request)
 
@@ -635,14 +660,22 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
     async def audit(request: Request) -> Response:
         return api.audit(request)
 
-    @app.post("/v1/fingerprints", tags=["secrets"], openapi_extra=_body_of("FingerprintRequest"),
-              responses={200: {"model": wire.Fingerprints}},
-              summary="Keyed fingerprints of secret values (read role; never logged)")
+    @app.post(
+        "/v1/fingerprints",
+        tags=["secrets"],
+        openapi_extra=_body_of("FingerprintRequest"),
+        responses={200: {"model": wire.Fingerprints}},
+        summary="Keyed fingerprints of secret values (read role; never logged)",
+    )
     async def fingerprints(request: Request) -> Response:
         return await api.fingerprints(request)
 
-    @app.get("/v1/writes/{key}", tags=["audit"], responses={200: {"model": wire.WriteOutcome}},
-             summary="Whether the write sent with this Idempotency-Key happened")
+    @app.get(
+        "/v1/writes/{key}",
+        tags=["audit"],
+        responses={200: {"model": wire.WriteOutcome}},
+        summary="Whether the write sent with this Idempotency-Key happened",
+    )
     async def write_outcome(key: str, request: Request) -> Response:
         return api.write_outcome(key, request)
 
