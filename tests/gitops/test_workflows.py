@@ -152,12 +152,23 @@ def test_plan_comment_on_a_fork_with_a_read_only_token_falls_back_to_the_summary
     assert result.summary.startswith(MARKER)
 
 
-def test_plan_uses_connection_tests_only_when_secrets_are_available() -> None:
-    from channelsync.gitops import ci
-
-    out = Path("plan.json")
-    assert "--check-connections" in ci.plan_args(out, check_connections=True)
-    assert "--check-connections" not in ci.plan_args(out, check_connections=False)
+def test_plan_workflow_with_secrets_runs_the_connection_tests_and_reports_failures(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env, target: str
+) -> None:
+    # nothing listens on the discard port of loopback: a refused connection, no network needed
+    edit_example(scratch_repo, "  server: imap.example.com\n", "  server: 127.0.0.1\n  port: 9\n")
+    secrets = {"CHANNELSYNC_TARGET": target, **PASSWORD}
+    result = plan_pr(scratch_repo, tmp_path, runner_env(), "run", fork=False, secrets=secrets)
+    assert not result.ok
+    assert result.step("plan").outputs["exitcode"] == "1"
+    assert "channelsync-plan" not in result.artifacts  # a failed plan is never applied
+    body = fake_gh.state["comments"][0]["body"]
+    assert body.startswith(MARKER + "\n### channelsync Plan: 1 to create")
+    assert "**Connection tests:** 0 passed, 1 failed" in body
+    assert "`imap-ssl://127.0.0.1:9`" in body
+    assert "### channelsync: plan failed" in body
+    assert "Connection tests were not run" not in body
+    assert PASSWORD["EXAMPLE_IMAP_PASSWORD"] not in body
 
 
 # ---- channels-apply.yml ------------------------------------------------------------------------

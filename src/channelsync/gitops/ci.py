@@ -145,15 +145,16 @@ def step_plan() -> int:
     result = channelsync(plan_args(out / "plan.json", check_connections=secrets), secrets_env())
     set_output("exitcode", str(result.code))
     set_output("changes", "true" if result.code == 2 else "false")
-    if result.code not in (0, 2):
+    failed = result.code not in (0, 2)
+    if failed:
         (out / "plan-error.txt").write_text(result.stderr, encoding="utf-8")
-        return 1
-    notes = [] if secrets else [FORK_NOTE]
-    if not os.environ.get("CHANNELSYNC_TARGET"):
-        notes.append(NO_TARGET_NOTE)
-    body = result.stdout.rstrip("\n") + ("\n\n" + "\n\n".join(notes) if notes else "") + "\n"
-    (out / "plan.md").write_text(body, encoding="utf-8")
-    return 0
+    if result.stdout.startswith(MARKER):  # also when failed connection tests made it exit 1
+        notes = [] if secrets else [FORK_NOTE]
+        if not os.environ.get("CHANNELSYNC_TARGET"):
+            notes.append(NO_TARGET_NOTE)
+        body = result.stdout.rstrip("\n") + "".join(f"\n\n{n}" for n in notes) + "\n"
+        (out / "plan.md").write_text(body, encoding="utf-8")
+    return 1 if failed else 0
 
 
 def comment_body() -> str:
@@ -167,12 +168,13 @@ def comment_body() -> str:
             "The errors are annotated on the changed lines (see the **Files changed** tab); "
             "run `channelsync validate` locally to see them all. No plan was made."
         )
-    elif os.environ.get("PLAN_OUTCOME", "success") == "success" and plan_md.exists():
-        body = plan_md.read_text(encoding="utf-8").rstrip("\n")
     else:
-        error = out / "plan-error.txt"
-        detail = _fenced(error.read_text(encoding="utf-8")) if error.exists() else ""
-        body = f"{MARKER}\n### channelsync: plan failed\n\n{detail}".rstrip()
+        parts = [plan_md.read_text(encoding="utf-8").rstrip("\n")] if plan_md.exists() else [MARKER]
+        if os.environ.get("PLAN_OUTCOME", "success") != "success" or not plan_md.exists():
+            error = out / "plan-error.txt"
+            detail = _fenced(error.read_text(encoding="utf-8")) if error.exists() else ""
+            parts.append(f"### channelsync: plan failed\n\n{detail}".rstrip())
+        body = "\n\n".join(parts)
     return f"{body}\n\n{_footer()}\n"
 
 
