@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     probe_command.add_parser(sub)
 
+    from channelsync.gitops import command as gitops_command
+
+    gitops_command.add_parsers(sub)
+
     p = sub.add_parser("schema", help="print or write the JSON Schemas generated from the model")
     p.add_argument("--write", action="store_true", help="write schemas/ files")
     p.add_argument("--check", action="store_true", help="exit 1 when schemas/ files are stale")
