@@ -1,5 +1,3 @@
-import sys
+from channelsync.cli import run
 
-from channelsync.cli import main
-
-sys.exit(main())
+run()

@@ -26,27 +26,28 @@ GMAIL_DOMAINS = ("gmail.com", "googlemail.com", "google.com")
 EXCHANGE_ONLINE_HOSTS = ("outlook.office365.com", "outlook.office.com")
 
 
+Groups = dict[str, list["Loaded"]]
+
+
 def check(config: Config) -> list[Diagnostic]:
+    groups = config.by_kind()
     out: list[Diagnostic] = []
-    out.extend(_unique_names(config))
-    out.extend(_unique_emails(config))
-    out.extend(_references(config))
-    out.extend(_single_default(config))
-    # One pass over the resources; the per-resource rules are generators, so a resource
-    # with nothing to report costs one call.
-    for item in config.resources:
-        if item.kind == "EmailChannel":
-            out.extend(_channel(item, item.data))
-        elif item.kind == "SmtpServer":
-            out.extend(_smtp_server(item, item.data))
+    out.extend(_unique_names(groups))
+    out.extend(_unique_emails(groups))
+    out.extend(_references(groups))
+    out.extend(_single_default(groups))
+    for item in groups["EmailChannel"]:
+        out.extend(_channel(item, item.data))
+    for item in groups["SmtpServer"]:
+        out.extend(_smtp_server(item, item.data))
     return out
 
 
-def _unique_names(config: Config) -> Iterator[Diagnostic]:
+def _unique_names(groups: Groups) -> Iterator[Diagnostic]:
     for kind in KIND_NAMES:
         seen: dict[str, Loaded] = {}
         claimed: dict[str, Loaded] = {}
-        for item in config.of_kind(kind):
+        for item in groups[kind]:
             if item.name == BUILTIN_NAMES.get(kind):
                 yield item.diagnostic(
                     ("name",),
@@ -87,9 +88,9 @@ def _unique_names(config: Config) -> Iterator[Diagnostic]:
                 )
 
 
-def _unique_emails(config: Config) -> Iterator[Diagnostic]:
+def _unique_emails(groups: Groups) -> Iterator[Diagnostic]:
     seen: dict[str, Loaded] = {}
-    for item in config.of_kind("EmailChannel"):
+    for item in groups["EmailChannel"]:
         address = item.data["email"].lower()
         first = seen.setdefault(address, item)
         if first is not item:
@@ -101,12 +102,12 @@ def _unique_emails(config: Config) -> Iterator[Diagnostic]:
             )
 
 
-def _references(config: Config) -> Iterator[Diagnostic]:
+def _references(groups: Groups) -> Iterator[Diagnostic]:
     from channelsync.loader import did_you_mean
 
-    scripts = {i.name for i in config.of_kind("EmailScript")} | {DEFAULT_EMAIL_SCRIPT}
-    servers = {i.name for i in config.of_kind("SmtpServer")} | {BUILTIN_SMTP_SERVER}
-    for item in config.of_kind("EmailChannel"):
+    scripts = {i.name for i in groups["EmailScript"]} | {DEFAULT_EMAIL_SCRIPT}
+    servers = {i.name for i in groups["SmtpServer"]} | {BUILTIN_SMTP_SERVER}
+    for item in groups["EmailChannel"]:
         script, out = item.data["script"], item.data.get("outgoing")
         if script not in scripts:
             yield item.diagnostic(
@@ -126,8 +127,8 @@ def _references(config: Config) -> Iterator[Diagnostic]:
             )
 
 
-def _single_default(config: Config) -> Iterator[Diagnostic]:
-    defaults = [i for i in config.of_kind("SmtpServer") if i.data["default"]]
+def _single_default(groups: Groups) -> Iterator[Diagnostic]:
+    defaults = [i for i in groups["SmtpServer"] if i.data["default"]]
     for extra in defaults[1:]:
         yield extra.diagnostic(
             ("default",),

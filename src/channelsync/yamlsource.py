@@ -87,13 +87,24 @@ class SourceFile:
             _parse_precise(self)
 
 
+_FAST_READ = 64 * 1024
+
+
 def fast_documents(path: str) -> list[Any] | None:
-    """The documents of an ordinary file, or None when it needs ``read_source`` (any doubt)."""
+    """The documents of an ordinary file, or None when it needs ``read_source`` (any doubt).
+
+    Plain os calls: on ten thousand small files, ``open()``'s buffered file object costs
+    as much as the parsing.
+    """
     try:
-        with open(path, "rb") as handle:
-            if os.fstat(handle.fileno()).st_size > MAX_FILE_BYTES:
-                return None
-            text = handle.read().decode("utf-8")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            raw = os.read(fd, _FAST_READ)
+        finally:
+            os.close(fd)
+        if len(raw) >= _FAST_READ:
+            return None  # large files take the careful path (and its size limit)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     if text.startswith("\ufeff"):
