@@ -9,7 +9,6 @@ afterwards by ``rules.py``.
 from __future__ import annotations
 
 import difflib
-import gc
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from channelsync import document as documents
 from channelsync.defaults import KIND_NAMES
 from channelsync.errors import ConfigError, Diagnostic, Severity
+from channelsync.perf import paused_gc
 from channelsync.secrets import ref_problem
 from channelsync.yamlsource import Document, Path_, SourceFile, fast_documents, read_source
 
@@ -85,15 +85,8 @@ class Config:
 
 def load_config(root: Path) -> Config:
     """Every problem in the config under ``root``, and its valid resources."""
-    # Loading allocates ~10 objects per line of YAML and frees none of them: the cyclic
-    # garbage collector would walk the growing heap again and again for nothing.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         return _load_config(root)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _load_config(root: Path) -> Config:

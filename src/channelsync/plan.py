@@ -20,6 +20,7 @@ from channelsync.defaults import KIND_NAMES, LOCAL_FIELDS
 from channelsync.document import get_path, secret_paths, set_path, without
 from channelsync.errors import ChannelsyncError
 from channelsync.loader import Config, Loaded
+from channelsync.perf import paused_gc
 from channelsync.secrets import SecretUnavailable, parse_ref
 from channelsync.targets.base import Key, LiveResource, Target
 
@@ -71,9 +72,16 @@ class Plan:
     changes: list[Change]
     no_op: int
     warnings: list[str]
-    config_fingerprint: str
+    config_fingerprint_of: Config | str  # the config, or its fingerprint from a saved plan
     live_count: int = 0
     only: list[str] = field(default_factory=list)
+
+    @property
+    def config_fingerprint(self) -> str:
+        """Computed only when a plan is saved or checked: it reads every resource."""
+        if not isinstance(self.config_fingerprint_of, str):
+            self.config_fingerprint_of = config_fingerprint(self.config_fingerprint_of)
+        return self.config_fingerprint_of
 
     @property
     def summary(self) -> dict[str, int]:
@@ -209,6 +217,11 @@ def _prefetch_fingerprints(config: Config, target: Target) -> None:
 
 
 def make_plan(config: Config, target: Target, *, only: Iterable[str] = ()) -> Plan:
+    with paused_gc():
+        return _make_plan(config, target, only)
+
+
+def _make_plan(config: Config, target: Target, only: Iterable[str]) -> Plan:
     live = target.read()
     _prefetch_fingerprints(config, target)
     unresolved: list[str] = []
@@ -250,8 +263,7 @@ def make_plan(config: Config, target: Target, *, only: Iterable[str] = ()) -> Pl
         changes = kept
     changes.sort(key=_apply_order)
     warnings = _secret_warnings(unresolved)
-    fingerprint = config_fingerprint(config)
-    return Plan(target.url, changes, no_op, warnings, fingerprint, len(live), sorted(wanted))
+    return Plan(target.url, changes, no_op, warnings, config, len(live), sorted(wanted))
 
 
 def _secret_warnings(unresolved: list[str]) -> list[str]:
@@ -299,8 +311,8 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]
 def _fill_field_changes(differing: list[tuple[Change, dict[str, Any], dict[str, Any]]]) -> None:
     """Field-level changes of every differing resource, from one deepdiff run.
 
-    Only the top-level fields that differ go into the diff, all resources at once: deepdiff
-    costs per node and per call, and plans of thousands of channels must stay fast.
+    Only the fields that differ go into the diff, all resources at once: deepdiff costs per
+    node and per call, and plans of thousands of channels must stay fast.
     """
     if not differing:
         return
@@ -309,9 +321,7 @@ def _fill_field_changes(differing: list[tuple[Change, dict[str, Any], dict[str, 
     befores: dict[int, dict[str, Any]] = {}
     afters: dict[int, dict[str, Any]] = {}
     for index, (_, before, after) in enumerate(differing):
-        keys = [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)]
-        befores[index] = {k: before.get(k) for k in keys}
-        afters[index] = {k: after.get(k) for k in keys}
+        befores[index], afters[index] = _differing(before, after)
     paths: dict[int, set[tuple[str, ...]]] = {i: set() for i in befores}
     diff = DeepDiff(befores, afters, view="tree")
     for group in diff:
@@ -322,6 +332,23 @@ def _fill_field_changes(differing: list[tuple[Change, dict[str, Any], dict[str, 
             paths[full[0]].add(tuple(str(p) for p in full[1:cut]))
     for index, (change, before, after) in enumerate(differing):
         change.fields = _as_fields(change.kind, before, after, paths[index])
+
+
+def _differing(
+    before: dict[str, Any], after: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both mappings cut down to the keys whose values differ, through nested mappings."""
+    old: dict[str, Any] = {}
+    new: dict[str, Any] = {}
+    for key in before.keys() | after.keys():
+        a, b = before.get(key), after.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            old[key], new[key] = _differing(a, b)
+        else:
+            old[key], new[key] = a, b
+    return old, new
 
 
 def _as_fields(

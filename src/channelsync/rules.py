@@ -141,7 +141,8 @@ def _single_default(groups: Groups) -> Iterator[Diagnostic]:
 def _channel(item: Loaded, channel: dict[str, Any]) -> Iterator[Diagnostic]:
     incoming = channel["incoming"]
     yield from _incoming(item, incoming)
-    yield from _ca_file(item, ("incoming", "tls", "ca_file"), incoming.get("tls"))
+    if incoming.get("tls"):
+        yield from _ca_file(item, ("incoming", "tls", "ca_file"), incoming["tls"])
     out = channel.get("outgoing")
     if out is not None:
         if out["override"] and out["server"] == BUILTIN_SMTP_SERVER:
@@ -229,7 +230,8 @@ def _incoming(item: Loaded, incoming: dict[str, Any]) -> Iterator[Diagnostic]:
 
 
 def _smtp_server(item: Loaded, server: dict[str, Any]) -> Iterator[Diagnostic]:
-    yield from _ca_file(item, ("tls", "ca_file"), server.get("tls"))
+    if server.get("tls"):
+        yield from _ca_file(item, ("tls", "ca_file"), server["tls"])
     user, password = server.get("user"), server.get("password")
     if (user is None) != (password is None):
         missing = "password" if password is None else "user"
@@ -268,4 +270,6 @@ _GMAIL_SUFFIXES = tuple("." + d for d in GMAIL_DOMAINS)
 
 def _is_gmail(host: str) -> bool:
     host = host.lower()
+    if not host.endswith(GMAIL_DOMAINS):  # the common answer, in one call
+        return False
     return host in GMAIL_DOMAINS or host.endswith(_GMAIL_SUFFIXES)
