@@ -391,3 +391,14 @@ def test_saved_plan_limited_with_only_applies_just_that(tenant: Path, cli: Any) 
     assert result.code == 0, result.err
     assert "Apply complete: 1 created." in result.out
     assert plan_json(cli)["summary"]["create"] == 3
+
+
+def test_corrupt_tenant_database_is_one_clear_line(tenant: Path, cli: Any) -> None:
+    (tenant / ".channelsync").mkdir()
+    (tenant / ".channelsync" / "tenant.db").write_text("not a database")
+    for command in ("plan", "drift"):
+        result = cli(command)
+        assert result.code == 1
+        assert result.err.endswith(
+            "error: tenant database .channelsync/tenant.db: file is not a database\n"
+        )

@@ -94,11 +94,9 @@ def _load_config(root: Path) -> Config:
 
     config = Config(root)
     if not root.is_dir():
-        config.diagnostics.append(
-            Diagnostic(
-                str(root), 1, 1, "error", "config directory does not exist; create it or pass --dir"
-            )
-        )
+        problem = "is a file, not a directory" if root.exists() else "does not exist"
+        message = f"config directory {problem}; create it or pass --dir"
+        config.diagnostics.append(Diagnostic(str(root), 1, 1, "error", message))
         return config
     cwd = os.getcwd() + os.sep
     paths = find_files(root)

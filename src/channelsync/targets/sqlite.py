@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from channelsync.defaults import BUILTIN_NAMES, BUILTIN_SMTP_SERVER, DEFAULT_EMAIL_SCRIPT
 from channelsync.document import get_path, secret_paths, set_path
@@ -105,9 +106,26 @@ class _Keys:
         return Fernet(self._fernet_key)
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _plain_errors(method: _F) -> _F:
+    """SQLite's own failures (corrupt file, disk full, read-only folder) as one-line errors."""
+
+    @functools.wraps(method)
+    def wrapper(self: SqliteTarget, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise TargetError(f"tenant database {self.path}: {exc}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
 class SqliteTarget:
     """``sqlite:///PATH``: the embedded default target."""
 
+    @_plain_errors
     def __init__(self, url: str, *, readonly: bool = False, actor: str = "cli") -> None:
         self.url = url
         self.path = path_from_url(url)
@@ -142,6 +160,7 @@ class SqliteTarget:
 
     # --- reading ---------------------------------------------------------------------
 
+    @_plain_errors
     def read(self) -> dict[Key, LiveResource]:
         if self._db is None:
             return {}
@@ -161,6 +180,7 @@ class SqliteTarget:
             found = self._fingerprints[secret] = fingerprint(self.keys.hmac_key, secret)
         return found
 
+    @_plain_errors
     def secret_values(self, kind: str, name: str) -> dict[str, str]:
         """The stored secrets of one resource (what the tenant polls and sends with)."""
         assert self._db is not None
@@ -194,6 +214,7 @@ class SqliteTarget:
             raise
         db.execute("COMMIT")
 
+    @_plain_errors
     def apply(self, operation: Operation) -> None:
         with self._transaction() as db:
             self._renew_lease(db)
@@ -385,6 +406,7 @@ class SqliteTarget:
             with contextlib.suppress(sqlite3.Error), self._transaction() as db:
                 db.execute("DELETE FROM apply_lock WHERE holder = ?", (info.holder,))
 
+    @_plain_errors
     def _try_lock(self, info: LockInfo) -> LockInfo | None:
         """Take the lock and return None, or return the live holder's details."""
         with self._transaction() as db:
