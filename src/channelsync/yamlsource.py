@@ -23,13 +23,14 @@ MAX_NODES = 20_000
 
 Path_ = tuple[str | int, ...]
 
-# Anything here sends a file to the ruamel.yaml path (anchors/aliases, tags, merge keys, tabs,
-# directives, document end markers); many brackets or deep indentation may be a nesting attack.
-_SLOW_MARKS = ("&", "*", "!", "\t", "%", "<<", "\n...", "\n" + " " * 40)
-# Characters YAML does not allow; yaml-rs is more lenient than ruamel.yaml about some.
-_NOT_PRINTABLE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]"
+# Any of these sends a file to the ruamel.yaml path: anchors and aliases, tags, merge keys
+# ("<"), tabs, directives, and characters YAML does not allow (yaml-rs is more lenient than
+# ruamel.yaml about some of them). One character class: a single fast scan.
+_SLOW_CHARS = re.compile(
+    "[&*!%<\t\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]"
 )
+# ... and document end markers, and deep indentation or many brackets (a nesting attack?).
+_SLOW_TEXT = ("\n...", "\n" + " " * 40)
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 _CONTENT_LINE = re.compile(r"^[ \t]*[^#\s]", re.MULTILINE)
 
@@ -151,9 +152,9 @@ def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
 
 def _parse_fast(text: str) -> list[Any] | None:
     """Documents parsed by yaml-rs, or None when the file needs the ruamel.yaml path."""
-    if any(mark in text for mark in _SLOW_MARKS) or text.count("[") + text.count("{") > 64:
+    if _SLOW_CHARS.search(text) or _SLOW_TEXT[0] in text or _SLOW_TEXT[1] in text:
         return None
-    if _NOT_PRINTABLE.search(text):
+    if text.count("[") + text.count("{") > 64:
         return None
     import yaml_rs
 
