@@ -176,27 +176,33 @@ def test_saved_plan_refused_when_the_tenant_changed(tenant: Path, cli: Any) -> N
     assert "stale plan: the tenant changed since it was made (Support Script)" in stale.err
 
 
-def test_partial_failure_reports_applied_failed_and_not_attempted(tenant: Path, cli: Any) -> None:
+def test_partial_failure_reports_applied_failed_and_not_attempted(
+    tenant: Path, cli: Any
+) -> None:
     apply(cli)
-    # "Support" replaced by "Helpdesk" on the same address without renamed_from: the tenant
-    # refuses the create because deletes come last
-    (tenant / "channels.d" / "support.yaml").unlink()
+    # two channels swap addresses: the tenant keeps addresses unique, so the first update is
+    # refused while the other channel still holds the address
     write(
         tenant,
         {
-            "helpdesk.yaml": BASE["support.yaml"].replace("name: Support\n", "name: Helpdesk\n"),
+            "support.yaml": BASE["support.yaml"].replace(
+                "email: support@example.com", "email: help@contoso.example"
+            ),
+            "exchange.yaml": BASE["exchange.yaml"].replace(
+                "email: help@contoso.example", "email: support@example.com"
+            ),
             "sales.yaml": "kind: EmailScript\nname: Sales\n",
         },
     )
-    result = apply(cli, "--allow-delete")
+    result = apply(cli)
     assert result.code == 1
     assert result.out.endswith(
         "Applied 1 change(s):\n"
         '  + EmailScript "Sales"\n'
-        "Failed: + EmailChannel \"Helpdesk\": channel 'Helpdesk': email support@example.com "
+        'Failed: ~ EmailChannel "Exchange": channel \'Exchange\': email support@example.com '
         "is used by 'Support'\n"
         "Not attempted (1):\n"
-        '  - EmailChannel "Support"\n'
+        '  ~ EmailChannel "Support"\n'
         "Apply stopped at the first failure. Fix it and run apply again to converge.\n"
     )
 
@@ -402,3 +408,55 @@ def test_corrupt_tenant_database_is_one_clear_line(tenant: Path, cli: Any) -> No
         assert result.err.endswith(
             "error: tenant database .channelsync/tenant.db: file is not a database\n"
         )
+
+
+def test_address_moves_from_a_deleted_channel_to_a_new_one(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    (tenant / "channels.d" / "support.yaml").unlink()
+    write(tenant, {"helpdesk.yaml": BASE["support.yaml"].replace("name: Support", "name: Desk")})
+    plan = plan_json(cli)
+    assert [(c["action"], c["name"]) for c in plan["changes"]] == [
+        ("delete", "Support"),
+        ("create", "Desk"),
+    ]
+    result = apply(cli, "--allow-delete")
+    assert result.code == 0, result.out + result.err
+    assert plan_json(cli)["summary"]["no_op"] == 4
+
+
+def test_a_new_section_shows_its_fields_and_hides_only_secrets(
+    tenant: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply(cli)
+    monkeypatch.setenv("EX_SMTP", "ex-smtp-Secret-5")
+    write(
+        tenant,
+        {
+            "exchange.yaml": BASE["exchange.yaml"]
+            + "outgoing:\n  server: Relay\n  override: true\n  password: ${env:EX_SMTP}\n"
+        },
+    )
+    fields = plan_json(cli)["changes"][0]["fields"]
+    assert fields == [
+        {"path": "outgoing.server", "before": None, "after": "Relay", "sensitive": False},
+        {"path": "outgoing.override", "before": None, "after": True, "sensitive": False},
+        {
+            "path": "outgoing.user",
+            "before": None,
+            "after": "help@contoso.example",
+            "sensitive": False,
+        },
+        {"path": "outgoing.password", "before": None, "after": "(sensitive)", "sensitive": True},
+    ]
+
+
+def test_saved_plan_is_stale_when_a_planned_resources_secret_rotates(
+    tenant: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply(cli)
+    write(tenant, {"support.yaml": BASE["support.yaml"].replace("imap-ssl", "imap")})
+    assert cli("plan", "--out", "plan.json").code == 0
+    monkeypatch.setenv("SUPPORT_IMAP_PASSWORD", "rotated-after-review")
+    result = cli("apply", "plan.json", "--skip-connection-tests")
+    assert result.code == 1
+    assert "stale plan: the tenant changed since it was made (Support)" in result.err

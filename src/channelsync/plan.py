@@ -261,9 +261,23 @@ def _make_plan(config: Config, target: Target, only: Iterable[str]) -> Plan:
         kept = [c for c in changes if c.name in wanted or c.previous_name in wanted]
         no_op += len(changes) - len(kept)
         changes = kept
-    changes.sort(key=_apply_order)
+    changes = _order(changes, _freed_addresses(config, live, changes))
     warnings = _secret_warnings(unresolved)
     return Plan(target.url, changes, no_op, warnings, config, len(live), sorted(wanted))
+
+
+def _freed_addresses(
+    config: Config, live: dict[Key, LiveResource], changes: list[Change]
+) -> set[str]:
+    """Names of live channels being deleted whose email another channel will use."""
+    wanted = {r.data["email"].lower() for r in config.resources if r.kind == "EmailChannel"}
+    return {
+        c.name
+        for c in changes
+        if c.action == "delete"
+        and c.kind == "EmailChannel"
+        and str(live[(c.kind, c.name)].data.get("email", "")).lower() in wanted
+    }
 
 
 def _secret_warnings(unresolved: list[str]) -> list[str]:
@@ -286,6 +300,16 @@ def _apply_order(change: Change) -> tuple[int, int, int, str]:
         return (1, rank, 0, change.name)
     sets_default = any(f.path == "default" and f.after is True for f in change.fields)
     return (0, -rank, int(sets_default), change.name)
+
+
+def _order(changes: list[Change], freed: set[str]) -> list[Change]:
+    """Apply order, except that deleting a channel whose address another channel takes over
+    goes first: the tenant keeps addresses unique, and nothing refers to a channel."""
+    changes.sort(key=_apply_order)
+    early = [
+        c for c in changes if c.action == "delete" and c.kind == "EmailChannel" and c.name in freed
+    ]
+    return early + [c for c in changes if c not in early]
 
 
 def _created(kind: str, desired: dict[str, Any]) -> list[FieldChange]:
@@ -357,15 +381,47 @@ def _as_fields(
     sensitive = set(secret_paths(kind))
     out = []
     for path in sorted(paths):
-        hidden = any(s[: len(path)] == path for s in sensitive)
-        if hidden:
+        old, new = get_path(before, path), get_path(after, path)
+        if isinstance(old, dict) or isinstance(new, dict):
+            # a section that appears or goes: show its fields, hiding only the secrets
+            out.extend(_section(path, old or {}, new or {}, sensitive))
+        elif path in sensitive:
             out.append(FieldChange(".".join(path), SENSITIVE, SENSITIVE, True))
         else:
-            out.append(FieldChange(".".join(path), get_path(before, path), get_path(after, path)))
+            out.append(FieldChange(".".join(path), old, new))
+    return out
+
+
+def _section(
+    path: tuple[str, ...], old: dict[str, Any], new: dict[str, Any], sensitive: set[Any]
+) -> list[FieldChange]:
+    leaves = dict.fromkeys([*(p for p, _ in _flatten(old)), *(p for p, _ in _flatten(new))])
+    out = []
+    for leaf in leaves:
+        full = (*path, *leaf.split("."))
+        a, b = get_path(old, tuple(leaf.split("."))), get_path(new, tuple(leaf.split(".")))
+        if a == b:
+            continue
+        if full in sensitive:
+            out.append(
+                FieldChange(
+                    ".".join(full),
+                    None if a is None else SENSITIVE,
+                    None if b is None else SENSITIVE,
+                    True,
+                )
+            )
+        else:
+            out.append(FieldChange(".".join(full), a, b))
     return out
 
 
 # --- saved plans: staleness ----------------------------------------------------------
+
+
+def _digest(change: Change) -> str:
+    """What a change does, field by field: a secret rotated since the plan makes it differ."""
+    return json.dumps([asdict(f) for f in change.fields], sort_keys=True, default=str)
 
 
 def check_current(saved: Plan, fresh: Plan) -> None:
@@ -374,8 +430,8 @@ def check_current(saved: Plan, fresh: Plan) -> None:
         raise StalePlan(f"stale plan: it was made for {saved.target}, not {fresh.target}")
     if saved.config_fingerprint != fresh.config_fingerprint:
         raise StalePlan("stale plan: the configuration changed since it was made; plan again")
-    now = {(c.kind, c.name, c.action): c.live_etag for c in fresh.changes}
-    then = {(c.kind, c.name, c.action): c.live_etag for c in saved.changes}
+    now = {(c.kind, c.name, c.action): (c.live_etag, _digest(c)) for c in fresh.changes}
+    then = {(c.kind, c.name, c.action): (c.live_etag, _digest(c)) for c in saved.changes}
     if now != then:
         changed = sorted({str(k[0][1]) for k in set(now.items()) ^ set(then.items())})
         raise StalePlan(
