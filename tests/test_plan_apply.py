@@ -402,6 +402,7 @@ def test_saved_plan_limited_with_only_applies_just_that(tenant: Path, cli: Any) 
 def test_corrupt_tenant_database_is_one_clear_line(tenant: Path, cli: Any) -> None:
     (tenant / ".channelsync").mkdir()
     (tenant / ".channelsync" / "tenant.db").write_text("not a database")
+    (tenant / ".channelsync" / "tenant.key").write_bytes(bytes(64))
     for command in ("plan", "drift"):
         result = cli(command)
         assert result.code == 1
@@ -460,3 +461,32 @@ def test_saved_plan_is_stale_when_a_planned_resources_secret_rotates(
     result = cli("apply", "plan.json", "--skip-connection-tests")
     assert result.code == 1
     assert "stale plan: the tenant changed since it was made (Support)" in result.err
+
+
+def test_missing_or_damaged_key_file_is_refused_not_replaced(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    key = tenant / ".channelsync" / "tenant.key"
+    original = key.read_bytes()
+    key.unlink()
+    result = cli("plan")
+    assert result.code == 1
+    assert "error: key file .channelsync/tenant.key is missing: the tenant's secrets" in result.err
+    assert not key.exists()
+    key.write_bytes(original[:10])
+    result = cli("drift")
+    assert result.code == 1
+    assert "key file .channelsync/tenant.key is damaged (10 bytes, expected 64)" in result.err
+
+
+def test_paths_with_uri_characters_work_read_only(tenant: Path, cli: Any) -> None:
+    url = "sqlite:///odd#dir%20x/t?.db"
+    assert apply(cli, "--target", url).code == 0
+    assert cli("drift", "--target", url).code == 0
+    assert cli("list", "--live", "--target", url).out.endswith("2 channel(s)\n")
+
+
+def test_unwritable_target_folder_is_one_clear_line(tenant: Path, cli: Any) -> None:
+    (tenant / "blocker").write_text("a file, not a folder")
+    result = cli("plan", "--target", "sqlite:///blocker/tenant.db")
+    assert result.code == 1
+    assert result.err.startswith("error: tenant database blocker")

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from channelsync.defaults import BUILTIN_NAMES, BUILTIN_SMTP_SERVER, DEFAULT_EMAIL_SCRIPT
 from channelsync.document import get_path, secret_paths, set_path
@@ -74,22 +75,33 @@ def path_from_url(url: str) -> Path:
 
 
 class _Keys:
-    """The key file: 32 bytes for fingerprints, 32 for encryption, created 0600 once."""
+    """The key file: 32 bytes for fingerprints, 32 for encryption, created 0600 with the tenant.
+
+    A tenant whose key file is gone cannot be read: a new key would silently turn every
+    stored secret into noise, so only a new tenant gets a new key.
+    """
+
+    SIZE = 64
 
     def __init__(self, path: Path, *, create: bool) -> None:
         self.path = path
         raw = self._read_or_create(path, create)
+        if raw is not None and len(raw) != self.SIZE:
+            raise TargetError(
+                f"key file {path} is damaged ({len(raw)} bytes, expected {self.SIZE}); "
+                "restore it from a backup"
+            )
         self.hmac_key = raw[:32] if raw else None
         self._fernet_key = base64.urlsafe_b64encode(raw[32:64]) if raw else None
 
-    @staticmethod
-    def _read_or_create(path: Path, create: bool) -> bytes | None:
+    @classmethod
+    def _read_or_create(cls, path: Path, create: bool) -> bytes | None:
         try:
             return path.read_bytes()
         except FileNotFoundError:
             if not create:
                 return None
-        raw = os.urandom(64)
+        raw = os.urandom(cls.SIZE)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # another process won the race: use its key
@@ -118,6 +130,9 @@ def _plain_errors(method: _F) -> _F:
             return method(self, *args, **kwargs)
         except sqlite3.Error as exc:
             raise TargetError(f"tenant database {self.path}: {exc}") from None
+        except OSError as exc:
+            where = exc.filename or self.path
+            raise TargetError(f"tenant database {where}: {exc.strerror or exc}") from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -133,7 +148,14 @@ class SqliteTarget:
         self.actor = actor
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.keys = _Keys(self.path.with_suffix(".key"), create=not readonly)
+        key_file = self.path.with_suffix(".key")
+        new_tenant = not self.path.exists()
+        self.keys = _Keys(key_file, create=new_tenant and not readonly)
+        if not new_tenant and self.keys.hmac_key is None:
+            raise TargetError(
+                f"key file {key_file} is missing: the tenant's secrets cannot be read or "
+                "compared. Restore it from a backup (a new key would make them unreadable)"
+            )
         self._holder: str | None = None
         self._own_lock: str | None = None  # the holder id of a lock this object took
         self._renewed = 0.0
@@ -145,7 +167,7 @@ class SqliteTarget:
         if self.readonly:
             if not self.path.exists():
                 return None  # nothing applied yet: the live state is empty
-            uri = f"file:{self.path.resolve()}?mode=ro"
+            uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
             return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
         db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
