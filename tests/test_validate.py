@@ -201,6 +201,11 @@ def test_mutated_files_never_raise(workdir: Path) -> None:
         (("plan", "--target", "bogus://tenant"), "error: no target driver for 'bogus'"),
         (("apply", "missing-plan.json"), "error: cannot read plan file missing-plan.json"),
         (("plan", "--target", "sqlite://relative"), "error: bad target URL 'sqlite://relative'"),
+        (("plan", "--target", "https://[::1"), "error: bad target URL for the 'https' driver"),
+        (("plan", "--out", "channels.d"), "error: cannot write plan file channels.d: Is a"),
+        (("export", "--dir", "channels.d/acmejets.yaml"), "error: fix these first: export"),
+        (("schema", "--write", "--out", "/proc/x"), "error: /proc/x: No such file"),
+        (("apply", "channels.d/acmejets.yaml"), "is not a channelsync plan file"),
     ],
 )
 def test_bad_command_input_is_one_clear_line(

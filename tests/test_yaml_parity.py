@@ -39,9 +39,18 @@ def _both(path: Path) -> tuple[SourceFile, SourceFile]:
 
 
 def _outcome(src: SourceFile) -> object:
-    if src.problems:
+    if src.problems or not all(_text_keys(d.data) for d in src.documents):
+        # keys that are not text are refused in validation (see the loader-level test)
         return "rejected"
     return [d.data for d in src.documents]
+
+
+def _text_keys(data: object) -> bool:
+    if isinstance(data, dict):
+        return all(isinstance(k, str) and _text_keys(v) for k, v in data.items())
+    if isinstance(data, list):
+        return all(_text_keys(v) for v in data)
+    return True
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -61,3 +70,20 @@ def test_fast_and_precise_parsers_agree_on_tricky_yaml(name: str, tmp_path: Path
 def test_fast_path_is_taken_for_ordinary_files() -> None:
     src = read_source(str(EXAMPLES / "contoso-exchange.yaml"), "x")
     assert not src.precise
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_validate_reports_the_same_with_and_without_the_fast_path(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channelsync.loader import load_config
+
+    folder = tmp_path / "channels.d"
+    folder.mkdir()
+    (folder / path.name).write_bytes(path.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    fast = load_config(folder)
+    monkeypatch.setattr(yamlsource, "_parse_fast", lambda text: None)
+    slow = load_config(folder)
+    assert fast.diagnostics == slow.diagnostics
+    assert [r.data for r in fast.resources] == [r.data for r in slow.resources]

@@ -303,12 +303,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from channelsync.export import export
     from channelsync.loader import load_config
 
-    config = load_config(args.dir)
-    broken = [d for d in config.errors if "YAML" in d.message or "UTF-8" in d.message]
-    for diagnostic in broken:
-        print(diagnostic, file=sys.stderr)
-    if broken:
-        print("error: fix these files first; export edits them in place", file=sys.stderr)
+    config = load_config(args.dir) if args.dir.exists() else None
+    if config is not None and config.errors:
+        for diagnostic in config.errors:
+            print(diagnostic, file=sys.stderr)
+        print(
+            "error: fix these first: export edits the config files in place and must know "
+            "which resource each document defines",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     target = _open(args.target, readonly=True)
     try:
@@ -403,6 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        return EXIT_ERROR
+    except OSError as exc:  # a file or folder the command was pointed at
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error:{where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # the last line of defence: no tracebacks for users
         if os.environ.get("CHANNELSYNC_DEBUG"):

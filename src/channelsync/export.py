@@ -94,10 +94,12 @@ def _paths(doc: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str,
     return out
 
 
-def export(target: Target, directory: Path, config: Config) -> ExportReport:
+def export(target: Target, directory: Path, config: Config | None) -> ExportReport:
+    """``config`` is the valid config already in ``directory`` (None: nothing there yet)."""
     report = ExportReport()
     live = target.read()
-    defined: dict[Key, Loaded] = {(r.kind, r.name): r for r in config.resources}
+    resources = config.resources if config is not None else []
+    defined: dict[Key, Loaded] = {(r.kind, r.name): r for r in resources}
     by_file: dict[str, list[tuple[Loaded, dict[str, Any] | None]]] = {}
     for key, item in defined.items():
         res = live.get(key)
@@ -107,7 +109,7 @@ def export(target: Target, directory: Path, config: Config) -> ExportReport:
             report.removed.append(f"{item.kind} '{item.name}' (not in the tenant)")
     for path, items in sorted(by_file.items()):
         if _update_file(Path(path), items):
-            report.written.append(Path(path))
+            report.written.append(Path(items[0][0].source.display))
     directory.mkdir(parents=True, exist_ok=True)
     for key in sorted(set(live) - set(defined)):
         res = live[key]

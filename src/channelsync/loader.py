@@ -144,7 +144,10 @@ def _fast_file(path: str) -> list[dict[str, Any]] | None:
     out = []
     for data in docs:
         kind = data.get("kind")
-        if kind not in KIND_NAMES or not documents.is_valid(kind, data):
+        try:
+            if kind not in KIND_NAMES or not documents.is_valid(kind, data):
+                return None
+        except (ValueError, UnicodeError):  # e.g. a non-text key: the careful path says why
             return None
         out.append(documents.normalize(kind, data))
     return out
@@ -205,7 +208,14 @@ def _validate_document(source: SourceFile, document: Document) -> Loaded | None:
         hint = did_you_mean(str(kind), KIND_NAMES)
         source.error(line, column, f"unknown kind '{kind}'{hint}; one of {_kinds_list()}")
         return None
-    if not documents.is_valid(kind, data):
+    try:
+        valid = documents.is_valid(kind, data)
+    except (ValueError, UnicodeError):
+        # keys that are not text, or text that is not Unicode: the careful parser reports
+        # them and leaves them out, so the rest of the document is still checked
+        data = source.document(document.index).data
+        valid = isinstance(data, dict) and documents.is_valid(kind, data)
+    if not valid:
         _report_invalid(source, document.index, kind)
         return None
     normal = documents.normalize(kind, data)

@@ -114,7 +114,10 @@ class Plan:
         saved["only"] = self.only
         for entry, change in zip(saved["changes"], self.changes, strict=True):
             entry["live_etag"] = change.live_etag
-        path.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+        try:
+            path.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ChannelsyncError(f"cannot write plan file {path}: {exc.strerror}") from None
 
     @classmethod
     def load(cls, path: Path) -> Plan:
@@ -124,15 +127,17 @@ class Plan:
                 raise ValueError("format_version")
             changes = [
                 Change(
-                    c["kind"],
-                    c["name"],
-                    c["action"],
-                    c.get("previous_name"),
+                    _text(c["kind"]),
+                    _text(c["name"]),
+                    _text(c["action"]),
+                    _text(c.get("previous_name"), optional=True),
                     [FieldChange(**f) for f in c["fields"]],
-                    c.get("live_etag"),
+                    _text(c.get("live_etag"), optional=True),
                 )
                 for c in saved["changes"]
             ]
+            if not isinstance(saved["config_fingerprint"], str):
+                raise TypeError("config_fingerprint")
             return cls(
                 saved["target"],
                 changes,
@@ -144,10 +149,17 @@ class Plan:
             )
         except OSError as exc:
             raise ChannelsyncError(f"cannot read plan file {path}: {exc.strerror}") from None
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise ChannelsyncError(
                 f"{path} is not a channelsync plan file (format_version {FORMAT_VERSION})"
             ) from None
+
+
+def _text(value: Any, *, optional: bool = False) -> Any:
+    """A saved plan's string field, checked (a plan file may have been edited by hand)."""
+    if isinstance(value, str) or (optional and value is None):
+        return value
+    raise TypeError(value)
 
 
 # --- building a plan -----------------------------------------------------------------

@@ -34,7 +34,10 @@ class SecretRef:
 
     def resolve(self, base_dir: Path | None = None) -> str:
         if self.source == "env":
-            value = os.environ.get(self.name)
+            try:
+                value = os.environ.get(self.name)
+            except ValueError:  # a NUL in the name
+                raise SecretUnavailable("secret variable name is not valid") from None
             if value is None:
                 raise SecretUnavailable(f"environment variable {self.name} is not set")
             return value
@@ -45,6 +48,10 @@ class SecretRef:
             return path.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise SecretUnavailable(f"secret file {path} cannot be read ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise SecretUnavailable(f"secret file {path} is not UTF-8 text") from None
+        except ValueError:  # e.g. a NUL in the path
+            raise SecretUnavailable("secret file path is not a valid path") from None
 
 
 def parse_ref(text: str) -> SecretRef | None:

@@ -31,6 +31,7 @@ _SLOW_CHARS = re.compile(
 )
 # ... and document end markers, and deep indentation or many brackets (a nesting attack?).
 _SLOW_TEXT = ("\n...", "\n" + " " * 40)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 _CONTENT_LINE = re.compile(r"^[ \t]*[^#\s]", re.MULTILINE)
 
@@ -315,6 +316,11 @@ class _Builder:
                 self.src.error(*where, "a mapping key must be a plain value, not a list or mapping")
                 continue
             key = self._scalar(key_node)
+            if not isinstance(key, str):
+                self.src.error(
+                    *where, f"mapping key {key_node.value!r} must be text; quote it or rename it"
+                )
+                continue
             if key in first:
                 line, column = first[key]
                 self.src.error(
@@ -330,10 +336,18 @@ class _Builder:
         return result
 
     def _merge_sources(self, node: Any, path: Path_) -> Iterator[dict[Any, Any]]:
-        from ruamel.yaml.nodes import MappingNode
+        from ruamel.yaml.nodes import MappingNode, SequenceNode
 
-        sources = node.value if not isinstance(node, MappingNode) else [node]
+        sources = node.value if isinstance(node, SequenceNode) else [node]
         for source in sources:
+            if not isinstance(source, MappingNode):
+                mark = source.start_mark
+                self.src.error(
+                    mark.line + 1,
+                    mark.column + 1,
+                    "a merge key (<<) takes a mapping or a list of mappings",
+                )
+                continue
             data = self.build(source, path)
             if isinstance(data, dict):
                 yield data
@@ -348,14 +362,27 @@ class _Builder:
             )
             return value
         kind = tag[len(_TAG) :]
-        if kind == "null":
-            return None
-        if kind == "bool":
-            return value.lower() in ("true", "yes", "on")
-        if kind == "int":
-            return _to_int(value)
-        if kind == "float":
-            return _to_float(value)
+        mark = node.start_mark
+        try:
+            if kind == "null":
+                return None
+            if kind == "bool":
+                if value.lower() not in ("true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "yes", "on")
+            if kind == "int":
+                return _to_int(value)
+            if kind == "float":
+                return _to_float(value)
+        except ValueError:
+            message = f"'{value}' is not a valid {kind}; fix the value or remove the !!{kind} tag"
+            self.src.error(mark.line + 1, mark.column + 1, message)
+            return value
+        if _SURROGATE.search(value):
+            self.src.error(
+                mark.line + 1, mark.column + 1, "text holds a lone surrogate (\\uD800-\\uDFFF)"
+            )
+            return _SURROGATE.sub("\ufffd", value)
         return value
 
 

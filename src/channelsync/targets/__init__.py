@@ -50,5 +50,8 @@ def open_target(url: str, *, readonly: bool = False) -> Target:
         driver = entry.load()
     except Exception as exc:
         raise ChannelsyncError(f"target driver '{scheme}' failed to load: {exc}") from None
-    target: Target = driver(url, readonly=readonly)
+    try:
+        target: Target = driver(url, readonly=readonly)
+    except ValueError:  # the driver could not parse the URL; do not echo it (credentials?)
+        raise ChannelsyncError(f"bad target URL for the '{scheme}' driver") from None
     return target
