@@ -355,8 +355,10 @@ def test_concurrent_applies_serialise_without_lost_updates(tenant: Path, cli: An
     assert sum("Apply complete: 64 created." in out for out, _ in results) == 1
     assert plan_json(cli)["summary"]["no_op"] == 64
     db = sqlite3.connect(tenant / ".channelsync" / "tenant.db")
-    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    integrity = db.execute("PRAGMA integrity_check").fetchone()
     creates = db.execute("SELECT count(*) FROM audit WHERE action = 'create'").fetchone()[0]
+    db.close()
+    assert integrity == ("ok",)
     assert creates == 64
 
 
@@ -388,7 +390,9 @@ def test_killed_apply_leaves_no_blocking_lock_and_rerun_converges(tenant: Path, 
     assert final.code == 0, final.err
     assert plan_json(cli)["summary"]["no_op"] == 304
     db = sqlite3.connect(tenant / ".channelsync" / "tenant.db")
-    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    integrity = db.execute("PRAGMA integrity_check").fetchone()
+    db.close()
+    assert integrity == ("ok",)
 
 
 def test_saved_plan_limited_with_only_applies_just_that(tenant: Path, cli: Any) -> None:
@@ -490,3 +494,33 @@ def test_unwritable_target_folder_is_one_clear_line(tenant: Path, cli: Any) -> N
     result = cli("plan", "--target", "sqlite:///blocker/tenant.db")
     assert result.code == 1
     assert result.err.startswith("error: tenant database blocker")
+
+
+def test_expired_lock_is_taken_over_even_if_its_pid_exists(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    db = sqlite3.connect(tenant / ".channelsync" / "tenant.db")
+    with db:
+        db.execute(
+            "INSERT INTO apply_lock (id, holder, host, pid, since, expires)"
+            " VALUES (1, 'old', ?, 1, '2026-01-01T00:00:00Z', 0)",
+            (os.uname().nodename,),
+        )
+    db.close()
+    assert apply(cli, "--lock-timeout", "1").code == 0
+
+
+def test_held_lock_lease_is_renewed_while_waiting(
+    tenant: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channelsync.targets import sqlite as store
+    from channelsync.targets.base import LockInfo
+
+    monkeypatch.setattr(store, "LOCK_LEASE_SECONDS", 0.4)
+    target = store.SqliteTarget("sqlite:///.channelsync/tenant.db")
+    with target.lock(LockInfo.mine("me"), timeout=1):
+        time.sleep(1.0)  # longer than the lease: only the heartbeat keeps it
+        db = sqlite3.connect(tenant / ".channelsync" / "tenant.db")
+        expires = db.execute("SELECT expires FROM apply_lock").fetchone()[0]
+        db.close()
+        assert expires > time.time()
+    target.close()

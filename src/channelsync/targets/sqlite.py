@@ -18,6 +18,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -421,9 +422,12 @@ class SqliteTarget:
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         self._holder = self._own_lock = info.holder
         self._renewed = time.monotonic()
+        heartbeat = _Heartbeat(self.path, info.holder)
+        heartbeat.start()
         try:
             yield
         finally:
+            heartbeat.stop()
             self._holder = self._own_lock = None
             with contextlib.suppress(sqlite3.Error), self._transaction() as db:
                 db.execute("DELETE FROM apply_lock WHERE holder = ?", (info.holder,))
@@ -452,13 +456,44 @@ def _serialise(body: dict[str, Any]) -> tuple[str, str]:
 
 
 def _abandoned(holder: LockInfo, expires: float) -> bool:
-    """A lock whose process on this host is gone (a killed apply), or whose lease ran out."""
-    if holder.host == socket.gethostname():
-        try:
-            os.kill(holder.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
+    """A lock whose lease ran out (its holder stopped renewing it), or whose process on this
+    host is gone (a killed apply: no need to wait for the lease)."""
+    if expires < time.time():
+        return True
+    if holder.host != socket.gethostname():
         return False
-    return expires < time.time()
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the lease while the lock is held, whatever the holder is busy with (waiting
+    for a confirmation, running connection tests), on a connection of its own."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(name="channelsync-lock-heartbeat", daemon=True)
+        self._path = path
+        self._holder = holder
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(LOCK_LEASE_SECONDS / 4):
+            with contextlib.suppress(sqlite3.Error):
+                db = sqlite3.connect(self._path, timeout=10)
+                try:
+                    with db:
+                        db.execute(
+                            "UPDATE apply_lock SET expires = ? WHERE holder = ?",
+                            (time.time() + LOCK_LEASE_SECONDS, self._holder),
+                        )
+                finally:
+                    db.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=5)
