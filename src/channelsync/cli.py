@@ -82,7 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     p.add_argument("--allow-delete", action="store_true", help="allow deleting resources")
     p.add_argument("--force", action="store_true", help="allow changing over 30%% of resources")
-    p.add_argument("--lock-timeout", type=float, default=30.0, metavar="S")
+    p.add_argument(
+        "--lock-timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="how long to wait for another apply to finish (default 30)",
+    )
     p.add_argument(
         "--skip-connection-tests",
         action="store_true",
@@ -131,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     gitops_command.add_parsers(sub)
 
     p = sub.add_parser("schema", help="print or write the JSON Schemas generated from the model")
-    p.add_argument("--write", action="store_true", help="write schemas/ files")
-    p.add_argument("--check", action="store_true", help="exit 1 when schemas/ files are stale")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write schemas/ files")
+    mode.add_argument("--check", action="store_true", help="exit 1 when schemas/ files are stale")
     p.add_argument("--out", type=Path, default=Path("schemas"), help="schema directory")
     p.set_defaults(handler=cmd_schema)
 
@@ -140,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_server_parsers(sub)
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not 0 <= value < 86_400:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError("must be between 0 and 86400 seconds")
+    return value
 
 
 def _target_option(p: argparse.ArgumentParser) -> None:

@@ -39,12 +39,20 @@ class ChannelsyncError(Exception):
 class ConfigError(ChannelsyncError):
     """The configuration has errors; ``diagnostics`` lists them all."""
 
-    def __init__(self, diagnostics: list[Diagnostic], *, already_shown: bool = False) -> None:
+    def __init__(
+        self,
+        diagnostics: list[Diagnostic],
+        *,
+        already_shown: bool = False,
+        what: str = "the configuration",
+        hint: str = "run 'channelsync validate'",
+    ) -> None:
         self.diagnostics = diagnostics
         self.already_shown = already_shown
         errors = sum(1 for d in diagnostics if d.severity == "error")
-        super().__init__(f"the configuration has {errors} error(s); run 'channelsync validate'")
+        super().__init__(f"{what} has {errors} error(s); {hint}")
 
 
 class UsageError(ChannelsyncError):
-    """The command line asks for something that cannot be done (exit code 2 in argparse style)."""
+    """The command line asks for something that cannot be done (exit code 1, like all errors:
+    2 is kept for "changes pending" and "drift")."""

@@ -37,7 +37,8 @@ class IgnoreRule:
 
 def load_rules(path: Path) -> list[IgnoreRule]:
     if not path.is_file():
-        raise ConfigError([Diagnostic(str(path), 1, 1, "error", "ignore file does not exist")])
+        problem = Diagnostic(str(path), 1, 1, "error", "ignore file does not exist")
+        raise ConfigError([problem], what="the ignore file", hint="fix the path")
     source = read_source(str(path), str(path))
     if not source.problems:
         source.ensure_positions()
@@ -48,7 +49,7 @@ def load_rules(path: Path) -> list[IgnoreRule]:
     if not source.documents and not problems:
         problems.append(Diagnostic(str(path), 1, 1, "error", "ignore file is empty"))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, what="the ignore file", hint="fix the lines above")
     return rules
 
 

@@ -21,7 +21,7 @@ from channelsync.defaults import (
 # Kept to syntax both Python's `re` (jsonschema) and Rust's `regex` (pydantic) read the same way.
 SECRET_REF_PATTERN = r"^\$\{(env|file):[^{}]+\}$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-HOSTNAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"
+HOSTNAME_PATTERN = r"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$"
 
 Protocol = Literal["pop3", "pop3-ssl", "imap", "imap-ssl"]
 AuthType = Literal["normal", "microsoft-exchange"]

@@ -75,7 +75,7 @@ class LockTimeout(TargetError):
 
 @runtime_checkable
 class Target(Protocol):
-    """What every target driver provides (see docs in README, 'Writing a target driver')."""
+    """What every target driver provides (docs/rest-api.md, "Writing a target driver")."""
 
     url: str
 
