@@ -90,3 +90,11 @@ def test_list_rejects_unknown_columns(tenant: Path, cli: Any) -> None:
     result = cli("list", "--filter", "colour=red")
     assert result.code == 1
     assert "bad filter 'colour=red': use COLUMN=VALUE with a column of name, email" in result.err
+
+
+def test_export_keeps_flow_lists_flow(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    edit_live(tenant, "Support Script", lambda body: body.update(queues=["Support", "Sales"]))
+    assert cli("export").code == 0
+    text = (tenant / "channels.d" / "script.yaml").read_text()
+    assert "queues: [Support, Sales]\n" in text

@@ -177,7 +177,7 @@ def _merge(
         if isinstance(value, dict) and hasattr(current, "items"):
             _merge(current, value, full.get(key) or {}, keep, (*at, key))
         elif current != value:
-            node[key] = value
+            node[key] = _styled_like(current, value)
     for key in list(node):
         if key in wanted or (*at, key) in keep:
             continue
@@ -185,6 +185,18 @@ def _merge(
             del node[key]
         elif _plain(node[key]) != full[key]:
             node[key] = full[key]
+
+
+def _styled_like(current: Any, value: Any) -> Any:
+    """A new list keeps the flow style ([a, b]) of the one it replaces."""
+    from ruamel.yaml.comments import CommentedSeq
+
+    if isinstance(current, CommentedSeq) and isinstance(value, list):
+        seq = CommentedSeq(value)
+        if current.fa.flow_style():
+            seq.fa.set_flow_style()
+        return seq
+    return value
 
 
 def _plain(value: Any) -> Any:
