@@ -22,8 +22,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import pytest
 import trustme
 
 USER = "testuser@example.test"
@@ -35,6 +36,8 @@ TENANT = "test-tenant"
 CLIENTS = {"good-client": ("good-secret", GOOD_TOKEN), "other-client": ("other-secret", "x")}
 BINARIES = ("dovecot", "postfix")
 INBOX_MESSAGES = 2
+NEEDS_ROOT = "the mail-server fixture must run as root"
+CI_NOTE = "(CI runs .ci/run with sudo)"
 
 
 def missing_binaries() -> list[str]:
@@ -105,7 +108,8 @@ class _TokenService(_Json):
                 },
             )
             return
-        base = f"https://localhost:{self.server.server_address[1]}/{tenant}"
+        port = cast("tuple[str, int]", self.server.server_address)[1]
+        base = f"https://localhost:{port}/{tenant}"
         self.reply(
             200,
             {
@@ -207,12 +211,24 @@ def _alive(pid: int) -> bool:
 
 
 def start(*, max_connections: int = 1000) -> MailServers:
-    """Start everything; the caller must call ``stop()``."""
+    """Start everything; the caller must call ``stop()``.
+
+    Needs root: the mailbox is chowned to the static userdb's uid, Postfix's queue to the
+    postfix user, and Dovecot and ``postfix start`` refuse anyone else. Without it the test
+    fails with one line saying so (``NEEDS_ROOT``), not a traceback.
+    """
     state = Path(tempfile.mkdtemp(prefix="channelsync-mail-"))
     state.chmod(0o755)
     servers = MailServers(state, trustme.CA())
     try:
         _start(servers, max_connections)
+    except (PermissionError, subprocess.CalledProcessError) as exc:
+        servers.stop()
+        # dovecot/postfix exiting non-zero for a non-root user is the same problem (a user
+        # whose uid is the mailbox owner's gets past the chown and fails there)
+        if isinstance(exc, PermissionError) or os.geteuid() != 0:
+            pytest.fail(f"{NEEDS_ROOT}: {exc} {CI_NOTE}", pytrace=False)
+        raise
     except BaseException:
         servers.stop()
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -84,8 +85,7 @@ def test_zsh_script_is_valid_and_registers_the_completion() -> None:
             zsh,
             "-f",
             "-c",
-            'autoload -U compinit && compinit -u -d /dev/null; eval "$1"; '
-            "print -r -- $_comps[channelsync]",
+            'autoload -U compinit && compinit -u -D; eval "$1"; print -r -- $_comps[channelsync]',
             "_",
             result.out,
         ],
@@ -95,6 +95,9 @@ def test_zsh_script_is_valid_and_registers_the_completion() -> None:
     )
     assert check.returncode == 0, check.stderr
     assert check.stdout.strip() == "_channelsync"
+    # compinit -D: no dump file. "-d /dev/null" made compdump 'mv -f' a regular file over
+    # /dev/null, which as root (CI runs the suite with sudo) replaces the device.
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
 def test_cli_startup_does_not_import_the_gitops_machinery() -> None:

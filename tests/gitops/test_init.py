@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from ruamel.yaml import YAML
 
 from channelsync import __version__
 from channelsync.gitops import scaffold
-from tests.gitops.conftest import REPO, channelsync
+from tests.gitops.conftest import REPO, Run, channelsync
 
 WORKFLOWS = REPO / ".github" / "workflows"
 
@@ -64,6 +66,85 @@ def test_init_adds_channelsync_to_an_existing_gitignore_once(tmp_path: Path) -> 
     assert (tmp_path / ".gitignore").read_text().count(".channelsync/") == 1
 
 
+def _one_line_error(result: Run, expected: str) -> None:
+    assert result.code == 1, result
+    assert result.err == f"error: {expected}\n", result.err
+    assert "internal error" not in result.err and "Traceback" not in result.err
+
+
+def test_init_on_a_regular_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "FILE").write_text("mine\n")
+    result = channelsync("init", "FILE", cwd=tmp_path)
+    _one_line_error(result, "FILE: Not a directory")
+    assert result.out == ""
+    assert (tmp_path / "FILE").read_text() == "mine\n"
+    _one_line_error(
+        channelsync("init", "FILE/sub", cwd=tmp_path), "FILE/sub/channels.d: Not a directory"
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_init_under_proc_is_an_error() -> None:
+    """/proc refuses new folders (ENOENT), whoever asks; not an 'internal error'."""
+    _one_line_error(channelsync("init", "/proc/x"), "/proc/x: No such file or directory")
+
+
+def test_init_reports_what_it_wrote_before_the_error(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").mkdir()  # a folder where the file goes
+    result = channelsync("init", str(tmp_path))
+    _one_line_error(result, f"{tmp_path / '.gitignore'}: Is a directory")
+    assert f"wrote {tmp_path / 'channels.d' / 'example.yaml'}" in result.out.splitlines()
+
+
+def test_init_gitignore_that_is_not_utf8_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_bytes(b"\xff\xfe binary\n")
+    result = channelsync("init", str(tmp_path))
+    _one_line_error(
+        result, f"{tmp_path / '.gitignore'}: not UTF-8 text; add .channelsync/ to it yourself"
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/x/.gitignore"),
+            "/x/.gitignore: No space left on device",
+        ),
+        (PermissionError(errno.EACCES, "Permission denied"), "{root}: Permission denied"),
+        (OSError("a message\nover two lines"), "{root}: a message over two lines"),
+    ],
+    ids=["filename", "no-filename", "bare"],
+)
+def test_every_oserror_is_one_line(
+    error: OSError,
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from channelsync.cli import main
+
+    def fail(path: Path) -> str:
+        raise error
+
+    monkeypatch.setattr(scaffold, "_merge_gitignore", fail)
+    assert main(["init", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert err == "error: " + expected.format(root=tmp_path) + "\n"
+    assert f"wrote {tmp_path / 'channels.d' / 'example.yaml'}" in out.splitlines()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write a read-only folder")
+def test_init_in_a_read_only_folder_is_an_error(tmp_path: Path) -> None:
+    tmp_path.chmod(0o555)
+    try:
+        result = channelsync("init", str(tmp_path))
+    finally:
+        tmp_path.chmod(0o755)
+    _one_line_error(result, f"{tmp_path / 'channels.d'}: Permission denied")
+
+
 @pytest.mark.parametrize("name", scaffold.WORKFLOWS)
 def test_repository_workflows_are_the_packaged_templates(name: str) -> None:
     """One source of truth: edit src/channelsync/gitops/templates/workflows/, then copy here."""
@@ -104,7 +185,10 @@ def test_workflow_triggers_and_permissions() -> None:
     assert set(drift["on"]) == {"schedule", "workflow_dispatch"}
     assert drift["permissions"]["issues"] == "write"
     ci = load((WORKFLOWS / "ci.yml").read_text())
-    assert ci["jobs"]["test"]["steps"][-1]["run"] == "bash .ci/run"
+    # as root: the mail-server fixture chowns and starts postfix (GitHub runs steps as 'runner')
+    test = ci["jobs"]["test"]["steps"][-1]
+    assert test["run"] == 'sudo -E env "PATH=$PATH" bash .ci/run'
+    assert test["env"] == {"CI": "true"}
 
 
 def test_pre_commit_hook_runs_validate_on_channel_files() -> None:

@@ -79,19 +79,22 @@ def imap(
     login: str = "OK LOGIN completed",
     authenticate: str = "OK AUTHENTICATE completed",
     examine: str = "OK [READ-ONLY] EXAMINE completed",
+    echo: Callable[[str], str] = str,
 ) -> tuple[str, Script]:
     """Greeting and script of an IMAP server; ``login``/``authenticate``/``examine`` are the
-    tagged replies (text after the tag); ``{line}`` in them is the command received."""
+    tagged replies (text after the tag); ``{line}`` in ``login`` is the command received and in
+    ``authenticate`` the client's SASL response, both passed through ``echo`` (e.g. str.upper,
+    for a server that changes the case of what it echoes)."""
 
     def script(line: str, state: dict[str, str]) -> str | None:
         if "pending" in state:
-            return f"{state.pop('pending')} {authenticate}\r\n"
+            return f"{state.pop('pending')} {authenticate.format(line=echo(line))}\r\n"
         tag, _, rest = line.partition(" ")
         command = rest.split(" ", 1)[0].upper()
         if command == "CAPABILITY":
             return f"* CAPABILITY {capabilities}\r\n{tag} OK CAPABILITY completed\r\n"
         if command == "LOGIN":
-            return f"{tag} {login.format(line=line)}\r\n"
+            return f"{tag} {login.format(line=echo(line))}\r\n"
         if command == "AUTHENTICATE":
             state["pending"] = tag
             return "+ \r\n"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
 import pytest
 import trustme
 
+from channelsync.probe.diagnose import scrub
 from tests.mailservers import free_port
 from tests.probe.conftest import Probe, assert_failed, channel, only, smtp_server
 from tests.probe.responder import Responder, imap, smtp
@@ -228,6 +230,124 @@ def test_smtp_sasl_blob_echoed_by_the_server_is_scrubbed(
     assert result.error is not None
     assert blob not in result.error.message and secret not in result.error.message
     assert result.error.message == "535 5.7.8 bad credentials ***"
+
+
+def test_imap_quoted_password_echoed_by_the_server_is_scrubbed(
+    probe: Probe, password: Password, responders: Responders, tls: Callable[[str], object]
+) -> None:
+    """LOGIN sends the password as an IMAP quoted string: '"' and '\\' escaped."""
+    password('pa"ss\\wordXYZ')
+    quoted = '"pa\\"ss\\\\wordXYZ"'
+    server = responders(*imap(login="NO [AUTHENTICATIONFAILED] you sent: {line}"), tls("localhost"))
+    result = only(probe(channel("imap-ssl", server.port)))
+    assert_failed(result, "auth_failed")
+    assert any(
+        line.endswith(f' LOGIN "testuser@example.test" {quoted}') for line in server.received
+    )
+    assert result.error is not None
+    message = result.error.message
+    assert message.endswith(' LOGIN "testuser@example.test" "***"'), message
+    assert "xyz" not in message.lower() and "ss" not in message
+    assert "xyz" not in json.dumps(result.to_json()).lower()
+
+
+@pytest.mark.parametrize("echo", [str.upper, str.lower, str.swapcase], ids=lambda f: f.__name__)
+def test_case_changed_echo_of_the_password_is_scrubbed(
+    probe: Probe,
+    password: Password,
+    responders: Responders,
+    tls: Callable[[str], object],
+    echo: Callable[[str], str],
+) -> None:
+    password("SimpleSecret99")
+    script = imap(login="NO [AUTHENTICATIONFAILED] you sent: {line}", echo=echo)
+    server = responders(*script, tls("localhost"))
+    result = only(probe(channel("imap-ssl", server.port)))
+    assert_failed(result, "auth_failed")
+    assert result.error is not None
+    message = result.error.message
+    assert echo("SimpleSecret99") not in message
+    assert "simplesecret99" not in message.lower()
+    assert message.lower().endswith(' login "testuser@example.test" "***"'), message
+
+
+@pytest.mark.parametrize("echo", [str, str.upper, str.lower], ids=lambda f: f.__name__)
+def test_imap_sasl_plain_payload_echoed_by_the_server_is_scrubbed(
+    probe: Probe,
+    password: Password,
+    responders: Responders,
+    tls: Callable[[str], object],
+    echo: Callable[[str], str],
+) -> None:
+    """With LOGINDISABLED the password goes in a SASL PLAIN payload (base64)."""
+    import base64
+
+    secret = password("Yet-Another-Secret-77")
+    blob = base64.b64encode(f"\0testuser@example.test\0{secret}".encode()).decode()
+    script = imap(
+        capabilities="IMAP4rev1 LOGINDISABLED AUTH=PLAIN",
+        authenticate="NO [AUTHENTICATIONFAILED] bad payload {line}",
+        echo=echo,
+    )
+    server = responders(*script, tls("localhost"))
+    result = only(probe(channel("imap-ssl", server.port)))
+    assert_failed(result, "auth_failed")
+    assert blob in server.received
+    assert result.error is not None
+    assert result.error.message == "[AUTHENTICATIONFAILED] bad payload ***"
+
+
+def test_smtp_case_changed_sasl_blob_is_scrubbed(
+    probe: Probe, password: Password, responders: Responders, tls: Callable[[str], object]
+) -> None:
+    import base64
+
+    secret = password("Another-Secret-99")
+    blob = base64.b64encode(f"\0testuser@example.test\0{secret}".encode()).decode()
+    reply = f"535 5.7.8 bad credentials {blob.swapcase()} ({secret.upper()})"
+    server = responders(*smtp(auth_reply=reply), tls("localhost"))
+    result = only(probe(smtp_server("ssl", server.port)))
+    assert_failed(result, "auth_failed")
+    assert result.error is not None
+    assert result.error.message == "535 5.7.8 bad credentials *** (***)"
+
+
+def test_xoauth2_payload_and_token_are_scrubbed() -> None:
+    """What ``Attempt`` holds for XOAUTH2: the token and the base64 payload, in any case."""
+    import base64
+    from typing import Any, cast
+
+    from channelsync.probe.check import Attempt
+    from channelsync.probe.oauth import xoauth2
+
+    attempt = Attempt(check=cast(Any, None), timeout=1)
+    token = attempt.secret("eyJ0eXAiOiJKV1Qi.token-part.Signature_9")
+    blob = attempt.sasl(xoauth2("testuser@example.test", token))
+    assert blob == base64.b64encode(xoauth2("testuser@example.test", token).encode()).decode()
+    text = f"NO {blob} / {blob.lower()} / {token.upper()} / auth=Bearer {token}"
+    assert scrub(text, attempt.secrets) == "NO *** / *** / *** / auth=Bearer ***"
+
+
+@pytest.mark.parametrize(
+    ("echoed", "expected"),
+    [
+        ('a1 LOGIN "u" "pa\\"ss\\\\wordXYZ"', 'a1 LOGIN "u" "***"'),  # IMAP quoted
+        ('{"password": "pa\\"ss\\\\wordXYZ"}', '{"password": "***"}'),  # JSON
+        ("password=pa%22ss%5CwordXYZ&x=1", "password=***&x=1"),  # form / URL encoded
+        ('PA"SS\\WORDXYZ', "***"),  # case-changed, unescaped
+        ("cGEic3Ncd29yZFhZWg==", "***=="),  # base64 of the password alone
+    ],
+)
+def test_scrub_escaped_and_encoded_forms(echoed: str, expected: str) -> None:
+    assert scrub(echoed, ['pa"ss\\wordXYZ']) == expected
+
+
+def test_scrub_prefers_the_longest_form_and_leaves_other_text_alone() -> None:
+    assert scrub("keep this: Secret-1 and secret-12", ["Secret-1", "Secret-12"]) == (
+        "keep this: *** and ***"
+    )
+    assert scrub("nothing to hide", []) == "nothing to hide"
+    assert scrub("nothing to hide", [""]) == "nothing to hide"
 
 
 def test_plain_client_on_a_well_known_tls_port_is_wrong_protocol() -> None:

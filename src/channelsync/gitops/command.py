@@ -42,7 +42,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     from channelsync.gitops import scaffold
 
     root: Path = args.directory
-    result = scaffold.init(root, force=args.force)
+    try:
+        result = scaffold.init(root, force=args.force)
+    except scaffold.ScaffoldError as exc:
+        for path in exc.written:
+            print(f"wrote {root / path}")
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     if result.conflicts and not result.written:
         for path in result.conflicts:
             print(f"{root / path}: already exists", file=sys.stderr)

@@ -7,11 +7,14 @@ so what the project runs and what ``init`` hands out cannot drift apart.
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from channelsync import __version__
+from channelsync.errors import ChannelsyncError
 
 WORKFLOWS = ("channels-plan.yml", "channels-apply.yml", "channels-drift.yml")
 GITIGNORE_LINE = ".channelsync/"
@@ -46,20 +49,53 @@ class Scaffold:
     gitignore: str = ""  # "created", "updated" or "" (already ignores .channelsync/)
 
 
+class ScaffoldError(ChannelsyncError):
+    """The folder cannot be written: one line for the user, and what was written before."""
+
+    def __init__(self, message: str, written: list[Path]) -> None:
+        super().__init__(message)
+        self.written = written
+
+
 def init(root: Path, *, force: bool = False) -> Scaffold:
-    """Write the files; with any existing one and no ``force``, write nothing."""
+    """Write the files; with any existing one and no ``force``, write nothing.
+
+    Any OSError (DIR is a file, a read-only or virtual file system, a folder where a file goes)
+    becomes a ``ScaffoldError`` naming the path and the reason.
+    """
     result = Scaffold()
+    try:
+        _write(root, result, force=force)
+    except OSError as exc:
+        raise ScaffoldError(_reason(exc, root), result.written) from None
+    except UnicodeDecodeError:
+        raise ScaffoldError(
+            f"{root / '.gitignore'}: not UTF-8 text; add {GITIGNORE_LINE} to it yourself",
+            result.written,
+        ) from None
+    return result
+
+
+def _write(root: Path, result: Scaffold, *, force: bool) -> None:
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(root))
     planned = files()
     result.conflicts = [p for p in planned if (root / p).exists()]
     if result.conflicts and not force:
-        return result
+        return
     for relative, text in planned.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         result.written.append(relative)
     result.gitignore = _merge_gitignore(root / ".gitignore")
-    return result
+
+
+def _reason(exc: OSError, root: Path) -> str:
+    """``PATH: reason`` on one line, whatever the OSError carries."""
+    where = exc.filename if exc.filename is not None else root
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{where}: {reason}".replace("\n", " ")
 
 
 def _merge_gitignore(path: Path) -> str:

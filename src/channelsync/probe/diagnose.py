@@ -7,6 +7,7 @@ Codes are part of the JSON output and must not change; ``CODES`` is the complete
 from __future__ import annotations
 
 import base64
+import re
 import socket
 import ssl
 from typing import Any
@@ -159,15 +160,35 @@ def hint(code: str, check: Check) -> str:
 
 
 def scrub(text: str, secrets: list[str]) -> str:
-    """``text`` without any secret, plain or in the base64 a SASL exchange would carry."""
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if not secret:
-            continue
-        text = text.replace(secret, "***")
-        encoded = base64.b64encode(secret.encode()).decode().rstrip("=")
-        if len(encoded) > 8:
-            text = text.replace(encoded, "***")
-    return text
+    """``text`` without any secret, in any form a server might echo it back.
+
+    Each secret is matched ignoring case (servers upper-case what they echo), plain, escaped
+    as an IMAP quoted string, a JSON string or a URL, and in base64 (the SASL payloads are
+    secrets of their own: ``Attempt.sasl``). The longest form wins where forms overlap.
+    """
+    forms = {form for secret in secrets if secret for form in _forms(secret)}
+    if not forms:
+        return text
+    alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    return re.sub(alternatives, "***", text, flags=re.IGNORECASE)
+
+
+def _forms(secret: str) -> set[str]:
+    import json
+    import urllib.parse
+
+    forms = {
+        secret,
+        secret.replace("\\", "\\\\").replace('"', '\\"'),  # IMAP quoted string (RFC 3501)
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret, safe=""),
+    }
+    encoded = base64.b64encode(secret.encode()).decode().rstrip("=")
+    if len(encoded) > 8:  # a short one could match any word
+        forms.add(encoded)
+    return forms
 
 
 def words(raw: Any) -> str:

@@ -1,0 +1,133 @@
+""".ci/run, the CI entry point, in a sandbox: apt-get, sudo and the venv's python are stubs.
+
+The policy-rc.d that keeps apt from starting the system's Dovecot/Postfix must exist during
+the install only, and only if .ci/run created it (CHANNELSYNC_POLICY_RC_D moves it off
+/usr/sbin for the test).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.gitops.conftest import REPO
+
+TOOLS = ("bash", "sh", "id", "dirname", "tee", "chmod", "rm", "cat", "env")
+
+STUB = """#!/bin/sh
+echo "{name} $*" >> "$STUB_LOG"
+{body}
+"""
+APT_GET = """\
+if [ "$1" = install ]; then
+  if [ -x "$CHANNELSYNC_POLICY_RC_D" ]; then
+    "$CHANNELSYNC_POLICY_RC_D"; echo "policy-rc.d during install: exit $?" >> "$STUB_LOG"
+  else
+    echo "policy-rc.d during install: none" >> "$STUB_LOG"
+  fi
+  [ -z "$STUB_APT_FAIL" ] || exit 100
+fi
+exit 0
+"""
+
+
+@dataclass
+class Sandbox:
+    repo: Path
+    policy: Path
+    log: Path
+    path: str
+
+    def run(self, **env: str) -> subprocess.CompletedProcess[str]:
+        self.log.write_text("")
+        return subprocess.run(
+            ["bash", str(self.repo / ".ci" / "run")],
+            env={
+                "PATH": self.path,
+                "HOME": str(self.repo.parent),
+                "STUB_LOG": str(self.log),
+                "CHANNELSYNC_POLICY_RC_D": str(self.policy),
+                **env,
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def calls(self) -> list[str]:
+        return self.log.read_text().splitlines()
+
+
+def _stub(folder: Path, name: str, body: str = "exit 0") -> None:
+    path = folder / name
+    path.write_text(STUB.format(name=name, body=body))
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Sandbox:
+    repo = tmp_path / "repo"
+    (repo / ".ci").mkdir(parents=True)
+    shutil.copy(REPO / ".ci" / "run", repo / ".ci" / "run")
+    venv = repo / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    _stub(venv, "python")
+    (venv / "activate").write_text(f'PATH="{venv}:$PATH"; export PATH\n')
+    # only these tools on PATH: no dovecot/postfix/zsh, so .ci/run takes the install branch
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in TOOLS:
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (bindir / tool).symlink_to(found)
+    _stub(bindir, "apt-get", APT_GET)
+    _stub(bindir, "debconf-set-selections", "cat >/dev/null")
+    _stub(bindir, "sudo", 'exec "$@"')
+    return Sandbox(repo, tmp_path / "policy-rc.d", tmp_path / "calls.log", str(bindir))
+
+
+def test_policy_rc_d_it_creates_exists_during_the_install_only(sandbox: Sandbox) -> None:
+    done = sandbox.run()
+    assert done.returncode == 0, done.stderr
+    calls = sandbox.calls()
+    assert "policy-rc.d during install: exit 101" in calls
+    assert not sandbox.policy.exists()
+    assert calls[-1] == "python -m pytest"  # the README's test command, last
+
+    again = sandbox.run()  # idempotent
+    assert again.returncode == 0, again.stderr
+    assert sandbox.calls() == calls
+    assert not sandbox.policy.exists()
+
+
+def test_an_existing_policy_rc_d_is_left_alone(sandbox: Sandbox) -> None:
+    mine = "#!/bin/sh\n# the image's own\nexit 101\n"
+    sandbox.policy.write_text(mine)
+    sandbox.policy.chmod(0o700)
+    done = sandbox.run()
+    assert done.returncode == 0, done.stderr
+    assert "policy-rc.d during install: exit 101" in sandbox.calls()
+    assert sandbox.policy.read_text() == mine
+    assert stat.S_IMODE(sandbox.policy.stat().st_mode) == 0o700
+
+
+def test_policy_rc_d_is_removed_when_the_install_fails(sandbox: Sandbox) -> None:
+    done = sandbox.run(STUB_APT_FAIL="1")
+    assert done.returncode == 100
+    assert "policy-rc.d during install: exit 101" in sandbox.calls()
+    assert not sandbox.policy.exists()
+    assert "python -m pytest" not in sandbox.calls()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root needs no sudo")
+def test_without_root_the_install_goes_through_sudo(sandbox: Sandbox) -> None:
+    done = sandbox.run()
+    assert done.returncode == 0, done.stderr
+    assert any(call.startswith("sudo env DEBIAN_FRONTEND=") for call in sandbox.calls())

@@ -1,0 +1,93 @@
+"""The mail-server fixture itself: without root it fails with one clear line, not a traceback."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests import mailservers
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def test_permission_error_is_a_clear_failure_and_cleans_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def chown(path: object, uid: int, gid: int) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(os, "chown", chown)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        mailservers.start()
+    message = str(failed.value)
+    assert message.startswith("the mail-server fixture must run as root: [Errno 1] ")
+    assert message.endswith(" (CI runs .ci/run with sudo)")
+    assert "\n" not in message
+    assert failed.value.pytrace is False  # the message alone, no traceback
+    assert list(tmp_path.iterdir()) == []  # the state folder is gone
+
+
+_CHILD = textwrap.dedent("""\
+    import sys
+    sys.path[:0] = [{repo!r}, {src!r}]
+    from tests import mailservers
+    try:
+        servers = mailservers.start()
+    except BaseException as exc:
+        print(type(exc).__name__, getattr(exc, "pytrace", None), exc, sep="|")
+    else:
+        servers.stop()
+        print("started")
+""")
+
+
+@pytest.mark.parametrize(
+    ("uid", "cause"),
+    [
+        # GitHub's runner user: the chown to the mailbox owner fails (PermissionError)
+        (1001, "[Errno 1] Operation not permitted: "),
+        # the mailbox owner itself: the chown works, Dovecot refuses to start
+        (65534, "Command '['dovecot', "),
+    ],
+)
+def test_unprivileged_user_gets_the_clear_failure(tmp_path: Path, uid: int, cause: str) -> None:
+    """For real: the fixture run as a user without root (dropped to ``uid`` when we are root)."""
+    if uid == 65534 and mailservers.missing_binaries():
+        pytest.skip("dovecot is not installed")
+    code = _CHILD.format(repo=str(REPO), src=str(REPO / "src"))
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("setpriv (util-linux) is needed to drop root")
+        tmp_path.chmod(0o777)
+        prefix = [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+    elif uid != 1001:
+        pytest.skip("not root: runs once, as the current user")
+    else:
+        prefix = []
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    kind, pytrace, message = done.stdout.strip().split("|")
+    assert kind == "Failed" and pytrace == "False", done.stdout
+    assert message.startswith("the mail-server fixture must run as root: ")
+    assert message.endswith(" (CI runs .ci/run with sudo)")
+    if prefix:
+        assert cause in message
+    assert not list(tmp_path.glob("channelsync-mail-*"))
