@@ -150,7 +150,7 @@ class SqliteTarget:
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         key_file = self.path.with_suffix(".key")
-        new_tenant = not self.path.exists()
+        new_tenant = not self.path.exists() or self.path.stat().st_size == 0
         self.keys = _Keys(key_file, create=new_tenant and not readonly)
         if not new_tenant and self.keys.hmac_key is None:
             raise TargetError(
