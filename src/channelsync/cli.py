@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from channelsync import __version__
+from channelsync.defaults import DEFAULT_TARGET
 
 if TYPE_CHECKING:
     from channelsync.loader import Config
@@ -163,7 +164,7 @@ def _target_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target",
         metavar="URL",
-        help="tenant to manage (default: $CHANNELSYNC_TARGET or sqlite:///.channelsync/tenant.db)",
+        help=f"tenant to manage (default: $CHANNELSYNC_TARGET or {DEFAULT_TARGET})",
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+DEFAULT_TARGET = "sqlite:///.channelsync/tenant.db"  # the embedded tenant, created on first use
+
 BUILTIN_SMTP_SERVER = "VCC Internal"
 DEFAULT_EMAIL_SCRIPT = "Default Email Script"
 BUILTIN_NAMES: dict[str, str] = {

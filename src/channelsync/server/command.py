@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from channelsync.defaults import DEFAULT_TARGET
 from channelsync.errors import ChannelsyncError
 from channelsync.server.tokens import DEFAULT_TOKENS_FILE, ROLES
 
@@ -33,8 +34,8 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument(
         "--target",
         metavar="URL",
-        default="sqlite:///.channelsync/tenant.db",
-        help="store to serve (default: sqlite:///.channelsync/tenant.db)",
+        default=DEFAULT_TARGET,
+        help=f"store to serve (default: {DEFAULT_TARGET})",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")

@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from channelsync.defaults import DEFAULT_TARGET
 from channelsync.errors import ChannelsyncError
 from channelsync.targets.base import Target
 
 ENTRY_POINT_GROUP = "channelsync.targets"
-DEFAULT_URL = "sqlite:///.channelsync/tenant.db"
+DEFAULT_URL = DEFAULT_TARGET
 
 
 def target_url(explicit: str | None) -> str:
@@ -44,7 +45,7 @@ def open_target(url: str, *, readonly: bool = False) -> Target:
         known = ", ".join(sorted(drivers)) or "none"
         raise ChannelsyncError(
             f"no target driver for '{scheme or url}' (installed drivers: {known}); "
-            "use e.g. sqlite:///.channelsync/tenant.db"
+            f"use e.g. {DEFAULT_TARGET}"
         )
     try:
         driver = entry.load()

@@ -25,7 +25,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from channelsync.defaults import BUILTIN_NAMES, BUILTIN_SMTP_SERVER, DEFAULT_EMAIL_SCRIPT
+from channelsync.defaults import (
+    BUILTIN_NAMES,
+    BUILTIN_SMTP_SERVER,
+    DEFAULT_EMAIL_SCRIPT,
+    DEFAULT_TARGET,
+)
 from channelsync.document import get_path, secret_paths, set_path
 from channelsync.secrets import fingerprint
 from channelsync.targets.base import (
@@ -38,7 +43,6 @@ from channelsync.targets.base import (
     TargetError,
 )
 
-DEFAULT_PATH = Path(".channelsync") / "tenant.db"
 LOCK_LEASE_SECONDS = 120.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
@@ -69,9 +73,7 @@ def path_from_url(url: str) -> Path:
     """sqlite:///relative/path or sqlite:////absolute/path (as SQLAlchemy writes them)."""
     rest = url.removeprefix("sqlite://")
     if not rest.startswith("/") or rest == "/":
-        raise TargetError(
-            f"bad target URL '{url}': use sqlite:///PATH (e.g. sqlite:///{DEFAULT_PATH})"
-        )
+        raise TargetError(f"bad target URL '{url}': use sqlite:///PATH (e.g. {DEFAULT_TARGET})")
     return Path(rest[1:])
 
 
