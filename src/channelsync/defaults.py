@@ -28,6 +28,10 @@ INCOMING_DEFAULT_PORTS: dict[str, int] = {
 SMTP_DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
 PLAIN_PROTOCOLS = frozenset({"pop3", "imap"})
 
+# Connection tests: checks at the same time, and seconds allowed per check.
+PROBE_CONCURRENCY = 32
+PROBE_TIMEOUT = 15.0
+
 DEFAULT_OAUTH_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_OAUTH_SCOPE = "https://outlook.office365.com/.default"
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from channelsync.defaults import PROBE_CONCURRENCY, PROBE_TIMEOUT
+
 if TYPE_CHECKING:
     from channelsync.loader import Loaded
     from channelsync.probe.check import Result
@@ -21,8 +23,8 @@ def gate(
     resources: Sequence[Loaded],
     *,
     servers: Sequence[Loaded] | None = None,
-    concurrency: int = 32,
-    timeout: float = 15.0,
+    concurrency: int = PROBE_CONCURRENCY,
+    timeout: float = PROBE_TIMEOUT,
     progress: Progress | None = None,
 ) -> list[Result]:
     """Test ``resources`` (channels, SMTP servers) before apply; a failed result blocks it.

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from channelsync.probe.runner import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT
+from channelsync.defaults import PROBE_CONCURRENCY as DEFAULT_CONCURRENCY
+from channelsync.defaults import PROBE_TIMEOUT as DEFAULT_TIMEOUT
 
 EXIT_OK = 0
 EXIT_ERROR = 1

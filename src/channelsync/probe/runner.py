@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
-from channelsync.defaults import BUILTIN_SMTP_SERVER
+from channelsync.defaults import BUILTIN_SMTP_SERVER, PROBE_CONCURRENCY, PROBE_TIMEOUT
 from channelsync.probe.check import (
     Attempt,
     Check,
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Check", "Result", "checks_for", "run_check", "run_checks"]
 
-DEFAULT_CONCURRENCY = 32
-DEFAULT_TIMEOUT = 15.0
+DEFAULT_CONCURRENCY = PROBE_CONCURRENCY
+DEFAULT_TIMEOUT = PROBE_TIMEOUT
 
 Progress = Callable[[int, int], None]
 

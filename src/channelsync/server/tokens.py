@@ -12,8 +12,6 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +53,8 @@ def _save(path: Path, entries: list[TokenEntry]) -> None:
     """Atomic replace with mode 0600, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"tokens": [asdict(e) for e in entries]}, indent=2) + "\n"
+    import tempfile  # here, not at import: `channelsync --help` loads this module
+
     fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
@@ -75,6 +75,8 @@ def add(path: Path, name: str, role: Role) -> str:
         raise ChannelsyncError(
             f"a token named '{name}' already exists in {path}; revoke it first or pick another name"
         )
+    import secrets
+
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     entries.append(TokenEntry(name, role, _digest(token), created))
