@@ -361,3 +361,24 @@ def test_serve_refuses_to_start_without_tokens(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: refusing to start without tokens:")
+
+
+def test_export_and_list_live_over_http(
+    server: Server,
+    workdir: Path,
+    secrets_env: dict[str, str],
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_config(workdir / "channels.d", 3)
+    monkeypatch.setenv("CHANNELSYNC_TOKEN", server.write_token)
+    target = ("--target", server.url)
+    assert cli("apply", *target, "--auto-approve", "--skip-connection-tests").code == 0
+    monkeypatch.setenv("CHANNELSYNC_TOKEN", server.read_token)
+    listed = cli("list", "--live", *target)
+    assert listed.code == 0
+    assert listed.out.endswith("3 channel(s)\n")
+    exported = cli("export", *target, "--dir", "exported")
+    assert exported.code == 0, exported.err
+    plan = cli("plan", *target, "--dir", "exported", "--format", "json")
+    assert json.loads(plan.out)["summary"]["no_op"] == 5
