@@ -104,8 +104,7 @@ def _load_config(root: Path) -> Config:
         config.files += 1
         display = path[len(cwd) :] if path.startswith(cwd) else path
         if fast is not None:
-            source = SourceFile(path, display)
-            source.documents = [Document(i, doc) for i, doc in enumerate(fast)]
+            source = SourceFile(path, display)  # documents are parsed again if positions are needed
             config.resources.extend(
                 Loaded(doc["kind"], doc["name"], doc, source, i) for i, doc in enumerate(fast)
             )
