@@ -6,6 +6,7 @@ failure to resolve one stops the apply before anything changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from channelsync.document import get_path, secret_paths, set_path
@@ -131,3 +132,51 @@ def _cascades(op: Operation) -> bool:
     if op.kind in ("SmtpServer", "EmailScript") and op.action == "rename":
         return True
     return op.kind == "SmtpServer" and bool(op.body and op.body.get("default"))
+
+
+@dataclass
+class Outcome:
+    """How an apply ended: ``report`` is None when nothing was attempted."""
+
+    plan: Plan | None = None
+    report: ApplyReport | None = None
+    stopped: str = ""  # "declined" or "gate" when the user or the connection tests said no
+
+    @property
+    def ok(self) -> bool:
+        return not self.stopped and (self.report is None or self.report.ok)
+
+
+def run(
+    config: Config,
+    target: Target,
+    *,
+    saved: Plan | None,
+    allow_delete: bool,
+    force: bool,
+    lock_timeout: float,
+    show: Callable[[Plan], None],
+    confirm: Callable[[Plan], bool],
+    gate: Callable[[Plan], bool],
+) -> Outcome:
+    """The whole apply, under the tenant's lock: plan (or check the saved plan), show it,
+    confirm, check safety and secrets, run the connection-test gate, then change."""
+    import uuid
+
+    from channelsync.plan import check_current, make_plan
+    from channelsync.targets.base import LockInfo
+
+    with target.lock(LockInfo.mine(uuid.uuid4().hex), lock_timeout):
+        plan = make_plan(config, target, only=saved.only if saved else ())
+        if saved is not None:
+            check_current(saved, plan)
+        show(plan)
+        if not plan.has_changes:
+            return Outcome(plan)
+        if saved is None and not confirm(plan):
+            return Outcome(plan, stopped="declined")
+        check_safety(plan, allow_delete=allow_delete, force=force)
+        ops = operations(plan, config)
+        if not gate(plan):
+            return Outcome(plan, stopped="gate")
+        return Outcome(plan, execute(ops, target))

@@ -223,37 +223,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    import uuid
-
     from channelsync import apply as applying
-    from channelsync.plan import Plan, check_current, make_plan
-    from channelsync.render import plan as render
-    from channelsync.targets.base import LockInfo
+    from channelsync.plan import Plan
+    from channelsync.render.apply import report as render_report
 
     config = _load(args.dir)
     saved = Plan.load(args.planfile) if args.planfile else None
     target = _open(args.target)
     try:
-        with target.lock(LockInfo.mine(uuid.uuid4().hex), args.lock_timeout):
-            plan = make_plan(config, target, only=saved.only if saved else ())
-            if saved is not None:
-                check_current(saved, plan)
-            sys.stdout.write(render.text(plan, colour=render.use_colour(sys.stdout)))
-            if not plan.has_changes:
-                return EXIT_OK
-            if saved is None and not args.auto_approve and not _confirm():
-                return EXIT_ERROR
-            applying.check_safety(plan, allow_delete=args.allow_delete, force=args.force)
-            operations = applying.operations(plan, config)
-            if not _connection_gate(args, config, plan):
-                return EXIT_ERROR
-            report = applying.execute(operations, target)
+        outcome = applying.run(
+            config,
+            target,
+            saved=saved,
+            allow_delete=args.allow_delete,
+            force=args.force,
+            lock_timeout=args.lock_timeout,
+            show=_show_plan,
+            confirm=lambda plan: args.auto_approve or _confirm(),
+            gate=lambda plan: _connection_gate(args, config, plan),
+        )
     finally:
         target.close()
-    from channelsync.render.apply import report as render_report
+    if outcome.report is not None:
+        sys.stdout.write(render_report(outcome.report))
+    return EXIT_OK if outcome.ok else EXIT_ERROR
 
-    sys.stdout.write(render_report(report))
-    return EXIT_OK if report.ok else EXIT_ERROR
+
+def _show_plan(plan: Plan) -> None:
+    from channelsync.render import plan as render
+
+    sys.stdout.write(render.text(plan, colour=render.use_colour(sys.stdout)))
 
 
 def _confirm() -> bool:
