@@ -90,8 +90,7 @@ def operations(plan: Plan, config: Config) -> list[tuple[Change, Operation]]:
 
 
 def _with_secrets(item: Loaded) -> dict[str, object]:
-    body = target_form(item)
-    body = _deep_copy(body)
+    body = target_form(item)  # mappings of its own: the secrets go in place
     for path in secret_paths(item.kind):
         text = get_path(body, path)
         if text is not None:
@@ -99,10 +98,6 @@ def _with_secrets(item: Loaded) -> dict[str, object]:
             assert ref is not None
             set_path(body, path, ref.resolve(item.base_dir))
     return body
-
-
-def _deep_copy(doc: dict[str, object]) -> dict[str, object]:
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in doc.items()}
 
 
 def execute(ops: list[tuple[Change, Operation]], target: Target) -> ApplyReport:

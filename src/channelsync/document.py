@@ -146,21 +146,6 @@ def set_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-def without(doc: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
-    """A copy of ``doc`` without the fields at ``paths`` (copying only what it changes)."""
-    out = dict(doc)
-    for path in paths:
-        node = out
-        for key in path[:-1]:
-            child = node.get(key)
-            if not isinstance(child, dict):
-                break
-            node[key] = node = dict(child)
-        else:
-            node.pop(path[-1], None)
-    return out
-
-
 @cache
 def field_titles(kind: str) -> dict[str, str]:
     """Dotted field path -> the schema title (the vendor console's label, where it has one)."""

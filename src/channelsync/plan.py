@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from channelsync.defaults import KIND_NAMES, LOCAL_FIELDS
-from channelsync.document import get_path, secret_paths, set_path, without
+from channelsync.document import get_path, secret_paths, set_path
 from channelsync.errors import ChannelsyncError
 from channelsync.loader import Config, Loaded
 from channelsync.perf import paused_gc
@@ -174,21 +174,26 @@ def config_fingerprint(config: Config) -> str:
 
 
 def target_form(item: Loaded) -> dict[str, Any]:
-    """The resource as a target sees it: no local-only fields, no renamed_from."""
-    return without(item.data, (*LOCAL_FIELDS[item.kind], ("renamed_from",)))
+    """The resource as a target sees it (no local-only fields, no renamed_from), in mappings
+    of its own that the caller may change."""
+    doc = _copy_nested(item.data)
+    doc.pop("renamed_from", None)
+    for *parents, name in LOCAL_FIELDS[item.kind]:
+        node = get_path(doc, tuple(parents)) if parents else doc
+        if isinstance(node, dict):
+            node.pop(name, None)
+    return doc
 
 
 def _comparable(
     item: Loaded, target: Target, live: LiveResource | None, unresolved: list[str]
 ) -> dict[str, Any]:
+    """The resource as the target would show it: target form, secrets as fingerprints."""
     doc = target_form(item)
-    for path in secret_paths(item.kind):
-        ref_text = get_path(doc, path)
-        if ref_text is None:
-            continue
+    secrets = [(p, v) for p in secret_paths(item.kind) if (v := get_path(doc, p)) is not None]
+    for path, ref_text in secrets:
         ref = parse_ref(ref_text)
         assert ref is not None  # the loader checked the syntax
-        doc = _copy_along(doc, path)
         try:
             base = item.base_dir if ref.source == "file" else None
             value: Any = target.fingerprint(ref.resolve(base))
@@ -202,12 +207,9 @@ def _comparable(
     return doc
 
 
-def _copy_along(doc: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
-    out = dict(doc)
-    node = out
-    for key in path[:-1]:
-        node[key] = node = dict(node[key])
-    return out
+def _copy_nested(doc: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the mappings (not the lists or text) of a document, to write secrets into."""
+    return {k: _copy_nested(v) if type(v) is dict else v for k, v in doc.items()}
 
 
 def _prefetch_fingerprints(config: Config, target: Target) -> None:
