@@ -542,3 +542,20 @@ def test_held_lock_lease_is_renewed_while_waiting(
         db.close()
         assert expires > time.time()
     target.close()
+
+
+def test_apply_without_a_secret_points_at_its_reference_and_changes_nothing(
+    tenant: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OAUTH_SECRET")
+    result = apply(cli)
+    assert result.code == 1
+    assert (
+        "channels.d/exchange.yaml:12:20: error: incoming.oauth.client_secret: "
+        "environment variable OAUTH_SECRET is not set\n"
+    ) in result.err
+    assert result.err.endswith(
+        "error: 1 secret(s) the plan needs cannot be read here; set them and apply again. "
+        "Nothing was changed\n"
+    )
+    assert plan_json(cli)["summary"]["create"] == 4

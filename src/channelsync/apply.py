@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 from channelsync.document import get_path, secret_paths, set_path
-from channelsync.errors import ChannelsyncError
+from channelsync.errors import ChannelsyncError, ConfigError
 from channelsync.loader import Config, Loaded
 from channelsync.plan import Change, Plan, target_form
 from channelsync.secrets import SecretUnavailable, parse_ref
-from channelsync.targets.base import Operation, Target, TargetError
+from channelsync.targets.base import Action, Operation, Target, TargetError
 
 SAFETY_MIN_EXISTING = 10
 SAFETY_MAX_FRACTION = 0.30
@@ -56,48 +57,59 @@ def check_safety(plan: Plan, *, allow_delete: bool, force: bool) -> None:
         )
 
 
+MAX_SECRET_PROBLEMS = 10
+
+
 def operations(plan: Plan, config: Config) -> list[tuple[Change, Operation]]:
     """The plan's changes as operations carrying real secrets, or an error before any change."""
     by_key = {(r.kind, r.name): r for r in config.resources}
     out: list[tuple[Change, Operation]] = []
-    problems: list[str] = []
+    missing: list[tuple[Loaded, tuple[str, ...], str]] = []
     for change in plan.changes:
-        if change.action == "delete":
-            op = Operation("delete", change.kind, change.name, expected_etag=change.live_etag)
+        action = cast(Action, change.action)
+        if action == "delete":
+            op = Operation(action, change.kind, change.name, expected_etag=change.live_etag)
             out.append((change, op))
             continue
         item = by_key[(change.kind, change.name)]
-        try:
-            body = _with_secrets(item)
-        except SecretUnavailable as exc:
-            problems.append(f"{change.kind} '{change.name}': {exc}")
-            continue
+        body, problems = _with_secrets(item)
+        missing.extend((item, path, why) for path, why in problems)
         op = Operation(
-            change.action,  # type: ignore[arg-type]
-            change.kind,
-            change.name,
-            change.previous_name,
-            body,
-            change.live_etag,
+            action, change.kind, change.name, change.previous_name, body, change.live_etag
         )
         out.append((change, op))
-    if problems:
-        raise ChannelsyncError(
-            "cannot apply: secret(s) not available here, nothing was changed:\n  "
-            + "\n  ".join(problems)
+    if missing:
+        shown = sorted(
+            [
+                item.diagnostic(path, "error", f"{'.'.join(path)}: {why}")
+                for item, path, why in missing[:MAX_SECRET_PROBLEMS]
+            ]
+        )
+        more = len(missing) - len(shown)
+        listed = f" ({more} more not listed)" if more else ""
+        raise ConfigError(
+            shown,
+            summary=f"{len(missing)} secret(s) the plan needs cannot be read here{listed}; "
+            "set them and apply again. Nothing was changed",
         )
     return out
 
 
-def _with_secrets(item: Loaded) -> dict[str, object]:
+def _with_secrets(item: Loaded) -> tuple[dict[str, object], list[tuple[tuple[str, ...], str]]]:
+    """The body to send, with real secrets, and the secrets that could not be read."""
     body = target_form(item)  # mappings of its own: the secrets go in place
+    problems: list[tuple[tuple[str, ...], str]] = []
     for path in secret_paths(item.kind):
         text = get_path(body, path)
-        if text is not None:
-            ref = parse_ref(text)
-            assert ref is not None
+        if text is None:
+            continue
+        ref = parse_ref(text)
+        assert ref is not None  # the loader checked the syntax
+        try:
             set_path(body, path, ref.resolve(item.base_dir))
-    return body
+        except SecretUnavailable as exc:
+            problems.append((path, str(exc)))
+    return body, problems
 
 
 def execute(ops: list[tuple[Change, Operation]], target: Target) -> ApplyReport:

@@ -44,13 +44,13 @@ class ConfigError(ChannelsyncError):
         diagnostics: list[Diagnostic],
         *,
         already_shown: bool = False,
-        what: str = "the configuration",
-        hint: str = "run 'channelsync validate'",
+        summary: str = "",
     ) -> None:
         self.diagnostics = diagnostics
         self.already_shown = already_shown
         errors = sum(1 for d in diagnostics if d.severity == "error")
-        super().__init__(f"{what} has {errors} error(s); {hint}")
+        default = f"the configuration has {errors} error(s); run 'channelsync validate'"
+        super().__init__(summary or default)
 
 
 class UsageError(ChannelsyncError):

@@ -38,7 +38,7 @@ class IgnoreRule:
 def load_rules(path: Path) -> list[IgnoreRule]:
     if not path.is_file():
         problem = Diagnostic(str(path), 1, 1, "error", "ignore file does not exist")
-        raise ConfigError([problem], what="the ignore file", hint="fix the path")
+        raise ConfigError([problem], summary="the ignore file does not exist; fix the path")
     source = read_source(str(path), str(path))
     if not source.problems:
         source.ensure_positions()
@@ -49,7 +49,9 @@ def load_rules(path: Path) -> list[IgnoreRule]:
     if not source.documents and not problems:
         problems.append(Diagnostic(str(path), 1, 1, "error", "ignore file is empty"))
     if problems:
-        raise ConfigError(problems, what="the ignore file", hint="fix the lines above")
+        raise ConfigError(
+            problems, summary=f"the ignore file has {len(problems)} error(s); fix them"
+        )
     return rules
 
 
