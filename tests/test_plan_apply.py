@@ -87,7 +87,8 @@ def test_unresolvable_secret_is_a_warning_not_a_failure(
     plan = plan_json(cli)
     assert plan["summary"]["no_op"] == 4
     assert plan["warnings"] == [
-        "cannot compare EmailChannel 'Exchange': incoming.oauth.client_secret: "
+        "channels.d/exchange.yaml:12:20: cannot compare EmailChannel 'Exchange' "
+        "incoming.oauth.client_secret: "
         "environment variable OAUTH_SECRET is not set"
     ]
 

@@ -186,7 +186,7 @@ def target_form(item: Loaded) -> dict[str, Any]:
 
 
 def _comparable(
-    item: Loaded, target: Target, live: LiveResource | None, unresolved: list[str]
+    item: Loaded, target: Target, live: LiveResource | None, unresolved: list[Unresolved]
 ) -> dict[str, Any]:
     """The resource as the target would show it: target form, secrets as fingerprints."""
     doc = target_form(item)
@@ -201,7 +201,7 @@ def _comparable(
             if live is None:  # a create: nothing to compare with
                 value = _UNRESOLVED
             else:
-                unresolved.append(f"{item.kind} '{item.name}': {'.'.join(path)}: {exc}")
+                unresolved.append((item, path, str(exc)))
                 value = get_path(live.data, path)
         set_path(doc, path, value)
     return doc
@@ -238,7 +238,7 @@ def make_plan(config: Config, target: Target, *, only: Iterable[str] = ()) -> Pl
 def _make_plan(config: Config, target: Target, only: Iterable[str]) -> Plan:
     live = target.read()
     _prefetch_fingerprints(config, target)
-    unresolved: list[str] = []
+    unresolved: list[Unresolved] = []
     changes: list[Change] = []
     no_op = 0
     seen: set[Key] = set()
@@ -294,10 +294,20 @@ def _freed_addresses(
     }
 
 
-def _secret_warnings(unresolved: list[str]) -> list[str]:
-    if not unresolved:
-        return []
-    shown = [f"cannot compare {line}" for line in unresolved[:_MAX_SECRET_WARNINGS]]
+Unresolved = tuple[Loaded, tuple[str, ...], str]  # a secret plan could not read, and why
+
+
+def _secret_warnings(unresolved: list[Unresolved]) -> list[str]:
+    """One line per secret that could not be compared, pointing at its reference (the first
+    few: finding a position means reading the file again)."""
+    shown = []
+    for item, path, why in unresolved[:_MAX_SECRET_WARNINGS]:
+        where = item.diagnostic(path, "warning", "")
+        dotted = ".".join(path)
+        shown.append(
+            f"{where.file}:{where.line}:{where.column}: cannot compare {item.kind} "
+            f"'{item.name}' {dotted}: {why}"
+        )
     if len(unresolved) > _MAX_SECRET_WARNINGS:
         shown.append(f"cannot compare {len(unresolved) - _MAX_SECRET_WARNINGS} more secret(s)")
     return shown
