@@ -101,7 +101,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from channelsync.server import tokens
-    from channelsync.server.app import AccessLog, create_app
+    from channelsync.server.accesslog import AccessLog
+    from channelsync.server.app import create_app
     from channelsync.targets.http import is_loopback
 
     if not args.target.startswith("sqlite:"):

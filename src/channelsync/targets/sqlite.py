@@ -384,9 +384,16 @@ class SqliteTarget:
             )
 
     def _audit(self, db: sqlite3.Connection, op: Operation, fields: list[str]) -> None:
+        """Hook: the audit entry of one operation (a served store records changed paths)."""
+        self._record(db, op.kind, op.name, op.action, fields)
+
+    def _record(
+        self, db: sqlite3.Connection, kind: str, name: str, action: str, fields: list[str]
+    ) -> None:
+        """Hook: write one audit entry, inside the transaction of the change it describes."""
         db.execute(
             "INSERT INTO audit (at, actor, kind, name, action, fields) VALUES (?, ?, ?, ?, ?, ?)",
-            (time.time(), self.actor, op.kind, op.name, op.action, json.dumps(fields)),
+            (time.time(), self.actor, kind, name, action, json.dumps(fields)),
         )
 
     def _fernet(self) -> Any:
@@ -449,6 +456,62 @@ class SqliteTarget:
                 (info.holder, info.host, info.pid, info.since, time.time() + LOCK_LEASE_SECONDS),
             )
         return None
+
+    # --- for a store served over the REST API ---------------------------------------
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The open connection, for read queries a subclass composes itself."""
+        if self._db is None:
+            raise TargetError(f"tenant database {self.path} is not open")
+        return self._db
+
+    def row(self, kind: str, name: str) -> tuple[str, str] | None:
+        """The stored body text and ETag of one resource, or None."""
+        return None if self._db is None else self._row(self._db, kind, name)
+
+    @contextlib.contextmanager
+    def renewing_lease(self, holder: str | None) -> Iterator[None]:
+        """Writes in this block renew the lease of a lock taken elsewhere (by a server's client)
+        and fail once it is lost; None: writes outside any lock."""
+        previous, self._holder = self._holder, holder
+        try:
+            yield
+        finally:
+            self._holder = previous
+
+    def try_lock(self, info: LockInfo) -> LockInfo | None:
+        """Take the apply lock for ``info`` and return None, or return the live holder."""
+        return self._try_lock(info)
+
+    def release(self, holder: str) -> bool:
+        """Release the apply lock if ``holder`` holds it; False when it does not."""
+        with self._transaction() as db:
+            gone = db.execute("DELETE FROM apply_lock WHERE holder = ?", (holder,)).rowcount
+        return bool(gone)
+
+    def set_default(self, name: str) -> bool:
+        """Make SmtpServer ``name`` the tenant's default (for the built-in: mark none), in one
+        audited transaction; False, changing nothing, when there is no such server."""
+        try:
+            with self._transaction() as db:
+                self._renew_lease(db)
+                if name != BUILTIN_SMTP_SERVER:
+                    found = self._row(db, "SmtpServer", name)
+                    if found is None:
+                        raise _NoSuchServer
+                    server = json.loads(found[0])
+                    server["default"] = True
+                    self._store_body(db, "SmtpServer", name, server)
+                self._clear_other_defaults(db, name)
+                self._record(db, "SmtpServer", name, "set-default", ["default"])
+        except _NoSuchServer:
+            return False
+        return True
+
+
+class _NoSuchServer(Exception):
+    """Rolls back ``set_default`` for a server that does not exist."""
 
 
 def _serialise(body: dict[str, Any]) -> tuple[str, str]:

@@ -1,0 +1,150 @@
+"""The resource handlers: list, read, create/update/rename and delete, with preconditions.
+
+Each write is one store operation, checked against ``If-Match``/``If-None-Match`` first, so a
+lost update is impossible even for clients that never take the apply lock. A write sent again
+with the same ``Idempotency-Key`` answers with the recorded outcome instead of writing twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from channelsync.document import get_path, secret_paths, set_path
+from channelsync.secrets import FINGERPRINT_PREFIX
+from channelsync.server import paging
+from channelsync.server.context import Context
+from channelsync.server.http import ApiError, etag_header, json_body, json_response, unquote
+from channelsync.server.tokens import TokenEntry
+from channelsync.targets.base import Action, ConflictError, Operation, TargetError
+
+
+def list_all(ctx: Context, request: Request) -> Response:
+    ctx.auth(request, "read")
+    limit = paging.limit(request)
+    after = paging.after(request, 2) or ["", ""]
+    return paging.resource_page(ctx.store.resources_after(after[0], after[1], limit + 1), limit)
+
+
+def list_kind(ctx: Context, kind: str, request: Request) -> Response:
+    ctx.auth(request, "read")
+    limit = paging.limit(request)
+    after = (paging.after(request, 2) or [kind, ""])[1]
+    return paging.resource_page(ctx.store.kind_after(kind, after, limit + 1), limit)
+
+
+def get_one(ctx: Context, kind: str, name: str, request: Request) -> Response:
+    ctx.auth(request, "read")
+    found = ctx.store.resource(kind, name)
+    if found is None:
+        raise ApiError(404, f"{kind} '{name}' does not exist")
+    return json_response(found[0], 200, etag_header(found[1]))
+
+
+async def put(ctx: Context, kind: str, name: str, request: Request) -> Response:
+    entry = ctx.auth(request, "write")
+    body = _checked_body(kind, name, await json_body(request))
+    replay = _replayed(ctx, request)
+    if replay is not None:
+        return replay
+    renamed_from = request.query_params.get("renamed_from")
+    if_match = request.headers.get("if-match")
+    if_none_match = request.headers.get("if-none-match")
+    current = ctx.store.resource(kind, renamed_from or name)
+    action: Action
+    if if_none_match is not None and if_none_match.strip() == "*":
+        if renamed_from:
+            raise ApiError(400, "a rename needs If-Match with the old resource's ETag")
+        if current is not None:
+            raise ApiError(412, f"{kind} '{name}' already exists in the tenant")
+        action = "create"
+    elif if_match is not None:
+        action = "rename" if renamed_from else "update"
+        _match(kind, renamed_from or name, current, if_match)
+    else:
+        raise ApiError(428, "writes need If-Match: ETAG (or If-None-Match: * to create)")
+    etag = current[1] if current is not None else None
+    _write(ctx, Operation(action, kind, name, renamed_from, body, etag), entry, request)
+    written = ctx.store.resource(kind, name)
+    assert written is not None
+    return json_response(written[0], 201 if action == "create" else 200, etag_header(written[1]))
+
+
+def delete(ctx: Context, kind: str, name: str, request: Request) -> Response:
+    entry = ctx.auth(request, "write")
+    replay = _replayed(ctx, request)
+    if replay is not None:
+        return replay
+    if_match = request.headers.get("if-match")
+    if if_match is None:
+        raise ApiError(428, "deletes need If-Match: ETAG")
+    current = ctx.store.resource(kind, name)
+    _match(kind, name, current, if_match)
+    assert current is not None
+    _write(ctx, Operation("delete", kind, name, expected_etag=current[1]), entry, request)
+    return Response(status_code=204)
+
+
+def _match(kind: str, name: str, current: tuple[dict[str, Any], str] | None, if_match: str) -> None:
+    if current is None:
+        raise ApiError(412, f"{kind} '{name}' no longer exists in the tenant")
+    wanted = {unquote(part) for part in if_match.split(",")}
+    if "*" not in wanted and current[1] not in wanted:
+        raise ApiError(412, f"{kind} '{name}' was changed in the tenant since it was read")
+
+
+def _write(ctx: Context, op: Operation, entry: TokenEntry, request: Request) -> None:
+    try:
+        with ctx.acting(entry, request):
+            ctx.store.write(op)
+    except ConflictError as exc:
+        raise ApiError(412, str(exc)) from None
+    except TargetError as exc:
+        raise ApiError(409, str(exc)) from None
+
+
+def _replayed(ctx: Context, request: Request) -> Response | None:
+    """The recorded outcome when a write with this Idempotency-Key already happened."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    outcome = ctx.store.outcome(key)
+    if outcome is None:
+        return None
+    return json_response(outcome, 200, {"Idempotent-Replay": "true"})
+
+
+def _checked_body(kind: str, name: str, raw: Any) -> dict[str, Any]:
+    """Validate with the resource's pydantic model; secrets are values here, not references."""
+    from pydantic import ValidationError
+
+    from channelsync.model import KINDS
+
+    if not isinstance(raw, dict):
+        raise ApiError(422, f"the body must be a JSON object (a {kind})")
+    body: dict[str, Any] = dict(raw)
+    body.pop("renamed_from", None)
+    if body.setdefault("kind", kind) != kind:
+        raise ApiError(422, f"kind '{body['kind']}' does not belong here (expected {kind})")
+    if body.setdefault("name", name) != name:
+        raise ApiError(422, f"the body names '{body['name']}' but the URL names '{name}'")
+    probe = json.loads(json.dumps(body))
+    for path in secret_paths(kind):
+        value = get_path(probe, path)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise ApiError(422, f"{'.'.join(path)}: a secret must be a non-empty string")
+        if value.startswith(FINGERPRINT_PREFIX):
+            raise ApiError(422, f"{'.'.join(path)}: send the secret itself, not its fingerprint")
+        set_path(probe, path, "${env:SECRET}")
+    try:
+        KINDS[kind].model_validate(probe)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or kind
+        raise ApiError(422, f"{kind} '{name}': {where}: {first['msg']}") from None
+    return body

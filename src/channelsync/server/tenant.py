@@ -1,0 +1,103 @@
+"""Tenant-wide handlers: the default SMTP server, the apply lock, and secret fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from channelsync.server.context import Context
+from channelsync.server.http import ApiError, etag_header, json_body, json_response, unquote
+from channelsync.targets.base import LockInfo, TargetError
+
+MAX_FINGERPRINTS = 20000
+
+
+def _name_etag(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:20]
+
+
+def _default_response(name: str) -> Response:
+    return json_response({"name": name}, 200, etag_header(_name_etag(name)))
+
+
+def get_default(ctx: Context, request: Request) -> Response:
+    ctx.auth(request, "read")
+    return _default_response(ctx.store.default_name())
+
+
+async def put_default(ctx: Context, request: Request) -> Response:
+    entry = ctx.auth(request, "write")
+    body = await json_body(request)
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ApiError(422, 'the body must be {"name": SERVER}')
+    if_match = request.headers.get("if-match")
+    if if_match is None:
+        raise ApiError(428, "writes need If-Match: ETAG")
+    if unquote(if_match) not in ("*", _name_etag(ctx.store.default_name())):
+        raise ApiError(412, "the tenant's default SMTP server was changed since it was read")
+    try:
+        with ctx.acting(entry, request):
+            found = ctx.store.set_default(name)
+    except TargetError as exc:
+        raise ApiError(409, str(exc)) from None
+    if not found:
+        raise ApiError(404, f"SmtpServer '{name}' does not exist")
+    return _default_response(name)
+
+
+def get_lock(ctx: Context, request: Request) -> Response:
+    ctx.auth(request, "read")
+    holder = ctx.store.lock_holder()
+    if holder is None:
+        raise ApiError(404, "the apply lock is free")
+    return json_response(holder, 200, etag_header(holder["holder"]))
+
+
+async def put_lock(ctx: Context, request: Request) -> Response:
+    ctx.auth(request, "write")
+    body = await json_body(request)
+    if (request.headers.get("if-none-match") or "").strip() != "*":
+        raise ApiError(428, "take the lock with If-None-Match: *")
+    try:
+        info = LockInfo(
+            str(body["holder"]), str(body["host"]), int(body["pid"]), str(body["since"])
+        )
+    except (KeyError, TypeError, ValueError):
+        raise ApiError(422, "the body must be {holder, host, pid, since}") from None
+    current = ctx.store.try_lock(info)
+    if current is not None and current.holder != info.holder:
+        return json_response(
+            {
+                "error": f"the target is locked by another apply ({current.describe()})",
+                "holder": current.holder,
+                "host": current.host,
+                "pid": current.pid,
+                "since": current.since,
+            },
+            409,
+        )
+    return json_response(body, 201, etag_header(info.holder))
+
+
+def delete_lock(ctx: Context, request: Request) -> Response:
+    ctx.auth(request, "write")
+    if_match = request.headers.get("if-match")
+    if if_match is None:
+        raise ApiError(428, "release the lock with If-Match: HOLDER")
+    if not ctx.store.release(unquote(if_match)):
+        raise ApiError(412, "the apply lock is not held by that holder")
+    return Response(status_code=204)
+
+
+async def fingerprints(ctx: Context, request: Request) -> Response:
+    ctx.auth(request, "read")
+    body = await json_body(request)
+    values = body.get("values") if isinstance(body, dict) else None
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ApiError(422, 'the body must be {"values": [STRING, ...]}')
+    if len(values) > MAX_FINGERPRINTS:
+        raise ApiError(413, f"at most {MAX_FINGERPRINTS} values per request")
+    return json_response({"fingerprints": [ctx.store.fingerprint(v) for v in values]})
