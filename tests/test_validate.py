@@ -215,3 +215,17 @@ def test_bad_command_input_is_one_clear_line(
     assert result.code == 1
     assert message in result.err
     assert "Traceback" not in result.err
+
+
+def test_help_imports_no_heavy_library() -> None:
+    """`channelsync --help` and `--version` must start fast: libraries load with commands."""
+    code = (
+        "import sys\n"
+        "from channelsync.cli import build_parser\n"
+        "build_parser()\n"
+        "heavy = ('fastapi', 'uvicorn', 'httpx', 'pydantic', 'deepdiff', 'jsonschema',\n"
+        "         'ruamel', 'yaml_rs', 'msal', 'cryptography', 'sqlite3')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
