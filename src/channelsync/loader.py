@@ -248,21 +248,28 @@ def _validator(kind: str) -> Any:
 
 def _schema_problems(kind: str, data: dict[str, Any]) -> Iterator[tuple[Path_, str, bool]]:
     for error in sorted(_validator(kind).iter_errors(data), key=lambda e: list(map(str, e.path))):
-        yield from _explain(_leaf(error))
+        for leaf in _leaves(error):
+            yield from _explain(leaf)
 
 
-def _leaf(error: SchemaError) -> SchemaError:
-    """For anyOf (optional fields), the branch that explains the failure best."""
+def _leaves(error: SchemaError) -> Iterator[SchemaError]:
+    """The errors behind an anyOf (an optional field): all of them when only one branch
+    (the field's own schema, not null) could apply, else the one that explains it best."""
     from jsonschema.exceptions import best_match
 
-    while error.validator in ("anyOf", "oneOf") and error.context:
-        branches = [
-            e
-            for e in error.context
-            if not (isinstance(e.schema, dict) and e.schema.get("type") == "null")
-        ]
-        error = best_match(branches or error.context)
-    return error
+    if error.validator not in ("anyOf", "oneOf") or not error.context:
+        yield error
+        return
+    branches = [
+        e
+        for e in error.context
+        if not (isinstance(e.schema, dict) and e.schema.get("type") == "null")
+    ]
+    if branches and len({e.relative_schema_path[0] for e in branches}) == 1:
+        for branch in sorted(branches, key=lambda e: list(map(str, e.path))):
+            yield from _leaves(branch)
+    else:
+        yield from _leaves(best_match(branches or error.context))
 
 
 _TYPE_WORDS = {
