@@ -98,3 +98,10 @@ def test_export_keeps_flow_lists_flow(tenant: Path, cli: Any) -> None:
     assert cli("export").code == 0
     text = (tenant / "channels.d" / "script.yaml").read_text()
     assert "queues: [Support, Sales]\n" in text
+
+
+def test_list_filter_values_are_checked(tenant: Path, cli: Any) -> None:
+    assert cli("list", "--filter", "enabled=yes").out.endswith("1 channel(s)\n")
+    result = cli("list", "--filter", "enabled=maybe")
+    assert result.code == 1
+    assert "bad filter 'enabled=maybe': enabled is true or false" in result.err

@@ -40,7 +40,15 @@ class Filter:
             raise UsageError(
                 f"bad filter '{text}': use COLUMN=VALUE with a column of {', '.join(COLUMNS)}"
             )
-        return cls(column, value.strip())
+        value = value.strip()
+        if column == "enabled":
+            flags = {"true": "true", "yes": "true", "false": "false", "no": "false"}
+            if value.lower() not in flags:
+                raise UsageError(f"bad filter '{text}': enabled is true or false")
+            value = flags[value.lower()]
+        elif column == "port" and not value.isdigit():
+            raise UsageError(f"bad filter '{text}': port is a number")
+        return cls(column, value)
 
     def matches(self, row: dict[str, Any]) -> bool:
         cell = row[self.column]
