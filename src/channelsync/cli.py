@@ -256,7 +256,7 @@ def _show_plan(plan: Plan) -> None:
 
 
 def _confirm() -> bool:
-    if not sys.stdin.isatty():
+    if sys.stdin is None or not sys.stdin.isatty():  # None: started without a stdin at all
         print(
             "error: refusing to apply without confirmation: no terminal to ask on. "
             "Review the plan and rerun with --auto-approve, or apply a saved plan",

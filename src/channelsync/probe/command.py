@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         resources = [r for r in resources if r.name in wanted]
     checks = checks_for(resources, servers=config.of_kind("SmtpServer"))
-    show = args.format == "text" and sys.stderr.isatty()
+    show = args.format == "text" and sys.stderr is not None and sys.stderr.isatty()
     results = run_checks(
         checks,
         concurrency=args.concurrency,
