@@ -444,6 +444,11 @@ def run() -> NoReturn:
     A run over ten thousand files ends with a million small objects; freeing them one by one
     at interpreter shutdown takes longer than some commands. Output is flushed first.
     """
+    # started with stdout or stderr closed: write into the void rather than crash
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     code = main()
     try:
         sys.stdout.flush()
