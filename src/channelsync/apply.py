@@ -174,7 +174,8 @@ def run(
     from channelsync.targets.base import LockInfo
 
     with target.lock(LockInfo.mine(uuid.uuid4().hex), lock_timeout):
-        plan = make_plan(config, target, only=saved.only if saved else ())
+        only = saved.only if saved else ()
+        plan = make_plan(config, target, only=only, fingerprint=saved is not None)
         if saved is not None:
             check_current(saved, plan)
         show(plan)

@@ -194,7 +194,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     config = _load(args.dir)
     target = _open(args.target)
     try:
-        plan = make_plan(config, target, only=args.only)
+        plan = make_plan(config, target, only=args.only, fingerprint=bool(args.out))
     finally:
         target.close()
     if args.out:

@@ -72,16 +72,9 @@ class Plan:
     changes: list[Change]
     no_op: int
     warnings: list[str]
-    config_fingerprint_of: Config | str  # the config, or its fingerprint from a saved plan
+    config_fingerprint: str  # "" unless asked for (saving or checking a plan reads it)
     live_count: int = 0
     only: list[str] = field(default_factory=list)
-
-    @property
-    def config_fingerprint(self) -> str:
-        """Computed only when a plan is saved or checked: it reads every resource."""
-        if not isinstance(self.config_fingerprint_of, str):
-            self.config_fingerprint_of = config_fingerprint(self.config_fingerprint_of)
-        return self.config_fingerprint_of
 
     @property
     def summary(self) -> dict[str, int]:
@@ -107,6 +100,7 @@ class Plan:
     # --- saved plans ---------------------------------------------------------------
 
     def save(self, path: Path) -> None:
+        assert self.config_fingerprint, "make_plan(..., fingerprint=True) for a saved plan"
         saved = self.as_json()
         saved["config_fingerprint"] = self.config_fingerprint
         saved["live_count"] = self.live_count
@@ -230,9 +224,16 @@ def _prefetch_fingerprints(config: Config, target: Target) -> None:
         many(values)
 
 
-def make_plan(config: Config, target: Target, *, only: Iterable[str] = ()) -> Plan:
+def make_plan(
+    config: Config, target: Target, *, only: Iterable[str] = (), fingerprint: bool = False
+) -> Plan:
+    """``fingerprint``: also fingerprint the config, for saving the plan or checking a saved
+    one (it reads every resource again, so only then)."""
     with paused_gc():
-        return _make_plan(config, target, only)
+        plan = _make_plan(config, target, only)
+    if fingerprint:
+        plan.config_fingerprint = config_fingerprint(config)
+    return plan
 
 
 def _make_plan(config: Config, target: Target, only: Iterable[str]) -> Plan:
@@ -277,7 +278,7 @@ def _make_plan(config: Config, target: Target, only: Iterable[str]) -> Plan:
         changes = kept
     changes = _order(changes, _freed_addresses(config, live, changes))
     warnings = _secret_warnings(unresolved)
-    return Plan(target.url, changes, no_op, warnings, config, len(live), sorted(wanted))
+    return Plan(target.url, changes, no_op, warnings, "", len(live), sorted(wanted))
 
 
 def _freed_addresses(
