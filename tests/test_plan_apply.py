@@ -560,3 +560,16 @@ def test_apply_without_a_secret_points_at_its_reference_and_changes_nothing(
         "Nothing was changed\n"
     )
     assert plan_json(cli)["summary"]["create"] == 4
+
+
+def test_the_store_keeps_the_real_secret_for_the_tenant(tenant: Path, cli: Any) -> None:
+    from channelsync.targets.sqlite import SqliteTarget
+
+    apply(cli)
+    target = SqliteTarget("sqlite:///.channelsync/tenant.db", readonly=True)
+    values = target.secret_values("EmailChannel", "Support")
+    target.close()
+    assert values == {
+        "incoming.password": SECRETS["SUPPORT_IMAP_PASSWORD"],
+        "outgoing.password": SECRETS["SUPPORT_SMTP_PASSWORD"],
+    }

@@ -350,6 +350,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     import json
 
     from channelsync import listing
+    from channelsync.defaults import tenant_default_server
 
     filters = [listing.Filter.parse(f) for f in args.filter]
     if args.live:
@@ -364,7 +365,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         config = _load(args.dir)
         channels = [r.data for r in config.of_kind("EmailChannel")]
         servers = [r.data for r in config.of_kind("SmtpServer")]
-    table = listing.rows(channels, listing.default_server(servers))
+    table = listing.rows(channels, tenant_default_server(servers))
     table = listing.select(table, filters, args.sort)
     if args.format == "json":
         print(json.dumps([{c: r[c] for c in listing.COLUMNS} for r in table], indent=2))

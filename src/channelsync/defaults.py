@@ -7,6 +7,7 @@ fast path through the generated schema.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 DEFAULT_TARGET = "sqlite:///.channelsync/tenant.db"  # the embedded tenant, created on first use
@@ -42,6 +43,12 @@ LOCAL_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "SmtpServer": (("tls",),),
     "EmailScript": (),
 }
+
+
+def tenant_default_server(servers: Iterable[dict[str, Any]]) -> str:
+    """The tenant's default outgoing server: the SmtpServer marked default, else VCC Internal.
+    Channels without an outgoing server of their own send through it."""
+    return next((s["name"] for s in servers if s.get("default")), BUILTIN_SMTP_SERVER)
 
 
 def apply_derived(kind: str, doc: dict[str, Any]) -> None:

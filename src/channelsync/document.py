@@ -130,6 +130,11 @@ def _is_write_only(schema: dict[str, Any]) -> bool:
     )
 
 
+def copy_mappings(doc: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the mappings of a document (lists and text are shared), to change in place."""
+    return {k: copy_mappings(v) if type(v) is dict else v for k, v in doc.items()}
+
+
 def get_path(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
     node: Any = doc
     for key in path:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from channelsync.defaults import LOCAL_FIELDS
-from channelsync.document import get_path, is_valid, normalize, secret_paths, set_path
+from channelsync.document import (
+    copy_mappings,
+    get_path,
+    is_valid,
+    normalize,
+    secret_paths,
+    set_path,
+)
 from channelsync.loader import Config, Loaded
 from channelsync.targets.base import Key, LiveResource, Target
 
@@ -49,7 +56,7 @@ def wanted_document(
     res: LiveResource, existing: Loaded | None, report: ExportReport
 ) -> dict[str, Any]:
     """The live resource as a minimal config document, secrets as references."""
-    doc = _copy(res.data)
+    doc = copy_mappings(res.data)
     doc = {"kind": res.kind, **{k: v for k, v in doc.items() if k != "kind"}}
     for path in secret_paths(res.kind):
         if get_path(doc, path) is None:
@@ -63,19 +70,11 @@ def wanted_document(
     return _minimal(res.kind, normalize(res.kind, doc))  # normalize: schema key order
 
 
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
 def _minimal(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
     """Drop every field whose absence normalises back to the same value."""
     full = normalize(kind, doc)
     for path in sorted(_paths(doc), key=len, reverse=True):
-        trial = _copy(doc)
+        trial = copy_mappings(doc)
         parent = get_path(trial, path[:-1]) if len(path) > 1 else trial
         parent.pop(path[-1], None)
         if is_valid(kind, trial) and normalize(kind, trial) == full:

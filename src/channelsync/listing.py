@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from channelsync.defaults import BUILTIN_SMTP_SERVER
 from channelsync.errors import UsageError
 
 COLUMNS = ("name", "email", "protocol", "incoming", "port", "outgoing", "script", "enabled")
@@ -55,10 +54,6 @@ class Filter:
         if self.column == "outgoing":
             cell = row["outgoing_server"]
         return str(cell).lower() == self.value.lower()
-
-
-def default_server(servers: Iterable[dict[str, Any]]) -> str:
-    return next((s["name"] for s in servers if s.get("default")), BUILTIN_SMTP_SERVER)
 
 
 def rows(channels: Iterable[dict[str, Any]], tenant_default: str) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from channelsync.defaults import KIND_NAMES, LOCAL_FIELDS
-from channelsync.document import get_path, secret_paths, set_path
+from channelsync.document import copy_mappings, get_path, secret_paths, set_path
 from channelsync.errors import ChannelsyncError
 from channelsync.loader import Config, Loaded
 from channelsync.perf import paused_gc
@@ -170,7 +170,7 @@ def config_fingerprint(config: Config) -> str:
 def target_form(item: Loaded) -> dict[str, Any]:
     """The resource as a target sees it (no local-only fields, no renamed_from), in mappings
     of its own that the caller may change."""
-    doc = _copy_nested(item.data)
+    doc = copy_mappings(item.data)
     doc.pop("renamed_from", None)
     for *parents, name in LOCAL_FIELDS[item.kind]:
         node = get_path(doc, tuple(parents)) if parents else doc
@@ -199,11 +199,6 @@ def _comparable(
                 value = get_path(live.data, path)
         set_path(doc, path, value)
     return doc
-
-
-def _copy_nested(doc: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the mappings (not the lists or text) of a document, to write secrets into."""
-    return {k: _copy_nested(v) if type(v) is dict else v for k, v in doc.items()}
 
 
 def _prefetch_fingerprints(config: Config, target: Target) -> None:

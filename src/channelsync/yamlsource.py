@@ -129,7 +129,8 @@ def read_source(path: str, display: str) -> SourceFile:
     try:
         src.text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line, column = _line_col(raw, exc.start)
+        before = raw[: exc.start].decode("utf-8")  # valid: the bad byte is where it stops
+        line, column = _line_col(before, len(before))
         src.error(
             line, column, f"file is not UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8"
         )
@@ -144,11 +145,9 @@ def read_source(path: str, display: str) -> SourceFile:
     return src
 
 
-def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
-    line_start = raw.rfind(b"\n", 0, offset) + 1
-    return raw.count(b"\n", 0, offset) + 1, len(
-        raw[line_start:offset].decode("utf-8", "replace")
-    ) + 1
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of the character at ``offset``."""
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def _parse_fast(text: str) -> list[Any] | None:
@@ -191,8 +190,7 @@ def _parse_precise(src: SourceFile) -> None:
         _report_syntax(src, exc)
         return
     except ReaderError as exc:  # a character YAML does not allow (NUL, most controls)
-        line = src.text.count("\n", 0, exc.position) + 1
-        column = exc.position - (src.text.rfind("\n", 0, exc.position) + 1) + 1
+        line, column = _line_col(src.text, exc.position)
         src.error(
             line, column, f"character U+{exc.character:04X} is not allowed in YAML; remove it"
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -96,7 +95,3 @@ class Target(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def iter_sorted(resources: dict[Key, LiveResource]) -> Iterator[LiveResource]:
-    yield from (resources[k] for k in sorted(resources))

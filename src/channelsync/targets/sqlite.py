@@ -30,6 +30,7 @@ from channelsync.defaults import (
     BUILTIN_SMTP_SERVER,
     DEFAULT_EMAIL_SCRIPT,
     DEFAULT_TARGET,
+    tenant_default_server,
 )
 from channelsync.document import get_path, secret_paths, set_path
 from channelsync.secrets import fingerprint
@@ -218,11 +219,8 @@ class SqliteTarget:
         return values
 
     def effective_outgoing(self, resources: dict[Key, LiveResource]) -> str:
-        """The tenant's default SMTP server: the one marked default, else VCC Internal."""
-        for (kind, _), res in resources.items():
-            if kind == "SmtpServer" and res.data.get("default"):
-                return res.name
-        return BUILTIN_SMTP_SERVER
+        """The tenant's default SMTP server, as the live resources say."""
+        return tenant_default_server(r.data for r in resources.values() if r.kind == "SmtpServer")
 
     # --- writing ---------------------------------------------------------------------
 
