@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -63,13 +63,20 @@ def generate(n: int, directory: Path, tenants: int = 20) -> Path:
 
 
 def run(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, float, int, str]:
-    """Wall seconds, peak RSS (MB) of the child, exit code and stdout of one whole process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall seconds, peak RSS (MB) of this one child, exit code and output of one whole process.
+
+    The peak comes from ``os.wait4`` of that child alone: ``RUSAGE_CHILDREN`` is the maximum over
+    every child waited for so far, so a small run after a big one would report the big one's peak.
+    """
     start = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd)
-    wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024, proc.returncode, proc.stdout + proc.stderr
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    return wall, usage.ru_maxrss / 1024, proc.returncode, text
 
 
 def channelsync() -> list[str]:

@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from channelsync.gitops import command as gitops_command
 
-    gitops_command.add_parsers(sub)
+    gitops_command.add_parsers(sub, parser)
 
     p = sub.add_parser("schema", help="print or write the JSON Schemas generated from the model")
     mode = p.add_mutually_exclusive_group()

@@ -19,7 +19,7 @@ source "$1"
 read -ra COMP_WORDS <<< "$2"
 [[ "$2" == *" " ]] && COMP_WORDS+=("")
 COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
-_channelsync
+_shtab_channelsync
 printf '%s\n' "${COMPREPLY[@]}"
 """
 
@@ -58,7 +58,7 @@ def test_bash_completes_every_command_of_the_parser(bash_script: Path) -> None:
         ("channelsync plan --format ", ["text", "json", "markdown", "runbook"]),
         ("channelsync validate --format g", ["github"]),
         ("channelsync drift --format m", ["markdown"]),
-        ("channelsync completion ", ["bash", "zsh"]),
+        ("channelsync completion ", ["bash", "zsh", "fish"]),
         ("channelsync init --f", ["--force"]),
         ("channelsync apply --allow", ["--allow-delete"]),
     ],
@@ -69,17 +69,22 @@ def test_bash_completes_options_and_choices(
     assert complete(bash_script, line) == expected
 
 
-def test_zsh_script_is_valid_and_registers_the_completion() -> None:
-    zsh = shutil.which("zsh")
-    if zsh is None:
+def _shell(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("zsh is not installed (.ci/run installs it)")
-        pytest.skip("zsh is not installed")
+            pytest.fail(f"{name} is not installed (.ci/run installs it)")
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+def test_zsh_script_is_valid_and_registers_the_completion() -> None:
+    zsh = _shell("zsh")
     result = channelsync("completion", "zsh")
     assert result.code == 0
     assert result.out.startswith("#compdef channelsync\n")
     for command in ("plan", "drift", "init", "completion"):
-        assert f"_channelsync_{command}() {{" in result.out
+        assert f"_shtab_channelsync_{command}_options=(" in result.out
     check = subprocess.run(
         [
             zsh,
@@ -94,10 +99,32 @@ def test_zsh_script_is_valid_and_registers_the_completion() -> None:
         check=False,
     )
     assert check.returncode == 0, check.stderr
-    assert check.stdout.strip() == "_channelsync"
+    assert check.stdout.strip() == "_shtab_channelsync"
     # compinit -D: no dump file. "-d /dev/null" made compdump 'mv -f' a regular file over
     # /dev/null, which as root (CI runs the suite with sudo) replaces the device.
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("channelsync pl", ["plan"]),
+        ("channelsync plan --fo", ["--format"]),
+        ("channelsync plan --format ", ["text", "json", "markdown", "runbook"]),
+        ("channelsync completion ", ["bash", "zsh", "fish"]),
+    ],
+)
+def test_fish_completes_commands_options_and_choices(line: str, expected: list[str]) -> None:
+    fish = _shell("fish")
+    result = channelsync("completion", "fish")
+    assert result.code == 0
+    done = subprocess.run(
+        [fish, "--no-config", "-c", 'eval "$argv[1]"; complete -C "$argv[2]"', result.out, line],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [row.split("\t")[0] for row in done.stdout.splitlines()] == expected
 
 
 def test_cli_startup_does_not_import_the_gitops_machinery() -> None:

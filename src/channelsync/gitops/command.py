@@ -15,8 +15,9 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 
 
-def add_parsers(subparsers: Any) -> None:
-    """Register ``init`` and ``completion`` on the CLI's subparsers (a _SubParsersAction)."""
+def add_parsers(subparsers: Any, root: argparse.ArgumentParser) -> None:
+    """Register ``init`` and ``completion`` on the CLI's subparsers (a _SubParsersAction);
+    ``root`` is the whole parser, which the completion script describes."""
     p = subparsers.add_parser(
         "init",
         help="scaffold a config repository: channels.d/, GitHub workflows, .gitignore",
@@ -30,12 +31,12 @@ def add_parsers(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "completion",
-        help="print a shell completion script (bash or zsh)",
+        help="print a shell completion script (bash, zsh or fish)",
         description="Print a completion script; e.g. add 'source <(channelsync completion "
-        "bash)' to ~/.bashrc.",
+        "bash)' to ~/.bashrc, or 'channelsync completion fish | source' to fish's config.",
     )
-    p.add_argument("shell", choices=("bash", "zsh"))
-    p.set_defaults(handler=cmd_completion)
+    p.add_argument("shell", choices=("bash", "zsh", "fish"))
+    p.set_defaults(handler=cmd_completion, root_parser=root)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -69,8 +70,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_completion(args: argparse.Namespace) -> int:
-    from channelsync.cli import build_parser
-    from channelsync.gitops.completion import SHELLS
+    from channelsync.gitops.completion import script
 
-    sys.stdout.write(SHELLS[args.shell](build_parser()))
+    sys.stdout.write(script(args.root_parser, args.shell))
     return EXIT_OK
