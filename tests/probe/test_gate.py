@@ -20,8 +20,8 @@ def tenant_dir(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return config_dir
 
 
-def _imaps(mail: MailServers, **incoming: Any) -> dict[str, Any]:
-    return channel("imap-ssl", mail.ports["imaps"], **incoming)
+def _imaps(mail: MailServers, *, enabled: bool = True, **incoming: Any) -> dict[str, Any]:
+    return {**channel("imap-ssl", mail.ports["imaps"], **incoming), "enabled": enabled}
 
 
 def test_apply_tests_new_channels_first_and_applies_when_they_pass(
