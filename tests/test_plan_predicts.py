@@ -102,6 +102,8 @@ def test_channels_following_a_renamed_server_are_one_change_not_many(
         "\n"
         "Plan: 0 to create, 0 to update, 1 to rename, 0 to delete, 14 unchanged.\n"
     )
+    runbook = cli("plan", "--format", "runbook").out
+    assert "   c. The 12 channel(s) that use it follow the new name by themselves.\n" in runbook
     result = apply(cli)
     assert result.code == 0, result.err
     assert "Apply complete: 1 renamed." in result.out
@@ -226,6 +228,28 @@ def test_two_channels_that_swap_addresses_converge_in_one_apply(tenant: Path, cl
         "Apply complete: 2 updated.\n"
     )
     assert plan_json(cli)["summary"]["no_op"] == 4
+
+
+def test_runbook_gives_a_swapping_channel_its_temporary_address_first(
+    tenant: Path, cli: Any
+) -> None:
+    apply(cli)
+    _swap(tenant)
+    out = cli("plan", "--format", "runbook").out
+    assert out.startswith(
+        "Runbook for sqlite:///.channelsync/tenant.db: 2 change(s) in 3 steps, in this order.\n"
+        "\n"
+        '1. Give the email channel "Exchange" a temporary address (another channel takes its '
+        "address below).\n"
+        "   a. From the Configuration Menu, open Channels and go to the Email tab, and open "
+        '"Exchange" in the list.\n'
+        f'   b. Set Email Address to "{TEMPORARY}".\n'
+        "   c. Click Save.\n"
+        "\n"
+        '2. Change the email channel "Support".\n'
+    )
+    assert '3. Change the email channel "Exchange".\n' in out
+    assert '   b. Set Email Address to "support@example.com".\n' in out
 
 
 def test_an_apply_stopped_between_the_swap_steps_converges(tenant: Path, cli: Any) -> None:

@@ -412,18 +412,19 @@ def _fold_followers(changes: list[Change]) -> int:
         rename = renames.get((paths.get(f.path, ""), f.before))
         return rename is not None and rename.name == f.after
 
-    folded = [
-        c
+    folded = {
+        id(c)
         for c in changes
         if c.kind == "EmailChannel"
         and c.action == "update"
         and c.fields
         and all(follows(f) for f in c.fields)
-    ]
-    for change in folded:
-        for f in change.fields:
-            renames[(paths[f.path], f.before)].followers.append(change.name)
-        changes.remove(change)
+    }
+    for change in changes:
+        if id(change) in folded:
+            for f in change.fields:
+                renames[(paths[f.path], f.before)].followers.append(change.name)
+    changes[:] = [c for c in changes if id(c) not in folded]
     return len(folded)
 
 
@@ -493,7 +494,8 @@ def _order(changes: list[Change], config: Config, live: dict[Key, LiveResource])
         and str(live[c.key].data.get("email", "")).lower() in taken
     ]
     moving = [c for c in changes if c.kind == "EmailChannel" and c.action != "delete"]
-    rest = [c for c in changes if c not in early and c not in moving]
+    placed = {id(c) for c in early} | {id(c) for c in moving}
+    rest = [c for c in changes if id(c) not in placed]
     cut = next((i for i, c in enumerate(rest) if c.kind == "EmailChannel"), len(rest))
     ordered = _by_address(moving, wanted, holder, live)
     return early + rest[:cut] + ordered + rest[cut:]
@@ -516,23 +518,34 @@ def _by_address(
             waits[id(change)] = other
     if not waits:
         return moving
-    done: set[int] = set()
+    dependents: dict[int, list[Change]] = {}
+    for change in moving:
+        if id(change) in waits:
+            dependents.setdefault(id(waits[id(change)]), []).append(change)
     out: list[Change] = []
-    pending = list(moving)
-    while pending:
-        ready = [c for c in pending if id(c) not in waits or id(waits[id(c)]) in done]
-        if not ready:
-            parked = _cycle_member(pending[0], waits)
-            parked.temporary_email = _temporary_address(parked, live)
-            done.add(id(parked))  # its address is free once it holds the temporary one
-            for change in pending:
-                if waits.get(id(change)) is parked:
-                    del waits[id(change)]
-            continue
-        for change in ready:
-            pending.remove(change)
-            done.add(id(change))
+    emitted: set[int] = set()
+
+    def emit(first: Change) -> None:
+        """``first``, then every change that waited for it, and so on."""
+        stack = [first]
+        while stack:
+            change = stack.pop()
+            if id(change) in emitted:
+                continue
+            emitted.add(id(change))
             out.append(change)
+            stack.extend(reversed(dependents.pop(id(change), [])))
+
+    for change in moving:
+        if id(change) not in waits:
+            emit(change)
+    for change in moving:
+        if id(change) in emitted:
+            continue
+        parked = _cycle_member(change, waits)
+        parked.temporary_email = _temporary_address(parked, live)
+        for freed in dependents.pop(id(parked), []):  # its address is free once parked
+            emit(freed)
     return out
 
 

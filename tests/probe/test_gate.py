@@ -130,6 +130,9 @@ def test_disabled_channel_that_is_not_ready_only_warns(
 ) -> None:
     password("not-the-password")
     write(tenant_dir, _imaps(mail, enabled=False))
+    reviewed = cli("plan", "--check-connections", "--dir", "channels.d")
+    assert reviewed.code == 0  # reviewers see the failure; it blocks nothing
+    assert "auth_failed" in reviewed.out
     result = cli("apply", "--auto-approve", "--dir", "channels.d")
     assert result.code == 0, result.err
     assert "Apply complete: 1 created." in result.out
@@ -141,8 +144,6 @@ def test_disabled_channel_that_is_not_ready_only_warns(
     assert warning.endswith(". It does not block this apply; it will once the channel is enabled")
     assert result.err.endswith("connection tests: 0 passed, 1 failed\n")
     assert "not-the-password" not in result.out + result.err
-    checked = cli("plan", "--check-connections", "--dir", "channels.d")
-    assert checked.code == 0  # nothing to test: no change
 
     write(tenant_dir, _imaps(mail, enabled=True))  # enabling it: now it blocks
     enabling = cli("apply", "--auto-approve", "--dir", "channels.d")
