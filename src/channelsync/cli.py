@@ -225,6 +225,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from channelsync import gate
 
         results = gate.run(config, plan)
+        for line in gate.failure_lines(config, results)[1]:  # disabled channels: warnings
+            print(line, file=sys.stderr)
     if args.format == "json":
         sys.stdout.write(render.as_json(plan, connections.as_json(results)))
     elif args.format == "markdown":

@@ -78,7 +78,7 @@ def failure_lines(config: Config, results: list[Result]) -> tuple[list[str], lis
     ]
     warnings = [
         f"warning: connection test failed on a disabled channel: {r.kind} '{r.name}' "
-        f"({r.check}, {r.endpoint}): {r.error}. It does not block this apply; it will once "
+        f"({r.check}, {r.endpoint}): {r.error}. It does not block apply; it will once "
         "the channel is enabled"
         for r in results
         if r.error is not None and id(r) not in stopping

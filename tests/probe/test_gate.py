@@ -133,6 +133,7 @@ def test_disabled_channel_that_is_not_ready_only_warns(
     reviewed = cli("plan", "--check-connections", "--dir", "channels.d")
     assert reviewed.code == 0  # reviewers see the failure; it blocks nothing
     assert "auth_failed" in reviewed.out
+    assert reviewed.err.startswith("warning: connection test failed on a disabled channel: ")
     result = cli("apply", "--auto-approve", "--dir", "channels.d")
     assert result.code == 0, result.err
     assert "Apply complete: 1 created." in result.out
@@ -141,7 +142,7 @@ def test_disabled_channel_that_is_not_ready_only_warns(
         "warning: connection test failed on a disabled channel: EmailChannel 'Test Channel' "
         f"(incoming, imap-ssl://localhost:{mail.ports['imaps']}): auth_failed"
     )
-    assert warning.endswith(". It does not block this apply; it will once the channel is enabled")
+    assert warning.endswith(". It does not block apply; it will once the channel is enabled")
     assert result.err.endswith("connection tests: 0 passed, 1 failed\n")
     assert "not-the-password" not in result.out + result.err
 
