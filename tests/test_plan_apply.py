@@ -87,9 +87,8 @@ def test_unresolvable_secret_is_a_warning_not_a_failure(
     plan = plan_json(cli)
     assert plan["summary"]["no_op"] == 4
     assert plan["warnings"] == [
-        "channels.d/exchange.yaml:12:20: cannot compare EmailChannel 'Exchange' "
-        "incoming.oauth.client_secret: "
-        "environment variable OAUTH_SECRET is not set"
+        "channels.d/exchange.yaml:12:20: warning: environment variable OAUTH_SECRET is not "
+        "set (1 reference): cannot compare it, so the plan cannot show a rotation"
     ]
 
 
@@ -101,9 +100,11 @@ def test_rename_keeps_the_identity(tenant: Path, cli: Any) -> None:
     plan = plan_json(cli)
     assert [(c["action"], c["name"], c["previous_name"]) for c in plan["changes"]] == [
         ("rename", "Main Relay", "Relay"),
-        ("update", "Support", None),
     ]
-    assert '  -> SmtpServer "Main Relay" (renamed from "Relay")' in cli("plan").out
+    assert plan["changes"][0]["followers"] == ["Support"]
+    assert '  -> SmtpServer "Main Relay" (renamed from "Relay"; 1 channel follows it)\n' in (
+        cli("plan").out
+    )
     assert apply(cli).code == 0
     assert plan_json(cli)["summary"]["no_op"] == 4
 
@@ -179,27 +180,24 @@ def test_saved_plan_refused_when_the_tenant_changed(tenant: Path, cli: Any) -> N
 
 def test_partial_failure_reports_applied_failed_and_not_attempted(tenant: Path, cli: Any) -> None:
     apply(cli)
-    # two channels swap addresses: the tenant keeps addresses unique, so the first update is
-    # refused while the other channel still holds the address
+    # a new channel takes the address of one that is deleted, but --only leaves the delete
+    # out: the tenant keeps addresses unique and refuses the create
+    (tenant / "channels.d" / "exchange.yaml").unlink()
     write(
         tenant,
         {
-            "support.yaml": BASE["support.yaml"].replace(
-                "email: support@example.com", "email: help@contoso.example"
-            ),
-            "exchange.yaml": BASE["exchange.yaml"].replace(
-                "email: help@contoso.example", "email: support@example.com"
-            ),
+            "desk.yaml": BASE["exchange.yaml"].replace("name: Exchange", "name: Desk"),
+            "support.yaml": BASE["support.yaml"].replace("Support Script", "Sales"),
             "sales.yaml": "kind: EmailScript\nname: Sales\n",
         },
     )
-    result = apply(cli)
+    result = apply(cli, "--only", "Sales", "Desk", "Support")
     assert result.code == 1
     assert result.out.endswith(
         "Applied 1 change(s):\n"
         '  + EmailScript "Sales"\n'
-        "Failed: ~ EmailChannel \"Exchange\": channel 'Exchange': email support@example.com "
-        "is used by 'Support'\n"
+        "Failed: + EmailChannel \"Desk\": channel 'Desk': email help@contoso.example "
+        "is used by 'Exchange'\n"
         "Not attempted (1):\n"
         '  ~ EmailChannel "Support"\n'
         "Apply stopped at the first failure. Fix it and run apply again to converge.\n"

@@ -13,12 +13,9 @@ from typing import cast
 from channelsync.document import get_path, secret_paths, set_path
 from channelsync.errors import ChannelsyncError, ConfigError
 from channelsync.loader import Config, Loaded
-from channelsync.plan import Change, Plan, target_form
+from channelsync.plan import Change, Plan, refusals, target_form
 from channelsync.secrets import SecretUnavailable, parse_ref
 from channelsync.targets.base import Action, Operation, Target, TargetError
-
-SAFETY_MIN_EXISTING = 10
-SAFETY_MAX_FRACTION = 0.30
 
 
 class SafetyError(ChannelsyncError):
@@ -31,6 +28,7 @@ class ApplyReport:
     failed: Change | None = None
     error: str = ""
     not_attempted: list[Change] = field(default_factory=list)
+    parked: list[Change] = field(default_factory=list)  # moved through a temporary address
 
     @property
     def ok(self) -> bool:
@@ -38,23 +36,9 @@ class ApplyReport:
 
 
 def check_safety(plan: Plan, *, allow_delete: bool, force: bool) -> None:
-    deletes = [c for c in plan.changes if c.action == "delete"]
-    if deletes and not allow_delete:
-        names = ", ".join(f"{c.kind} '{c.name}'" for c in deletes[:5])
-        more = f" and {len(deletes) - 5} more" if len(deletes) > 5 else ""
-        raise SafetyError(
-            f"the plan deletes {len(deletes)} resource(s) ({names}{more}); nothing was "
-            "changed. Rerun with --allow-delete to delete them, or add them to the config "
-            "(channelsync export writes them)"
-        )
-    touched = sum(1 for c in plan.changes if c.action in ("update", "rename", "delete"))
-    existing = plan.live_count
-    if not force and existing >= SAFETY_MIN_EXISTING and touched > SAFETY_MAX_FRACTION * existing:
-        raise SafetyError(
-            f"the plan changes or deletes {touched} of {existing} existing resources "
-            f"(more than {SAFETY_MAX_FRACTION:.0%}); nothing was changed. Review it and "
-            "rerun with --force if it is intended"
-        )
+    """Refuse what the plan already said apply would need a flag for (plan.refusals)."""
+    for refusal in refusals(plan, allow_delete=allow_delete, force=force):
+        raise SafetyError(f"{refusal.reason}; nothing was changed. {refusal.advice}")
 
 
 MAX_SECRET_PROBLEMS = 10
@@ -64,6 +48,7 @@ def operations(plan: Plan, config: Config) -> list[tuple[Change, Operation]]:
     """The plan's changes as operations carrying real secrets, or an error before any change."""
     by_key = {(r.kind, r.name): r for r in config.resources}
     out: list[tuple[Change, Operation]] = []
+    parking: list[tuple[Change, Operation]] = []
     missing: list[tuple[Loaded, tuple[str, ...], str]] = []
     for change in plan.changes:
         action = cast(Action, change.action)
@@ -77,6 +62,10 @@ def operations(plan: Plan, config: Config) -> list[tuple[Change, Operation]]:
         op = Operation(
             action, change.kind, change.name, change.previous_name, body, change.live_etag
         )
+        if change.temporary_email is not None:
+            # first everything but the address, on the temporary one; then the address
+            parking.append((change, replace(op, body={**body, "email": change.temporary_email})))
+            op = Operation("update", change.kind, change.name, body=body)
         out.append((change, op))
     if missing:
         shown = sorted(
@@ -92,7 +81,16 @@ def operations(plan: Plan, config: Config) -> list[tuple[Change, Operation]]:
             summary=f"{len(missing)} secret(s) the plan needs cannot be read here{listed}; "
             "set them and apply again. Nothing was changed",
         )
+    if parking:  # before the first channel that takes an address (scripts, servers first)
+        at = next(i for i, (c, o) in enumerate(out) if c.kind == "EmailChannel" and o.body)
+        out[at:at] = parking
     return out
+
+
+def _parks(change: Change, op: Operation) -> bool:
+    """The first of the two steps of a change through a temporary address."""
+    email = change.temporary_email
+    return email is not None and op.body is not None and op.body.get("email") == email
 
 
 def _with_secrets(item: Loaded) -> tuple[dict[str, object], list[tuple[tuple[str, ...], str]]]:
@@ -124,8 +122,11 @@ def execute(ops: list[tuple[Change, Operation]], target: Target) -> ApplyReport:
         except TargetError as exc:
             report.failed = change
             report.error = str(exc)
-            report.not_attempted = [c for c, _ in ops[index + 1 :]]
+            report.not_attempted = [c for c, o in ops[index + 1 :] if not _parks(c, o)]
             return report
+        if _parks(change, op):
+            report.parked.append(change)
+            continue
         report.applied.append(change)
         if _cascades(op):
             # the tenant changed other resources itself; we hold the lock, so expect them
@@ -159,6 +160,7 @@ def run(
     target: Target,
     *,
     saved: Plan | None,
+    only: list[str] | None = None,
     allow_delete: bool,
     force: bool,
     lock_timeout: float,
@@ -167,24 +169,26 @@ def run(
     gate: Callable[[Plan], bool],
 ) -> Outcome:
     """The whole apply, under the tenant's lock: plan (or check the saved plan), show it,
-    confirm, check safety and secrets, run the connection-test gate, then change."""
+    check safety and secrets, confirm, run the connection-test gate, then change. ``only``
+    limits a plan made here as a saved plan's own selection does."""
     import uuid
 
     from channelsync.plan import check_current, make_plan
     from channelsync.targets.base import LockInfo
 
     with target.lock(LockInfo.mine(uuid.uuid4().hex), lock_timeout):
-        only = saved.only if saved else ()
-        plan = make_plan(config, target, only=only, fingerprint=saved is not None)
+        selection = saved.only if saved else (only or [])
+        plan = make_plan(config, target, only=selection, fingerprint=saved is not None)
         if saved is not None:
             check_current(saved, plan)
+        plan.refusals = []  # the refusals that hold are errors below, not plan warnings
         show(plan)
         if not plan.has_changes:
             return Outcome(plan)
-        if saved is None and not confirm(plan):
-            return Outcome(plan, stopped="declined")
         check_safety(plan, allow_delete=allow_delete, force=force)
         ops = operations(plan, config)
+        if saved is None and not confirm(plan):
+            return Outcome(plan, stopped="declined")
         if not gate(plan):
             return Outcome(plan, stopped="gate")
         return Outcome(plan, execute(ops, target))

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 0 when there are no changes, 2 when there are, 1 on error",
     )
-    p.add_argument("--only", nargs="+", metavar="NAME", default=[], help="limit to these names")
+    _only_option(p)
     p.add_argument(
         "--check-connections",
         action="store_true",
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     p.add_argument("--allow-delete", action="store_true", help="allow deleting resources")
     p.add_argument("--force", action="store_true", help="allow changing over 30%% of resources")
+    _only_option(p)
     p.add_argument(
         "--lock-timeout",
         type=_seconds,
@@ -94,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-connection-tests",
         action="store_true",
         help="apply without testing the mail servers first (not recommended)",
+    )
+    from channelsync.defaults import PROBE_TIMEOUT
+    from channelsync.probe.command import _positive_float
+
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,  # as 'test --timeout'
+        default=PROBE_TIMEOUT,
+        metavar="S",
+        help=f"seconds allowed per connection test (default {PROBE_TIMEOUT:g})",
     )
     p.set_defaults(handler=cmd_apply)
 
@@ -160,6 +171,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _only_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        default=[],
+        help="limit to these resources: NAME or Kind/NAME (e.g. EmailChannel/Support)",
+    )
+
+
 def _target_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target",
@@ -204,6 +225,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from channelsync import gate
 
         results = gate.run(config, plan)
+        for line in gate.failure_lines(config, results)[1]:  # disabled channels: warnings
+            print(line, file=sys.stderr)
     if args.format == "json":
         sys.stdout.write(render.as_json(plan, connections.as_json(results)))
     elif args.format == "markdown":
@@ -215,7 +238,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         colour = render.use_colour(sys.stdout)
         sys.stdout.write(render.text(plan, colour=colour, extra=saved if args.out else None))
         sys.stdout.write(connections.text(results))
-    if results and any(not r.ok for r in results):
+    if results and gate.blocking(config, results):
         return EXIT_ERROR
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES
@@ -229,12 +252,20 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     config = _load(args.dir)
     saved = Plan.load(args.planfile) if args.planfile else None
+    if saved is not None and args.only:
+        print(
+            "error: --only cannot be used with a saved plan: it is already limited to what "
+            "'plan --only' selected",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     target = _open(args.target)
     try:
         outcome = applying.run(
             config,
             target,
             saved=saved,
+            only=args.only,
             allow_delete=args.allow_delete,
             force=args.force,
             lock_timeout=args.lock_timeout,
@@ -281,9 +312,25 @@ def _connection_gate(args: argparse.Namespace, config: Config, plan: Plan) -> bo
             file=sys.stderr,
         )
         return True
-    failures = gate.failure_lines(gate.run(config, plan))
-    for line in failures:
+    from channelsync.probe.command import _progress_bar
+
+    terminal = sys.stderr is not None and sys.stderr.isatty()
+    try:
+        results = gate.run(
+            config, plan, timeout=args.timeout, progress=_progress_bar if terminal else None
+        )
+    except KeyboardInterrupt:
+        if terminal:
+            sys.stderr.write("\r\x1b[K")
+        print("Connection tests interrupted; nothing was changed.", file=sys.stderr)
+        raise
+    if terminal:
+        sys.stderr.write("\r\x1b[K")
+    failures, warnings = gate.failure_lines(config, results)
+    for line in failures + warnings:
         print(line, file=sys.stderr)
+    if results:
+        print(gate.summary_line(results), file=sys.stderr)
     if failures:
         print("Apply stopped by the connection tests; nothing was changed.", file=sys.stderr)
     return not failures
@@ -301,7 +348,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     active, expired = ignore.split_expired(rules, dt.date.today())
     target = _open(args.target, readonly=True)
     try:
-        plan = ignore.apply_rules(make_plan(config, target), active)
+        plan = ignore.apply_rules(make_plan(config, target, for_apply=False), active)
     finally:
         target.close()
     plan.warnings.extend(

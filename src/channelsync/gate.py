@@ -1,19 +1,22 @@
 """The pre-apply connection-test gate: test what the plan creates, reconnects or enables.
 
 A channel or SMTP server is tested when the plan creates it, changes one of its connection
-fields or secrets, or enables it. A failure stops the apply before any change;
-``plan --check-connections`` runs the same tests so that reviewers see them in the plan.
+fields or secrets, or enables it. A failure stops the apply before any change, except on a
+disabled channel (prepared, not in service: its mailbox may not be ready yet), which only
+warns; ``plan --check-connections`` runs the same tests so that reviewers see them.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from channelsync.defaults import PROBE_TIMEOUT
 from channelsync.loader import Config, Loaded
 from channelsync.plan import Change, Plan
 
 if TYPE_CHECKING:
     from channelsync.probe.check import Result
+    from channelsync.probe.runner import Progress
 
 # Fields whose change means the mail will flow through a different connection.
 CONNECTION_FIELDS = ("incoming", "outgoing", "host", "port", "security", "user", "password")
@@ -38,19 +41,54 @@ def resources_to_test(config: Config, plan: Plan) -> list[Loaded]:
     return [r for r in config.resources if (r.kind, r.name) in wanted]
 
 
-def run(config: Config, plan: Plan) -> list[Result]:
+def run(
+    config: Config,
+    plan: Plan,
+    *,
+    timeout: float = PROBE_TIMEOUT,
+    progress: Progress | None = None,
+) -> list[Result]:
     resources = resources_to_test(config, plan)
     if not resources:
         return []
     from channelsync.probe import gate
 
-    return gate(resources, servers=config.of_kind("SmtpServer"))
+    servers = config.of_kind("SmtpServer")
+    return gate(resources, servers=servers, timeout=timeout, progress=progress)
 
 
-def failure_lines(results: list[Result]) -> list[str]:
-    """One line per failed test, with the server's words and the hint."""
+def blocking(config: Config, results: list[Result]) -> list[Result]:
+    """The failed tests that stop an apply (not those of disabled channels)."""
+    disabled = {r.name for r in config.of_kind("EmailChannel") if r.data.get("enabled") is False}
     return [
-        f"connection test failed: {r.kind} '{r.name}' ({r.check}, {r.endpoint}): {r.error}"
+        r
         for r in results
-        if r.error is not None
+        if r.error is not None and not (r.kind == "EmailChannel" and r.name in disabled)
     ]
+
+
+def failure_lines(config: Config, results: list[Result]) -> tuple[list[str], list[str]]:
+    """One line per failed test, with the server's words and the hint: those that block the
+    apply, and the warnings about disabled channels."""
+    stops = blocking(config, results)
+    stopping = {id(r) for r in stops}
+    errors = [
+        f"connection test failed: {r.kind} '{r.name}' ({r.check}, {r.endpoint}): {r.error}"
+        for r in stops
+    ]
+    warnings = [
+        f"warning: connection test failed on a disabled channel: {r.kind} '{r.name}' "
+        f"({r.check}, {r.endpoint}): {r.error}. It does not block apply; it will once "
+        "the channel is enabled"
+        for r in results
+        if r.error is not None and id(r) not in stopping
+    ]
+    return errors, warnings
+
+
+def summary_line(results: list[Result]) -> str:
+    from channelsync.probe.render import summary
+
+    counts = summary(results)
+    failed = f", {counts['failed']} failed" if counts["failed"] else ""
+    return f"connection tests: {counts['passed']} passed{failed}"

@@ -9,6 +9,8 @@ Secrets compare by the target's keyed fingerprints and never enter a plan.
 from __future__ import annotations
 
 import contextlib
+import difflib
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -29,6 +31,10 @@ SENSITIVE = "(sensitive)"
 ACTIONS = ("create", "update", "rename", "delete")
 _UNRESOLVED = "(cannot compare)"
 _MAX_SECRET_WARNINGS = 10
+# apply refuses, without --force, to touch more than this share of at least this many
+SAFETY_MIN_EXISTING = 10
+SAFETY_MAX_FRACTION = 0.30
+_FOLLOWING = {"EmailScript": "script", "SmtpServer": "outgoing.server"}  # what a channel names
 
 
 class StalePlan(ChannelsyncError):
@@ -51,6 +57,9 @@ class Change:
     previous_name: str | None = None
     fields: list[FieldChange] = field(default_factory=list)
     live_etag: str | None = None
+    followers: list[str] = field(default_factory=list)  # channels the tenant carries along
+    # an address another channel takes in the same apply: this channel holds this one first
+    temporary_email: str | None = None
 
     @property
     def key(self) -> Key:
@@ -63,7 +72,21 @@ class Change:
             "action": self.action,
             "previous_name": self.previous_name,
             "fields": [asdict(f) for f in self.fields],
+            "followers": self.followers,
+            "temporary_email": self.temporary_email,
         }
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Something apply refuses to do unless given ``flag``; the plan says so in advance."""
+
+    flag: str
+    reason: str
+    advice: str
+
+    def __str__(self) -> str:
+        return f"apply will need {self.flag}: {self.reason}"
 
 
 @dataclass
@@ -75,6 +98,7 @@ class Plan:
     config_fingerprint: str  # "" unless asked for (saving or checking a plan reads it)
     live_count: int = 0
     only: list[str] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -94,7 +118,8 @@ class Plan:
             "target": self.target,
             "summary": self.summary,
             "changes": [c.as_json() for c in self.changes],
-            "warnings": self.warnings,
+            "warnings": [str(r) for r in self.refusals] + self.warnings,
+            "apply_needs": [r.flag for r in self.refusals],
         }
 
     # --- saved plans ---------------------------------------------------------------
@@ -192,11 +217,9 @@ def _comparable(
             base = item.base_dir if ref.source == "file" else None
             value: Any = target.fingerprint(ref.resolve(base))
         except SecretUnavailable as exc:
-            if live is None:  # a create: nothing to compare with
-                value = _UNRESOLVED
-            else:
-                unresolved.append((item, path, str(exc)))
-                value = get_path(live.data, path)
+            unresolved.append((item, path, str(exc)))
+            # a create has nothing to compare with; a change keeps the live secret
+            value = _UNRESOLVED if live is None else get_path(live.data, path)
         set_path(doc, path, value)
     return doc
 
@@ -220,19 +243,28 @@ def _prefetch_fingerprints(config: Config, target: Target) -> None:
 
 
 def make_plan(
-    config: Config, target: Target, *, only: Iterable[str] = (), fingerprint: bool = False
+    config: Config,
+    target: Target,
+    *,
+    only: Iterable[str] = (),
+    fingerprint: bool = False,
+    for_apply: bool = True,
 ) -> Plan:
     """``fingerprint``: also fingerprint the config, for saving the plan or checking a saved
-    one (it reads every resource again, so only then)."""
+    one (it reads every resource again, so only then). ``for_apply``: also say what apply
+    would refuse (drift compares only)."""
     with paused_gc():
-        plan = _make_plan(config, target, only)
+        plan = _make_plan(config, target, list(only))
     if fingerprint:
         plan.config_fingerprint = config_fingerprint(config)
+    if for_apply:
+        plan.refusals = refusals(plan)
     return plan
 
 
-def _make_plan(config: Config, target: Target, only: Iterable[str]) -> Plan:
+def _make_plan(config: Config, target: Target, only: list[str]) -> Plan:
     live = target.read()
+    selected = _selection(only, config, live)
     _prefetch_fingerprints(config, target)
     unresolved: list[Unresolved] = []
     changes: list[Change] = []
@@ -265,48 +297,166 @@ def _make_plan(config: Config, target: Target, only: Iterable[str]) -> Plan:
     _fill_field_changes(differing)
     for key in sorted(set(live) - seen):
         gone = live[key]
-        changes.append(Change(gone.kind, gone.name, "delete", live_etag=gone.etag))
-    wanted = set(only)
-    if wanted:
-        kept = [c for c in changes if c.name in wanted or c.previous_name in wanted]
+        removed = _removed(gone.kind, gone.data)
+        changes.append(Change(gone.kind, gone.name, "delete", fields=removed, live_etag=gone.etag))
+    if selected is not None:
+        kept = [c for c in changes if _matches(c, selected)]
         no_op += len(changes) - len(kept)
         changes = kept
-    changes = _order(changes, _freed_addresses(config, live, changes))
-    warnings = _secret_warnings(unresolved)
-    return Plan(target.url, changes, no_op, warnings, "", len(live), sorted(wanted))
+        unresolved = [u for u in unresolved if (u[0].kind, u[0].name) in selected]
+    followers = _fold_followers(changes)
+    no_op += followers
+    changes = _order(changes, config, live)
+    warnings = _secret_warnings(unresolved, changes)
+    return Plan(target.url, changes, no_op, warnings, "", len(live), only)
 
 
-def _freed_addresses(
-    config: Config, live: dict[Key, LiveResource], changes: list[Change]
-) -> set[str]:
-    """Names of live channels being deleted whose email another channel will use."""
-    wanted = {r.data["email"].lower() for r in config.resources if r.kind == "EmailChannel"}
-    return {
-        c.name
-        for c in changes
-        if c.action == "delete"
-        and c.kind == "EmailChannel"
-        and str(live[(c.kind, c.name)].data.get("email", "")).lower() in wanted
+# --- --only: which resources a plan is limited to ----------------------------------
+
+
+def _selection(only: list[str], config: Config, live: dict[Key, LiveResource]) -> set[Key] | None:
+    """The keys (of the config and of the tenant) that ``--only NAME|Kind/NAME`` selects;
+    a selector that matches nothing is an error, with the nearest name."""
+    if not only:
+        return None
+    known = {(r.kind, r.name) for r in config.resources} | set(live)
+    known |= {
+        (r.kind, r.data["renamed_from"]) for r in config.resources if r.data.get("renamed_from")
     }
+    renamed = {
+        (r.kind, r.data["renamed_from"]): (r.kind, r.name)
+        for r in config.resources
+        if r.data.get("renamed_from")
+    }
+    selected: set[Key] = set()
+    unknown = []
+    for text in only:
+        kind, _, name = text.partition("/")
+        if not name or kind not in KIND_NAMES:
+            kind, name = "", text
+        found = {k for k in known if k[1] == name and kind in ("", k[0])}
+        if not found:
+            unknown.append(_did_you_mean(text, kind, known))
+        selected |= found | {renamed[k] for k in found if k in renamed}
+    if unknown:
+        raise ChannelsyncError(
+            f"--only: {'; '.join(unknown)}. Give a resource name (or Kind/NAME) of the config "
+            "or the tenant"
+        )
+    return selected
+
+
+def _did_you_mean(text: str, kind: str, known: set[Key]) -> str:
+    qualified = kind or "/" in text
+    candidates = sorted({f"{k}/{n}" for k, n in known} if qualified else {n for _, n in known})
+    _, _, name = text.rpartition("/")
+    by_case = [c for c in candidates if c.lower() == text.lower()]
+    by_name = [c for c in candidates if c.rpartition("/")[2].lower() == name.lower()]
+    near = by_case or by_name or difflib.get_close_matches(text, candidates, n=1, cutoff=0.6)
+    hint = f" (did you mean '{near[0]}'?)" if near else ""
+    return f"'{text}' matches no resource{hint}"
+
+
+def _matches(change: Change, selected: set[Key]) -> bool:
+    return change.key in selected or (change.kind, change.previous_name or "") in selected
+
+
+# --- what apply would refuse ---------------------------------------------------------
+
+
+def refusals(plan: Plan, *, allow_delete: bool = False, force: bool = False) -> list[Refusal]:
+    """What apply refuses without --allow-delete or --force: the one place of these rules."""
+    out = []
+    deletes = [c for c in plan.changes if c.action == "delete"]
+    if deletes and not allow_delete:
+        names = ", ".join(f"{c.kind} '{c.name}'" for c in deletes[:5])
+        more = f" and {len(deletes) - 5} more" if len(deletes) > 5 else ""
+        out.append(
+            Refusal(
+                "--allow-delete",
+                f"the plan deletes {len(deletes)} resource(s) ({names}{more})",
+                "Rerun with --allow-delete to delete them, or add them to the config "
+                "(channelsync export writes them)",
+            )
+        )
+    touched = sum(1 for c in plan.changes if c.action in ("update", "rename", "delete"))
+    existing = plan.live_count
+    if not force and existing >= SAFETY_MIN_EXISTING and touched > SAFETY_MAX_FRACTION * existing:
+        out.append(
+            Refusal(
+                "--force",
+                f"the plan changes or deletes {touched} of {existing} existing resources "
+                f"(more than {SAFETY_MAX_FRACTION:.0%})",
+                "Review it and rerun with --force if it is intended",
+            )
+        )
+    return out
+
+
+# --- channels that follow a renamed script or server --------------------------------
+
+
+def _fold_followers(changes: list[Change]) -> int:
+    """Drop the channel updates that only name a renamed script or server by its new name:
+    the tenant carries them along with the rename, which lists them. Returns how many."""
+    renames = {
+        (c.kind, c.previous_name): c
+        for c in changes
+        if c.action == "rename" and c.kind in _FOLLOWING
+    }
+    if not renames:
+        return 0
+    paths = {path: kind for kind, path in _FOLLOWING.items()}
+
+    def follows(f: FieldChange) -> bool:
+        rename = renames.get((paths.get(f.path, ""), f.before))
+        return rename is not None and rename.name == f.after
+
+    folded = {
+        id(c)
+        for c in changes
+        if c.kind == "EmailChannel"
+        and c.action == "update"
+        and c.fields
+        and all(follows(f) for f in c.fields)
+    }
+    for change in changes:
+        if id(change) in folded:
+            for f in change.fields:
+                renames[(paths[f.path], f.before)].followers.append(change.name)
+    changes[:] = [c for c in changes if id(c) not in folded]
+    return len(folded)
 
 
 Unresolved = tuple[Loaded, tuple[str, ...], str]  # a secret plan could not read, and why
 
 
-def _secret_warnings(unresolved: list[Unresolved]) -> list[str]:
-    """One line per secret that could not be compared, pointing at its reference (the first
-    few: finding a position means reading the file again)."""
+def _secret_warnings(unresolved: list[Unresolved], changes: list[Change]) -> list[str]:
+    """One warning per unreadable secret (variable or file), at its first reference, in the
+    order validate uses, with the number of references; those that resources to be created
+    or changed need make apply fail. Positions are found for the first few only (finding
+    one means reading the file again)."""
+    changing = {c.key for c in changes if c.action != "delete"}
+    groups: dict[str, list[Unresolved]] = {}
+    for entry in unresolved:
+        groups.setdefault(entry[2], []).append(entry)
     shown = []
-    for item, path, why in unresolved[:_MAX_SECRET_WARNINGS]:
-        where = item.diagnostic(path, "warning", "")
-        dotted = ".".join(path)
-        shown.append(
-            f"{where.file}:{where.line}:{where.column}: cannot compare {item.kind} "
-            f"'{item.name}' {dotted}: {why}"
-        )
-    if len(unresolved) > _MAX_SECRET_WARNINGS:
-        shown.append(f"cannot compare {len(unresolved) - _MAX_SECRET_WARNINGS} more secret(s)")
-    return shown
+    for why, entries in list(groups.items())[:_MAX_SECRET_WARNINGS]:
+        item, path, _ = entries[0]
+        refs = f"{len(entries)} reference{'s' if len(entries) > 1 else ''}"
+        needing = len({(i.kind, i.name) for i, _, _ in entries} & changing)
+        if needing:
+            who = f"{needing} resource{'s' if needing > 1 else ''} to create or change"
+            verb = "needs" if needing == 1 else "need"
+            message = f"{why} ({refs}): apply will fail: {who} {verb} it"
+        else:
+            message = f"{why} ({refs}): cannot compare it, so the plan cannot show a rotation"
+        shown.append(item.diagnostic(path, "warning", message))
+    shown.sort(key=lambda d: (d.file, d.line, d.column))
+    lines = [str(d) for d in shown]
+    if len(groups) > _MAX_SECRET_WARNINGS:
+        lines.append(f"{len(groups) - _MAX_SECRET_WARNINGS} more secret(s) cannot be read here")
+    return lines
 
 
 def _apply_order(change: Change) -> tuple[int, int, int, str]:
@@ -322,14 +472,117 @@ def _apply_order(change: Change) -> tuple[int, int, int, str]:
     return (0, -rank, int(sets_default), change.name)
 
 
-def _order(changes: list[Change], freed: set[str]) -> list[Change]:
-    """Apply order, except that deleting a channel whose address another channel takes over
-    goes first: the tenant keeps addresses unique, and nothing refers to a channel."""
+def _order(changes: list[Change], config: Config, live: dict[Key, LiveResource]) -> list[Change]:
+    """Apply order, except for addresses, which the tenant keeps unique: deleting a channel
+    whose address another channel takes over goes first (nothing refers to a channel), and a
+    channel that takes the address of one that moves goes after it. Channels whose addresses
+    move in a cycle (two that swap) are broken by moving one of them to a temporary address
+    first (``temporary_email``)."""
     changes.sort(key=_apply_order)
+    wanted = {r.name: r.data["email"].lower() for r in config.resources if r.kind == "EmailChannel"}
+    holder = {
+        str(r.data.get("email", "")).lower(): r.name
+        for r in live.values()
+        if r.kind == "EmailChannel"
+    }
+    taken = set(wanted.values())
     early = [
-        c for c in changes if c.action == "delete" and c.kind == "EmailChannel" and c.name in freed
+        c
+        for c in changes
+        if c.action == "delete"
+        and c.kind == "EmailChannel"
+        and str(live[c.key].data.get("email", "")).lower() in taken
     ]
-    return early + [c for c in changes if c not in early]
+    moving = [c for c in changes if c.kind == "EmailChannel" and c.action != "delete"]
+    placed = {id(c) for c in early} | {id(c) for c in moving}
+    rest = [c for c in changes if id(c) not in placed]
+    cut = next((i for i, c in enumerate(rest) if c.kind == "EmailChannel"), len(rest))
+    ordered = _by_address(moving, wanted, holder, live)
+    return early + rest[:cut] + ordered + rest[cut:]
+
+
+def _by_address(
+    moving: list[Change],
+    wanted: dict[str, str],
+    holder: dict[str, str],
+    live: dict[Key, LiveResource],
+) -> list[Change]:
+    """``moving`` (channel creates, updates, renames) so that each goes after the change that
+    frees the address it takes; each waits for at most one other, so a cycle is found by
+    following the waits."""
+    by_live_name = {c.previous_name or c.name: c for c in moving if c.action != "create"}
+    waits: dict[int, Change] = {}
+    for change in moving:
+        other = by_live_name.get(holder.get(wanted[change.name], ""))
+        if other is not None and other is not change and wanted[other.name] != wanted[change.name]:
+            waits[id(change)] = other
+    if not waits:
+        return moving
+    dependents: dict[int, list[Change]] = {}
+    for change in moving:
+        if id(change) in waits:
+            dependents.setdefault(id(waits[id(change)]), []).append(change)
+    out: list[Change] = []
+    emitted: set[int] = set()
+
+    def emit(first: Change) -> None:
+        """``first``, then every change that waited for it, and so on."""
+        stack = [first]
+        while stack:
+            change = stack.pop()
+            if id(change) in emitted:
+                continue
+            emitted.add(id(change))
+            out.append(change)
+            stack.extend(reversed(dependents.pop(id(change), [])))
+
+    for change in moving:
+        if id(change) not in waits:
+            emit(change)
+    for change in moving:
+        if id(change) in emitted:
+            continue
+        parked = _cycle_member(change, waits)
+        parked.temporary_email = _temporary_address(parked, live)
+        for freed in dependents.pop(id(parked), []):  # its address is free once parked
+            emit(freed)
+    return out
+
+
+def _cycle_member(start: Change, waits: dict[int, Change]) -> Change:
+    seen: set[int] = set()
+    node = start
+    while id(node) not in seen:
+        seen.add(id(node))
+        node = waits[id(node)]
+    return node
+
+
+def _temporary_address(change: Change, live: dict[Key, LiveResource]) -> str:
+    """A stable address of the channel's own domain that no channel uses: the same one for
+    every apply of this change, so an apply killed halfway is picked up by the next one."""
+    current = str(live[(change.kind, change.previous_name or change.name)].data["email"])
+    tag = hashlib.sha256(change.name.encode()).hexdigest()[:12]
+    return f"channelsync-temp-{tag}@{current.rpartition('@')[2]}"
+
+
+def _removed(kind: str, data: dict[str, Any]) -> list[FieldChange]:
+    """What a delete removes, field by field (secrets hidden), in the order of a create."""
+    sensitive = {".".join(p) for p in secret_paths(kind)}
+    order = _field_order(kind)
+    leaves = sorted(_flatten(data), key=lambda leaf: order.get(leaf[0], len(order)))
+    return [
+        FieldChange(path, SENSITIVE if path in sensitive else value, None, path in sensitive)
+        for path, value in leaves
+        if value is not None and path not in ("kind", "name")
+    ]
+
+
+@functools.cache
+def _field_order(kind: str) -> dict[str, int]:
+    from channelsync.document import field_titles
+
+    return {path: i for i, path in enumerate(field_titles(kind))}
 
 
 def _created(kind: str, desired: dict[str, Any]) -> list[FieldChange]:

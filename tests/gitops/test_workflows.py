@@ -157,6 +157,8 @@ def test_plan_workflow_with_secrets_runs_the_connection_tests_and_reports_failur
 ) -> None:
     # nothing listens on the discard port of loopback: a refused connection, no network needed
     edit_example(scratch_repo, "  server: imap.example.com\n", "  server: 127.0.0.1\n  port: 9\n")
+    # enabled: a disabled channel's failed test only warns (its mailbox may not be ready yet)
+    edit_example(scratch_repo, "enabled: false", "enabled: true")
     secrets = {"CHANNELSYNC_TARGET": target, **PASSWORD}
     result = plan_pr(scratch_repo, tmp_path, runner_env(), "run", fork=False, secrets=secrets)
     assert not result.ok

@@ -118,7 +118,8 @@ def run_checks(
     results: list[Result | None] = [None] * len(checks)
     done = 0
     workers = max(1, min(concurrency, len(checks)))
-    with ThreadPoolExecutor(workers, thread_name_prefix="probe") as pool:
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="probe")
+    try:
         futures = {
             pool.submit(run_check, check, timeout=timeout, send_test_message=send_test_message): i
             for i, check in enumerate(checks)
@@ -128,6 +129,12 @@ def run_checks(
             done += 1
             if progress is not None:
                 progress(done, len(checks))
+    except BaseException:
+        # Ctrl-C: stop at once, not after the checks under way time out (the process
+        # exits without waiting for their threads)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     return [r for r in results if r is not None]
 
 

@@ -8,7 +8,11 @@ from channelsync.render.plan import headline
 
 def report(outcome: ApplyReport) -> str:
     """What was applied; on a failure, also what failed and what was not attempted."""
-    lines = []
+    lines = [
+        f"{c.kind} '{c.name}' moved through the temporary address {c.temporary_email} "
+        "(another channel took its address)"
+        for c in outcome.parked
+    ]
     if outcome.ok:
         counts: dict[str, int] = {}
         for change in outcome.applied:

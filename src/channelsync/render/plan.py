@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 from typing import Any, TextIO
 
 from channelsync.plan import Change, FieldChange, Plan
@@ -15,6 +16,7 @@ MARKDOWN_MARKER = "<!-- channelsync:plan -->"
 _SYMBOL = {"create": "+", "update": "~", "rename": "->", "delete": "-"}
 _COLOUR = {"create": "32", "update": "33", "rename": "36", "delete": "31"}
 _VERB = {"create": "to create", "update": "to update", "rename": "to rename", "delete": "to delete"}
+_POSITIONED = re.compile(r"^[^\n]*:\d+:\d+: warning: ")  # already "file:line:col: warning:"
 
 
 def use_colour(stream: TextIO) -> bool:
@@ -27,8 +29,8 @@ def value(v: Any) -> str:
 
 def field_line(f: FieldChange, action: str) -> str:
     if f.sensitive:
-        if action == "create":
-            return f"+ {f.path} = (sensitive value)"
+        if action in ("create", "delete"):
+            return f"{_SYMBOL[action]} {f.path} = (sensitive value)"
         return f"~ {f.path}: (sensitive value changed)"
     if action == "create" or f.before is None:
         return f"+ {f.path} = {value(f.after)}"
@@ -40,8 +42,31 @@ def field_line(f: FieldChange, action: str) -> str:
 def headline(change: Change) -> str:
     text = f'{_SYMBOL[change.action]} {change.kind} "{change.name}"'
     if change.previous_name:
-        text += f' (renamed from "{change.previous_name}")'
+        text += f' (renamed from "{change.previous_name}"{_following(change)})'
     return text
+
+
+def _following(change: Change) -> str:
+    n = len(change.followers)
+    if not n:
+        return ""
+    return f"; {n} channel follows it" if n == 1 else f"; {n} channels follow it"
+
+
+def temporary_note(change: Change) -> str:
+    """How a channel whose address another channel takes in the same apply gets there."""
+    return (
+        f"(moves through the temporary address {change.temporary_email} first: another "
+        "channel of this apply takes its address)"
+    )
+
+
+def warning_lines(plan: Plan) -> list[str]:
+    """What apply would refuse, then the plan's warnings, each as one line; positioned ones
+    read like validate's (``file:line:col: warning: ...``)."""
+    lines = [f"warning: {r}" for r in plan.refusals]
+    lines.extend(w if _POSITIONED.match(w) else f"warning: {w}" for w in plan.warnings)
+    return lines
 
 
 def summary_line(plan: Plan, label: str = "Plan") -> str:
@@ -61,10 +86,12 @@ def text(
         if colour:
             head = f"\x1b[{_COLOUR[change.action]}m{head}\x1b[0m"
         lines.append("  " + head)
+        if change.temporary_email:
+            lines.append("      " + temporary_note(change))
         lines.extend("      " + field_line(f, change.action) for f in change.fields)
         lines.append("")
     lines.append(summary_line(plan, label))
-    lines.extend(f"warning: {w}" for w in plan.warnings)
+    lines.extend(warning_lines(plan))
     lines.extend(extra or [])
     return "\n".join(lines) + "\n"
 
@@ -87,7 +114,7 @@ def markdown(plan: Plan, *, label: str = "Plan", extra: str = "") -> str:
         f"| {s['create']} | {s['update']} | {s['rename']} | {s['delete']} | {s['no_op']} |",
         "",
     ]
-    tail = [f"> :warning: {html.escape(w)}" for w in plan.warnings]
+    tail = [f"> :warning: {html.escape(w.removeprefix('warning: '))}" for w in warning_lines(plan)]
     if extra:
         tail.append(extra)
     body: list[str] = []
@@ -112,8 +139,10 @@ def _details(change: Change) -> str:
     name = html.escape(change.name)
     summary = f"<code>{_SYMBOL[change.action]}</code> {change.action} {change.kind} <b>{name}</b>"
     if change.previous_name:
-        summary += f" (from <b>{html.escape(change.previous_name)}</b>)"
+        summary += f" (from <b>{html.escape(change.previous_name)}</b>{_following(change)})"
     lines = [field_line(f, change.action).replace("```", "'''") for f in change.fields]
+    if change.temporary_email:
+        lines.insert(0, "# " + temporary_note(change))
     if not lines:
         return f"<details><summary>{summary}</summary></details>"
     diff = "\n".join(lines)

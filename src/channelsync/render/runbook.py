@@ -43,12 +43,40 @@ _SKIP = {"kind", "renamed_from"}
 def runbook(plan: Plan) -> str:
     if not plan.has_changes:
         return "Nothing to do: the tenant matches the configuration.\n"
-    lines = [f"Runbook for {plan.target}: {len(plan.changes)} change(s), in this order.", ""]
-    for number, change in enumerate(plan.changes, start=1):
-        lines.append(f"{number}. {_title(change)}")
-        lines.extend(f"   {letter}. {step}" for letter, step in _steps(change))
+    items = [(_title(c), _steps(c)) for c in plan.changes]
+    parked = [c for c in plan.changes if c.temporary_email]
+    if parked:  # before the first channel that takes an address, as apply does
+        at = next(
+            i
+            for i, c in enumerate(plan.changes)
+            if c.kind == "EmailChannel" and c.action != "delete"
+        )
+        items[at:at] = [_parking(c) for c in parked]
+    count = f"{len(plan.changes)} change(s)"
+    if len(items) > len(plan.changes):
+        count += f" in {len(items)} steps"
+    lines = [f"Runbook for {plan.target}: {count}, in this order.", ""]
+    for number, (title, steps) in enumerate(items, start=1):
+        lines.append(f"{number}. {title}")
+        lines.extend(f"   {letter}. {step}" for letter, step in steps)
         lines.append("")
     return "\n".join(lines)
+
+
+def _parking(change: Change) -> tuple[str, list[tuple[str, str]]]:
+    """The first step of a channel whose address another channel takes: a temporary one."""
+    label = field_titles(change.kind).get("email", "Email address")
+    current = change.previous_name or change.name
+    title = (
+        f'Give the email channel "{current}" a temporary address (another channel takes '
+        "its address below)."
+    )
+    steps = [
+        f'{_CHANNELS}, and open "{current}" in the list.',
+        f'Set {label} to "{change.temporary_email}".',
+        "Click Save.",
+    ]
+    return title, _lettered(steps)
 
 
 def _title(change: Change) -> str:
@@ -76,6 +104,9 @@ def _steps(change: Change) -> list[tuple[str, str]]:
     if change.action in ("create", "rename"):
         label = field_titles(change.kind).get("name", "Name")
         steps.append(f'Set {label} to "{change.name}".')
+    if change.followers:
+        n = len(change.followers)
+        steps.append(f"The {n} channel(s) that use it follow the new name by themselves.")
     steps.extend(_field_step(change, f.path, f.after, f.sensitive) for f in change.fields)
     if change.kind in ("EmailChannel", "SmtpServer"):
         steps.append(
