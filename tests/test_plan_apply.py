@@ -245,6 +245,29 @@ def test_key_file_is_private(tenant: Path, cli: Any) -> None:
     assert (tenant / ".channelsync" / "tenant.key").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.parametrize("content", [b"not a database\n", b"SQLite format 3\x00" + b"\0" * 84])
+def test_a_file_that_is_not_a_tenant_database_says_so(
+    tenant: Path, cli: Any, content: bytes
+) -> None:
+    (tenant / "bad.db").write_bytes(content)
+    result = cli("plan", "--target", "sqlite:///bad.db")
+    assert result.code == 1
+    assert result.err == (
+        "error: bad.db is not a tenant database (not one channelsync created); check --target: "
+        "sqlite:///x is the path x relative to the current folder, sqlite:////x is /x\n"
+    )
+    assert not (tenant / "bad.key").exists()
+
+
+def test_another_programs_database_is_not_a_tenant_database(tenant: Path, cli: Any) -> None:
+    with sqlite3.connect(tenant / "other.db") as db:
+        db.execute("CREATE TABLE notes (text)")
+    db.close()
+    result = cli("list", "--live", "--target", "sqlite:///other.db")
+    assert result.code == 1
+    assert result.err.startswith("error: other.db is not a tenant database")
+
+
 def test_markdown_plan_stays_under_the_comment_limit(tenant: Path, cli: Any) -> None:
     _many(tenant, 400)
     out = cli("plan", "--format", "markdown").out

@@ -398,7 +398,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
     if args.check:
         stale = schema.stale_files(args.out)
         for path in stale:
-            print(f"{path}: stale; run 'channelsync schema --write'", file=sys.stderr)
+            state = "stale" if path.is_file() else "missing"
+            print(f"{path}: {state}; run 'channelsync schema --write'", file=sys.stderr)
         return EXIT_ERROR if stale else EXIT_OK
     sys.stdout.write(schema.render(schema.all_schemas()[schema.COMBINED]))
     return EXIT_OK
