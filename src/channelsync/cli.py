@@ -368,7 +368,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     table = listing.rows(channels, tenant_default_server(servers))
     table = listing.select(table, filters, args.sort)
     if args.format == "json":
-        print(json.dumps([{c: r[c] for c in listing.COLUMNS} for r in table], indent=2))
+        print(json.dumps(listing.as_json(table), indent=2))
     else:
         sys.stdout.write(listing.render_table(table))
     return EXIT_OK
