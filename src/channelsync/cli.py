@@ -18,6 +18,7 @@ from channelsync import __version__
 from channelsync.defaults import DEFAULT_TARGET
 
 if TYPE_CHECKING:
+    from channelsync.errors import Diagnostic
     from channelsync.loader import Config
     from channelsync.plan import Plan
     from channelsync.targets.base import Target
@@ -297,7 +298,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
     from channelsync.render import plan as render
 
     config = _load(args.dir)
-    rules = ignore.load_rules(args.ignore) if args.ignore else []
+    never: list[Diagnostic] = []
+    rules = ignore.load_rules(args.ignore, never) if args.ignore else []
+    for diagnostic in never:
+        print(diagnostic, file=sys.stderr)
     active, expired = ignore.split_expired(rules, dt.date.today())
     target = _open(args.target, readonly=True)
     try:
@@ -308,9 +312,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
         f"ignore rule expired and no longer applies: {r.describe()}" for r in expired
     )
     if args.format == "json":
-        sys.stdout.write(render.as_json(plan, {"drift": plan.has_changes}))
+        sys.stdout.write(render.as_json(plan, {"drift": plan.has_changes, "ignored": plan.ignored}))
     elif args.format == "markdown":
-        sys.stdout.write(render.markdown(plan, label="Drift"))
+        sys.stdout.write(render.markdown(plan, label="Drift", marker=render.DRIFT_MARKER))
     else:
         sys.stdout.write(render.text(plan, colour=render.use_colour(sys.stdout), label="Drift"))
     return EXIT_CHANGES if plan.has_changes else EXIT_OK

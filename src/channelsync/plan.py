@@ -75,6 +75,7 @@ class Plan:
     config_fingerprint: str  # "" unless asked for (saving or checking a plan reads it)
     live_count: int = 0
     only: list[str] = field(default_factory=list)
+    ignored: int = 0  # drift: differences left out by ignore rules (resources)
 
     @property
     def summary(self) -> dict[str, int]:
