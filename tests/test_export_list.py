@@ -162,3 +162,30 @@ def test_list_json_has_the_server_and_its_mode_apart(tenant: Path, cli: Any) -> 
             "outgoing_mode": "override",
         },
     ]
+
+
+def test_export_restores_a_deleted_file_that_others_refer_to(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    (tenant / "channels.d" / "script.yaml").unlink()
+    (tenant / "channels.d" / "relay.yaml").unlink()
+    result = cli("export")
+    assert result.code == 0, result.err
+    assert result.err.splitlines()[-1] == (
+        "note: exporting anyway: the tenant's resources are written back, which may resolve "
+        "these 2 reference error(s); run 'channelsync validate' after"
+    )
+    assert "error: script 'Support Script' is not defined" in result.err
+    assert "wrote channels.d/emailscript-support-script.yaml" in result.out.splitlines()
+    assert cli("validate").code == 0
+    assert plan_json(cli)["summary"]["no_op"] == 4
+
+
+def test_export_still_refuses_other_config_errors(tenant: Path, cli: Any) -> None:
+    (tenant / "channels.d" / "script.yaml").unlink()
+    (tenant / "channels.d" / "broken.yaml").write_text("kind: EmailChannel\nname: X\n")
+    result = cli("export")
+    assert result.code == 1
+    assert result.err.splitlines()[-1] == (
+        "error: fix these first: export edits the config files in place and must know which "
+        "resource each document defines"
+    )

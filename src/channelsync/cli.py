@@ -321,19 +321,29 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from channelsync import rules
     from channelsync.export import export
     from channelsync.loader import load_config
 
     config = load_config(args.dir) if args.dir.exists() else None
+    # a reference to a resource whose file is gone does not block: export writes it back
+    references = set(rules.reference_problems(config)) if config is not None else set()
     if config is not None and config.errors:
         for diagnostic in config.errors:
             print(diagnostic, file=sys.stderr)
+        if any(d not in references for d in config.errors):
+            print(
+                "error: fix these first: export edits the config files in place and must know "
+                "which resource each document defines",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
         print(
-            "error: fix these first: export edits the config files in place and must know "
-            "which resource each document defines",
+            f"note: exporting anyway: the tenant's resources are written back, which may "
+            f"resolve these {len(config.errors)} reference error(s); run 'channelsync validate' "
+            "after",
             file=sys.stderr,
         )
-        return EXIT_ERROR
     target = _open(args.target, readonly=True)
     try:
         report = export(target, args.dir, config)
