@@ -16,16 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Literal, get_args
+from typing import get_args
 
 from pydantic import BaseModel
 
-from channelsync.errors import ConfigError, Diagnostic
+from channelsync.errors import ConfigError, Diagnostic, Severity
 from channelsync.plan import Plan
 from channelsync.yamlsource import Document, read_source
 
 _FIELDS = ("resource", "field", "expires", "reason")
-Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True)
