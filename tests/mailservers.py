@@ -15,6 +15,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -187,19 +188,24 @@ class MailServers:
             server.shutdown()
             server.server_close()
         self._http.clear()
-        for pidfile in (
-            self.state / "dovecot" / "run" / "master.pid",
-            self.state / "postfix" / "spool" / "pid" / "master.pid",
-        ):
-            with contextlib.suppress(OSError, ValueError):
-                pid = int(pidfile.read_text().split()[0])
-                os.kill(pid, 15)
-                self._pids.append(pid)
-        deadline = time.monotonic() + 5
-        for pid in self._pids:
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.02)
-        shutil.rmtree(self.state, ignore_errors=True)
+        _stop_daemons(self.state, self._pids)
+
+
+def _stop_daemons(state: Path, pids: list[int]) -> None:
+    """Stop Dovecot and Postfix (their master pid files are in ``state``), then remove it."""
+    for pidfile in (
+        state / "dovecot" / "run" / "master.pid",
+        state / "postfix" / "spool" / "pid" / "master.pid",
+    ):
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pidfile.read_text().split()[0])
+            os.kill(pid, 15)
+            pids.append(pid)
+    deadline = time.monotonic() + 5
+    for pid in pids:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -485,3 +491,130 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         check=True,
         timeout=30,
     )
+
+
+# --- `python -m tests.mailservers start|stop`: the same servers for trying `channelsync test` ---
+
+POINTER_ENV = "CHANNELSYNC_MAILSERVERS_STATE"  # where start records the running servers
+SECRET_ENV = "LOCAL_MAIL_PASSWORD"
+_LISTED = (
+    ("imap", "IMAP with STARTTLS"),
+    ("imaps", "IMAP over SSL"),
+    ("pop3", "POP3 with STLS"),
+    ("pop3s", "POP3 over SSL"),
+    ("submission", "SMTP with STARTTLS"),
+    ("smtps", "SMTP over SSL"),
+)
+LOCAL_CONFIG = """\
+kind: EmailChannel
+name: Local Test Channel
+email: {user}
+incoming:
+  server: localhost
+  protocol: imap-ssl
+  port: {imaps}
+  user: {user}
+  password: ${{env:{secret}}}
+  tls: {{ca_file: {ca}}}
+outgoing:
+  server: Local Test Relay
+  override: true
+  password: ${{env:{secret}}}
+---
+kind: SmtpServer
+name: Local Test Relay
+host: localhost
+port: {submission}
+security: starttls
+user: {user}
+password: ${{env:{secret}}}
+tls: {{ca_file: {ca}}}
+"""
+
+
+def _pointer() -> Path:
+    default = Path(__file__).resolve().parent.parent / ".channelsync" / "mailservers.json"
+    return Path(os.environ.get(POINTER_ENV) or default)
+
+
+def _running() -> Path | None:
+    try:
+        state = Path(json.loads(_pointer().read_text())["state"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state if state.is_dir() else None
+
+
+def cli_start() -> int:
+    missing = missing_binaries()
+    if missing:
+        print(
+            f"error: not installed: {', '.join(missing)}; install dovecot-imapd, dovecot-pop3d "
+            "and postfix (as .ci/run does)",
+            file=sys.stderr,
+        )
+        return 1
+    running = _running()
+    if running is not None:
+        print(
+            f"error: already running (state in {running}); stop them first with: "
+            "python -m tests.mailservers stop",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        servers = start()
+    except pytest.fail.Exception as exc:  # start() reports a missing root this way
+        print(f"error: {exc.msg}", file=sys.stderr)
+        return 1
+    config = servers.state / "channels.d" / "local.yaml"
+    config.parent.mkdir()
+    p = servers.ports
+    yaml = LOCAL_CONFIG.format(user=USER, secret=SECRET_ENV, ca=servers.ca_file, **p)
+    config.write_text(yaml, encoding="utf-8")
+    _pointer().parent.mkdir(parents=True, exist_ok=True)
+    _pointer().write_text(json.dumps({"state": str(servers.state)}) + "\n", encoding="utf-8")
+    lines = ["Test mail servers are running on localhost (Dovecot and Postfix):"]
+    lines += [f"  {label:<19} port {p[name]}" for name, label in _LISTED]
+    lines += [
+        f"  user {USER}, password {PASSWORD} (a test account; mailbox with "
+        f"{INBOX_MESSAGES} messages)",
+        f"  CA certificate: {servers.ca_file} (use it as tls.ca_file)",
+        "",
+        f"A config for them, in {config}:",
+        "",
+        yaml,
+        "Try it:",
+        f"  {SECRET_ENV}={PASSWORD} channelsync test --dir {config.parent}",
+        "Stop the servers with: python -m tests.mailservers stop",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def cli_stop() -> int:
+    state = _running()
+    if state is None:
+        print("error: no test mail servers are running (nothing to stop)", file=sys.stderr)
+        return 1
+    _stop_daemons(state, [])
+    _pointer().unlink(missing_ok=True)
+    print("Test mail servers stopped.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.mailservers",
+        description="Start or stop the test suite's Dovecot and Postfix on free loopback ports "
+        "(as root), to try 'channelsync test' against real servers.",
+    )
+    parser.add_argument("action", choices=("start", "stop"))
+    args = parser.parse_args(argv)
+    return cli_start() if args.action == "start" else cli_stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

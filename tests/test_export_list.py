@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.tenant_config import apply, edit_live, plan_json, write
+from tests.tenant_config import BASE, apply, edit_live, plan_json, write
 
 
 def test_export_into_an_empty_dir_then_plan_is_a_no_op(tenant: Path, cli: Any) -> None:
@@ -105,3 +105,87 @@ def test_list_filter_values_are_checked(tenant: Path, cli: Any) -> None:
     result = cli("list", "--filter", "enabled=maybe")
     assert result.code == 1
     assert "bad filter 'enabled=maybe': enabled is true or false" in result.err
+
+
+def _names(cli: Any, *args: str) -> list[str]:
+    result = cli("list", "--format", "json", *args)
+    assert result.code == 0, result.err
+    return [r["name"] for r in json.loads(result.out)]
+
+
+def test_list_filter_matches_the_value_as_shown_or_the_server_name(tenant: Path, cli: Any) -> None:
+    assert _names(cli, "--filter", "outgoing=Relay (tenant default)") == ["Exchange"]
+    assert _names(cli, "--filter", "outgoing=relay (override)") == ["Support"]
+    assert _names(cli, "--filter", "outgoing=Relay") == ["Exchange", "Support"]
+    assert _names(cli, "--filter", "enabled=no") == ["Exchange"]
+
+
+def test_list_filter_takes_wildcards_like_ignore_rules(tenant: Path, cli: Any) -> None:
+    assert _names(cli, "--filter", "outgoing=*default*") == ["Exchange"]
+    assert _names(cli, "--filter", "email=*@example.com") == ["Support"]
+    assert _names(cli, "--filter", "name=Ex?hange") == ["Exchange"]
+    assert _names(cli, "--filter", "port=99*") == ["Exchange", "Support"]
+    assert _names(cli, "--filter", "incoming=outlook.*", "--filter", "enabled=false") == [
+        "Exchange"
+    ]
+
+
+def test_list_sorts_naturally(tenant: Path, cli: Any) -> None:
+    for n in (10, 2, 1):
+        write(
+            tenant,
+            {
+                f"team{n}.yaml": BASE["support.yaml"]
+                .replace("name: Support\n", f"name: Team {n}\n")
+                .replace("email: support@", f"email: team{n}@")
+            },
+        )
+    assert _names(cli, "--filter", "name=Team*") == ["Team 1", "Team 2", "Team 10"]
+    assert _names(cli, "--filter", "name=team*", "--sort=-name") == ["Team 10", "Team 2", "Team 1"]
+
+
+def test_list_json_has_the_server_and_its_mode_apart(tenant: Path, cli: Any) -> None:
+    rows = json.loads(cli("list", "--format", "json").out)
+    assert [
+        {k: r[k] for k in ("name", "outgoing", "outgoing_server", "outgoing_mode")} for r in rows
+    ] == [
+        {
+            "name": "Exchange",
+            "outgoing": "Relay (tenant default)",
+            "outgoing_server": "Relay",
+            "outgoing_mode": "tenant default",
+        },
+        {
+            "name": "Support",
+            "outgoing": "Relay (override)",
+            "outgoing_server": "Relay",
+            "outgoing_mode": "override",
+        },
+    ]
+
+
+def test_export_restores_a_deleted_file_that_others_refer_to(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    (tenant / "channels.d" / "script.yaml").unlink()
+    (tenant / "channels.d" / "relay.yaml").unlink()
+    result = cli("export")
+    assert result.code == 0, result.err
+    assert result.err.splitlines()[-1] == (
+        "note: exporting anyway: the tenant's resources are written back, which may resolve "
+        "these 2 reference error(s); run 'channelsync validate' after"
+    )
+    assert "error: script 'Support Script' is not defined" in result.err
+    assert "wrote channels.d/emailscript-support-script.yaml" in result.out.splitlines()
+    assert cli("validate").code == 0
+    assert plan_json(cli)["summary"]["no_op"] == 4
+
+
+def test_export_still_refuses_other_config_errors(tenant: Path, cli: Any) -> None:
+    (tenant / "channels.d" / "script.yaml").unlink()
+    (tenant / "channels.d" / "broken.yaml").write_text("kind: EmailChannel\nname: X\n")
+    result = cli("export")
+    assert result.code == 1
+    assert result.err.splitlines()[-1] == (
+        "error: fix these first: export edits the config files in place and must know which "
+        "resource each document defines"
+    )

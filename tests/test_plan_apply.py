@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -243,6 +244,29 @@ def test_key_file_is_private(tenant: Path, cli: Any) -> None:
     assert (tenant / ".channelsync" / "tenant.key").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.parametrize("content", [b"not a database\n", b"SQLite format 3\x00" + b"\0" * 84])
+def test_a_file_that_is_not_a_tenant_database_says_so(
+    tenant: Path, cli: Any, content: bytes
+) -> None:
+    (tenant / "bad.db").write_bytes(content)
+    result = cli("plan", "--target", "sqlite:///bad.db")
+    assert result.code == 1
+    assert result.err == (
+        "error: bad.db is not a tenant database (not one channelsync created); check --target: "
+        "sqlite:///x is the path x relative to the current folder, sqlite:////x is /x\n"
+    )
+    assert not (tenant / "bad.key").exists()
+
+
+def test_another_programs_database_is_not_a_tenant_database(tenant: Path, cli: Any) -> None:
+    with sqlite3.connect(tenant / "other.db") as db:
+        db.execute("CREATE TABLE notes (text)")
+    db.close()
+    result = cli("list", "--live", "--target", "sqlite:///other.db")
+    assert result.code == 1
+    assert result.err.startswith("error: other.db is not a tenant database")
+
+
 def test_markdown_plan_stays_under_the_comment_limit(tenant: Path, cli: Any) -> None:
     _many(tenant, 400)
     out = cli("plan", "--format", "markdown").out
@@ -306,6 +330,73 @@ def test_drift_ignore_rules_expire(tenant: Path, cli: Any) -> None:
         "warning: ignore rule expired and no longer applies: EmailChannel/Supp* "
         "(expires 2020-01-01: old exception)"
     ) in result.out
+
+
+def test_ignore_rules_that_can_never_match_are_warnings_at_their_line(
+    tenant: Path, cli: Any
+) -> None:
+    apply(cli)
+    (tenant / "ignore.yaml").write_text(
+        "ignore:\n"
+        "  - resource: EmailChanel/Support\n"
+        "    expires: 2999-01-01\n"
+        "    reason: typo in the kind\n"
+        "  - resource: Support\n"
+        "    expires: 2999-01-01\n"
+        "    reason: no kind at all\n"
+        "  - resource: EmailChannel/*\n"
+        "    field: incoming.prot\n"
+        "    expires: 2999-01-01\n"
+        "    reason: typo in the field\n"
+        "  - resource: '*/Relay'\n"
+        "    field: host\n"
+        "    expires: 2999-01-01\n"
+        "    reason: fine\n"
+    )
+    result = cli("drift", "--ignore", "ignore.yaml")
+    assert result.code == 0
+    assert result.err.splitlines() == [
+        "ignore.yaml:2:15: warning: ignore rule 'EmailChanel/Support' matches nothing: no kind "
+        "'EmailChanel'; did you mean EmailChannel?",
+        "ignore.yaml:5:15: warning: ignore rule 'Support' matches nothing: write Kind/name, "
+        "e.g. EmailChannel/Support",
+        "ignore.yaml:9:12: warning: ignore rule field 'incoming.prot' matches no field of "
+        "EmailChannel",
+    ]
+
+
+def test_ignored_differences_are_counted_not_unchanged(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    edit_live(tenant, "Support", lambda body: body["incoming"].update(port=1993))
+    edit_live(tenant, "Exchange", lambda body: body["incoming"].update(port=1993))
+    (tenant / "ignore.yaml").write_text(
+        "ignore:\n"
+        "  - resource: EmailChannel/*\n"
+        "    field: incoming.port\n"
+        "    expires: 2999-01-01\n"
+        "    reason: ports move next week\n"
+    )
+    result = cli("drift", "--ignore", "ignore.yaml")
+    assert result.code == 0
+    assert result.err == ""
+    assert (
+        "No changes. The tenant matches the configuration (2 resource(s), 2 ignored).\n"
+        in result.out
+    )
+    edit_live(tenant, "Relay", lambda body: body.update(host="smtp2.example.com"))
+    result = cli("drift", "--ignore", "ignore.yaml")
+    assert result.code == 2
+    assert (
+        "Drift: 0 to create, 1 to update, 0 to rename, 0 to delete, 1 unchanged, 2 ignored.\n"
+        in (result.out)
+    )
+    document = json.loads(cli("drift", "--ignore", "ignore.yaml", "--format", "json").out)
+    assert (document["drift"], document["ignored"], document["summary"]["no_op"]) == (True, 2, 1)
+
+
+def test_drift_markdown_has_its_own_marker(tenant: Path, cli: Any) -> None:
+    out = cli("drift", "--format", "markdown").out
+    assert out.startswith("<!-- channelsync:drift -->\n### channelsync Drift: 4 to create")
 
 
 def test_bad_ignore_file_is_reported_with_position(tenant: Path, cli: Any) -> None:

@@ -229,3 +229,20 @@ def test_help_imports_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_schema_check_says_missing_for_absent_files_and_stale_for_changed(
+    workdir: Path, cli: Any
+) -> None:
+    result = cli("schema", "--check")
+    assert result.code == 1
+    assert result.err.splitlines()[0] == (
+        "schemas/EmailChannel.schema.json: missing; run 'channelsync schema --write'"
+    )
+    assert cli("schema", "--write").code == 0
+    (workdir / "schemas" / "SmtpServer.schema.json").write_text("{}\n")
+    result = cli("schema", "--check")
+    assert result.code == 1
+    assert result.err == (
+        "schemas/SmtpServer.schema.json: stale; run 'channelsync schema --write'\n"
+    )

@@ -18,6 +18,7 @@ from channelsync import __version__
 from channelsync.defaults import DEFAULT_TARGET
 
 if TYPE_CHECKING:
+    from channelsync.errors import Diagnostic
     from channelsync.loader import Config
     from channelsync.plan import Plan
     from channelsync.targets.base import Target
@@ -344,7 +345,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
     from channelsync.render import plan as render
 
     config = _load(args.dir)
-    rules = ignore.load_rules(args.ignore) if args.ignore else []
+    never: list[Diagnostic] = []
+    rules = ignore.load_rules(args.ignore, never) if args.ignore else []
+    for diagnostic in never:
+        print(diagnostic, file=sys.stderr)
     active, expired = ignore.split_expired(rules, dt.date.today())
     target = _open(args.target, readonly=True)
     try:
@@ -355,28 +359,38 @@ def cmd_drift(args: argparse.Namespace) -> int:
         f"ignore rule expired and no longer applies: {r.describe()}" for r in expired
     )
     if args.format == "json":
-        sys.stdout.write(render.as_json(plan, {"drift": plan.has_changes}))
+        sys.stdout.write(render.as_json(plan, {"drift": plan.has_changes, "ignored": plan.ignored}))
     elif args.format == "markdown":
-        sys.stdout.write(render.markdown(plan, label="Drift"))
+        sys.stdout.write(render.markdown(plan, label="Drift", marker=render.DRIFT_MARKER))
     else:
         sys.stdout.write(render.text(plan, colour=render.use_colour(sys.stdout), label="Drift"))
     return EXIT_CHANGES if plan.has_changes else EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from channelsync import rules
     from channelsync.export import export
     from channelsync.loader import load_config
 
     config = load_config(args.dir) if args.dir.exists() else None
+    # a reference to a resource whose file is gone does not block: export writes it back
+    references = set(rules.reference_problems(config)) if config is not None else set()
     if config is not None and config.errors:
         for diagnostic in config.errors:
             print(diagnostic, file=sys.stderr)
+        if any(d not in references for d in config.errors):
+            print(
+                "error: fix these first: export edits the config files in place and must know "
+                "which resource each document defines",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
         print(
-            "error: fix these first: export edits the config files in place and must know "
-            "which resource each document defines",
+            f"note: exporting anyway: the tenant's resources are written back, which may "
+            f"resolve these {len(config.errors)} reference error(s); run 'channelsync validate' "
+            "after",
             file=sys.stderr,
         )
-        return EXIT_ERROR
     target = _open(args.target, readonly=True)
     try:
         report = export(target, args.dir, config)
@@ -415,7 +429,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     table = listing.rows(channels, tenant_default_server(servers))
     table = listing.select(table, filters, args.sort)
     if args.format == "json":
-        print(json.dumps([{c: r[c] for c in listing.COLUMNS} for r in table], indent=2))
+        print(json.dumps(listing.as_json(table), indent=2))
     else:
         sys.stdout.write(listing.render_table(table))
     return EXIT_OK
@@ -445,7 +459,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
     if args.check:
         stale = schema.stale_files(args.out)
         for path in stale:
-            print(f"{path}: stale; run 'channelsync schema --write'", file=sys.stderr)
+            state = "stale" if path.is_file() else "missing"
+            print(f"{path}: {state}; run 'channelsync schema --write'", file=sys.stderr)
         return EXIT_ERROR if stale else EXIT_OK
     sys.stdout.write(schema.render(schema.all_schemas()[schema.COMBINED]))
     return EXIT_OK

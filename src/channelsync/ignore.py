@@ -12,11 +12,15 @@ Expired rules stop applying and are reported, so an exception cannot become perm
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import get_args
 
-from channelsync.errors import ConfigError, Diagnostic
+from pydantic import BaseModel
+
+from channelsync.errors import ConfigError, Diagnostic, Severity
 from channelsync.plan import Plan
 from channelsync.yamlsource import Document, read_source
 
@@ -35,7 +39,9 @@ class IgnoreRule:
         return f"{what} (expires {self.expires.isoformat()}: {self.reason})"
 
 
-def load_rules(path: Path) -> list[IgnoreRule]:
+def load_rules(path: Path, warnings: list[Diagnostic] | None = None) -> list[IgnoreRule]:
+    """The rules; ``warnings`` gets rules that can never match (a kind misspelt or missing,
+    a field no resource has), at the rule's line."""
     if not path.is_file():
         problem = Diagnostic(str(path), 1, 1, "error", "ignore file does not exist")
         raise ConfigError([problem], summary="the ignore file does not exist; fix the path")
@@ -45,7 +51,7 @@ def load_rules(path: Path) -> list[IgnoreRule]:
     problems = list(source.problems)
     rules: list[IgnoreRule] = []
     for document in source.documents:
-        rules.extend(_parse(document, str(path), problems))
+        rules.extend(_parse(document, str(path), problems, warnings))
     if not source.documents and not problems:
         problems.append(Diagnostic(str(path), 1, 1, "error", "ignore file is empty"))
     if problems:
@@ -55,10 +61,17 @@ def load_rules(path: Path) -> list[IgnoreRule]:
     return rules
 
 
-def _parse(document: Document, file: str, problems: list[Diagnostic]) -> list[IgnoreRule]:
-    def problem(path: tuple[str | int, ...], message: str) -> None:
+def _parse(
+    document: Document,
+    file: str,
+    problems: list[Diagnostic],
+    warnings: list[Diagnostic] | None = None,
+) -> list[IgnoreRule]:
+    def problem(path: tuple[str | int, ...], message: str, severity: Severity = "error") -> None:
         line, column = document.position(path)
-        problems.append(Diagnostic(file, line, column, "error", message))
+        found = problems if severity == "error" else warnings
+        if found is not None:
+            found.append(Diagnostic(file, line, column, severity, message))
 
     data = document.data
     if not isinstance(data, dict) or not isinstance(data.get("ignore"), list):
@@ -85,10 +98,54 @@ def _parse(document: Document, file: str, problems: list[Diagnostic]) -> list[Ig
         if unknown or missing:
             continue
         field = entry.get("field")
-        out.append(
-            IgnoreRule(str(entry["resource"]), field and str(field), expires, str(entry["reason"]))
+        rule = IgnoreRule(
+            str(entry["resource"]), field and str(field), expires, str(entry["reason"])
         )
+        for key, message in _never_matches(rule):
+            problem((*at, key), message, "warning")
+        out.append(rule)
     return out
+
+
+def _never_matches(rule: IgnoreRule) -> list[tuple[str, str]]:
+    """(field of the rule, why) for a rule that cannot match any resource or field."""
+    from difflib import get_close_matches
+
+    from channelsync.model import KINDS
+
+    kind, slash, _ = rule.resource.partition("/")
+    if not slash:
+        return [
+            (
+                "resource",
+                f"ignore rule '{rule.resource}' matches nothing: write Kind/name, "
+                f"e.g. EmailChannel/{rule.resource}",
+            )
+        ]
+    kinds = [k for k in KINDS if fnmatchcase(k, kind)]
+    if not kinds:
+        close = get_close_matches(kind, list(KINDS), n=1)
+        also = f"did you mean {close[0]}?" if close else f"kinds: {', '.join(KINDS)}"
+        return [
+            ("resource", f"ignore rule '{rule.resource}' matches nothing: no kind '{kind}'; {also}")
+        ]
+    if rule.field and not any(
+        fnmatchcase(path, rule.field) for k in kinds for path in _field_paths(KINDS[k])
+    ):
+        return [
+            ("field", f"ignore rule field '{rule.field}' matches no field of {' or '.join(kinds)}")
+        ]
+    return []
+
+
+def _field_paths(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
+    """Every dotted field path of ``model`` (incoming, incoming.port, ...), as plans name them."""
+    for name, info in model.model_fields.items():
+        path = prefix + (info.alias or name)
+        yield path
+        for inner in (info.annotation, *get_args(info.annotation)):
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                yield from _field_paths(inner, path + ".")
 
 
 def split_expired(
@@ -99,7 +156,8 @@ def split_expired(
 
 
 def apply_rules(plan: Plan, rules: list[IgnoreRule]) -> Plan:
-    """The plan without the changes (or field changes) that active rules accept."""
+    """The plan without the changes (or field changes) that active rules accept; the changes
+    left out entirely are counted in ``ignored``, not as unchanged."""
     kept = []
     ignored = 0
     for change in plan.changes:
@@ -117,4 +175,4 @@ def apply_rules(plan: Plan, rules: list[IgnoreRule]) -> Plan:
             ignored += 1
             continue
         kept.append(replace(change, fields=fields))
-    return replace(plan, changes=kept, no_op=plan.no_op + ignored)
+    return replace(plan, changes=kept, ignored=plan.ignored + ignored)

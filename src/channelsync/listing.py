@@ -7,13 +7,20 @@ Internal), as the vendor's list does.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 from channelsync.errors import UsageError
 
 COLUMNS = ("name", "email", "protocol", "incoming", "port", "outgoing", "script", "enabled")
+JSON_FIELDS = (*COLUMNS, "outgoing_server", "outgoing_mode")
+# outgoing_mode: the channel follows the tenant default, sends through its server with its own
+# account (override), or through its server with the server's account (assigned)
+OVERRIDE, ASSIGNED = "override", "assigned"
+_DIGITS = re.compile(r"(\d+)")
 HEADERS = {
     "name": "CHANNEL NAME",
     "email": "EMAIL ADDRESS",
@@ -41,19 +48,22 @@ class Filter:
             )
         value = value.strip()
         if column == "enabled":
-            flags = {"true": "true", "yes": "true", "false": "false", "no": "false"}
+            flags = {"true": "yes", "yes": "yes", "false": "no", "no": "no"}  # as shown
             if value.lower() not in flags:
                 raise UsageError(f"bad filter '{text}': enabled is true or false")
             value = flags[value.lower()]
-        elif column == "port" and not value.isdigit():
-            raise UsageError(f"bad filter '{text}': port is a number")
+        elif column == "port" and not value.replace("*", "").replace("?", "").isdigit():
+            raise UsageError(f"bad filter '{text}': port is a number (wildcards * and ? allowed)")
         return cls(column, value)
 
     def matches(self, row: dict[str, Any]) -> bool:
-        cell = row[self.column]
+        """The value as the table shows it, or (outgoing) the server's name alone; ``*`` and
+        ``?`` are wildcards as in drift ignore rules, and case does not matter."""
+        cells = [_cell(row[self.column])]
         if self.column == "outgoing":
-            cell = row["outgoing_server"]
-        return str(cell).lower() == self.value.lower()
+            cells.append(row["outgoing_server"])
+        wanted = self.value.lower()
+        return any(c.lower() == wanted or fnmatchcase(c.lower(), wanted) for c in cells)
 
 
 def rows(channels: Iterable[dict[str, Any]], tenant_default: str) -> list[dict[str, Any]]:
@@ -62,9 +72,8 @@ def rows(channels: Iterable[dict[str, Any]], tenant_default: str) -> list[dict[s
         incoming = ch["incoming"]
         outgoing = ch.get("outgoing")
         server = outgoing["server"] if outgoing else tenant_default
-        shown = server if outgoing else f"{server} (tenant default)"
-        if outgoing and outgoing.get("override"):
-            shown += " (override)"
+        mode = "tenant default" if not outgoing else OVERRIDE if outgoing.get("override") else ""
+        shown = f"{server} ({mode})" if mode else server
         out.append(
             {
                 "name": ch["name"],
@@ -74,6 +83,7 @@ def rows(channels: Iterable[dict[str, Any]], tenant_default: str) -> list[dict[s
                 "port": incoming["port"],
                 "outgoing": shown,
                 "outgoing_server": server,
+                "outgoing_mode": mode or ASSIGNED,
                 "script": ch["script"],
                 "enabled": ch["enabled"],
             }
@@ -87,8 +97,20 @@ def select(table: list[dict[str, Any]], filters: list[Filter], sort: str) -> lis
         raise UsageError(f"cannot sort by '{sort}': use one of {', '.join(COLUMNS)}")
     kept = [r for r in table if all(f.matches(r) for f in filters)]
     return sorted(
-        kept, key=lambda r: (str(r[column]).lower(), r["name"]), reverse=sort.startswith("-")
+        kept,
+        key=lambda r: (_natural(_cell(r[column])), _natural(r["name"])),
+        reverse=sort.startswith("-"),
     )
+
+
+def _natural(text: str) -> list[Any]:
+    """'Team 2' before 'Team 10': runs of digits compare as numbers, the rest ignoring case."""
+    return [int(part) if part.isdigit() else part.lower() for part in _DIGITS.split(text)]
+
+
+def as_json(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with the outgoing server's name and its mode as fields of their own."""
+    return [{c: r[c] for c in JSON_FIELDS} for r in table]
 
 
 def render_table(table: list[dict[str, Any]]) -> str:

@@ -99,6 +99,7 @@ class Plan:
     live_count: int = 0
     only: list[str] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
+    ignored: int = 0  # drift: differences left out by ignore rules (resources)
 
     @property
     def summary(self) -> dict[str, int]:

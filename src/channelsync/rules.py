@@ -43,6 +43,11 @@ def check(config: Config) -> list[Diagnostic]:
     return out
 
 
+def reference_problems(config: Config) -> list[Diagnostic]:
+    """The errors about names that no resource defines (a subset of ``check``)."""
+    return list(_references(config.by_kind()))
+
+
 def _unique_names(groups: Groups) -> Iterator[Diagnostic]:
     for kind in KIND_NAMES:
         seen: dict[str, Loaded] = {}

@@ -8,6 +8,7 @@ the install only, and only if .ci/run created it (CHANNELSYNC_POLICY_RC_D moves 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -79,6 +80,7 @@ def sandbox(tmp_path: Path) -> Sandbox:
     venv = repo / ".venv" / "bin"
     venv.mkdir(parents=True)
     _stub(venv, "python")
+    _stub(venv, "pip")
     (venv / "activate").write_text(f'PATH="{venv}:$PATH"; export PATH\n')
     # only these tools on PATH: no dovecot/postfix/zsh, so .ci/run takes the install branch
     bindir = tmp_path / "bin"
@@ -90,6 +92,7 @@ def sandbox(tmp_path: Path) -> Sandbox:
     _stub(bindir, "apt-get", APT_GET)
     _stub(bindir, "debconf-set-selections", "cat >/dev/null")
     _stub(bindir, "sudo", 'exec "$@"')
+    _stub(bindir, "python3")  # python3 -m venv .venv: the stub venv above is already there
     return Sandbox(repo, tmp_path / "policy-rc.d", tmp_path / "calls.log", str(bindir))
 
 
@@ -99,7 +102,11 @@ def test_policy_rc_d_it_creates_exists_during_the_install_only(sandbox: Sandbox)
     calls = sandbox.calls()
     assert "policy-rc.d during install: exit 101" in calls
     assert not sandbox.policy.exists()
-    assert calls[-1] == "python -m pytest"  # the README's test command, last
+    assert calls[-3:] == [
+        "python3 -m venv .venv",  # the README's set-up line ...
+        "pip install -e .[dev]",
+        "python -m pytest",  # ... and its test command, last
+    ]
 
     again = sandbox.run()  # idempotent
     assert again.returncode == 0, again.stderr
@@ -131,3 +138,25 @@ def test_without_root_the_install_goes_through_sudo(sandbox: Sandbox) -> None:
     done = sandbox.run()
     assert done.returncode == 0, done.stderr
     assert any(call.startswith("sudo env DEBIAN_FRONTEND=") for call in sandbox.calls())
+
+
+def _code_block(markdown: str, heading: str) -> list[str]:
+    """The commands of the first ```sh block under ``heading``, without their comments."""
+    section = markdown.split(f"\n{heading}\n", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines() if line.strip()]
+
+
+def test_ci_run_performs_the_readme_set_up_and_test_command_as_written() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    script = [
+        line.strip()
+        for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    set_up = [c for c in _code_block(readme, "## Set up") if not c.startswith("channelsync ")]
+    assert set_up == ["python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[dev]'"]
+    assert _code_block(readme, "## Test") == ["python -m pytest"]
+    assert script[-1] == "python -m pytest"
+    assert set_up[0] in script[:-1]
+    assert "`. .venv/bin/activate`" in readme

@@ -382,3 +382,36 @@ def test_export_and_list_live_over_http(
     assert exported.code == 0, exported.err
     plan = cli("plan", *target, "--dir", "exported", "--format", "json")
     assert json.loads(plan.out)["summary"]["no_op"] == 5
+
+
+def test_sigterm_is_a_clean_stop(server: Server) -> None:
+    proc = server.proc
+    assert proc is not None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert server.log.read_text().splitlines()[-1] == "channelsync serve: stopped"
+
+
+def test_port_in_use_is_one_line_before_any_startup(server: Server, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "channelsync",
+            "serve",
+            "--tokens",
+            str(server.tokens),
+            "--target",
+            f"sqlite:///{tmp_path / 'other.db'}",
+            "--port",
+            str(server.port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: cannot serve on 127.0.0.1:{server.port}: Address already in use; stop the "
+        "process that uses it or choose another --port\n"
+    )

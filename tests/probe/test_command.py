@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from channelsync.cli import main as cli_main
 from channelsync.loader import load_config
-from channelsync.probe import command
+from channelsync.probe import command, render
+from channelsync.probe.check import Diagnosis, Result
 from channelsync.probe.runner import checks_for
 from tests.mailservers import free_port
 from tests.probe.conftest import channel, smtp_server, write
@@ -80,12 +84,126 @@ def test_text_table_names_the_failure_and_the_hint(
     lines = out.splitlines()
     assert lines[0].split() == ["RESOURCE", "CHECK", "ENDPOINT", "RESULT", "TIME", "HINT"]
     assert f"imap-ssl://127.0.0.1:{port}" in lines[1] and "FAIL refused" in lines[1]
-    assert (
+    assert "  nothing accepts" in lines[1] and lines[1].endswith("...")
+    assert lines[3:] == [
         f"error: EmailChannel 'Test Channel' (incoming): refused: connection to 127.0.0.1:{port} "
-        f"refused; nothing accepts connections on 127.0.0.1:{port}; check the port and the "
-        "protocol"
-    ) in lines
-    assert lines[-1] == "0 passed, 1 failed"
+        "refused",
+        f"  hint: nothing accepts connections on 127.0.0.1:{port}; check the port and the protocol",
+        "",
+        "0 passed, 1 failed",
+    ]
+
+
+def _result(name: str, error: Diagnosis | None = None, **fields: Any) -> Result:
+    base: dict[str, Any] = {
+        "kind": "EmailChannel",
+        "name": name,
+        "check": "incoming",
+        "host": "imap.example.com",
+        "port": 993,
+        "protocol": "imap-ssl",
+        "ok": error is None,
+        "elapsed_ms": 12,
+        "error": error,
+    }
+    return Result(**{**base, **fields})
+
+
+REFUSED = Diagnosis(
+    "refused",
+    "connection to imap.example.com:993 refused",
+    "nothing accepts connections on imap.example.com:993; check the port and the protocol",
+)
+
+
+def test_table_fits_100_columns_and_each_failure_is_printed_once() -> None:
+    long_name = "AcmeJets Customer Support Email Channel for Europe"
+    results = [_result(long_name, REFUSED), _result("Sales", messages=3)]
+    assert render.text(results) == (
+        "RESOURCE              CHECK     ENDPOINT                         RESULT           TIME   "
+        "HINT\n"
+        "AcmeJets Customer...  incoming  imap-ssl://imap.example.com:993  FAIL refused     12 ms  "
+        "nothing...\n"
+        "Sales                 incoming  imap-ssl://imap.example.com:993  ok (3 messages)  12 ms\n"
+        "\n"
+        f"error: EmailChannel '{long_name}' (incoming): refused: connection to "
+        "imap.example.com:993 refused\n"
+        "  hint: nothing accepts connections on imap.example.com:993; check the port and the "
+        "protocol\n"
+        "\n"
+        "1 passed, 1 failed\n"
+    )
+    table = render.text(results).split("\n\n")[0].splitlines()
+    assert max(len(line) for line in table) <= 100
+
+
+def test_a_hint_that_fits_is_not_repeated_below_the_table() -> None:
+    short = Diagnosis("auth_failed", "NO [AUTHENTICATIONFAILED] failed", "check the password")
+    out = render.text([_result("Sales", short)])
+    assert out.count("check the password") == 1
+    assert (
+        "error: EmailChannel 'Sales' (incoming): auth_failed: NO [AUTHENTICATIONFAILED] failed\n"
+        in out
+    )
+
+
+def test_colour_marks_ok_and_fail() -> None:
+    out = render.text([_result("A", REFUSED), _result("B")], colour=True)
+    lines = out.splitlines()
+    assert "  \x1b[31mFAIL\x1b[0m refused  " in lines[1]
+    assert "  \x1b[32mok\x1b[0m  " in lines[2]
+
+
+@pytest.mark.parametrize(
+    ("tty", "no_color", "coloured"), [(True, None, True), (True, "1", False), (False, None, False)]
+)
+def test_colour_only_on_a_terminal_and_never_with_no_color(
+    config_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    password: Callable[[str], str],
+    tty: bool,
+    no_color: str | None,
+    coloured: bool,
+) -> None:
+    write(config_dir, channel("imap-ssl", free_port(), server="127.0.0.1", ca=False))
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: tty)
+    if no_color is None:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    else:
+        monkeypatch.setenv("NO_COLOR", no_color)
+    assert _run(config_dir) == 1
+    assert ("\x1b[31mFAIL\x1b[0m" in capsys.readouterr().out) is coloured
+
+
+def test_unset_secret_is_named_in_the_hint_not_its_value(
+    config_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROBE_TEST_PASSWORD", raising=False)
+    write(config_dir, channel("imap-ssl", free_port(), server="127.0.0.1", ca=False))
+    assert _run(config_dir) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3:5] == [
+        "error: EmailChannel 'Test Channel' (incoming): secret_unavailable: incoming.password "
+        "${env:PROBE_TEST_PASSWORD}: environment variable PROBE_TEST_PASSWORD is not set; nothing "
+        "was sent to the server",
+        "  hint: set the environment variable PROBE_TEST_PASSWORD where channelsync runs",
+    ]
+
+
+@pytest.mark.parametrize(
+    "address", ["bob", "bob@", "@example.com", "a b@example.com", "x@y.com,z@w.com", "bob@example"]
+)
+def test_send_test_message_needs_one_plain_address(
+    config_dir: Path, capsys: pytest.CaptureFixture[str], address: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["test", "--dir", str(config_dir), "--send-test-message", address])
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"channelsync test: error: argument --send-test-message: '{address}' is not an email "
+        "address; use name@domain"
+    )
 
 
 def test_config_errors_are_printed_and_nothing_is_tested(

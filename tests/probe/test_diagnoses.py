@@ -362,3 +362,36 @@ def test_plain_client_on_a_well_known_tls_port_is_wrong_protocol() -> None:
     found = diagnose(TimeoutError(), attempt)
     assert found.code == "wrong_protocol"
     assert found.hint == "port 993 usually expects TLS from the first byte; use imap-ssl"
+
+
+@pytest.mark.parametrize(
+    ("greeting", "found"),
+    [
+        ("* OK [CAPABILITY IMAP4rev1] Dovecot ready.", "IMAP"),
+        ("+OK Dovecot ready.", "POP3"),
+        ("220 mail.example.com ESMTP Postfix", "SMTP"),
+        ("HTTP/1.1 400 Bad Request", "HTTP"),
+        ("\x16\x03\x03\x00\x02", "TLS"),
+        ("hello", None),
+    ],
+)
+def test_first_words_tell_which_protocol_answered(greeting: str, found: str | None) -> None:
+    from channelsync.probe.diagnose import speaks
+
+    assert speaks(greeting) == found
+
+
+def test_protocol_error_hint_uses_the_right_article() -> None:
+    from pathlib import Path
+
+    from channelsync.probe.check import Check
+    from channelsync.probe.diagnose import hint
+
+    imap = Check("EmailChannel", "X", "incoming", "mail.example.com", 143, "imap", Path("."))
+    pop3 = Check("EmailChannel", "X", "incoming", "mail.example.com", 110, "pop3-ssl", Path("."))
+    assert hint("protocol_error", imap) == (
+        "the server at mail.example.com:143 did not answer as an IMAP server should"
+    )
+    assert hint("protocol_error", pop3) == (
+        "the server at mail.example.com:110 did not answer as a POP3 server should"
+    )

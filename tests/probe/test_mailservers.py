@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -91,3 +92,74 @@ def test_unprivileged_user_gets_the_clear_failure(tmp_path: Path, uid: int, caus
     if prefix:
         assert cause in message
     assert not list(tmp_path.glob("channelsync-mail-*"))
+
+
+def _servers_command(action: str, pointer: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, mailservers.POINTER_ENV: str(pointer)}
+    return subprocess.run(
+        [sys.executable, "-m", "tests.mailservers", action],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_start_prints_a_config_that_channelsync_test_passes_and_stop_stops(
+    tmp_path: Path,
+) -> None:
+    """The README's "Try the connection tests locally", for real."""
+    if mailservers.missing_binaries():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("mail server binaries not installed (see .ci/run)")
+        pytest.skip("mail server binaries not installed")
+    if os.geteuid() != 0:
+        pytest.skip(mailservers.NEEDS_ROOT)
+    pointer = tmp_path / "mailservers.json"
+    started = _servers_command("start", pointer)
+    assert started.returncode == 0, started.stderr
+    state = Path(json.loads(pointer.read_text())["state"])
+    try:
+        out = started.stdout.splitlines()
+        assert out[0] == "Test mail servers are running on localhost (Dovecot and Postfix):"
+        assert [line.split(" port ")[0].strip() for line in out[1:7]] == [
+            "IMAP with STARTTLS",
+            "IMAP over SSL",
+            "POP3 with STLS",
+            "POP3 over SSL",
+            "SMTP with STARTTLS",
+            "SMTP over SSL",
+        ]
+        assert out[7] == (
+            "  user testuser@example.test, password testpass (a test account; mailbox with 2 "
+            "messages)"
+        )
+        assert out[8] == f"  CA certificate: {state}/certs/ca.crt (use it as tls.ca_file)"
+        config = state / "channels.d"
+        assert out[-2:] == [
+            f"  LOCAL_MAIL_PASSWORD=testpass channelsync test --dir {config}",
+            "Stop the servers with: python -m tests.mailservers stop",
+        ]
+        assert (config / "local.yaml").read_text() in started.stdout
+        assert _servers_command("start", pointer).stderr == (
+            f"error: already running (state in {state}); stop them first with: "
+            "python -m tests.mailservers stop\n"
+        )
+        tested = subprocess.run(
+            [sys.executable, "-m", "channelsync", "test", "--dir", str(config)],
+            env={**os.environ, "LOCAL_MAIL_PASSWORD": "testpass"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+        assert tested.stdout.endswith("\n3 passed, 0 failed\n")
+    finally:
+        stopped = _servers_command("stop", pointer)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout == "Test mail servers stopped.\n"
+    assert not state.exists()
+    again = _servers_command("stop", pointer)
+    assert again.returncode == 1
+    assert again.stderr == "error: no test mail servers are running (nothing to stop)\n"

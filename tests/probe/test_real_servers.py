@@ -305,3 +305,62 @@ def test_ssl_context_is_verified_by_default(mail: MailServers) -> None:
 
     ctx = context_for(Check("EmailChannel", "x", "incoming", "h", 1, "imap-ssl", Path(".")))
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+
+
+@pytest.mark.parametrize(
+    ("protocol", "port_name", "found", "wanted", "advice"),
+    [
+        ("pop3", "imap", "IMAP", "POP3", "POP3 uses 110, or 995 with pop3-ssl"),
+        ("pop3-ssl", "imaps", "IMAP", "POP3", "POP3 uses 110, or 995 with pop3-ssl"),
+        ("imap", "pop3", "POP3", "IMAP", "IMAP uses 143, or 993 with imap-ssl"),
+        ("imap-ssl", "pop3s", "POP3", "IMAP", "IMAP uses 143, or 993 with imap-ssl"),
+        ("imap", "submission", "SMTP", "IMAP", "IMAP uses 143, or 993 with imap-ssl"),
+        ("pop3", "submission", "SMTP", "POP3", "POP3 uses 110, or 995 with pop3-ssl"),
+    ],
+)
+def test_mailbox_check_on_another_protocols_port_says_what_answered(
+    probe: Probe,
+    mail: MailServers,
+    password: Password,
+    protocol: str,
+    port_name: str,
+    found: str,
+    wanted: str,
+    advice: str,
+) -> None:
+    port = mail.ports[port_name]
+    result = only(probe(channel(protocol, port)))
+    assert_failed(result, "wrong_protocol")
+    assert result.error is not None
+    article = "an" if found == "IMAP" else "a"
+    assert result.error.message.startswith(
+        f"localhost:{port} answered as {article} {found} server: "
+    )
+    assert result.error.hint == f"this port speaks {found}, not {wanted}; check the port ({advice})"
+
+
+@pytest.mark.parametrize(
+    ("security", "port_name", "found"),
+    [
+        ("none", "imap", "IMAP"),
+        ("none", "pop3", "POP3"),
+        ("ssl", "imaps", "IMAP"),
+        ("ssl", "pop3s", "POP3"),
+    ],
+)
+def test_smtp_check_on_a_mailbox_port_says_what_answered(
+    probe: Probe, mail: MailServers, password: Password, security: str, port_name: str, found: str
+) -> None:
+    port = mail.ports[port_name]
+    result = only(probe(smtp_server(security, port)))
+    assert_failed(result, "wrong_protocol")
+    assert result.error is not None
+    greeting = "* OK [CAPABILITY" if found == "IMAP" else "+OK"
+    article = "an" if found == "IMAP" else "a"
+    assert result.error.message.startswith(
+        f"localhost:{port} answered as {article} {found} server: {greeting}"
+    )
+    assert result.error.hint == (
+        f"this port speaks {found}, not SMTP; check the port (SMTP uses 587 with security: "
+        "starttls, or 465 with security: ssl)"
+    )

@@ -39,6 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--send-test-message",
         metavar="ADDRESS",
+        type=_address,
         help="also send a short message to ADDRESS through each SMTP check",
     )
     p.set_defaults(handler=run)
@@ -52,6 +53,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _address(text: str) -> str:
+    """One plain address (name@domain): it goes into RCPT TO and the To header as it is."""
+    local, at, domain = text.partition("@")
+    named = "." in domain.strip(".") or domain == "localhost"
+    plain = at and local and named and not set(text) & set(' \t<>,;"\\')
+    if not plain or "@" in domain or not text.isprintable() or len(text) > 254:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an email address; use name@domain")
+    return text
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -63,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from channelsync.loader import load_config
     from channelsync.probe import render
     from channelsync.probe.runner import checks_for, run_checks
+    from channelsync.render.plan import use_colour
 
     config = load_config(args.dir)
     if config.errors:
@@ -89,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if show:
         sys.stderr.write("\r\x1b[K")
-    out = render.as_json(results) if args.format == "json" else render.text(results)
+    if args.format == "json":
+        out = render.as_json(results)
+    else:
+        out = render.text(results, colour=use_colour(sys.stdout))
     sys.stdout.write(out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
 

@@ -7,6 +7,7 @@ Codes are part of the JSON output and must not change; ``CODES`` is the complete
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import socket
 import ssl
@@ -156,7 +157,61 @@ def hint(code: str, check: Check) -> str:
         return "logged in, but the mailbox cannot be opened; check the account's mailbox rights"
     if code == "secret_unavailable":
         return "set the environment variable or create the file where channelsync runs"
-    return f"the server at {where} did not answer as a {check.protocol} server should"
+    return f"the server at {where} did not answer as {_a(family(check.protocol))} server should"
+
+
+def family(protocol: str) -> str:
+    """imap-ssl -> IMAP, pop3 -> POP3, smtp-starttls -> SMTP."""
+    return protocol.split("-")[0].upper()
+
+
+def _a(name: str) -> str:
+    return f"an {name}" if name[:1] in "AEIOU" else f"a {name}"
+
+
+# what a server says first, by protocol; HTTP and TLS only answer, so they show up as replies
+_GREETINGS = (
+    (re.compile(r"\* (OK|PREAUTH|BYE)\b", re.I), "IMAP"),
+    (re.compile(r"(\+OK|-ERR)\b", re.I), "POP3"),
+    (re.compile(r"\d{3}([ -]|$)"), "SMTP"),
+    (re.compile(r"HTTP/\d"), "HTTP"),
+    (re.compile(r"\x16\x03"), "TLS"),
+)
+_PORTS = {
+    "IMAP": "IMAP uses 143, or 993 with imap-ssl",
+    "POP3": "POP3 uses 110, or 995 with pop3-ssl",
+    "SMTP": "SMTP uses 587 with security: starttls, or 465 with security: ssl",
+}
+
+
+def speaks(greeting: str) -> str | None:
+    """The protocol a server's first words belong to, when they are recognisable."""
+    return next((name for pattern, name in _GREETINGS if pattern.match(greeting)), None)
+
+
+def _other_protocol(greeting: str, check: Check) -> tuple[str, str, str | None] | None:
+    found, wanted = speaks(greeting), family(check.protocol)
+    if found is None or found == wanted:
+        return None
+    return (
+        "wrong_protocol",
+        f"{check.host}:{check.port} answered as {_a(found)} server: {greeting}",
+        f"this port speaks {found}, not {wanted}; check the port ({_PORTS[wanted]})",
+    )
+
+
+def _greeting_of(exc: BaseException) -> str:
+    """The server's first line from imaplib's, poplib's or our own greeting error."""
+    import ast
+
+    raw: Any = exc.reply if isinstance(exc, ServerRefusal) else (exc.args[0] if exc.args else "")
+    prefix = "unexpected response: "  # imaplib quotes the line it did not understand
+    if isinstance(raw, str) and raw.startswith(prefix):
+        with contextlib.suppress(ValueError, SyntaxError):
+            raw = ast.literal_eval(raw[len(prefix) :])
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    return words(str(raw))[:200]
 
 
 def scrub(text: str, secrets: list[str]) -> str:
@@ -235,6 +290,10 @@ def _classify(exc: BaseException, attempt: Attempt) -> tuple[str, str, str | Non
         return "protocol_error", f"the server closed the connection ({attempt.stage})", None
     if isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException):
         return "protocol_error", f"network error: {exc.strerror or exc}", None
+    if attempt.stage == "greeting":
+        other = _other_protocol(_greeting_of(exc), check)
+        if other is not None:
+            return other
     reply = _reply_of(exc)
     for fragment, code, vendor_hint in _VENDOR_REPLIES:
         if fragment in reply.lower():

@@ -15,7 +15,19 @@ class _IMAP(imaplib.IMAP4):
 
     def __init__(self, attempt: Attempt) -> None:
         self._attempt = attempt
-        super().__init__(attempt.check.host, attempt.check.port, timeout=attempt.timeout)
+        self._first_line: bytes | None = None
+        try:
+            super().__init__(attempt.check.host, attempt.check.port, timeout=attempt.timeout)
+        except imaplib.IMAP4.error:
+            if attempt.stage == "greeting" and self._first_line:
+                raise ServerRefusal(self._first_line) from None  # imaplib may lose the words
+            raise
+
+    def readline(self) -> bytes:
+        line = super().readline()
+        if self._first_line is None:
+            self._first_line = line
+        return line
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         return connect(self._attempt)

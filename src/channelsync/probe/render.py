@@ -36,23 +36,58 @@ def _hint(result: Result) -> str:
     return "; ".join(result.warnings)
 
 
-def text(results: Sequence[Result]) -> str:
+WIDTH = 100  # the table fits a 100-column terminal or CI log
+_GAP = "  "
+_MIN_HINT = 10  # a hint cut short is printed in full below the table
+# (column, narrowest, hint width kept): long names give way first, endpoints last
+_SHRINKABLE = ((0, 20, 20), (0, 12, _MIN_HINT), (2, 20, _MIN_HINT))
+_GREEN, _RED, _RESET = "\x1b[32m", "\x1b[31m", "\x1b[0m"
+
+
+def _fit(cell: str, width: int) -> str:
+    """``cell`` cut to ``width`` columns, at a word where one is near, marked with '...'."""
+    if len(cell) <= width:
+        return cell
+    cut = cell[: max(width - 3, 0)]
+    space = cut.rfind(" ")
+    if cell[len(cut)] != " " and space >= width // 3:  # not in the middle of a word
+        cut = cut[:space]
+    return cut.rstrip(" ;,") + "..."
+
+
+def _widths(rows: Sequence[Sequence[str]]) -> list[int]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS) - 1)]
+    for column, floor, hint in _SHRINKABLE:
+        over = sum(widths) + len(_GAP) * len(widths) + hint - WIDTH
+        widths[column] -= max(0, min(over, widths[column] - floor))
+    return [*widths, max(WIDTH - sum(widths) - len(_GAP) * len(widths), _MIN_HINT)]
+
+
+def text(results: Sequence[Result], *, colour: bool = False) -> str:
+    """The table, then each failure once in full: the server's words, and the whole hint
+    when the table had to shorten it. ``colour``: ok in green and FAIL in red."""
     if not results:
         return "nothing to test: no channels or SMTP servers selected\n"
     rows = [
         (r.name, r.check, r.endpoint, _outcome(r), f"{r.elapsed_ms} ms", _hint(r)) for r in results
     ]
-    widths = [max(len(row[i]) for row in (HEADERS, *rows)) for i in range(len(HEADERS) - 1)]
+    widths = _widths([HEADERS, *rows])
     lines = []
-    for row in (HEADERS, *rows):
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    for i, row in enumerate((HEADERS, *rows)):
+        cells = [_fit(cell, width).ljust(width) for cell, width in zip(row, widths, strict=True)]
+        if colour and i > 0:
+            paint = _GREEN if results[i - 1].ok else _RED
+            word = "ok" if results[i - 1].ok else "FAIL"
+            cells[3] = cells[3].replace(word, f"{paint}{word}{_RESET}", 1)
+        lines.append(_GAP.join(cells).rstrip())
     failures = [r for r in results if r.error is not None]
     if failures:
         lines.append("")
-        for r in failures:
-            assert r.error is not None
-            lines.append(f"error: {r.kind} '{r.name}' ({r.check}): {r.error}")
+    for r in failures:
+        assert r.error is not None
+        lines.append(f"error: {r.kind} '{r.name}' ({r.check}): {r.error.code}: {r.error.message}")
+        if len(r.error.hint) > widths[-1]:
+            lines.append(f"  hint: {r.error.hint}")
     for r in results:
         lines.extend(f"warning: {r.kind} '{r.name}' ({r.check}): {w}" for w in r.warnings)
     counts = summary(results)

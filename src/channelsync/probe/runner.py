@@ -218,5 +218,7 @@ def _resolve(attempt: Attempt, reference: str, field: str) -> str:
         raise ProbeFailure(
             "secret_unavailable",
             f"{field} {ref}: {exc}; nothing was sent to the server",
-            "set the environment variable or create the file where channelsync runs",
+            f"set the environment variable {ref.name} where channelsync runs"
+            if ref.source == "env"
+            else f"create the file {ref.name} (relative to the YAML file's folder)",
         ) from None

@@ -9,6 +9,7 @@ import socket
 from channelsync.probe.check import Attempt, Login, ProbeFailure, ServerRefusal
 from channelsync.probe.tls import connect, context_for, record, send_goodbye
 
+_MAX_LINE = 2048
 _QUEUE_ID = re.compile(r"queued as\s+<?([^\s>]+)", re.I)
 
 
@@ -21,12 +22,22 @@ class _SMTP(smtplib.SMTP):
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return connect(self._attempt)
 
+    def greeting(self, sock: socket.socket) -> int:
+        """Read the greeting; anything but 220 is refused with the server's exact first line
+        (smtplib's own reply drops the first four characters of a line it cannot parse)."""
+        self.sock, self.file = sock, sock.makefile("rb")
+        first = self.file.peek(_MAX_LINE)[:_MAX_LINE].split(b"\n")[0]
+        code, _ = self.getreply()
+        if code != 220:
+            raise ServerRefusal(first)
+        return code
+
 
 def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> None:
     check = attempt.check
     client = _SMTP(attempt)
     try:
-        _expect(220, *client.connect(check.host, check.port))
+        client.greeting(connect(attempt))
         attempt.step("ehlo", client.sock)
         _expect(250, *client.ehlo())
         if check.protocol == "smtp-starttls":

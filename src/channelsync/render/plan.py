@@ -12,6 +12,7 @@ from channelsync.plan import Change, FieldChange, Plan
 
 MARKDOWN_LIMIT = 60_000
 MARKDOWN_MARKER = "<!-- channelsync:plan -->"
+DRIFT_MARKER = "<!-- channelsync:drift -->"
 
 _SYMBOL = {"create": "+", "update": "~", "rename": "->", "delete": "-"}
 _COLOUR = {"create": "32", "update": "33", "rename": "36", "delete": "31"}
@@ -71,10 +72,13 @@ def warning_lines(plan: Plan) -> list[str]:
 
 def summary_line(plan: Plan, label: str = "Plan") -> str:
     s = plan.summary
+    ignored = f", {plan.ignored} ignored" if plan.ignored else ""
     if not plan.has_changes:
-        return f"No changes. The tenant matches the configuration ({s['no_op']} resource(s))."
+        return (
+            f"No changes. The tenant matches the configuration ({s['no_op']} resource(s){ignored})."
+        )
     parts = [f"{s[a]} {_VERB[a]}" for a in _VERB]
-    return f"{label}: {', '.join(parts)}, {s['no_op']} unchanged."
+    return f"{label}: {', '.join(parts)}, {s['no_op']} unchanged{ignored}."
 
 
 def text(
@@ -100,11 +104,14 @@ def as_json(plan: Plan, extra: dict[str, Any] | None = None) -> str:
     return json.dumps({**plan.as_json(), **(extra or {})}, indent=2, ensure_ascii=False) + "\n"
 
 
-def markdown(plan: Plan, *, label: str = "Plan", extra: str = "") -> str:
-    """A pull-request comment: summary table, one collapsible block per resource."""
+def markdown(
+    plan: Plan, *, label: str = "Plan", extra: str = "", marker: str = MARKDOWN_MARKER
+) -> str:
+    """A pull-request comment (or, with DRIFT_MARKER, the drift issue): summary table, one
+    collapsible block per resource."""
     s = plan.summary
     head = [
-        MARKDOWN_MARKER,
+        marker,
         f"### channelsync {summary_line(plan, label)}",
         "",
         f"Target: `{plan.target}`",

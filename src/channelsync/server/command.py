@@ -7,8 +7,12 @@ Only argument parsing lives at import time: FastAPI and uvicorn are imported ins
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import socket
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from channelsync.defaults import DEFAULT_TARGET
@@ -121,6 +125,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "secrets over it; use --tls-cert/--tls-key or a TLS-terminating proxy",
             file=sys.stderr,
         )
+    sock = _listen(args.host, args.port)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     app = create_app(args.target, args.tokens)
     print(
@@ -128,17 +133,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         AccessLog(app),
-        host=args.host,
-        port=args.port,
         ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
         ssl_keyfile=str(args.tls_key) if args.tls_key else None,
         log_config=None,
         access_log=False,
         server_header=False,
     )
+    _server_class()(config).run(sockets=[sock])
+    print("channelsync serve: stopped", file=sys.stderr)
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts, so a busy port is one clear error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ChannelsyncError(
+            f"cannot serve on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}; "
+            "stop the process that "
+            "uses it or choose another --port"
+        ) from None
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but SIGTERM is a clean stop (exit 0), not re-raised at the end."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM:
+                self._captured_signals.remove(sig)
+
+    return Server
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,6 +141,30 @@ def _plain_errors(method: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _require_tenant_file(path: Path) -> None:
+    """A file that is not a tenant database fails as that, not as a tenant without its key."""
+    with path.open("rb") as f:
+        header = f.read(len(_SQLITE_MAGIC))
+    if header == _SQLITE_MAGIC:
+        uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+        try:
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+                tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError:  # a damaged file that starts like a database
+            tables = {"(damaged)"}
+        if not tables or "resources" in tables:
+            return
+    raise TargetError(
+        f"{path} is not a tenant database (not one channelsync created); check --target: "
+        "sqlite:///x is the path x relative to the current folder, sqlite:////x is /x"
+    )
+
+
 class SqliteTarget:
     """``sqlite:///PATH``: the embedded default target."""
 
@@ -156,6 +180,7 @@ class SqliteTarget:
         new_tenant = not self.path.exists() or self.path.stat().st_size == 0
         self.keys = _Keys(key_file, create=new_tenant and not readonly)
         if not new_tenant and self.keys.hmac_key is None:
+            _require_tenant_file(self.path)
             raise TargetError(
                 f"key file {key_file} is missing: the tenant's secrets cannot be read or "
                 "compared. Restore it from a backup (a new key would make them unreadable)"
