@@ -19,6 +19,7 @@ from typing import Any
 from channelsync.defaults import KIND_NAMES, LOCAL_FIELDS
 from channelsync.document import copy_mappings, get_path, secret_paths, set_path
 from channelsync.errors import ChannelsyncError
+from channelsync.fsio import write_atomic
 from channelsync.loader import Config, Loaded
 from channelsync.perf import paused_gc
 from channelsync.secrets import SecretUnavailable, parse_ref
@@ -109,7 +110,7 @@ class Plan:
         for entry, change in zip(saved["changes"], self.changes, strict=True):
             entry["live_etag"] = change.live_etag
         try:
-            path.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+            write_atomic(path, json.dumps(saved, indent=2) + "\n")
         except OSError as exc:
             raise ChannelsyncError(f"cannot write plan file {path}: {exc.strerror}") from None
 
