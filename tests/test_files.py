@@ -108,6 +108,13 @@ def test_a_full_disk_leaves_the_old_file_intact_and_names_it(small_disk: Path) -
     assert sorted(p.name for p in small_disk.iterdir()) == [".filler", "plan.json"]
 
 
+def test_a_key_that_cannot_be_written_whole_leaves_no_key_file(small_disk: Path) -> None:
+    fill(small_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        write_atomic(small_disk / "tenant.key", os.urandom(64), mode=PRIVATE, exclusive=True)
+    assert [p.name for p in small_disk.iterdir()] == [".filler"]  # no empty key to trip on
+
+
 def test_private_files_are_never_readable_by_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
