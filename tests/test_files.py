@@ -423,6 +423,14 @@ def test_a_reader_sees_what_a_writer_still_holds_in_its_log(tenant: Path, cli: A
         writer.close()
 
 
+def test_an_empty_log_left_behind_gets_no_new_side_file(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    (tenant / TENANT / "tenant.db-wal").write_bytes(b"")
+    before = snapshot(tenant / TENANT)
+    assert cli("drift").code == 0
+    assert snapshot(tenant / TENANT) == before
+
+
 def test_an_unlocked_reader_reads_again_after_a_writer_changed_the_file(
     tenant: Path, cli: Any
 ) -> None:

@@ -190,15 +190,16 @@ class SqliteTarget:
     def _connect_readonly(self) -> sqlite3.Connection | None:
         """A reader that creates nothing: no tenant, no folder, and none of the -wal and -shm
         files a plain read-only SQLite connection leaves behind (nor fails for, in a read-only
-        folder). Without a -wal file every committed change is in the database file itself,
-        which is then read without locks (``immutable``); ``_query`` checks that no writer
-        changed it meanwhile. With one (a writer is at work), SQLite's read-only mode uses it.
+        folder). With no -wal file, or an empty one, every committed change is in the database
+        file itself, which is then read without locks (``immutable``); ``_query`` checks that
+        no writer changed the file meanwhile (a checkpoint is the only way one changes it).
+        With a -wal file that holds changes, SQLite's read-only mode reads it.
         """
         if not self.path.exists() or self.path.stat().st_size == 0:
             _check_folders(self.path)
             self.absent = f"no tenant at {self.path} yet: apply will create it"
             return None
-        journal = any(Path(f"{self.path}{end}").exists() for end in ("-wal", "-journal"))
+        journal = any(_holds_data(Path(f"{self.path}{end}")) for end in ("-wal", "-journal"))
         self._snapshot = None if journal else _signature(self.path)
         mode = "mode=ro" if journal else "immutable=1"
         uri = f"file:{quote(str(self.path.resolve()))}?{mode}"
@@ -567,6 +568,13 @@ def _serialise(body: dict[str, Any]) -> tuple[str, str]:
     """The stored text of a body and its ETag (a hash of exactly that text)."""
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return text, hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _holds_data(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def _signature(path: Path) -> tuple[int, ...]:
