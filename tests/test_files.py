@@ -198,7 +198,8 @@ def test_every_command_that_writes_keeps_the_old_file_on_a_full_disk(
     disk = os.path.relpath(small_disk, tenant)
     old = small_disk / old_file
     old.parent.mkdir(parents=True, exist_ok=True)
-    old.write_text('{"tokens": []}\n' if old_file == "tokens.json" else "old\n")
+    contents = {"tokens.json": '{"tokens": []}\n', "plan.json": '{\n  "format_version": 1\n}\n'}
+    old.write_text(contents.get(old_file, "old\n"))
     before = old.read_text()
     fill(small_disk)
     result = cli(*[part.format(disk=disk) for part in command])
@@ -223,6 +224,24 @@ def test_export_on_a_full_disk_keeps_the_config_file_and_names_it(
     assert result.code == 1
     assert result.err == f"error: {disk}/support.yaml: No space left on device\n"
     assert (config / "support.yaml").read_text() == before
+
+
+def test_plan_out_replaces_only_a_saved_plan(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    for victim in (".channelsync/tenant.db", "channels.d/support.yaml"):
+        before = (tenant / victim).read_bytes()
+        result = cli("plan", "--out", victim)
+        assert result.code == 1
+        assert result.err == (
+            f"error: {victim} exists and is not a saved plan: not replacing it. Choose another "
+            "--out path or remove that file\n"
+        )
+        assert (tenant / victim).read_bytes() == before
+    assert cli("plan", "--out", "plan.json").code == 0
+    assert cli("plan", "--out", "plan.json").code == 0  # an older saved plan is replaced
+    assert cli("plan", "--out", "channels.d").err == (
+        "error: cannot write plan file channels.d: Is a directory\n"
+    )
 
 
 # --- export never loses the config ---------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import stat
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -109,6 +110,7 @@ class Plan:
         saved["only"] = self.only
         for entry, change in zip(saved["changes"], self.changes, strict=True):
             entry["live_etag"] = change.live_etag
+        _check_replaceable(path)
         try:
             write_atomic(path, json.dumps(saved, indent=2) + "\n")
         except OSError as exc:
@@ -158,6 +160,27 @@ def _text(value: Any, *, optional: bool = False) -> Any:
 
 
 # --- building a plan -----------------------------------------------------------------
+
+
+_SAVED_START = b'{\n  "format_version": '
+
+
+def _check_replaceable(path: Path) -> None:
+    """A saved plan replaces an older saved plan (or an empty file), never another file named
+    by mistake: a config file, the tenant database."""
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            return  # a folder: the write says so; nothing of the user's to lose otherwise
+        with path.open("rb") as handle:
+            if handle.read(len(_SAVED_START)) == _SAVED_START:
+                return
+    except OSError:
+        return  # the write itself reports it, naming the file
+    raise ChannelsyncError(
+        f"{path} exists and is not a saved plan: not replacing it. Choose another --out path "
+        "or remove that file"
+    )
 
 
 def config_fingerprint(config: Config) -> str:
