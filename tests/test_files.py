@@ -244,6 +244,22 @@ def test_plan_out_replaces_only_a_saved_plan(tenant: Path, cli: Any) -> None:
     )
 
 
+def test_an_exclusive_write_works_without_hard_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: str, target: Any) -> None:  # vfat, some network file systems
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    key = tmp_path / "tenant.key"
+    write_atomic(key, b"k" * 64, mode=PRIVATE, exclusive=True)
+    assert (key.read_bytes(), key.stat().st_mode & 0o777) == (b"k" * 64, 0o600)
+    assert [p.name for p in tmp_path.iterdir()] == ["tenant.key"]
+    with pytest.raises(FileExistsError):
+        write_atomic(key, b"x" * 64, mode=PRIVATE, exclusive=True)
+    assert key.read_bytes() == b"k" * 64
+
+
 # --- export never loses the config ---------------------------------------------------
 
 

@@ -50,7 +50,7 @@ def write_atomic(
             finally:
                 os.close(fd)
             if exclusive:
-                os.link(tmp, path)
+                _link_or_create(tmp, path, raw, final)
                 os.unlink(tmp)
             else:
                 os.replace(tmp, path)
@@ -83,6 +83,25 @@ def _create_temp(path: Path, mode: int) -> tuple[int, str]:
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path))
+
+
+def _link_or_create(tmp: str, path: Path, raw: bytes, mode: int | None) -> None:
+    """Give the complete ``tmp`` the name ``path`` unless that exists. A file system without
+    hard links gets an exclusive create instead (complete once written and flushed)."""
+    try:
+        os.link(tmp, path)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666 if mode is None else mode
+    )
+    try:
+        _write_all(fd, raw)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_all(fd: int, raw: bytes) -> None:
