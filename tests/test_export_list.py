@@ -53,7 +53,7 @@ def test_export_keeps_explicit_fields_explicit_and_removes_gone_resources(
     apply(cli)
     write(tenant, {"extra.yaml": "kind: EmailScript\nname: Not Live\n"})
     edit_live(tenant, "Support", lambda body: body.update(enabled=False))
-    result = cli("export")
+    result = cli("export", "--prune")
     assert "removed EmailScript 'Not Live' (not in the tenant)" in result.out
     assert not (tenant / "channels.d" / "extra.yaml").exists()
     assert "enabled: false\n" in (tenant / "channels.d" / "support.yaml").read_text()
@@ -81,7 +81,6 @@ def test_list_filters_and_sorts(tenant: Path, cli: Any) -> None:
 
 
 def test_list_live_reads_the_target(tenant: Path, cli: Any) -> None:
-    assert cli("list", "--live").out.endswith("0 channel(s)\n")
     apply(cli)
     assert cli("list", "--live").out.endswith("2 channel(s)\n")
 

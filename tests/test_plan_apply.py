@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from channelsync.targets.sqlite import SqliteTarget
 from tests.tenant_config import BASE, SECRETS, apply, edit_live, plan_json, write
 
 
@@ -292,7 +293,6 @@ def test_runbook_uses_the_console_words(tenant: Path, cli: Any) -> None:
 
 
 def test_drift_exit_codes(tenant: Path, cli: Any) -> None:
-    assert cli("drift").code == 2  # nothing applied yet
     apply(cli)
     assert cli("drift").code == 0
     edit_live(tenant, "Support", lambda body: body["incoming"].update(port=1993))
@@ -302,8 +302,10 @@ def test_drift_exit_codes(tenant: Path, cli: Any) -> None:
     assert "Drift: 0 to create, 1 to update" in result.out
 
 
-def test_drift_never_writes(tenant: Path, cli: Any) -> None:
-    assert cli("drift").code == 2
+def test_drift_without_a_tenant_refuses_and_creates_nothing(tenant: Path, cli: Any) -> None:
+    result = cli("drift")
+    assert result.code == 1
+    assert result.err == "error: no tenant at .channelsync/tenant.db yet: apply will create it\n"
     assert not (tenant / ".channelsync").exists()
 
 
@@ -395,6 +397,7 @@ def test_ignored_differences_are_counted_not_unchanged(tenant: Path, cli: Any) -
 
 
 def test_drift_markdown_has_its_own_marker(tenant: Path, cli: Any) -> None:
+    SqliteTarget("sqlite:///.channelsync/tenant.db").close()  # an empty tenant
     out = cli("drift", "--format", "markdown").out
     assert out.startswith("<!-- channelsync:drift -->\n### channelsync Drift: 4 to create")
 

@@ -129,6 +129,7 @@ def test_unset_secret_is_one_warning_per_variable_with_its_count(
     text = cli("plan").out
     assert text.endswith(
         "Plan: 5 to create, 0 to update, 0 to rename, 0 to delete, 0 unchanged.\n"
+        "warning: no tenant at .channelsync/tenant.db yet: apply will create it\n"
         "channels.d/desk.yaml:10:13: warning: environment variable SUPPORT_IMAP_PASSWORD is "
         "not set (2 references): apply will fail: 2 resources to create or change need it\n"
         "channels.d/exchange.yaml:12:20: warning: environment variable OAUTH_SECRET is not set "

@@ -119,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write the target's live state into the config files")
     _dir_option(p)
     _target_option(p)
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="also remove the documents of resources the tenant does not have",
+    )
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("list", help="list channels like the console's channel list")
@@ -201,10 +206,17 @@ def _load(directory: Path) -> Config:
     return config
 
 
-def _open(url: str | None, *, readonly: bool = False) -> Target:
-    from channelsync.targets import open_target, target_url
+def _open(url: str | None, *, readonly: bool = False, existing: bool = False) -> Target:
+    """``existing``: refuse a target that names no tenant yet (nothing to read from)."""
+    from channelsync.targets import absent, open_target, target_url
+    from channelsync.targets.base import TargetError
 
-    return open_target(target_url(url), readonly=readonly)
+    target = open_target(target_url(url), readonly=readonly)
+    missing = absent(target) if existing else None
+    if missing:
+        target.close()
+        raise TargetError(missing)
+    return target
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -212,13 +224,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from channelsync.render import connections
     from channelsync.render import plan as render
     from channelsync.render.runbook import runbook
+    from channelsync.targets import absent
 
     config = _load(args.dir)
-    target = _open(args.target)
+    target = _open(args.target, readonly=True)
     try:
         plan = make_plan(config, target, only=args.only, fingerprint=bool(args.out))
+        missing = absent(target)
     finally:
         target.close()
+    if missing:
+        plan.warnings.insert(0, missing)
     if args.out:
         plan.save(args.out)
     results = None
@@ -350,7 +366,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     for diagnostic in never:
         print(diagnostic, file=sys.stderr)
     active, expired = ignore.split_expired(rules, dt.date.today())
-    target = _open(args.target, readonly=True)
+    target = _open(args.target, readonly=True, existing=True)
     try:
         plan = ignore.apply_rules(make_plan(config, target, for_apply=False), active)
     finally:
@@ -391,15 +407,22 @@ def cmd_export(args: argparse.Namespace) -> int:
             "after",
             file=sys.stderr,
         )
-    target = _open(args.target, readonly=True)
+    target = _open(args.target, readonly=True, existing=True)
     try:
-        report = export(target, args.dir, config)
+        report = export(target, args.dir, config, prune=args.prune)
     finally:
         target.close()
     for path in report.written:
         print(f"wrote {path}")
     for what in report.removed:
         print(f"removed {what}")
+    for what in report.not_pruned:
+        print(f"would remove {what}")
+    if report.not_pruned:
+        print(
+            f"{len(report.not_pruned)} resource(s) not in the tenant were left in the config; "
+            "rerun with --prune to remove them"
+        )
     if report.placeholders:
         print("\nSet these secrets before plan or apply (their values never leave the tenant):")
         for variable, what in report.placeholders:
@@ -415,7 +438,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     filters = [listing.Filter.parse(f) for f in args.filter]
     if args.live:
-        target = _open(args.target, readonly=True)
+        target = _open(args.target, readonly=True, existing=True)
         try:
             live = target.read()
         finally:

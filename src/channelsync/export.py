@@ -23,14 +23,21 @@ from channelsync.document import (
     secret_paths,
     set_path,
 )
+from channelsync.errors import ChannelsyncError
+from channelsync.fsio import write_atomic
 from channelsync.loader import Config, Loaded
 from channelsync.targets.base import Key, LiveResource, Target
+
+
+class ExportRefused(ChannelsyncError):
+    """Export would throw the config away (an empty tenant); nothing was changed."""
 
 
 @dataclass
 class ExportReport:
     written: list[Path] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    not_pruned: list[str] = field(default_factory=list)  # not in the tenant, kept (no --prune)
     placeholders: list[tuple[str, str]] = field(default_factory=list)  # (variable, what)
 
 
@@ -93,22 +100,42 @@ def _paths(doc: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str,
     return out
 
 
-def export(target: Target, directory: Path, config: Config | None) -> ExportReport:
-    """``config`` is the valid config already in ``directory`` (None: nothing there yet)."""
+def export(
+    target: Target, directory: Path, config: Config | None, *, prune: bool = False
+) -> ExportReport:
+    """``config`` is the valid config already in ``directory`` (None: nothing there yet).
+
+    A resource the tenant does not have keeps its document unless ``prune``; an empty tenant
+    is refused outright (a wrong or new tenant must not turn into deleted config files).
+    """
     report = ExportReport()
     live = target.read()
+    if not live:
+        raise ExportRefused(
+            f"the tenant {target.url} is empty: there is nothing to export; "
+            "the config files were left as they are"
+        )
     resources = config.resources if config is not None else []
     defined: dict[Key, Loaded] = {(r.kind, r.name): r for r in resources}
     by_file: dict[str, list[tuple[Loaded, dict[str, Any] | None]]] = {}
     for key, item in defined.items():
         res = live.get(key)
+        if res is None and not prune:
+            report.not_pruned.append(
+                f"{item.kind} '{item.name}' from {item.source.display} (not in the tenant)"
+            )
+            continue
         wanted = wanted_document(res, item, report) if res is not None else None
         by_file.setdefault(item.source.path, []).append((item, wanted))
         if res is None:
             report.removed.append(f"{item.kind} '{item.name}' (not in the tenant)")
-    for path, items in sorted(by_file.items()):
-        if _update_file(Path(path), items):
-            report.written.append(Path(items[0][0].source.display))
+    for _, items in sorted(by_file.items()):
+        shown = Path(items[0][0].source.display)  # the path as given: errors name it so
+        if _update_file(shown, items):
+            if shown.exists():
+                report.written.append(shown)
+            else:
+                report.removed.append(f"{shown} (no resource left in it)")
     directory.mkdir(parents=True, exist_ok=True)
     for key in sorted(set(live) - set(defined)):
         res = live[key]
@@ -118,7 +145,7 @@ def export(target: Target, directory: Path, config: Config | None) -> ExportRepo
             target_file = directory / f"{slug(res.kind)}-{slug(res.name)}-{counter}.yaml"
             counter += 1
         header = f"# exported by channelsync from {target.url}\n"
-        target_file.write_text(header + _dump([wanted_document(res, None, report)]), "utf-8")
+        write_atomic(target_file, header + _dump([wanted_document(res, None, report)]))
         report.written.append(target_file)
     return report
 
@@ -151,7 +178,7 @@ def _update_file(path: Path, items: list[tuple[Loaded, dict[str, Any] | None]]) 
     new_text = _dump(keep)
     if new_text == text:
         return False
-    path.write_text(new_text, encoding="utf-8")
+    write_atomic(path, new_text)
     return True
 
 

@@ -13,6 +13,7 @@ import difflib
 import functools
 import hashlib
 import json
+import stat
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 from channelsync.defaults import KIND_NAMES, LOCAL_FIELDS
 from channelsync.document import copy_mappings, get_path, secret_paths, set_path
 from channelsync.errors import ChannelsyncError
+from channelsync.fsio import write_atomic
 from channelsync.loader import Config, Loaded
 from channelsync.perf import paused_gc
 from channelsync.secrets import SecretUnavailable, parse_ref
@@ -134,8 +136,9 @@ class Plan:
         saved["only"] = self.only
         for entry, change in zip(saved["changes"], self.changes, strict=True):
             entry["live_etag"] = change.live_etag
+        _check_replaceable(path)
         try:
-            path.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+            write_atomic(path, json.dumps(saved, indent=2) + "\n")
         except OSError as exc:
             raise ChannelsyncError(f"cannot write plan file {path}: {exc.strerror}") from None
 
@@ -183,6 +186,27 @@ def _text(value: Any, *, optional: bool = False) -> Any:
 
 
 # --- building a plan -----------------------------------------------------------------
+
+
+_SAVED_START = b'{\n  "format_version": '
+
+
+def _check_replaceable(path: Path) -> None:
+    """A saved plan replaces an older saved plan (or an empty file), never another file named
+    by mistake: a config file, the tenant database."""
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            return  # a folder: the write says so; nothing of the user's to lose otherwise
+        with path.open("rb") as handle:
+            if handle.read(len(_SAVED_START)) == _SAVED_START:
+                return
+    except OSError:
+        return  # the write itself reports it, naming the file
+    raise ChannelsyncError(
+        f"{path} exists and is not a saved plan: not replacing it. Choose another --out path "
+        "or remove that file"
+    )
 
 
 def config_fingerprint(config: Config) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from channelsync.fsio import write_atomic
 from channelsync.model import KINDS
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -70,5 +71,5 @@ def write_all(directory: Path) -> list[Path]:
     stale = stale_files(directory)
     targets = _targets(directory)
     for path in stale:
-        path.write_text(targets[path], encoding="utf-8")
+        write_atomic(path, targets[path])
     return stale

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
+from channelsync.fsio import write_atomic
 from channelsync.gitops.github import GitHub, GitHubError
 from channelsync.render.plan import MARKDOWN_MARKER as MARKER
 
@@ -147,13 +148,13 @@ def step_plan() -> int:
     set_output("changes", "true" if result.code == 2 else "false")
     failed = result.code not in (0, 2)
     if failed:
-        (out / "plan-error.txt").write_text(result.stderr, encoding="utf-8")
+        write_atomic(out / "plan-error.txt", result.stderr)
     if result.stdout.startswith(MARKER):  # also when failed connection tests made it exit 1
         notes = [] if secrets else [FORK_NOTE]
         if not os.environ.get("CHANNELSYNC_TARGET"):
             notes.append(NO_TARGET_NOTE)
         body = result.stdout.rstrip("\n") + "".join(f"\n\n{n}" for n in notes) + "\n"
-        (out / "plan.md").write_text(body, encoding="utf-8")
+        write_atomic(out / "plan.md", body)
     return 1 if failed else 0
 
 
@@ -181,7 +182,7 @@ def comment_body() -> str:
 def step_comment() -> int:
     """Post or edit the one plan comment; on a fork's read-only token, fall back to the summary."""
     body = comment_body()
-    (work_dir() / "comment.md").write_text(body, encoding="utf-8")
+    write_atomic(work_dir() / "comment.md", body)
     add_summary(body)
     number = int(os.environ["PR_NUMBER"])
     try:
@@ -277,7 +278,7 @@ def step_drift() -> int:
     if result.code not in (0, 2):
         add_summary(f"### channelsync drift: error\n\n{_fenced(result.stderr)}")
         return 1
-    (work_dir() / "drift.md").write_text(result.stdout, encoding="utf-8")
+    write_atomic(work_dir() / "drift.md", result.stdout)
     add_summary(result.stdout)
     return 0
 
@@ -299,7 +300,7 @@ def step_drift_issue() -> int:
     issue = github.open_issue(DRIFT_LABEL)
     if drifted:
         body = drift_issue_body()
-        (work_dir() / "drift-issue.md").write_text(body, encoding="utf-8")
+        write_atomic(work_dir() / "drift-issue.md", body)
         if issue is None:
             number = github.create_issue(DRIFT_TITLE, body, DRIFT_LABEL)
             print(f"opened drift issue #{number}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from channelsync import __version__
 from channelsync.errors import ChannelsyncError
+from channelsync.fsio import write_atomic
 
 WORKFLOWS = ("channels-plan.yml", "channels-apply.yml", "channels-drift.yml")
 GITIGNORE_LINE = ".channelsync/"
@@ -86,7 +87,7 @@ def _write(root: Path, result: Scaffold, *, force: bool) -> None:
     for relative, text in planned.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, text)
         result.written.append(relative)
     result.gitignore = _merge_gitignore(root / ".gitignore")
 
@@ -101,11 +102,11 @@ def _reason(exc: OSError, root: Path) -> str:
 def _merge_gitignore(path: Path) -> str:
     """Add ``.channelsync/`` to an existing ``.gitignore`` rather than replace the user's file."""
     if not path.exists():
-        path.write_text(template("gitignore"), encoding="utf-8")
+        write_atomic(path, template("gitignore"))
         return "created"
     text = path.read_text(encoding="utf-8")
     if any(line.strip() in (GITIGNORE_LINE, "/" + GITIGNORE_LINE) for line in text.splitlines()):
         return ""
     separator = "" if not text or text.endswith("\n") else "\n"
-    path.write_text(text + separator + template("gitignore"), encoding="utf-8")
+    write_atomic(path, text + separator + template("gitignore"))
     return "updated"

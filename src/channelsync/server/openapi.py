@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from channelsync.fsio import write_atomic
+
 COMMITTED = Path("schemas") / "openapi.json"
 SECRET_DESCRIPTION = (
     "Secret (write-only): PUT carries the value; GET returns its hmac-sha256 fingerprint."
@@ -64,7 +66,7 @@ def main(argv: list[str]) -> int:
     path = Path(argv[argv.index("--out") + 1]) if "--out" in argv else COMMITTED
     text = render(document())
     if "--write" in argv:
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, text)
         print(f"wrote {path}")
         return 0
     if "--check" in argv:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 from channelsync.errors import ChannelsyncError
+from channelsync.fsio import PRIVATE, write_atomic
 
 Role = Literal["read", "write"]
 ROLES: tuple[Role, ...] = ("read", "write")
@@ -51,19 +51,12 @@ def load(path: Path) -> list[TokenEntry]:
 
 def _save(path: Path, entries: list[TokenEntry]) -> None:
     """Atomic replace with mode 0600, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"tokens": [asdict(e) for e in entries]}, indent=2) + "\n"
-    import tempfile  # here, not at import: `channelsync --help` loads this module
-
-    fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=path.parent)
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, text, mode=PRIVATE)
+    except OSError as exc:
+        raise ChannelsyncError(f"cannot write tokens file {path}: {exc.strerror}") from None
 
 
 def add(path: Path, name: str, role: Role) -> str:

@@ -33,6 +33,15 @@ def _drivers() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
+def absent(target: Target) -> str | None:
+    """Why ``target`` names no tenant yet ("no tenant at PATH yet: ..."), or None.
+
+    A driver says so in an ``absent`` attribute; one without it always names a tenant.
+    """
+    found = getattr(target, "absent", None)
+    return found if isinstance(found, str) else None
+
+
 def open_target(url: str, *, readonly: bool = False) -> Target:
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":  # the embedded default: no entry-point scan on the hot path

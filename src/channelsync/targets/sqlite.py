@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -33,6 +34,7 @@ from channelsync.defaults import (
     tenant_default_server,
 )
 from channelsync.document import get_path, secret_paths, set_path
+from channelsync.fsio import PRIVATE, write_atomic
 from channelsync.secrets import fingerprint
 from channelsync.targets.base import (
     ConflictError,
@@ -45,6 +47,7 @@ from channelsync.targets.base import (
 )
 
 LOCK_LEASE_SECONDS = 120.0
+_READ_ATTEMPTS = 5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
     kind TEXT NOT NULL,
@@ -79,40 +82,53 @@ def path_from_url(url: str) -> Path:
 
 
 class _Keys:
-    """The key file: 32 bytes for fingerprints, 32 for encryption, created 0600 with the tenant.
+    """The key file: 32 bytes for fingerprints, 32 for encryption, mode 0600, beside the tenant.
 
-    A tenant whose key file is gone cannot be read: a new key would silently turn every
-    stored secret into noise, so only a new tenant gets a new key.
+    A tenant that holds secrets and has lost its key cannot be read: a new key would silently
+    turn every stored secret into noise, so it is refused. A tenant that holds no secret yet
+    (a new one, or one left by a crash before its first) needs no old key: a missing or empty
+    key file there (an empty one is what a crash during an older channelsync's key creation
+    left) gets a new key.
     """
 
     SIZE = 64
 
-    def __init__(self, path: Path, *, create: bool) -> None:
+    def __init__(self, path: Path, raw: bytes | None) -> None:
         self.path = path
-        raw = self._read_or_create(path, create)
-        if raw is not None and len(raw) != self.SIZE:
-            raise TargetError(
-                f"key file {path} is damaged ({len(raw)} bytes, expected {self.SIZE}); "
-                "restore it from a backup"
-            )
         self.hmac_key = raw[:32] if raw else None
         self._fernet_key = base64.urlsafe_b64encode(raw[32:64]) if raw else None
 
     @classmethod
-    def _read_or_create(cls, path: Path, create: bool) -> bytes | None:
+    def read(cls, path: Path, *, sealed: bool) -> _Keys:
+        """The key in ``path``; no key when there is none and ``sealed`` (secrets stored under
+        it) is False."""
         try:
-            return path.read_bytes()
+            raw: bytes | None = path.read_bytes()
         except FileNotFoundError:
-            if not create:
-                return None
+            raw = None
+        if raw is None and sealed:
+            raise TargetError(
+                f"key file {path} is missing: the tenant's secrets cannot be read or "
+                "compared. Restore it from a backup (a new key would make them unreadable)"
+            )
+        if raw is not None and len(raw) != cls.SIZE and (raw or sealed):
+            raise TargetError(
+                f"key file {path} is damaged ({len(raw)} bytes, expected {cls.SIZE}); "
+                "restore it from a backup"
+            )
+        return cls(path, raw or None)
+
+    @classmethod
+    def create(cls, path: Path, *, replace: bool) -> _Keys:
+        """A new key, under ``path`` only once it is complete (never an empty key file)."""
         raw = os.urandom(cls.SIZE)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process won the race: use its key
-            return path.read_bytes()
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-        return raw
+            write_atomic(path, raw, mode=PRIVATE, exclusive=not replace)
+        except FileExistsError:  # another process made one first: use its key
+            return cls.read(path, sealed=True)
+        except OSError as exc:
+            raise TargetError(f"cannot write key file {path}: {exc.strerror}") from None
+        return cls(path, raw)
 
     def fernet(self) -> Any:
         from cryptography.fernet import Fernet
@@ -174,35 +190,76 @@ class SqliteTarget:
         self.path = path_from_url(url)
         self.readonly = readonly
         self.actor = actor
-        if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        key_file = self.path.with_suffix(".key")
-        new_tenant = not self.path.exists() or self.path.stat().st_size == 0
-        self.keys = _Keys(key_file, create=new_tenant and not readonly)
-        if not new_tenant and self.keys.hmac_key is None:
-            _require_tenant_file(self.path)
-            raise TargetError(
-                f"key file {key_file} is missing: the tenant's secrets cannot be read or "
-                "compared. Restore it from a backup (a new key would make them unreadable)"
-            )
+        self.absent: str | None = None  # why there is no tenant here yet (read-only only)
         self._holder: str | None = None
         self._own_lock: str | None = None  # the holder id of a lock this object took
         self._renewed = 0.0
         self._fernet_cache: Any = None
         self._fingerprints: dict[str, str] = {}  # per process only; never written anywhere
-        self._db = self._connect()
+        self._snapshot: tuple[int, ...] | None = None  # the file an unlocked reader reads
+        key_file = self.path.with_suffix(".key")
+        if not key_file.exists() and self.path.is_file() and self.path.stat().st_size:
+            _require_tenant_file(self.path)  # another file at a mistyped path, not a tenant
+        self._db = self._connect_readonly() if readonly else self._connect()
+        self.keys = _Keys.read(key_file, sealed=self._holds_secrets())
+        if self.keys.hmac_key is None and not readonly:
+            self.keys = self._new_key(key_file)
 
-    def _connect(self) -> sqlite3.Connection | None:
-        if self.readonly:
-            if not self.path.exists():
-                return None  # nothing applied yet: the live state is empty
-            uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
-            return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
         return db
+
+    def _connect_readonly(self) -> sqlite3.Connection | None:
+        """A reader that creates nothing: no tenant, no folder, and none of the -wal and -shm
+        files a plain read-only SQLite connection leaves behind (nor fails for, in a read-only
+        folder). With no -wal file, or an empty one, every committed change is in the database
+        file itself, which is then read without locks (``immutable``); ``_query`` checks that
+        no writer changed the file meanwhile (a checkpoint is the only way one changes it).
+        With a -wal file that holds changes, SQLite's read-only mode reads it.
+        """
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            _check_folders(self.path)
+            self.absent = f"no tenant at {self.path} yet: apply will create it"
+            return None
+        journal = any(_holds_data(Path(f"{self.path}{end}")) for end in ("-wal", "-journal"))
+        self._snapshot = None if journal else _signature(self.path)
+        mode = "mode=ro" if journal else "immutable=1"
+        uri = f"file:{quote(str(self.path.resolve()))}?{mode}"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """The rows of one statement, read again when a writer changed the file under an
+        unlocked reader."""
+        for _ in range(_READ_ATTEMPTS):
+            if self._db is None:
+                return []
+            try:
+                rows = self._db.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError:
+                if self._snapshot is None or _signature(self.path) == self._snapshot:
+                    raise
+            else:
+                if self._snapshot is None or _signature(self.path) == self._snapshot:
+                    return rows
+            self._db.close()
+            self._db = self._connect_readonly()
+        raise TargetError(f"tenant database {self.path} kept changing while read; try again")
+
+    def _holds_secrets(self) -> bool:
+        return bool(self._query("SELECT 1 FROM resources WHERE secrets IS NOT NULL LIMIT 1"))
+
+    def _new_key(self, path: Path) -> _Keys:
+        """A key for a tenant that holds no secret, made under the write lock: two processes
+        never each make one, and one that took the lock first and stored a secret wins."""
+        with self._transaction():
+            keys = _Keys.read(path, sealed=self._holds_secrets())
+            if keys.hmac_key is None:
+                keys = _Keys.create(path, replace=path.exists())
+        return keys
 
     def close(self) -> None:
         if self._db is not None:
@@ -213,19 +270,15 @@ class SqliteTarget:
 
     @_plain_errors
     def read(self) -> dict[Key, LiveResource]:
-        if self._db is None:
-            return {}
-        rows = self._db.execute("SELECT kind, name, body, etag FROM resources").fetchall()
+        rows = self._query("SELECT kind, name, body, etag FROM resources")
         return {
             (kind, name): LiveResource(kind, name, json.loads(body), etag)
             for kind, name, body, etag in rows
         }
 
     def fingerprint(self, secret: str) -> str:
-        if self.keys.hmac_key is None and self._db is None:
-            return "(no tenant yet)"  # nothing live to compare with
         if self.keys.hmac_key is None:
-            raise TargetError(f"key file {self.keys.path} is missing; cannot compare secrets")
+            return "(no tenant yet)"  # no secret stored yet: nothing live to compare with
         found = self._fingerprints.get(secret)
         if found is None:
             found = self._fingerprints[secret] = fingerprint(self.keys.hmac_key, secret)
@@ -541,6 +594,27 @@ def _serialise(body: dict[str, Any]) -> tuple[str, str]:
     """The stored text of a body and its ETag (a hash of exactly that text)."""
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return text, hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _holds_data(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+def _signature(path: Path) -> tuple[int, ...]:
+    st = path.stat()
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _check_folders(path: Path) -> None:
+    """The nearest existing folder on the way to a tenant that is not there yet is a folder."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(parent))
+            return
 
 
 def _abandoned(holder: LockInfo, expires: float) -> bool:
