@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from channelsync.argtypes import path
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 
@@ -24,7 +26,7 @@ def add_parsers(subparsers: Any) -> None:
         "workflows and a .gitignore for .channelsync/. Existing files are never overwritten "
         "without --force.",
     )
-    p.add_argument("directory", nargs="?", type=Path, default=Path("."), metavar="DIR")
+    p.add_argument("directory", nargs="?", type=path, default=Path("."), metavar="DIR")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.set_defaults(handler=cmd_init)
 

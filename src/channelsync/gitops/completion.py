@@ -11,7 +11,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from channelsync import argtypes
+
 FILE, DIR = "@file", "@dir"
+PATH_TYPES = (Path, argtypes.path)
 
 
 @dataclass
@@ -37,7 +40,7 @@ def _values(action: argparse.Action) -> list[str] | None:
         return None
     if action.choices is not None:
         return [str(c) for c in action.choices]
-    if action.type is Path:
+    if action.type in PATH_TYPES:
         return [DIR] if action.dest == "dir" else [FILE]
     return []
 
@@ -63,7 +66,7 @@ def describe(
             )
         elif action.choices is not None:
             command.positionals.extend(str(c) for c in action.choices)
-        elif action.type is Path:
+        elif action.type in PATH_TYPES:
             command.files = True
     return command
 
