@@ -62,6 +62,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"wrote {root / path}")
     if result.gitignore:
         print(f"{result.gitignore} {root / '.gitignore'}")
+    pins = root / scaffold.REQUIREMENTS
+    if scaffold.REQUIREMENTS in result.written and scaffold.TODO_REQUIREMENT in pins.read_text():
+        print(
+            f"WARNING: {pins} has a TODO line: this channelsync was installed from a folder a "
+            "runner cannot reach; pin a released version or a pushed commit there",
+            file=sys.stderr,
+        )
     print(
         "\nNext: edit channels.d/, run 'channelsync validate' and 'channelsync plan', then set "
         "the repository secrets the workflows use (CHANNELSYNC_TARGET, CHANNELSYNC_TOKEN and "
