@@ -192,3 +192,46 @@ def test_empty_target_is_an_error_not_the_default(
         "sqlite:///.channelsync/tenant.db"
     )
     assert not (workdir / ".channelsync").exists()
+
+
+def _serve(tmp_path: Path, *args: str) -> list[str]:
+    from channelsync.server import tokens
+
+    if not (tmp_path / "tokens.json").exists():
+        tokens.add(tmp_path / "tokens.json", "ci", "write")
+    return ["serve", "--tokens", str(tmp_path / "tokens.json"), *args]
+
+
+def test_serve_host_that_is_not_this_machines_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(_serve(tmp_path, "--host", "192.0.2.1")) == 1  # TEST-NET-1: never local
+    assert capsys.readouterr().err == (
+        "error: --host '192.0.2.1' cannot be bound: Cannot assign requested address; use an IP "
+        "address of this machine (127.0.0.1, or 0.0.0.0 for all interfaces)\n"
+    )
+
+
+def test_serve_tls_files_that_do_not_load_are_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = Path(__file__).resolve().parent.parent / "channels.d" / "certs" / "fabrikam-ca.pem"
+    assert cli_main(_serve(tmp_path, "--tls-cert", "nope.pem", "--tls-key", str(ca))) == 1
+    assert capsys.readouterr().err == "error: --tls-cert nope.pem: no such file\n"
+    assert cli_main(_serve(tmp_path, "--tls-cert", str(ca), "--tls-key", str(ca))) == 1
+    assert capsys.readouterr().err == (
+        f"error: --tls-cert {ca} and --tls-key {ca} do not load as a PEM certificate and the "
+        "private key of that certificate\n"
+    )
+
+
+def test_serve_store_it_cannot_open_is_an_error_before_starting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    url = f"sqlite:///{blocker / 'tenant.db'}"
+    assert cli_main(_serve(tmp_path, "--target", url)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: tenant database {blocker}"), err
+    assert err.count("\n") == 1 and "Traceback" not in err

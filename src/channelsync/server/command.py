@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from channelsync import argtypes
@@ -112,6 +113,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from channelsync.server import tokens
     from channelsync.server.accesslog import AccessLog
     from channelsync.server.app import create_app
+    from channelsync.server.store import Store
     from channelsync.targets import target_url
     from channelsync.targets.http import is_loopback
     from channelsync.targets.sqlite import path_from_url
@@ -131,6 +133,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ChannelsyncError("--tls-cert and --tls-key go together")
+    if args.tls_cert:
+        _check_tls(args.tls_cert, args.tls_key)
+    Store(target).close()  # a path or key file it cannot use is refused before the server starts
     scheme = "https" if args.tls_cert else "http"
     if scheme == "http" and not is_loopback(args.host):
         print(
@@ -163,16 +168,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _check_bind_address(host: str, port: int) -> None:
-    """A host that does not resolve is a usage error, not uvicorn's startup failure (exit 3)."""
+    """A host that does not resolve, or is not this machine's, is a usage error, not uvicorn's
+    startup failure (exit 3). Bound on a free port: whether ``port`` is taken is not asked here."""
     import socket
 
     try:
-        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in found:
+            with socket.socket(family, kind, proto) as probe:
+                probe.bind((address[0], 0, *address[2:]))
     except (OSError, UnicodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a valid name"
         raise ChannelsyncError(
             f"--host '{host}' cannot be bound: {reason}; use an IP address of this machine "
             "(127.0.0.1, or 0.0.0.0 for all interfaces)"
+        ) from None
+
+
+def _check_tls(cert: Path, key: Path) -> None:
+    """The certificate and key load now, not inside uvicorn (which reports no file name)."""
+    import ssl
+
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not path.is_file():
+            raise ChannelsyncError(f"{flag} {path}: no such file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ValueError):
+        raise ChannelsyncError(
+            f"--tls-cert {cert} and --tls-key {key} do not load as a PEM certificate and the "
+            "private key of that certificate"
         ) from None
 
 
