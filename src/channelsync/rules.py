@@ -37,6 +37,9 @@ DOMAIN = re.compile(
 MULTI_TENANT_ALIASES = ("common", "organizations", "consumers")
 EXAMPLE_TENANT_DOMAIN = "contoso.onmicrosoft.com"
 INCOMING_BY_PORT = {port: protocol for protocol, port in INCOMING_DEFAULT_PORTS.items()}
+# What the first label of a mail host name usually says it serves (smtp.gmail.com, imap.x.com).
+HOST_LABELS = {"smtp": "SMTP", "smtps": "SMTP", "imap": "IMAP", "imaps": "IMAP", "pop": "POP3"}
+HOST_LABELS |= {"pop3": "POP3", "pop3s": "POP3", "pops": "POP3"}
 
 
 Groups = dict[str, list["Loaded"]]
@@ -287,6 +290,15 @@ def _oauth_ids(item: Loaded, oauth: dict[str, Any]) -> Iterator[Diagnostic]:
 def _incoming_port(item: Loaded, incoming: dict[str, Any]) -> Iterator[Diagnostic]:
     """A port that belongs to another mail protocol: the usual copy-paste mistake."""
     protocol, port = incoming["protocol"], incoming["port"]
+    wanted = "IMAP" if protocol.startswith("imap") else "POP3"
+    named = _host_label(incoming["server"])
+    if named is not None and named != wanted:
+        yield item.diagnostic(
+            ("incoming", "server"),
+            "warning",
+            f"{incoming['server']} is named for {named}, but protocol {protocol} reads mail "
+            f"over {wanted}; check the server and the protocol",
+        )
     usual = INCOMING_DEFAULT_PORTS[protocol]
     if port == usual:
         return
@@ -301,6 +313,23 @@ def _incoming_port(item: Loaded, incoming: dict[str, Any]) -> Iterator[Diagnosti
     else:
         return
     yield item.diagnostic(("incoming", "port"), "warning", message)
+
+
+def _host_label(host: str) -> str | None:
+    """The protocol a host's first label names, if any (never for an IP address)."""
+    label, dot, _ = host.lower().partition(".")
+    return HOST_LABELS.get(label) if dot else None
+
+
+def _smtp_host(item: Loaded, server: dict[str, Any]) -> Iterator[Diagnostic]:
+    named = _host_label(server["host"])
+    if named is not None and named != "SMTP":
+        yield item.diagnostic(
+            ("host",),
+            "warning",
+            f"{server['host']} is named for {named} (incoming mail); an SmtpServer needs the "
+            "SMTP host, e.g. smtp.example.com",
+        )
 
 
 def _smtp_port(item: Loaded, server: dict[str, Any]) -> Iterator[Diagnostic]:
@@ -346,6 +375,7 @@ def _script(item: Loaded, script: dict[str, Any]) -> Iterator[Diagnostic]:
 
 
 def _smtp_server(item: Loaded, server: dict[str, Any]) -> Iterator[Diagnostic]:
+    yield from _smtp_host(item, server)
     yield from _smtp_port(item, server)
     if server.get("tls"):
         yield from _ca_file(item, ("tls", "ca_file"), server["tls"])
