@@ -21,7 +21,8 @@ BAD_VALUES: dict[Callable[[str], object], list[tuple[str, str]]] = {
     argtypes.positive_int: [
         ("x", "'x' is not a whole number"),
         ("1.5", "'1.5' is not a whole number"),
-        ("0", "'0' must be at least 1"),
+        ("0", "'0' must be between 1 and 1024"),
+        ("100000", "'100000' must be between 1 and 1024"),
     ],
     argtypes.seconds: [
         ("x", "'x' is not a number of seconds"),

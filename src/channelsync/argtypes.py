@@ -18,6 +18,7 @@ from channelsync.defaults import DEFAULT_TARGET
 
 EXIT_USAGE = 1
 MAX_SECONDS = 86_400
+MAX_COUNT = 1024
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,9 +38,10 @@ def _number(text: str, kind: type[int] | type[float], what: str) -> float:
 
 
 def positive_int(text: str) -> int:
+    """A count of things done at once: 1 up to MAX_COUNT (each is a thread and a connection)."""
     value = int(_number(text, int, "a whole number"))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"'{text}' must be between 1 and {MAX_COUNT}")
     return value
 
 
