@@ -21,10 +21,10 @@ def add_parsers(subparsers: Any) -> None:
     """Register ``init`` and ``completion`` on the CLI's subparsers (a _SubParsersAction)."""
     p = subparsers.add_parser(
         "init",
-        help="scaffold a config repository: channels.d/, GitHub workflows, .gitignore",
-        description="Write channels.d/ with a commented example, the plan/apply/drift GitHub "
-        "workflows and a .gitignore for .channelsync/. Existing files are never overwritten "
-        "without --force.",
+        help="scaffold a config repository: channels.d/, schemas/, GitHub workflows, .gitignore",
+        description="Write channels.d/ with a commented example, schemas/ for editors, the "
+        "plan/apply/drift GitHub workflows with the channelsync they install, and a .gitignore "
+        "for .channelsync/. Existing files are never overwritten without --force.",
     )
     p.add_argument("directory", nargs="?", type=path, default=Path("."), metavar="DIR")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
