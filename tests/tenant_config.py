@@ -54,8 +54,8 @@ incoming:
   protocol: imap-ssl
   user: help@contoso.example
   oauth:
-    tenant_id: tenant
-    client_id: client
+    tenant_id: 2f4a9c1e-0b7d-4e63-9a51-8c3d7e2b6f10
+    client_id: 7c1e5a92-3d48-4b0f-a6e7-51f9c2d8b340
     client_secret: ${env:OAUTH_SECRET}
 """,
 }

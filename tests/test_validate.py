@@ -87,13 +87,27 @@ def test_every_problem_in_one_run_across_files(workdir: Path, cli: Any) -> None:
 
 
 def test_duplicate_name_across_files_points_at_both(workdir: Path, cli: Any) -> None:
-    doc = "kind: EmailScript\nname: Sales\n"
+    doc = "kind: EmailScript\nname: Sales\nqueues: [Sales]\n"
     (workdir / "channels.d" / "a.yaml").write_text(doc)
     (workdir / "channels.d" / "b.yml").write_text("# second\n" + doc)
     result = cli("validate")
     assert result.out.splitlines()[0] == (
         "channels.d/b.yml:3:7: error: duplicate EmailScript name 'Sales' "
         "(first defined at channels.d/a.yaml:2:7)"
+    )
+
+
+def test_duplicate_email_across_files_names_both_places(workdir: Path, cli: Any) -> None:
+    doc = (
+        "kind: EmailChannel\nname: {name}\nemail: {email}\nincoming:\n  server: mail.example.com\n"
+        "  protocol: imap-ssl\n  user: u\n  password: ${{env:P}}\n"
+    )
+    (workdir / "channels.d" / "a.yaml").write_text(doc.format(name="A", email="help@example.com"))
+    (workdir / "channels.d" / "b.yaml").write_text(doc.format(name="B", email="Help@Example.com"))
+    result = cli("validate")
+    assert result.out.splitlines()[0] == (
+        "channels.d/b.yaml:3:8: error: email Help@Example.com is already used by channel 'A' "
+        "(at channels.d/a.yaml:3:8); each channel needs its own address"
     )
 
 

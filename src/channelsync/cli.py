@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from channelsync import __version__
+from channelsync.argtypes import Parser as _Parser
+from channelsync.argtypes import dir_option as _dir_option
+from channelsync.argtypes import path as _path
+from channelsync.argtypes import positive_seconds as _positive_seconds
+from channelsync.argtypes import seconds as _seconds
+from channelsync.argtypes import target as _target
 from channelsync.defaults import DEFAULT_TARGET
 
 if TYPE_CHECKING:
@@ -28,21 +34,6 @@ EXIT_ERROR = 1
 EXIT_CHANGES = 2
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
-
-
-def _dir_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--dir",
-        type=Path,
-        default=Path(os.environ.get("CHANNELSYNC_DIR", "channels.d")),
-        help="config directory (default: channels.d, or $CHANNELSYNC_DIR)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     _dir_option(p)
     _target_option(p)
     p.add_argument("--format", choices=("text", "json", "markdown", "runbook"), default="text")
-    p.add_argument("--out", type=Path, help="save the plan (no secrets) for 'apply PLANFILE'")
+    p.add_argument("--out", type=_path, help="save the plan (no secrets) for 'apply PLANFILE'")
     p.add_argument(
         "--detailed-exitcode",
         action="store_true",
@@ -78,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_plan)
 
     p = sub.add_parser("apply", help="make the target match the config")
-    p.add_argument("planfile", nargs="?", type=Path, help="a plan saved with 'plan --out'")
+    p.add_argument("planfile", nargs="?", type=_path, help="a plan saved with 'plan --out'")
     _dir_option(p)
     _target_option(p)
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
@@ -98,11 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply without testing the mail servers first (not recommended)",
     )
     from channelsync.defaults import PROBE_TIMEOUT
-    from channelsync.probe.command import _positive_float
 
     p.add_argument(
         "--timeout",
-        type=_positive_float,  # as 'test --timeout'
+        type=_positive_seconds,  # as 'test --timeout'
         default=PROBE_TIMEOUT,
         metavar="S",
         help=f"seconds allowed per connection test (default {PROBE_TIMEOUT:g})",
@@ -113,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _dir_option(p)
     _target_option(p)
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
-    p.add_argument("--ignore", type=Path, help="YAML file of accepted, expiring differences")
+    p.add_argument("--ignore", type=_path, help="YAML file of accepted, expiring differences")
     p.set_defaults(handler=cmd_drift)
 
     p = sub.add_parser("export", help="write the target's live state into the config files")
@@ -158,23 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="write schemas/ files")
     mode.add_argument("--check", action="store_true", help="exit 1 when schemas/ files are stale")
-    p.add_argument("--out", type=Path, default=Path("schemas"), help="schema directory")
+    p.add_argument("--out", type=_path, default=Path("schemas"), help="schema directory")
     p.set_defaults(handler=cmd_schema)
 
     from channelsync.server.command import add_parsers as add_server_parsers
 
     add_server_parsers(sub)
     return parser
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
-    if not 0 <= value < 86_400:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError("must be between 0 and 86400 seconds")
-    return value
 
 
 def _only_option(p: argparse.ArgumentParser) -> None:
@@ -190,6 +170,7 @@ def _only_option(p: argparse.ArgumentParser) -> None:
 def _target_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target",
+        type=_target,
         metavar="URL",
         help=f"tenant to manage (default: $CHANNELSYNC_TARGET or {DEFAULT_TARGET})",
     )

@@ -27,6 +27,12 @@ INCOMING_DEFAULT_PORTS: dict[str, int] = {
     "imap-ssl": 993,
 }
 SMTP_DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
+# The SMTP security modes each well-known SMTP port serves (25 and 587 may offer STARTTLS).
+SMTP_PORT_SECURITY: dict[int, tuple[str, ...]] = {
+    25: ("starttls", "none"),
+    465: ("ssl",),
+    587: ("starttls", "none"),
+}
 PLAIN_PROTOCOLS = frozenset({"pop3", "imap"})
 
 # Connection tests: checks at the same time, and seconds allowed per check.

@@ -6,6 +6,7 @@ needs more than one field or more than one resource to decide.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +14,11 @@ from channelsync.defaults import (
     BUILTIN_NAMES,
     BUILTIN_SMTP_SERVER,
     DEFAULT_EMAIL_SCRIPT,
+    INCOMING_DEFAULT_PORTS,
     KIND_NAMES,
     PLAIN_PROTOCOLS,
+    SMTP_DEFAULT_PORTS,
+    SMTP_PORT_SECURITY,
 )
 from channelsync.errors import Diagnostic
 
@@ -24,6 +28,18 @@ if TYPE_CHECKING:
 GMAIL_APP_PASSWORD_URL = "https://support.google.com/accounts/answer/185833"
 GMAIL_DOMAINS = ("gmail.com", "googlemail.com", "google.com")
 EXCHANGE_ONLINE_HOSTS = ("outlook.office365.com", "outlook.office.com")
+# Entra ID: a client id is a GUID; a tenant is its GUID or one of its verified domains (the
+# token endpoint takes either). The multi-tenant aliases do not work for client credentials.
+GUID = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+DOMAIN = re.compile(
+    r"^(?=.{4,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+MULTI_TENANT_ALIASES = ("common", "organizations", "consumers")
+EXAMPLE_TENANT_DOMAIN = "contoso.onmicrosoft.com"
+INCOMING_BY_PORT = {port: protocol for protocol, port in INCOMING_DEFAULT_PORTS.items()}
+# What the first label of a mail host name usually says it serves (smtp.gmail.com, imap.x.com).
+HOST_LABELS = {"smtp": "SMTP", "smtps": "SMTP", "imap": "IMAP", "imaps": "IMAP", "pop": "POP3"}
+HOST_LABELS |= {"pop3": "POP3", "pop3s": "POP3", "pops": "POP3"}
 
 
 Groups = dict[str, list["Loaded"]]
@@ -40,12 +56,20 @@ def check(config: Config) -> list[Diagnostic]:
         out.extend(_channel(item, item.data))
     for item in groups["SmtpServer"]:
         out.extend(_smtp_server(item, item.data))
+    for item in groups["EmailScript"]:
+        out.extend(_script(item, item.data))
     return out
 
 
 def reference_problems(config: Config) -> list[Diagnostic]:
     """The errors about names that no resource defines (a subset of ``check``)."""
     return list(_references(config.by_kind()))
+
+
+def _where(item: Loaded, path: tuple[str | int, ...]) -> str:
+    """``file:line:col`` of ``path`` in ``item``, for messages that point at a second place."""
+    at = item.diagnostic(path, "error", "")
+    return f"{at.file}:{at.line}:{at.column}"
 
 
 def _unique_names(groups: Groups) -> Iterator[Diagnostic]:
@@ -61,12 +85,11 @@ def _unique_names(groups: Groups) -> Iterator[Diagnostic]:
                 )
             first = seen.get(item.name)
             if first is not None:
-                where = first.diagnostic(("name",), "error", "")
                 yield item.diagnostic(
                     ("name",),
                     "error",
                     f"duplicate {kind} name '{item.name}' (first defined at "
-                    f"{where.file}:{where.line}:{where.column})",
+                    f"{_where(first, ('name',))})",
                 )
             seen.setdefault(item.name, item)
             old = item.data.get("renamed_from")
@@ -102,8 +125,8 @@ def _unique_emails(groups: Groups) -> Iterator[Diagnostic]:
             yield item.diagnostic(
                 ("email",),
                 "error",
-                f"email {item.data['email']} is already used by channel '{first.name}'; "
-                "each channel needs its own address",
+                f"email {item.data['email']} is already used by channel '{first.name}' "
+                f"(at {_where(first, ('email',))}); each channel needs its own address",
             )
 
 
@@ -146,6 +169,7 @@ def _single_default(groups: Groups) -> Iterator[Diagnostic]:
 def _channel(item: Loaded, channel: dict[str, Any]) -> Iterator[Diagnostic]:
     incoming = channel["incoming"]
     yield from _incoming(item, incoming)
+    yield from _incoming_port(item, incoming)
     if incoming.get("tls"):
         yield from _ca_file(item, ("incoming", "tls", "ca_file"), incoming["tls"])
     out = channel.get("outgoing")
@@ -216,6 +240,15 @@ def _incoming(item: Loaded, incoming: dict[str, Any]) -> Iterator[Diagnostic]:
                 "use auth: microsoft-exchange with an oauth app registration",
             )
     else:
+        if _is_gmail(incoming["server"]):
+            yield item.diagnostic(
+                ("incoming", "auth"),
+                "warning",
+                "Gmail does not accept Microsoft (Entra ID) sign-in; use auth: normal with an "
+                f"App password: {GMAIL_APP_PASSWORD_URL}",
+            )
+        if incoming.get("oauth") is not None:
+            yield from _oauth_ids(item, incoming["oauth"])
         if incoming.get("password") is not None:
             yield item.diagnostic(
                 ("incoming", "password"),
@@ -234,7 +267,121 @@ def _incoming(item: Loaded, incoming: dict[str, Any]) -> Iterator[Diagnostic]:
             )
 
 
+def _oauth_ids(item: Loaded, oauth: dict[str, Any]) -> Iterator[Diagnostic]:
+    tenant, client = oauth["tenant_id"], oauth["client_id"]
+    if tenant.lower() in MULTI_TENANT_ALIASES:
+        yield item.diagnostic(
+            ("incoming", "oauth", "tenant_id"),
+            "warning",
+            f"tenant_id '{tenant}' names no single tenant, and app-only sign-in needs one: use "
+            f"the Directory (tenant) ID (a GUID) or a verified domain ({EXAMPLE_TENANT_DOMAIN})",
+        )
+    elif not (GUID.match(tenant) or DOMAIN.match(tenant)):
+        yield item.diagnostic(
+            ("incoming", "oauth", "tenant_id"),
+            "warning",
+            f"tenant_id '{tenant}' is neither a Directory (tenant) ID (a GUID) nor a verified "
+            f"domain ({EXAMPLE_TENANT_DOMAIN}); copy it from Entra ID > Overview",
+        )
+    if not GUID.match(client):
+        yield item.diagnostic(
+            ("incoming", "oauth", "client_id"),
+            "warning",
+            f"client_id '{client}' is not a GUID; use the Application (client) ID from "
+            "Entra ID > App registrations > your app > Overview",
+        )
+
+
+def _incoming_port(item: Loaded, incoming: dict[str, Any]) -> Iterator[Diagnostic]:
+    """A port that belongs to another mail protocol: the usual copy-paste mistake."""
+    protocol, port = incoming["protocol"], incoming["port"]
+    wanted = "IMAP" if protocol.startswith("imap") else "POP3"
+    named = _host_label(incoming["server"])
+    if named is not None and named != wanted:
+        yield item.diagnostic(
+            ("incoming", "server"),
+            "warning",
+            f"{incoming['server']} is named for {named}, but protocol {protocol} reads mail "
+            f"over {wanted}; check the server and the protocol",
+        )
+    usual = INCOMING_DEFAULT_PORTS[protocol]
+    if port == usual:
+        return
+    other = INCOMING_BY_PORT.get(port)
+    if other is not None:
+        message = (
+            f"port {port} is the {other} port; {protocol} uses {usual}: "
+            f"set protocol: {other}, or port: {usual}"
+        )
+    elif port in SMTP_PORT_SECURITY:
+        message = f"port {port} is an SMTP (outgoing mail) port; {protocol} uses {usual}"
+    else:
+        return
+    yield item.diagnostic(("incoming", "port"), "warning", message)
+
+
+def _host_label(host: str) -> str | None:
+    """The protocol a host's first label names, if any (never for an IP address)."""
+    label, dot, _ = host.lower().partition(".")
+    return HOST_LABELS.get(label) if dot else None
+
+
+def _smtp_host(item: Loaded, server: dict[str, Any]) -> Iterator[Diagnostic]:
+    named = _host_label(server["host"])
+    if named is not None and named != "SMTP":
+        yield item.diagnostic(
+            ("host",),
+            "warning",
+            f"{server['host']} is named for {named} (incoming mail); an SmtpServer needs the "
+            "SMTP host, e.g. smtp.example.com",
+        )
+
+
+def _smtp_port(item: Loaded, server: dict[str, Any]) -> Iterator[Diagnostic]:
+    security, port = server["security"], server["port"]
+    usual = SMTP_DEFAULT_PORTS[security]
+    modes = SMTP_PORT_SECURITY.get(port)
+    other = INCOMING_BY_PORT.get(port)
+    if modes is not None and security not in modes:
+        message = (
+            f"port {port} is for security: {' or '.join(modes)}; {security} uses {usual}: "
+            f"set security: {modes[0]}, or port: {usual}"
+        )
+    elif other is not None:
+        message = (
+            f"port {port} is the {other} port (incoming mail); SMTP with {security} uses {usual}"
+        )
+    else:
+        return
+    yield item.diagnostic(("port",), "warning", message)
+
+
+def _script(item: Loaded, script: dict[str, Any]) -> Iterator[Diagnostic]:
+    queues: list[str] = script["queues"]
+    if not queues:
+        yield item.diagnostic(
+            ("queues",),
+            "warning",
+            "EmailScript routes to no queue: mail of the channels that use it reaches no agent; "
+            "add queues: [NAME, ...]",
+            key=True,
+        )
+    first_at: dict[str, int] = {}
+    for index, queue in enumerate(queues):
+        first = first_at.setdefault(queue.casefold(), index)
+        if first != index:
+            as_ = f" as '{queues[first]}'" if queues[first] != queue else ""
+            yield item.diagnostic(
+                ("queues", index),
+                "warning",
+                f"queue '{queue}' is listed twice (first{as_} at "
+                f"{_where(item, ('queues', first))}); remove one",
+            )
+
+
 def _smtp_server(item: Loaded, server: dict[str, Any]) -> Iterator[Diagnostic]:
+    yield from _smtp_host(item, server)
+    yield from _smtp_port(item, server)
     if server.get("tls"):
         yield from _ca_file(item, ("tls", "ca_file"), server["tls"])
     user, password = server.get("user"), server.get("password")

@@ -17,6 +17,20 @@ from channelsync.errors import ChannelsyncError
 
 _REF = re.compile(r"^\$\{(?P<source>[A-Za-z_][A-Za-z0-9_-]*):(?P<name>[^{}]*)\}$")
 SOURCES = ("env", "file")
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+# Other tools' spellings of a reference -> (source, name). A bare ``$NAME`` counts only in
+# capitals: a literal password that happens to start with '$' must never be echoed back.
+_LOOKALIKES = (
+    re.compile(r"^\$(?P<name>[A-Z_][A-Z0-9_]*)$"),  # shell $NAME
+    re.compile(rf"^\$\{{(?P<name>{_IDENT})\}}$"),  # shell ${NAME}
+    re.compile(rf"^\$\((?P<name>{_IDENT})\)$"),  # make $(NAME)
+    re.compile(rf"^%(?P<name>{_IDENT})%$"),  # cmd.exe %NAME%
+    re.compile(rf"^\$(?i:env):(?P<name>{_IDENT})$"),  # PowerShell $env:NAME
+    re.compile(rf"^(?P<source>env|file)\s*:\s*(?P<name>{_IDENT})$"),  # env:NAME
+    re.compile(r"^\{(?P<source>env|file):(?P<name>[^{}]+)\}$"),  # {env:NAME}, no '$'
+    re.compile(r"^\$\{(?P<source>env|file):(?P<name>[^{}]+)$"),  # ${env:NAME, unclosed
+)
+_SOURCE_ALIASES = {"env": "env", "environ": "env", "environment": "env", "file": "file"}
 FINGERPRINT_PREFIX = "hmac-sha256:"
 
 
@@ -63,17 +77,36 @@ def parse_ref(text: str) -> SecretRef | None:
 
 
 def ref_problem(text: str) -> str | None:
-    """Why ``text`` is not a usable reference (worded without echoing ``text``), or None."""
+    """Why ``text`` is not a usable reference, or None. A literal value is never echoed; only a
+    name written in another tool's reference syntax is, as the reference it should be."""
     ref = parse_ref(text)
     if ref is None:
+        meant = _meant(text)
+        if meant is not None:
+            return (
+                "secrets must be references like ${env:NAME} or ${file:PATH}; "
+                f"did you mean {meant}?"
+            )
         return (
             "secrets must be references like ${env:NAME} or ${file:PATH}, "
             "not literal values; move the value into an environment variable or a file"
         )
     if ref.source not in SOURCES:
-        return f"unknown secret source '{ref.source}'; use ${{env:NAME}} or ${{file:PATH}}"
+        source = _SOURCE_ALIASES.get(ref.source.lower())
+        hint = f"did you mean {SecretRef(source, ref.name)}?" if source and ref.name.strip() else ""
+        return f"unknown secret source '{ref.source}'; {hint or 'use ${env:NAME} or ${file:PATH}'}"
     if not ref.name.strip():
         return f"secret reference ${{{ref.source}:}} names nothing"
+    return None
+
+
+def _meant(text: str) -> SecretRef | None:
+    """The reference ``text`` was probably meant to be, written the way another tool spells it."""
+    for pattern in _LOOKALIKES:
+        m = pattern.match(text.strip())
+        if m is not None:
+            found = m.groupdict()
+            return SecretRef(found.get("source") or "env", found["name"])
     return None
 
 

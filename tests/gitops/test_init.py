@@ -5,12 +5,12 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
-from channelsync import __version__
 from channelsync.gitops import scaffold
 from tests.gitops import lint
 from tests.gitops.conftest import REPO, Run, channelsync
@@ -29,11 +29,20 @@ def test_init_scaffolds_a_config_repository_that_validates(tmp_path: Path) -> No
         ".github/workflows/channels-plan.yml",
         ".gitignore",
         "channels.d/example.yaml",
+        "schemas/EmailChannel.schema.json",
+        "schemas/EmailScript.schema.json",
+        "schemas/SmtpServer.schema.json",
+        "schemas/channelsync.schema.json",
     ]
     assert ".channelsync/" in (root / ".gitignore").read_text().splitlines()
-    assert (
-        f"channelsync=={__version__}" in (root / ".github/channelsync/requirements.txt").read_text()
-    )
+    requirements = (root / ".github/channelsync/requirements.txt").read_text()
+    assert requirements == scaffold.requirements()
+    if scaffold.TODO_REQUIREMENT in requirements:  # this checkout has no remote a runner reaches
+        assert result.err == (
+            f"WARNING: {root / '.github/channelsync/requirements.txt'} has a TODO line: this "
+            "channelsync was installed from a folder a runner cannot reach; pin a released "
+            "version or a pushed commit there\n"
+        )
     assert channelsync("validate", cwd=root).code == 0
 
 
@@ -235,3 +244,157 @@ def test_each_workflow_linter_catches_what_it_is_for(
     )
     found = {f.tool: f.text for f in lint.lint([bad], cwd=tmp_path)}
     assert expected in found[tool], found
+
+
+def test_init_example_points_at_a_schema_the_editor_can_load(tmp_path: Path) -> None:
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    assert channelsync("init", str(tmp_path)).code == 0
+    example = tmp_path / "channels.d" / "example.yaml"
+    first = example.read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=../schemas/channelsync.schema.json"
+    schema_file = (example.parent / first.split("$schema=", 1)[1]).resolve()
+    schema = json.loads(schema_file.read_text())
+    Draft202012Validator.check_schema(schema)
+    document = YAML(typ="safe").load(example.read_text())
+    assert list(Draft202012Validator(schema).iter_errors(document)) == []
+    # the generated files, all of them and current
+    checked = channelsync("schema", "--check", "--out", "schemas", cwd=tmp_path)
+    assert checked.code == 0, checked.err
+
+
+PIN_HEADER = "# The channelsync the workflows install (python -m pip install -r this file).\n"
+TODO_LINES = (
+    "# Replace the next line with, e.g., channelsync==VERSION (a released version) or\n"
+    "# channelsync @ git+https://github.com/OWNER/REPO@COMMIT; until then pip fails here.\n"
+    "TODO: replace this line with where the runner installs channelsync from (see above)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "expected"),
+    [
+        (None, "# channelsync 1.4.2, installed here from an index.\nchannelsync==1.4.2\n"),
+        (
+            {
+                "url": "https://x-access-token:ghs_SECRET@github.com/acme/channelsync",
+                "vcs_info": {"vcs": "git", "commit_id": "0123abcd" * 5, "requested_revision": "v1"},
+            },
+            f"# channelsync as installed here: https://github.com/acme/channelsync at commit "
+            f"{'0123abcd' * 5}.\n"
+            f"channelsync @ git+https://github.com/acme/channelsync@{'0123abcd' * 5}\n",
+        ),
+        (
+            {
+                "url": "ssh://git@git.example.com/tools/mono.git",
+                "vcs_info": {"vcs": "git", "commit_id": "feed"},
+                "subdirectory": "channelsync",
+            },
+            "# channelsync as installed here: ssh://git@git.example.com/tools/mono.git at commit "
+            "feed.\nchannelsync @ git+ssh://git@git.example.com/tools/mono.git@feed"
+            "#subdirectory=channelsync\n",
+        ),
+        (
+            {
+                "url": "https://files.example.com/channelsync-1.4.2-py3-none-any.whl",
+                "archive_info": {"hashes": {"sha256": "ab12"}},
+            },
+            "# channelsync as installed here, from "
+            "https://files.example.com/channelsync-1.4.2-py3-none-any.whl.\n"
+            "channelsync @ https://files.example.com/channelsync-1.4.2-py3-none-any.whl"
+            "#sha256=ab12\n",
+        ),
+        (
+            {"url": "file:///home/me/channelsync-1.4.2-py3-none-any.whl", "archive_info": {}},
+            "# channelsync was installed here from file:///home/me/channelsync-1.4.2-py3-none-any.whl"
+            ", which a runner cannot reach.\n" + TODO_LINES,
+        ),
+    ],
+    ids=["index", "vcs-with-token", "vcs-ssh-subdirectory", "archive", "local-wheel"],
+)
+def test_requirements_pin_what_channelsync_was_installed_from(
+    direct_url: dict[str, object] | None, expected: str
+) -> None:
+    assert scaffold.install_pin(direct_url, "1.4.2") == expected
+    assert "SECRET" not in expected
+    from packaging.requirements import Requirement  # pip's own parser (pytest depends on it)
+
+    line = expected.splitlines()[-1]
+    if not line.startswith("TODO"):
+        assert Requirement(line).name == "channelsync"
+
+
+def _checkout(folder: Path, remote: str | None) -> str:
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    folder.mkdir()
+    git("init", "-q")
+    (folder / "pyproject.toml").write_text("[project]\nname = 'channelsync'\n")
+    git("add", "pyproject.toml")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "one")
+    if remote is not None:
+        git("remote", "add", "origin", remote)
+    return git("rev-parse", "HEAD")
+
+
+def test_editable_install_from_a_git_checkout_pins_its_remote_and_commit(tmp_path: Path) -> None:
+    folder = tmp_path / "channelsync"
+    commit = _checkout(folder, "git@github.com:acme/channelsync.git")
+    editable = {"url": folder.as_uri(), "dir_info": {"editable": True}}
+    assert scaffold.install_pin(editable, "0.1.0") == (
+        "# channelsync was installed here from an editable install of a local folder, which a "
+        f"runner cannot reach:\n#   {folder}\n"
+        "# This installs the commit checked out there from its git remote "
+        "ssh://git@github.com/acme/channelsync.git.\n"
+        "# WARNING: no remote branch known here holds that commit: push it first.\n"
+        f"channelsync @ git+ssh://git@github.com/acme/channelsync.git@{commit}\n"
+    )
+    subprocess.run(
+        ["git", "-C", str(folder), "update-ref", "refs/remotes/origin/main", "HEAD"], check=True
+    )
+    (folder / "pyproject.toml").write_text("changed\n")
+    assert scaffold.install_pin(editable, "0.1.0").splitlines()[-2:] == [
+        "# NOTE: uncommitted changes in that folder are not included.",
+        f"channelsync @ git+ssh://git@github.com/acme/channelsync.git@{commit}",
+    ]
+
+
+@pytest.mark.parametrize("remote", [None, "/srv/git/channelsync.git"], ids=["none", "local"])
+def test_editable_install_without_a_reachable_remote_is_a_todo_that_pip_refuses(
+    remote: str | None, tmp_path: Path
+) -> None:
+    folder = tmp_path / "channelsync"
+    _checkout(folder, remote)
+    pin = scaffold.install_pin({"url": folder.as_uri(), "dir_info": {}}, "0.1.0")
+    assert pin == (
+        "# channelsync was installed here from a local folder, which a runner cannot reach:\n"
+        f"#   {folder}\n"
+        "# That folder has no git remote a runner could reach (none, or one on this machine).\n"
+        + TODO_LINES
+    )
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(PIN_HEADER + pin)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-index",
+            "-r",
+            str(requirements),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Invalid requirement: 'TODO: replace this line" in done.stderr

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from channelsync.argtypes import path
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 
@@ -20,12 +22,12 @@ def add_parsers(subparsers: Any, root: argparse.ArgumentParser) -> None:
     ``root`` is the whole parser, which the completion script describes."""
     p = subparsers.add_parser(
         "init",
-        help="scaffold a config repository: channels.d/, GitHub workflows, .gitignore",
-        description="Write channels.d/ with a commented example, the plan/apply/drift GitHub "
-        "workflows and a .gitignore for .channelsync/. Existing files are never overwritten "
-        "without --force.",
+        help="scaffold a config repository: channels.d/, schemas/, GitHub workflows, .gitignore",
+        description="Write channels.d/ with a commented example, schemas/ for editors, the "
+        "plan/apply/drift GitHub workflows with the channelsync they install, and a .gitignore "
+        "for .channelsync/. Existing files are never overwritten without --force.",
     )
-    p.add_argument("directory", nargs="?", type=Path, default=Path("."), metavar="DIR")
+    p.add_argument("directory", nargs="?", type=path, default=Path("."), metavar="DIR")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.set_defaults(handler=cmd_init)
 
@@ -61,6 +63,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"wrote {root / path}")
     if result.gitignore:
         print(f"{result.gitignore} {root / '.gitignore'}")
+    pins = root / scaffold.REQUIREMENTS
+    if scaffold.REQUIREMENTS in result.written and scaffold.TODO_REQUIREMENT in pins.read_text():
+        print(
+            f"WARNING: {pins} has a TODO line: this channelsync was installed from a folder a "
+            "runner cannot reach; pin a released version or a pushed commit there",
+            file=sys.stderr,
+        )
     print(
         "\nNext: edit channels.d/, run 'channelsync validate' and 'channelsync plan', then set "
         "the repository secrets the workflows use (CHANNELSYNC_TARGET, CHANNELSYNC_TOKEN and "

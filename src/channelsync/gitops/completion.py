@@ -10,13 +10,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from channelsync import argtypes
+
+PATH_TYPES = (Path, argtypes.path)
+
 
 def _mark_paths(parser: argparse.ArgumentParser, file: object, directory: object) -> None:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 _mark_paths(sub, file, directory)
-        elif action.type is Path:
+        elif action.type in PATH_TYPES:
             action.complete = directory if action.dest == "dir" else file  # type: ignore[attr-defined]
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
+from channelsync.argtypes import dir_option, email_address, positive_int, positive_seconds
 from channelsync.defaults import PROBE_CONCURRENCY as DEFAULT_CONCURRENCY
 from channelsync.defaults import PROBE_TIMEOUT as DEFAULT_TIMEOUT
 
@@ -22,52 +22,28 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "read-only, and explain each failure.",
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="only these channels/servers")
-    p.add_argument("--dir", type=Path, default=Path("channels.d"), help="config directory")
+    dir_option(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_CONCURRENCY,
         help=f"checks run at the same time (default {DEFAULT_CONCURRENCY})",
     )
     p.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT,
         help=f"seconds allowed per check (default {DEFAULT_TIMEOUT:g})",
     )
     p.add_argument(
         "--send-test-message",
         metavar="ADDRESS",
-        type=_address,
+        type=email_address,
         help="also send a short message to ADDRESS through each SMTP check",
     )
     p.set_defaults(handler=run)
     return p
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _address(text: str) -> str:
-    """One plain address (name@domain): it goes into RCPT TO and the To header as it is."""
-    local, at, domain = text.partition("@")
-    named = "." in domain.strip(".") or domain == "localhost"
-    plain = at and local and named and not set(text) & set(' \t<>,;"\\')
-    if not plain or "@" in domain or not text.isprintable() or len(text) > 254:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an email address; use name@domain")
-    return text
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

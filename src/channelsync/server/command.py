@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from channelsync import argtypes
 from channelsync.defaults import DEFAULT_TARGET
 from channelsync.errors import ChannelsyncError
 from channelsync.server.tokens import DEFAULT_TOKENS_FILE, ROLES
@@ -25,7 +26,7 @@ DEFAULT_PORT = 8765
 def _tokens_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tokens",
-        type=Path,
+        type=argtypes.path,
         default=DEFAULT_TOKENS_FILE,
         metavar="FILE",
         help=f"tokens file (default: {DEFAULT_TOKENS_FILE})",
@@ -37,15 +38,24 @@ def add_parsers(subparsers: Any) -> None:
     p = subparsers.add_parser("serve", help="serve a tenant store over the REST API")
     p.add_argument(
         "--target",
+        type=argtypes.target,
         metavar="URL",
-        default=DEFAULT_TARGET,
-        help=f"store to serve (default: {DEFAULT_TARGET})",
+        help=f"store to serve (default: $CHANNELSYNC_TARGET or {DEFAULT_TARGET})",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}")
+    p.add_argument(
+        "--host",
+        type=argtypes.host,
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1)",
+    )
+    p.add_argument(
+        "--port", type=argtypes.port, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}"
+    )
     _tokens_option(p)
-    p.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate (enables TLS)")
-    p.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key")
+    p.add_argument(
+        "--tls-cert", type=argtypes.path, metavar="FILE", help="PEM certificate (enables TLS)"
+    )
+    p.add_argument("--tls-key", type=argtypes.path, metavar="FILE", help="PEM private key")
     p.set_defaults(handler=cmd_serve)
 
     p = subparsers.add_parser("token", help="manage the API tokens of 'channelsync serve'")
@@ -107,10 +117,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from channelsync.server import tokens
     from channelsync.server.accesslog import AccessLog
     from channelsync.server.app import create_app
+    from channelsync.server.store import Store
+    from channelsync.targets import target_url
     from channelsync.targets.http import is_loopback
+    from channelsync.targets.sqlite import path_from_url
 
-    if not args.target.startswith("sqlite:"):
-        raise ChannelsyncError(f"serve needs a sqlite:///PATH store, not {args.target}")
+    target = target_url(args.target)
+    if not target.lower().startswith("sqlite:"):
+        raise ChannelsyncError(
+            f"serve needs a sqlite:///PATH store (e.g. {DEFAULT_TARGET}), not a "
+            f"'{target.split(':', 1)[0]}' URL"
+        )
+    path_from_url(target)  # a malformed sqlite URL is refused here, before anything starts
+    _check_bind_address(args.host, args.port)
     if not tokens.load(args.tokens):
         raise ChannelsyncError(
             f"refusing to start without tokens: {args.tokens} has none. Create one with: "
@@ -118,6 +137,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ChannelsyncError("--tls-cert and --tls-key go together")
+    if args.tls_cert:
+        _check_tls(args.tls_cert, args.tls_key)
+    Store(target).close()  # a path or key file it cannot use is refused before the server starts
     scheme = "https" if args.tls_cert else "http"
     if scheme == "http" and not is_loopback(args.host):
         print(
@@ -127,9 +149,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     sock = _listen(args.host, args.port)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    app = create_app(args.target, args.tokens)
+    app = create_app(target, args.tokens)
     print(
-        f"channelsync serve: {args.target} on {scheme}://{args.host}:{args.port}",
+        f"channelsync serve: {target} on {scheme}://{args.host}:{args.port}",
         file=sys.stderr,
         flush=True,
     )
@@ -141,7 +163,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
         server_header=False,
     )
-    _server_class()(config).run(sockets=[sock])
+    try:
+        _server_class()(config).run(sockets=[sock])
+    except SystemExit as exc:  # uvicorn exits 3 when it cannot start; errors here exit 1
+        if exc.code not in (0, None):
+            return 1
     print("channelsync serve: stopped", file=sys.stderr)
     return 0
 
@@ -173,9 +199,43 @@ def _server_class() -> Any:
     return Server
 
 
+def _check_bind_address(host: str, port: int) -> None:
+    """A host that does not resolve, or is not this machine's, is a usage error, not uvicorn's
+    startup failure (exit 3). Bound on a free port: whether ``port`` is taken is not asked here."""
+    import socket
+
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in found:
+            with socket.socket(family, kind, proto) as probe:
+                probe.bind((address[0], 0, *address[2:]))
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a valid name"
+        raise ChannelsyncError(
+            f"--host '{host}' cannot be bound: {reason}; use an IP address of this machine "
+            "(127.0.0.1, or 0.0.0.0 for all interfaces)"
+        ) from None
+
+
+def _check_tls(cert: Path, key: Path) -> None:
+    """The certificate and key load now, not inside uvicorn (which reports no file name)."""
+    import ssl
+
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not path.is_file():
+            raise ChannelsyncError(f"{flag} {path}: no such file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ValueError):
+        raise ChannelsyncError(
+            f"--tls-cert {cert} and --tls-key {key} do not load as a PEM certificate and the "
+            "private key of that certificate"
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m channelsync.server serve|token ...``: the same commands without the full CLI."""
-    parser = argparse.ArgumentParser(prog="channelsync")
+    parser = argtypes.Parser(prog="channelsync")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     add_parsers(sub)

@@ -74,9 +74,10 @@ CREATE TABLE IF NOT EXISTS audit (
 
 
 def path_from_url(url: str) -> Path:
-    """sqlite:///relative/path or sqlite:////absolute/path (as SQLAlchemy writes them)."""
-    rest = url.removeprefix("sqlite://")
-    if not rest.startswith("/") or rest == "/":
+    """sqlite:///relative/path or sqlite:////absolute/path (as SQLAlchemy writes them); the
+    scheme in any case, like every URL scheme."""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() != "sqlite" or not rest.startswith("/") or rest == "/":
         raise TargetError(f"bad target URL '{url}': use sqlite:///PATH (e.g. {DEFAULT_TARGET})")
     return Path(rest[1:])
 

@@ -1,0 +1,111 @@
+"""The parser class and argument types of every channelsync command line.
+
+argparse words a failing ``type=`` by the function's name ("invalid _seconds value: 'x'") and
+exits 2, which channelsync keeps for "changes pending" and "drift". Every type here refuses with
+a sentence instead, and ``Parser`` exits 1. Only argparse is imported: ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from channelsync.defaults import DEFAULT_TARGET
+
+EXIT_USAGE = 1
+MAX_SECONDS = 86_400
+MAX_COUNT = 1024
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _number(text: str, kind: type[int] | type[float], what: str) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"'{text}' is not {what}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A count of things done at once: 1 up to MAX_COUNT (each is a thread and a connection)."""
+    value = int(_number(text, int, "a whole number"))
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"'{text}' must be between 1 and {MAX_COUNT}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A wait in seconds, 0 up to a day."""
+    value = _number(text, float, "a number of seconds")
+    if not 0 <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"'{text}' must be between 0 and {MAX_SECONDS} seconds")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """A timeout: more than 0, up to a day."""
+    value = _number(text, float, "a number of seconds")
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' must be more than 0 and at most {MAX_SECONDS} seconds"
+        )
+    return value
+
+
+def port(text: str) -> int:
+    value = int(_number(text, int, "a port number (1-65535)"))
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {text} is outside 1-65535")
+    return value
+
+
+def host(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty; e.g. 127.0.0.1, or 0.0.0.0 for all")
+    if any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a host name or IP address")
+    return text
+
+
+def path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty; give a path")
+    return Path(text)
+
+
+def target(text: str) -> str:
+    """A target URL as given; never echoed in the message (it may hold credentials)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must not be empty; give a URL such as {DEFAULT_TARGET}")
+    return text
+
+
+def email_address(text: str) -> str:
+    """One plain address (name@domain): it goes into RCPT TO and the To header as it is."""
+    local, at, domain = text.partition("@")
+    named = "." in domain.strip(".") or domain == "localhost"
+    plain = at and local and named and not set(text) & set(' \t<>,;"\\')
+    if not plain or "@" in domain or not text.isprintable() or len(text) > 254:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an email address; use name@domain")
+    return text
+
+
+def dir_option(p: argparse.ArgumentParser) -> None:
+    """``--dir``, defaulting to ``$CHANNELSYNC_DIR`` (when set and not empty), else channels.d."""
+    p.add_argument(
+        "--dir",
+        type=path,
+        default=Path(os.environ.get("CHANNELSYNC_DIR") or "channels.d"),
+        help="config directory (default: channels.d, or $CHANNELSYNC_DIR)",
+    )
