@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -18,6 +19,7 @@ from channelsync import __version__
 from channelsync.defaults import DEFAULT_TARGET
 
 if TYPE_CHECKING:
+    from channelsync.bindings import Bindings
     from channelsync.loader import Config
     from channelsync.plan import Plan
     from channelsync.targets.base import Target
@@ -53,9 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
+    from channelsync.bindings import add_arguments as secret_options
+
     p = sub.add_parser("validate", help="check the config files and report every problem")
     _dir_option(p)
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    secret_options(p, files=False)
     p.set_defaults(handler=cmd_validate)
 
     p = sub.add_parser("plan", help="show what apply would change in the target")
@@ -74,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also test the connections apply would test, and show the results (exit 1 on failure)",
     )
+    secret_options(p)
     p.set_defaults(handler=cmd_plan)
 
     p = sub.add_parser("apply", help="make the target match the config")
@@ -95,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="apply without testing the mail servers first (not recommended)",
     )
+    secret_options(p)
     p.set_defaults(handler=cmd_apply)
 
     p = sub.add_parser("drift", help="compare the target with the config (read-only)")
@@ -102,11 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
     _target_option(p)
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     p.add_argument("--ignore", type=Path, help="YAML file of accepted, expiring differences")
+    secret_options(p, bindings=False)
     p.set_defaults(handler=cmd_drift)
 
     p = sub.add_parser("export", help="write the target's live state into the config files")
     _dir_option(p)
     _target_option(p)
+    p.add_argument(
+        "--secret-bindings",
+        type=Path,
+        metavar="FILE",
+        help="also bind each new secret placeholder to its endpoints in FILE "
+        "(created or extended, comments kept)",
+    )
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("list", help="list channels like the console's channel list")
@@ -179,6 +194,22 @@ def _load(directory: Path) -> Config:
     return config
 
 
+def _bindings(args: argparse.Namespace) -> Bindings | None:
+    from channelsync.bindings import from_args
+
+    return from_args(args)
+
+
+def _secret_files(args: argparse.Namespace) -> AbstractContextManager[None]:
+    """Where ``${file:...}`` secrets may be read while a command runs: inside the config
+    repository, unless ``--allow-secret-files-outside``."""
+    if not hasattr(args, "allow_secret_files_outside"):
+        return nullcontext()
+    from channelsync.secrets import confined_to, repository_root
+
+    return confined_to(None if args.allow_secret_files_outside else repository_root(args.dir))
+
+
 def _open(url: str | None, *, readonly: bool = False) -> Target:
     from channelsync.targets import open_target, target_url
 
@@ -192,6 +223,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from channelsync.render.runbook import runbook
 
     config = _load(args.dir)
+    bindings = _bindings(args)
     target = _open(args.target)
     try:
         plan = make_plan(config, target, only=args.only, fingerprint=bool(args.out))
@@ -203,7 +235,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.check_connections:
         from channelsync import gate
 
-        results = gate.run(config, plan)
+        results = gate.run(config, plan, bindings)
     if args.format == "json":
         sys.stdout.write(render.as_json(plan, connections.as_json(results)))
     elif args.format == "markdown":
@@ -228,6 +260,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from channelsync.render.apply import report as render_report
 
     config = _load(args.dir)
+    bindings = _bindings(args)
     saved = Plan.load(args.planfile) if args.planfile else None
     target = _open(args.target)
     try:
@@ -240,7 +273,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             lock_timeout=args.lock_timeout,
             show=_show_plan,
             confirm=lambda plan: args.auto_approve or _confirm(),
-            gate=lambda plan: _connection_gate(args, config, plan),
+            gate=lambda plan: _connection_gate(args, config, plan, bindings),
         )
     finally:
         target.close()
@@ -270,7 +303,9 @@ def _confirm() -> bool:
     return True
 
 
-def _connection_gate(args: argparse.Namespace, config: Config, plan: Plan) -> bool:
+def _connection_gate(
+    args: argparse.Namespace, config: Config, plan: Plan, bindings: Bindings | None
+) -> bool:
     """The pre-apply connection tests (channelsync.gate); False stops the apply."""
     from channelsync import gate
 
@@ -281,7 +316,7 @@ def _connection_gate(args: argparse.Namespace, config: Config, plan: Plan) -> bo
             file=sys.stderr,
         )
         return True
-    failures = gate.failure_lines(gate.run(config, plan))
+    failures = gate.failure_lines(gate.run(config, plan, bindings))
     for line in failures:
         print(line, file=sys.stderr)
     if failures:
@@ -339,6 +374,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     for what in report.removed:
         print(f"removed {what}")
+    if args.secret_bindings is not None:
+        from channelsync.bindings import extend_file
+
+        if extend_file(args.secret_bindings, report.bindings):
+            print(f"wrote {args.secret_bindings}")
     if report.placeholders:
         print("\nSet these secrets before plan or apply (their values never leave the tenant):")
         for variable, what in report.placeholders:
@@ -379,6 +419,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from channelsync.render import diagnostics as render
 
     config = load_config(args.dir)
+    if args.secret_bindings is not None:
+        from channelsync.bindings import read
+        from channelsync.secrets import repository_root
+
+        _, problems = read(args.secret_bindings, repository_root(args.dir))
+        config.diagnostics = sorted([*config.diagnostics, *problems])
     if args.format == "json":
         sys.stdout.write(render.as_json(config.diagnostics))
     elif args.format == "github":
@@ -410,7 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
-        return handler(args)
+        with _secret_files(args):
+            return handler(args)
     except ConfigError as exc:
         if not exc.already_shown:
             for diagnostic in exc.diagnostics:

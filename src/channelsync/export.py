@@ -32,6 +32,9 @@ class ExportReport:
     written: list[Path] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     placeholders: list[tuple[str, str]] = field(default_factory=list)  # (variable, what)
+    # each new placeholder reference -> the endpoints its connection test sends it to
+    bindings: dict[str, list[str]] = field(default_factory=dict)
+    _new: list[tuple[str, LiveResource, tuple[str, ...]]] = field(default_factory=list)
 
 
 def _yaml() -> Any:
@@ -66,6 +69,7 @@ def wanted_document(
             variable = _env_name(res, path)
             ref = f"${{env:{variable}}}"
             report.placeholders.append((variable, f"{res.kind} '{res.name}' {'.'.join(path)}"))
+            report._new.append((ref, res, path))
         set_path(doc, path, ref)
     return _minimal(res.kind, normalize(res.kind, doc))  # normalize: schema key order
 
@@ -120,7 +124,16 @@ def export(target: Target, directory: Path, config: Config | None) -> ExportRepo
         header = f"# exported by channelsync from {target.url}\n"
         target_file.write_text(header + _dump([wanted_document(res, None, report)]), "utf-8")
         report.written.append(target_file)
+    _bind_placeholders(report, live)
     return report
+
+
+def _bind_placeholders(report: ExportReport, live: dict[Key, LiveResource]) -> None:
+    from channelsync.bindings import endpoints_of
+
+    servers = {r.name: r.data for r in live.values() if r.kind == "SmtpServer"}
+    for ref, res, path in report._new:
+        report.bindings[ref] = endpoints_of(res.kind, res.data, path, servers)
 
 
 def _dump(documents: list[Any]) -> str:

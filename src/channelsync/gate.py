@@ -13,6 +13,7 @@ from channelsync.loader import Config, Loaded
 from channelsync.plan import Change, Plan
 
 if TYPE_CHECKING:
+    from channelsync.bindings import Bindings
     from channelsync.probe.check import Result
 
 # Fields whose change means the mail will flow through a different connection.
@@ -38,13 +39,13 @@ def resources_to_test(config: Config, plan: Plan) -> list[Loaded]:
     return [r for r in config.resources if (r.kind, r.name) in wanted]
 
 
-def run(config: Config, plan: Plan) -> list[Result]:
+def run(config: Config, plan: Plan, bindings: Bindings | None = None) -> list[Result]:
     resources = resources_to_test(config, plan)
     if not resources:
         return []
     from channelsync.probe import gate
 
-    return gate(resources, servers=config.of_kind("SmtpServer"))
+    return gate(resources, servers=config.of_kind("SmtpServer"), bindings=bindings)
 
 
 def failure_lines(results: list[Result]) -> list[str]:

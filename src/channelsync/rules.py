@@ -40,7 +40,21 @@ def check(config: Config) -> list[Diagnostic]:
         out.extend(_channel(item, item.data))
     for item in groups["SmtpServer"]:
         out.extend(_smtp_server(item, item.data))
+    for item in config.resources:
+        out.extend(_reserved_secrets(item))
     return out
+
+
+def _reserved_secrets(item: Loaded) -> Iterator[Diagnostic]:
+    from channelsync.document import get_path, secret_paths
+    from channelsync.secrets import parse_ref, reserved_problem
+
+    for path in secret_paths(item.kind):
+        text = get_path(item.data, path)
+        ref = parse_ref(text) if isinstance(text, str) else None
+        problem = reserved_problem(ref) if ref is not None else None
+        if problem is not None:
+            yield item.diagnostic(path, "error", f"{'.'.join(path)}: {problem}")
 
 
 def _unique_names(groups: Groups) -> Iterator[Diagnostic]:

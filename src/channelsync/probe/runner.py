@@ -21,6 +21,7 @@ from channelsync.probe.check import (
 )
 
 if TYPE_CHECKING:
+    from channelsync.bindings import Bindings, Endpoint
     from channelsync.loader import Loaded
 
 __all__ = ["Check", "Result", "checks_for", "run_check", "run_checks"]
@@ -111,8 +112,11 @@ def run_checks(
     timeout: float = DEFAULT_TIMEOUT,
     progress: Progress | None = None,
     send_test_message: str | None = None,
+    bindings: Bindings | None = None,
 ) -> list[Result]:
-    """Every check's result, in the order of ``checks``; never raises for a failed check."""
+    """Every check's result, in the order of ``checks``; never raises for a failed check.
+
+    With ``bindings``, a check sends a secret only to the endpoints bound to it."""
     if not checks:
         return []
     results: list[Result | None] = [None] * len(checks)
@@ -120,7 +124,13 @@ def run_checks(
     workers = max(1, min(concurrency, len(checks)))
     with ThreadPoolExecutor(workers, thread_name_prefix="probe") as pool:
         futures = {
-            pool.submit(run_check, check, timeout=timeout, send_test_message=send_test_message): i
+            pool.submit(
+                run_check,
+                check,
+                timeout=timeout,
+                send_test_message=send_test_message,
+                bindings=bindings,
+            ): i
             for i, check in enumerate(checks)
         }
         for future in as_completed(futures):
@@ -132,14 +142,18 @@ def run_checks(
 
 
 def run_check(
-    check: Check, *, timeout: float = DEFAULT_TIMEOUT, send_test_message: str | None = None
+    check: Check,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    send_test_message: str | None = None,
+    bindings: Bindings | None = None,
 ) -> Result:
     from channelsync.probe.diagnose import diagnose
 
     attempt = Attempt(check, timeout)
     error = None
     try:
-        login = _login(attempt)
+        login = _login(attempt, bindings)
         _protocol(check.protocol)(attempt, login, send_test_message)
     except Exception as exc:  # every failure becomes a diagnosis; nothing escapes a check
         error = diagnose(exc, attempt)
@@ -174,12 +188,29 @@ def _protocol(protocol: str) -> Callable[[Attempt, Login | None, str | None], No
     return smtp.probe
 
 
-def _login(attempt: Attempt) -> Login | None:
-    """Resolved credentials; an unreadable secret fails the check before any connection."""
+def _login(attempt: Attempt, bindings: Bindings | None) -> Login | None:
+    """Resolved credentials; an unreadable or unbound secret fails the check before any
+    connection."""
+    from channelsync.bindings import NOT_BOUND, mail_endpoint, token_endpoint
+
     check = attempt.check
     attempt.step("secrets")
+    mail = mail_endpoint(check.host, check.port)
     if check.oauth is not None:
-        secret = _resolve(attempt, check.oauth.client_secret, "incoming.oauth.client_secret")
+        settings = check.oauth
+        # the client secret goes to the token endpoint, the token it buys to the mail server
+        token_at = token_endpoint(settings.authority, settings.tenant_id)
+        if token_at is None and bindings is not None:
+            raise ProbeFailure(
+                NOT_BOUND,
+                f"the token endpoint {settings.authority.rstrip('/')}/{settings.tenant_id} is "
+                "not a plain https:// URL, so its destination is uncertain; nothing was sent",
+                "write incoming.oauth.authority as https://host[:port] and tenant_id as the "
+                "Directory (tenant) ID",
+            )
+        field = "incoming.oauth.client_secret"
+        endpoints = [e for e in (token_at, mail) if e is not None]
+        secret = _resolve(attempt, settings.client_secret, field, bindings, endpoints)
         from channelsync.probe.oauth import acquire_token
 
         token = acquire_token(attempt, check.oauth, secret)
@@ -190,12 +221,20 @@ def _login(attempt: Attempt) -> Login | None:
     field = "incoming.password" if check.check == "incoming" else "password"
     if check.kind == "EmailChannel" and check.check == "outgoing":
         field = "outgoing.password"
-    password = _resolve(attempt, check.password, field)
+    password = _resolve(attempt, check.password, field, bindings, [mail])
     attempt.step("connect")
     return Login(check.user or "", password=password)
 
 
-def _resolve(attempt: Attempt, reference: str, field: str) -> str:
+def _resolve(
+    attempt: Attempt,
+    reference: str,
+    field: str,
+    bindings: Bindings | None,
+    endpoints: list[Endpoint],
+) -> str:
+    """The secret's value, once it is known to be bound to every endpoint it will reach."""
+    from channelsync.bindings import NOT_BOUND
     from channelsync.secrets import SecretUnavailable, parse_ref
 
     ref = parse_ref(reference)
@@ -205,6 +244,9 @@ def _resolve(attempt: Attempt, reference: str, field: str) -> str:
             f"{field} is not a secret reference",
             "use ${env:NAME} or ${file:PATH}",
         )
+    refused = bindings.refusal(ref, attempt.check.base_dir, field, endpoints) if bindings else None
+    if refused is not None:
+        raise ProbeFailure(NOT_BOUND, *refused)
     try:
         return attempt.secret(ref.resolve(attempt.check.base_dir))
     except SecretUnavailable as exc:
