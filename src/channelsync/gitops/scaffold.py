@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from channelsync import __version__
+from channelsync.bindings import FILE_NAME as BINDINGS_FILE
 from channelsync.errors import ChannelsyncError
 
 WORKFLOWS = ("channels-plan.yml", "channels-apply.yml", "channels-drift.yml")
@@ -36,6 +37,7 @@ def requirements() -> str:
 def files() -> dict[Path, str]:
     """Every file ``init`` writes except ``.gitignore``, which it merges into instead."""
     out = {Path("channels.d/example.yaml"): template("channels.d", "example.yaml")}
+    out[Path(BINDINGS_FILE)] = template(BINDINGS_FILE)
     for name in WORKFLOWS:
         out[Path(".github/workflows") / name] = template("workflows", name)
     out[Path(".github/channelsync/requirements.txt")] = requirements()
