@@ -105,3 +105,34 @@ def test_list_filter_values_are_checked(tenant: Path, cli: Any) -> None:
     result = cli("list", "--filter", "enabled=maybe")
     assert result.code == 1
     assert "bad filter 'enabled=maybe': enabled is true or false" in result.err
+
+
+def test_export_binds_the_placeholders_it_writes_keeping_the_bindings_file(
+    tenant: Path, cli: Any
+) -> None:
+    from channelsync.bindings import load
+
+    apply(cli)
+    bindings = tenant / "channelsync.secrets.yaml"
+    bindings.write_text(
+        "# reviewed bindings\nbindings:\n"
+        "  - secret: ${env:SUPPORT_INCOMING_PASSWORD}  # set by hand\n"
+        '    endpoints: ["imap2.example.com:993"]\n'
+    )
+    result = cli("export", "--dir", "exported", "--secret-bindings", "channelsync.secrets.yaml")
+    assert result.code == 0, result.err
+    assert "wrote channelsync.secrets.yaml" in result.out
+    assert bindings.read_text() == (
+        "# reviewed bindings\nbindings:\n"
+        "  - secret: ${env:SUPPORT_INCOMING_PASSWORD}  # set by hand\n"
+        '    endpoints: ["imap2.example.com:993", "imap.example.com:993"]\n'
+        "  - secret: ${env:EXCHANGE_INCOMING_OAUTH_CLIENT_SECRET}\n"
+        '    endpoints: ["https://login.microsoftonline.com", "outlook.office365.com:993"]\n'
+        "  - secret: ${env:SUPPORT_OUTGOING_PASSWORD}\n"
+        '    endpoints: ["smtp.example.com:587"]\n'
+        "  - secret: ${env:RELAY_PASSWORD}\n"
+        '    endpoints: ["smtp.example.com:587"]\n'
+    )
+    assert load(bindings, tenant).bindings  # a valid bindings file
+    again = cli("export", "--dir", "exported", "--secret-bindings", "channelsync.secrets.yaml")
+    assert "channelsync.secrets.yaml" not in again.out  # nothing new to bind

@@ -350,7 +350,10 @@ def extend_file(path: Path, wanted: Mapping[str, Iterable[str]]) -> bool:
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
     yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096
     text = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -382,7 +385,7 @@ def extend_file(path: Path, wanted: Mapping[str, Iterable[str]]) -> bool:
         listed = entry.setdefault("endpoints", _flow([]))
         for endpoint in endpoints:
             if endpoint not in listed:
-                listed.append(endpoint)
+                listed.append(DoubleQuotedScalarString(endpoint))
                 changed = True
     if changed:
         import io
