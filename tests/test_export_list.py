@@ -136,3 +136,16 @@ def test_export_binds_the_placeholders_it_writes_keeping_the_bindings_file(
     assert load(bindings, tenant).bindings  # a valid bindings file
     again = cli("export", "--dir", "exported", "--secret-bindings", "channelsync.secrets.yaml")
     assert "channelsync.secrets.yaml" not in again.out  # nothing new to bind
+
+
+def test_export_refuses_a_broken_bindings_file_before_writing(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    (tenant / "bad.yaml").write_text("bindings:\n  - secret: literal\n    endpoints: [h:1]\n")
+    result = cli("export", "--dir", "exported", "--secret-bindings", "bad.yaml")
+    assert result.code == 1
+    assert result.err == (
+        "bad.yaml:2:13: error: secret: secrets must be references like ${env:NAME} or "
+        "${file:PATH}, not literal values; move the value into an environment variable or a "
+        "file\nerror: fix bad.yaml first; nothing was exported\n"
+    )
+    assert not (tenant / "exported").exists()

@@ -344,35 +344,32 @@ def from_args(args: argparse.Namespace) -> Bindings | None:
 # ---- writing: export adds bindings for the placeholders it writes -------------------------
 
 
+def check_writable(path: Path) -> bool:
+    """ConfigError when ``path`` exists and is not a valid bindings file (so that ``export``
+    can refuse before it writes anything); True when it has content to keep."""
+    if not path.exists() or not path.stat().st_size:
+        return False
+    problems = read(path, path.parent)[1]
+    if problems:
+        raise ConfigError(problems, summary=f"fix {_display(path)} first; nothing was exported")
+    return True
+
+
 def extend_file(path: Path, wanted: Mapping[str, Iterable[str]]) -> bool:
     """Bind each reference of ``wanted`` to its endpoints in ``path`` (created if missing),
     keeping every existing line and comment. True when the file changed."""
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    data = yaml.load(text) if text.strip() else None
-    if data is None:
-        data = CommentedMap()
-    if not isinstance(data, dict) or not isinstance(
-        data.setdefault("bindings", CommentedSeq()), list
-    ):
-        raise ConfigError(
-            [
-                Diagnostic(
-                    _display(path), 1, 1, "error", "not a secret bindings file (bindings: [...])"
-                )
-            ]
-        )
-    entries = data["bindings"]
-    if entries is None:
-        entries = data["bindings"] = CommentedSeq()
+    text = path.read_text(encoding="utf-8") if check_writable(path) else ""
+    data = yaml.load(text) if text else CommentedMap(bindings=CommentedSeq())
+    entries = data["bindings"]  # a list: read() checked the file
+    entries.fa.set_block_style()
     by_secret = {str(e.get("secret")): e for e in entries if isinstance(e, dict)}
     changed = False
     for secret, endpoints in wanted.items():

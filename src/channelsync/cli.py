@@ -365,6 +365,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
+    if args.secret_bindings is not None:
+        from channelsync.bindings import check_writable
+
+        check_writable(args.secret_bindings)
     target = _open(args.target, readonly=True)
     try:
         report = export(target, args.dir, config)

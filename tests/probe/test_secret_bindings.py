@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -139,7 +139,7 @@ def test_file_secret_is_bound_by_the_file_it_reads(
 
 
 class _Recorder(BaseHTTPRequestHandler):
-    requests: list[str] = []
+    requests: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
         self.requests.append(self.path)
@@ -155,7 +155,7 @@ class _Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def token_server() -> Iterator[tuple[str, list[str]]]:
     """An HTTP server that records every request (a would-be token endpoint)."""
-    requests: list[str] = []
+    requests: ClassVar[list[str]] = []
     handler = type("Recorder", (_Recorder,), {"requests": requests})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

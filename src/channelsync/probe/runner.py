@@ -82,6 +82,7 @@ def _incoming(item: Loaded) -> Check:
         else None,
         ca_file=(incoming.get("tls") or {}).get("ca_file"),
         allow_insecure_auth=bool(incoming.get("allow_insecure_auth")),
+        origin=item,
     )
 
 
@@ -102,6 +103,7 @@ def _outgoing(server: Loaded, channel: Loaded | None, out: dict[str, Any] | None
         password=account.get("password"),
         ca_file=(data.get("tls") or {}).get("ca_file"),
         sender=channel.data["email"] if channel else (user if user and "@" in user else None),
+        origin=channel if out is not None else server,
     )
 
 
@@ -250,8 +252,13 @@ def _resolve(
     try:
         return attempt.secret(ref.resolve(attempt.check.base_dir))
     except SecretUnavailable as exc:
+        origin = attempt.check.origin
+        where = ""
+        if origin is not None:  # the reference's position: reading it again only now
+            at = origin.diagnostic(tuple(field.split(".")), "error", "")
+            where = f"{at.file}:{at.line}:{at.column}: "
         raise ProbeFailure(
             "secret_unavailable",
-            f"{field} {ref}: {exc}; nothing was sent to the server",
+            f"{where}{field} {ref}: {exc}; nothing was sent to the server",
             "set the environment variable or create the file where channelsync runs",
         ) from None
