@@ -41,18 +41,21 @@ def check(config: Config) -> list[Diagnostic]:
     for item in groups["SmtpServer"]:
         out.extend(_smtp_server(item, item.data))
     for item in config.resources:
-        out.extend(_reserved_secrets(item))
+        out.extend(_secret_refs(item))
     return out
 
 
-def _reserved_secrets(item: Loaded) -> Iterator[Diagnostic]:
+def _secret_refs(item: Loaded) -> Iterator[Diagnostic]:
+    """References a channel may never use: CI and channelsync variables, system files."""
     from channelsync.document import get_path, secret_paths
-    from channelsync.secrets import parse_ref, reserved_problem
+    from channelsync.secrets import parse_ref, reserved_problem, system_file_problem
 
     for path in secret_paths(item.kind):
         text = get_path(item.data, path)
         ref = parse_ref(text) if isinstance(text, str) else None
-        problem = reserved_problem(ref) if ref is not None else None
+        if ref is None:
+            continue
+        problem = reserved_problem(ref) or system_file_problem(ref, item.base_dir)
         if problem is not None:
             yield item.diagnostic(path, "error", f"{'.'.join(path)}: {problem}")
 

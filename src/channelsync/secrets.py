@@ -96,6 +96,20 @@ class SecretRef:
         return value
 
 
+def system_file_problem(ref: SecretRef, base_dir: Path | None) -> str | None:
+    """Why a ``${file:...}`` names a system file (``/proc``, ``/sys``, ``/dev``, after
+    following symlinks), or None; nothing is read."""
+    if ref.source != "file":
+        return None
+    try:
+        real = os.path.realpath(ref.file_path(base_dir))
+    except (OSError, ValueError):
+        return None  # resolution says why
+    if real in _SYSTEM_DIRS or real.startswith(_SYSTEM_DIRS_SLASH):
+        return f"{ref} is a system file ({real}), not a secret; name a file of your own"
+    return None
+
+
 def _env_value(name: str) -> str:
     try:
         value = os.environ.get(name)
