@@ -341,6 +341,13 @@ def from_args(args: argparse.Namespace) -> Bindings | None:
     return load(path, repository_root(args.dir)) if path is not None else None
 
 
+def problems_of(args: argparse.Namespace) -> list[Diagnostic]:
+    """Every problem of the bindings file the command line selects (for ``validate``)."""
+    from channelsync.secrets import repository_root
+
+    return read(args.secret_bindings, repository_root(args.dir))[1]
+
+
 # ---- writing: export adds bindings for the placeholders it writes -------------------------
 
 

@@ -424,11 +424,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     config = load_config(args.dir)
     if args.secret_bindings is not None:
-        from channelsync.bindings import read
-        from channelsync.secrets import repository_root
+        from channelsync.bindings import problems_of
 
-        _, problems = read(args.secret_bindings, repository_root(args.dir))
-        config.diagnostics = sorted([*config.diagnostics, *problems])
+        config.diagnostics = sorted([*config.diagnostics, *problems_of(args)])
     if args.format == "json":
         sys.stdout.write(render.as_json(config.diagnostics))
     elif args.format == "github":

@@ -357,6 +357,27 @@ def test_apply_workflow_without_a_pull_request_replans(
     assert "Apply complete: 1 created." in result.step("apply").stdout
 
 
+def test_apply_workflow_gate_honours_the_bindings_on_main(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env, target: str
+) -> None:
+    server = Responder(*imap())
+    try:
+        point_example_at(scratch_repo, server.port)  # init bound the secret elsewhere
+        git(scratch_repo, "commit", "-q", "-am", "move the example")
+        contexts = push_contexts(tmp_path / "push", target)
+        contexts["vars"] = {}  # the gate runs
+        env = runner_env(GITHUB_SHA=git(scratch_repo, "rev-parse", "HEAD"))
+        result = run(scratch_repo, "channels-apply.yml", "apply", contexts, env)
+        assert result.step("apply").outcome == "failure"
+        assert "secret_not_bound" in result.step("apply").stderr
+        assert "Apply stopped by the connection tests; nothing was changed." in (
+            result.step("apply").stderr
+        )
+        assert server._connections == []
+    finally:
+        server.close()
+
+
 # ---- channels-drift.yml ------------------------------------------------------------------------
 
 
