@@ -103,3 +103,18 @@ def test_a_url_endpoint_covers_its_paths_only_at_segment_boundaries() -> None:
     assert other is not None and not bound.covers(other)
     assert escape is None  # not a plain URL: refused outright
     assert not bound.covers(mail_endpoint("login.microsoftonline.com", 443))
+
+
+def test_hint_for_a_block_list_of_endpoints_names_its_line(tmp_path: Path) -> None:
+    from channelsync.bindings import load
+    from channelsync.secrets import SecretRef
+
+    path = tmp_path / "b.yaml"
+    path.write_text("bindings:\n  - secret: ${env:A}\n    endpoints:\n      - a.example:1\n")
+    refused = load(path, tmp_path).refusal(
+        SecretRef("env", "A"), tmp_path, "password", [mail_endpoint("b.example", 2)]
+    )
+    assert refused is not None
+    assert refused[1] == (
+        f'if the secret belongs there, add "b.example:2" to the endpoints at line 3 of {path}'
+    )

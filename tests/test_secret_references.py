@@ -112,14 +112,19 @@ def test_unusable_secret_files_are_refused_without_reading_them(
 
 
 @pytest.mark.parametrize(
-    ("target", "shown"), [("/proc/self/environ", "/proc/"), ("/dev/zero", "/dev/zero")]
+    ("target", "expected"),
+    [
+        ("/proc/self/environ", "is a system file \\(/proc/"),
+        ("/sys/kernel/mm/transparent_hugepage/enabled", "is a system file \\(/sys/"),
+        ("/dev/zero", "is a device, not a regular file"),
+    ],
 )
 def test_system_files_are_never_read_even_when_validate_did_not_see_them(
-    tmp_path: Path, target: str, shown: str
+    tmp_path: Path, target: str, expected: str
 ) -> None:
     link = tmp_path / "pw"
     link.symlink_to(target)  # e.g. made after validate ran
-    with pytest.raises(SecretUnavailable, match=f"is a system file \\({shown}"):
+    with pytest.raises(SecretUnavailable, match=expected):
         SecretRef("file", str(link)).resolve()
 
 

@@ -126,7 +126,8 @@ class Binding:
     ref: SecretRef
     key: tuple[str, str]  # what the secret is: ("env", NAME) or ("file", real path)
     endpoints: tuple[Endpoint, ...]
-    line: int  # of its endpoints list, for hints
+    line: int  # of its endpoints key, for hints
+    inline: bool = True  # the list is written on that line ([a, b]), not one item a line
 
 
 @dataclass
@@ -151,12 +152,17 @@ class Bindings:
         names = ", ".join(str(m) for m in missing)
         message = f"{field_name} {ref} is not bound to {names} in {self.display}; nothing was sent"
         added = [json.dumps(str(m)) for m in missing]
-        if matching:
+        if matching and matching[0].inline:
             first = matching[0]
             listed = [json.dumps(str(e)) for e in first.endpoints] + added
             hint = (
                 f"if the secret belongs there, change line {first.line} of {self.display} "
                 f"to: endpoints: [{', '.join(listed)}]"
+            )
+        elif matching:
+            hint = (
+                f"if the secret belongs there, add {', '.join(added)} to the endpoints at line "
+                f"{matching[0].line} of {self.display}"
             )
         else:
             shown = json.dumps(str(self._as_written(ref, key)))
@@ -306,8 +312,9 @@ def _entry(
             parsed.append(found)
     if not ok or ref is None:
         return None
-    line = document.position((*at, "endpoints"))[0]
-    return Binding(ref, _key(ref, root), tuple(parsed), line)
+    line = document.position((*at, "endpoints"), key=True)[0]
+    inline = document.position((*at, "endpoints", 0))[0] == line
+    return Binding(ref, _key(ref, root), tuple(parsed), line, inline)
 
 
 # ---- the command line --------------------------------------------------------------------

@@ -28,7 +28,9 @@ FINGERPRINT_PREFIX = "hmac-sha256:"
 MAX_SECRET_FILE_BYTES = 64 * 1024
 # Variables of the CI system and of channelsync itself: never a channel's secret.
 RESERVED_PREFIXES = ("CHANNELSYNC_", "GITHUB_", "ACTIONS_", "RUNNER_")
-_SYSTEM_DIRS = ("/proc", "/sys", "/dev")
+# procfs and sysfs files claim to be regular and empty, yet hold (other processes') data;
+# devices are refused as not regular files, wherever they are
+_SYSTEM_DIRS = ("/proc", "/sys")
 _SYSTEM_DIRS_SLASH = tuple(d + "/" for d in _SYSTEM_DIRS)
 
 
@@ -97,7 +99,7 @@ class SecretRef:
 
 
 def system_file_problem(ref: SecretRef, base_dir: Path | None) -> str | None:
-    """Why a ``${file:...}`` names a system file (``/proc``, ``/sys``, ``/dev``, after
+    """Why a ``${file:...}`` names a system file (under ``/proc`` or ``/sys``, after
     following symlinks), or None; nothing is read."""
     if ref.source != "file":
         return None
