@@ -40,24 +40,36 @@ def check(config: Config) -> list[Diagnostic]:
         out.extend(_channel(item, item.data))
     for item in groups["SmtpServer"]:
         out.extend(_smtp_server(item, item.data))
-    for item in config.resources:
-        out.extend(_secret_refs(item))
+    out.extend(_secret_refs(config.resources))
     return out
 
 
-def _secret_refs(item: Loaded) -> Iterator[Diagnostic]:
+def _secret_refs(resources: list[Loaded]) -> Iterator[Diagnostic]:
     """References a channel may never use: CI and channelsync variables, system files."""
-    from channelsync.document import get_path, secret_paths
-    from channelsync.secrets import parse_ref, reserved_problem, system_file_problem
+    from channelsync.document import secret_paths
+    from channelsync.secrets import (
+        RESERVED_PREFIXES,
+        parse_ref,
+        reserved_problem,
+        system_file_problem,
+    )
 
-    for path in secret_paths(item.kind):
-        text = get_path(item.data, path)
-        ref = parse_ref(text) if isinstance(text, str) else None
-        if ref is None:
-            continue
-        problem = reserved_problem(ref) or system_file_problem(ref, item.base_dir)
-        if problem is not None:
-            yield item.diagnostic(path, "error", f"{'.'.join(path)}: {problem}")
+    paths = {kind: secret_paths(kind) for kind in KIND_NAMES}
+    for item in resources:
+        for path in paths[item.kind]:
+            text: Any = item.data
+            for key in path:
+                text = text.get(key) if isinstance(text, dict) else None
+            if not isinstance(text, str):
+                continue
+            if text.startswith("${env:") and not text[6:].upper().startswith(RESERVED_PREFIXES):
+                continue  # the common case, without a regular expression
+            ref = parse_ref(text)
+            if ref is None:
+                continue
+            problem = reserved_problem(ref) or system_file_problem(ref, item.base_dir)
+            if problem is not None:
+                yield item.diagnostic(path, "error", f"{'.'.join(path)}: {problem}")
 
 
 def _unique_names(groups: Groups) -> Iterator[Diagnostic]:
