@@ -188,3 +188,47 @@ def test_export_still_refuses_other_config_errors(tenant: Path, cli: Any) -> Non
         "error: fix these first: export edits the config files in place and must know which "
         "resource each document defines"
     )
+
+
+def test_export_binds_the_placeholders_it_writes_keeping_the_bindings_file(
+    tenant: Path, cli: Any
+) -> None:
+    from channelsync.bindings import load
+
+    apply(cli)
+    bindings = tenant / "channelsync.secrets.yaml"
+    bindings.write_text(
+        "# reviewed bindings\nbindings:\n"
+        "  - secret: ${env:SUPPORT_INCOMING_PASSWORD}  # set by hand\n"
+        '    endpoints: ["imap2.example.com:993"]\n'
+    )
+    result = cli("export", "--dir", "exported", "--secret-bindings", "channelsync.secrets.yaml")
+    assert result.code == 0, result.err
+    assert "wrote channelsync.secrets.yaml" in result.out
+    assert bindings.read_text() == (
+        "# reviewed bindings\nbindings:\n"
+        "  - secret: ${env:SUPPORT_INCOMING_PASSWORD}  # set by hand\n"
+        '    endpoints: ["imap2.example.com:993", "imap.example.com:993"]\n'
+        "  - secret: ${env:EXCHANGE_INCOMING_OAUTH_CLIENT_SECRET}\n"
+        '    endpoints: ["https://login.microsoftonline.com", "outlook.office365.com:993"]\n'
+        "  - secret: ${env:SUPPORT_OUTGOING_PASSWORD}\n"
+        '    endpoints: ["smtp.example.com:587"]\n'
+        "  - secret: ${env:RELAY_PASSWORD}\n"
+        '    endpoints: ["smtp.example.com:587"]\n'
+    )
+    assert load(bindings, tenant).bindings  # a valid bindings file
+    again = cli("export", "--dir", "exported", "--secret-bindings", "channelsync.secrets.yaml")
+    assert "channelsync.secrets.yaml" not in again.out  # nothing new to bind
+
+
+def test_export_refuses_a_broken_bindings_file_before_writing(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    (tenant / "bad.yaml").write_text("bindings:\n  - secret: literal\n    endpoints: [h:1]\n")
+    result = cli("export", "--dir", "exported", "--secret-bindings", "bad.yaml")
+    assert result.code == 1
+    assert result.err == (
+        "bad.yaml:2:13: error: secret: secrets must be references like ${env:NAME} or "
+        "${file:PATH}, not literal values; move the value into an environment variable or a "
+        "file\nerror: fix bad.yaml first; nothing was exported\n"
+    )
+    assert not (tenant / "exported").exists()

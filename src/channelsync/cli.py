@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -24,6 +25,7 @@ from channelsync.argtypes import target as _target
 from channelsync.defaults import DEFAULT_TARGET
 
 if TYPE_CHECKING:
+    from channelsync.bindings import Bindings
     from channelsync.errors import Diagnostic
     from channelsync.loader import Config
     from channelsync.plan import Plan
@@ -45,9 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
+    from channelsync.bindings import add_arguments as secret_options
+
     p = sub.add_parser("validate", help="check the config files and report every problem")
     _dir_option(p)
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    secret_options(p, files=False)
     p.set_defaults(handler=cmd_validate)
 
     p = sub.add_parser("plan", help="show what apply would change in the target")
@@ -66,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also test the connections apply would test, and show the results (exit 1 on failure)",
     )
+    secret_options(p)
     p.set_defaults(handler=cmd_plan)
 
     p = sub.add_parser("apply", help="make the target match the config")
@@ -97,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help=f"seconds allowed per connection test (default {PROBE_TIMEOUT:g})",
     )
+    secret_options(p)
     p.set_defaults(handler=cmd_apply)
 
     p = sub.add_parser("drift", help="compare the target with the config (read-only)")
@@ -104,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     _target_option(p)
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     p.add_argument("--ignore", type=_path, help="YAML file of accepted, expiring differences")
+    secret_options(p, bindings=False)
     p.set_defaults(handler=cmd_drift)
 
     p = sub.add_parser("export", help="write the target's live state into the config files")
@@ -113,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--prune",
         action="store_true",
         help="also remove the documents of resources the tenant does not have",
+    )
+    p.add_argument(
+        "--secret-bindings",
+        type=_path,
+        metavar="FILE",
+        help="also bind each new secret placeholder to its endpoints in FILE "
+        "(created or extended, comments kept)",
     )
     p.set_defaults(handler=cmd_export)
 
@@ -187,6 +202,22 @@ def _load(directory: Path) -> Config:
     return config
 
 
+def _bindings(args: argparse.Namespace) -> Bindings | None:
+    from channelsync.bindings import from_args
+
+    return from_args(args)
+
+
+def _secret_files(args: argparse.Namespace) -> AbstractContextManager[None]:
+    """Where ``${file:...}`` secrets may be read while a command runs: inside the config
+    repository, unless ``--allow-secret-files-outside``."""
+    if not hasattr(args, "allow_secret_files_outside"):
+        return nullcontext()
+    from channelsync.secrets import confined_to, repository_root
+
+    return confined_to(None if args.allow_secret_files_outside else repository_root(args.dir))
+
+
 def _open(url: str | None, *, readonly: bool = False, existing: bool = False) -> Target:
     """``existing``: refuse a target that names no tenant yet (nothing to read from)."""
     from channelsync.targets import absent, open_target, target_url
@@ -208,6 +239,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from channelsync.targets import absent
 
     config = _load(args.dir)
+    bindings = _bindings(args)
     target = _open(args.target, readonly=True)
     try:
         plan = make_plan(config, target, only=args.only, fingerprint=bool(args.out))
@@ -222,7 +254,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.check_connections:
         from channelsync import gate
 
-        results = gate.run(config, plan)
+        results = gate.run(config, plan, bindings=bindings)
         for line in gate.failure_lines(config, results)[1]:  # disabled channels: warnings
             print(line, file=sys.stderr)
     if args.format == "json":
@@ -249,6 +281,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from channelsync.render.apply import report as render_report
 
     config = _load(args.dir)
+    bindings = _bindings(args)
     saved = Plan.load(args.planfile) if args.planfile else None
     if saved is not None and args.only:
         print(
@@ -269,7 +302,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             lock_timeout=args.lock_timeout,
             show=_show_plan,
             confirm=lambda plan: args.auto_approve or _confirm(),
-            gate=lambda plan: _connection_gate(args, config, plan),
+            gate=lambda plan: _connection_gate(args, config, plan, bindings),
         )
     finally:
         target.close()
@@ -299,7 +332,9 @@ def _confirm() -> bool:
     return True
 
 
-def _connection_gate(args: argparse.Namespace, config: Config, plan: Plan) -> bool:
+def _connection_gate(
+    args: argparse.Namespace, config: Config, plan: Plan, bindings: Bindings | None
+) -> bool:
     """The pre-apply connection tests (channelsync.gate); False stops the apply."""
     from channelsync import gate
 
@@ -315,7 +350,11 @@ def _connection_gate(args: argparse.Namespace, config: Config, plan: Plan) -> bo
     terminal = sys.stderr is not None and sys.stderr.isatty()
     try:
         results = gate.run(
-            config, plan, timeout=args.timeout, progress=_progress_bar if terminal else None
+            config,
+            plan,
+            bindings=bindings,
+            timeout=args.timeout,
+            progress=_progress_bar if terminal else None,
         )
     except KeyboardInterrupt:
         if terminal:
@@ -388,6 +427,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             "after",
             file=sys.stderr,
         )
+    if args.secret_bindings is not None:
+        from channelsync.bindings import check_writable
+
+        check_writable(args.secret_bindings)
     target = _open(args.target, readonly=True, existing=True)
     try:
         report = export(target, args.dir, config, prune=args.prune)
@@ -404,6 +447,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"{len(report.not_pruned)} resource(s) not in the tenant were left in the config; "
             "rerun with --prune to remove them"
         )
+    if args.secret_bindings is not None:
+        from channelsync.bindings import extend_file
+
+        if extend_file(args.secret_bindings, report.bindings):
+            print(f"wrote {args.secret_bindings}")
     if report.placeholders:
         print("\nSet these secrets before plan or apply (their values never leave the tenant):")
         for variable, what in report.placeholders:
@@ -444,6 +492,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from channelsync.render import diagnostics as render
 
     config = load_config(args.dir)
+    if args.secret_bindings is not None:
+        from channelsync.bindings import problems_of
+
+        config.diagnostics = sorted([*config.diagnostics, *problems_of(args)])
     if args.format == "json":
         sys.stdout.write(render.as_json(config.diagnostics))
     elif args.format == "github":
@@ -476,7 +528,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
-        return handler(args)
+        with _secret_files(args):
+            return handler(args)
     except ConfigError as exc:
         if not exc.already_shown:
             for diagnostic in exc.diagnostics:

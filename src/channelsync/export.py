@@ -39,6 +39,9 @@ class ExportReport:
     removed: list[str] = field(default_factory=list)
     not_pruned: list[str] = field(default_factory=list)  # not in the tenant, kept (no --prune)
     placeholders: list[tuple[str, str]] = field(default_factory=list)  # (variable, what)
+    # each new placeholder reference -> the endpoints its connection test sends it to
+    bindings: dict[str, list[str]] = field(default_factory=dict)
+    _new: list[tuple[str, LiveResource, tuple[str, ...]]] = field(default_factory=list)
 
 
 def _yaml() -> Any:
@@ -73,6 +76,7 @@ def wanted_document(
             variable = _env_name(res, path)
             ref = f"${{env:{variable}}}"
             report.placeholders.append((variable, f"{res.kind} '{res.name}' {'.'.join(path)}"))
+            report._new.append((ref, res, path))
         set_path(doc, path, ref)
     return _minimal(res.kind, normalize(res.kind, doc))  # normalize: schema key order
 
@@ -147,7 +151,16 @@ def export(
         header = f"# exported by channelsync from {target.url}\n"
         write_atomic(target_file, header + _dump([wanted_document(res, None, report)]))
         report.written.append(target_file)
+    _bind_placeholders(report, live)
     return report
+
+
+def _bind_placeholders(report: ExportReport, live: dict[Key, LiveResource]) -> None:
+    from channelsync.bindings import endpoints_of
+
+    servers = {r.name: r.data for r in live.values() if r.kind == "SmtpServer"}
+    for ref, res, path in report._new:
+        report.bindings[ref] = endpoints_of(res.kind, res.data, path, servers)
 
 
 def _dump(documents: list[Any]) -> str:

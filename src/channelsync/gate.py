@@ -15,6 +15,7 @@ from channelsync.loader import Config, Loaded
 from channelsync.plan import Change, Plan
 
 if TYPE_CHECKING:
+    from channelsync.bindings import Bindings
     from channelsync.probe.check import Result
     from channelsync.probe.runner import Progress
 
@@ -44,6 +45,7 @@ def resources_to_test(config: Config, plan: Plan) -> list[Loaded]:
 def run(
     config: Config,
     plan: Plan,
+    bindings: Bindings | None = None,
     *,
     timeout: float = PROBE_TIMEOUT,
     progress: Progress | None = None,
@@ -54,7 +56,7 @@ def run(
     from channelsync.probe import gate
 
     servers = config.of_kind("SmtpServer")
-    return gate(resources, servers=servers, timeout=timeout, progress=progress)
+    return gate(resources, servers=servers, bindings=bindings, timeout=timeout, progress=progress)
 
 
 def blocking(config: Config, results: list[Result]) -> list[Result]:

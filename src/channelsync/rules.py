@@ -58,6 +58,7 @@ def check(config: Config) -> list[Diagnostic]:
         out.extend(_smtp_server(item, item.data))
     for item in groups["EmailScript"]:
         out.extend(_script(item, item.data))
+    out.extend(_secret_refs(config.resources))
     return out
 
 
@@ -70,6 +71,34 @@ def _where(item: Loaded, path: tuple[str | int, ...]) -> str:
     """``file:line:col`` of ``path`` in ``item``, for messages that point at a second place."""
     at = item.diagnostic(path, "error", "")
     return f"{at.file}:{at.line}:{at.column}"
+
+
+def _secret_refs(resources: list[Loaded]) -> Iterator[Diagnostic]:
+    """References a channel may never use: CI and channelsync variables, system files."""
+    from channelsync.document import secret_paths
+    from channelsync.secrets import (
+        RESERVED_PREFIXES,
+        parse_ref,
+        reserved_problem,
+        system_file_problem,
+    )
+
+    paths = {kind: secret_paths(kind) for kind in KIND_NAMES}
+    for item in resources:
+        for path in paths[item.kind]:
+            text: Any = item.data
+            for key in path:
+                text = text.get(key) if isinstance(text, dict) else None
+            if not isinstance(text, str):
+                continue
+            if text.startswith("${env:") and not text[6:].upper().startswith(RESERVED_PREFIXES):
+                continue  # the common case, without a regular expression
+            ref = parse_ref(text)
+            if ref is None:
+                continue
+            problem = reserved_problem(ref) or system_file_problem(ref, item.base_dir)
+            if problem is not None:
+                yield item.diagnostic(path, "error", f"{'.'.join(path)}: {problem}")
 
 
 def _unique_names(groups: Groups) -> Iterator[Diagnostic]:

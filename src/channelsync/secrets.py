@@ -2,14 +2,21 @@
 
 A secret's value is read only where it is needed (apply, connection tests, plan fingerprints)
 and never stored in a model, a plan, an error message or a log line.
+
+A secret file is read only if it is a regular file of at most 64 KiB, UTF-8 text, not empty,
+and (while a command confines secret files, see ``confined_to``) inside the config repository
+after following symlinks. Which endpoints a secret may be sent to is ``bindings.py``'s rule.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import re
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +39,45 @@ _LOOKALIKES = (
 )
 _SOURCE_ALIASES = {"env": "env", "environ": "env", "environment": "env", "file": "file"}
 FINGERPRINT_PREFIX = "hmac-sha256:"
+MAX_SECRET_FILE_BYTES = 64 * 1024
+# Variables of the CI system and of channelsync itself: never a channel's secret.
+RESERVED_PREFIXES = ("CHANNELSYNC_", "GITHUB_", "ACTIONS_", "RUNNER_")
+# procfs and sysfs files claim to be regular and empty, yet hold (other processes') data;
+# devices are refused as not regular files, wherever they are
+_SYSTEM_DIRS = ("/proc", "/sys")
+_SYSTEM_DIRS_SLASH = tuple(d + "/" for d in _SYSTEM_DIRS)
 
 
 class SecretUnavailable(ChannelsyncError):
     """A reference is well-formed but its value cannot be read here (unset variable, no file)."""
+
+
+# The folder secret files must be inside (a real path), or None: anywhere. Set by the
+# commands that resolve secrets (``confined_to``); a plain module value, because connection
+# tests resolve secrets on worker threads.
+_confinement: str | None = None
+
+
+@contextlib.contextmanager
+def confined_to(root: Path | None) -> Iterator[None]:
+    """While active, ``${file:...}`` must name a file inside ``root`` (None: no limit)."""
+    global _confinement
+    before = _confinement
+    _confinement = os.path.realpath(root) if root is not None else None
+    try:
+        yield
+    finally:
+        _confinement = before
+
+
+def repository_root(config_dir: Path) -> Path:
+    """The config repository: the git work tree holding ``config_dir`` (the nearest folder,
+    from ``config_dir`` up, with a ``.git``), else the folder that holds ``config_dir``."""
+    start = Path(os.path.realpath(config_dir))
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start.parent
 
 
 @dataclass(frozen=True)
@@ -46,26 +88,102 @@ class SecretRef:
     def __str__(self) -> str:
         return f"${{{self.source}:{self.name}}}"
 
-    def resolve(self, base_dir: Path | None = None) -> str:
-        if self.source == "env":
-            try:
-                value = os.environ.get(self.name)
-            except ValueError:  # a NUL in the name
-                raise SecretUnavailable("secret variable name is not valid") from None
-            if value is None:
-                raise SecretUnavailable(f"environment variable {self.name} is not set")
-            return value
+    def file_path(self, base_dir: Path | None) -> Path:
+        """The file a ``${file:...}`` reference names, relative paths from ``base_dir``."""
         path = Path(self.name)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
+        return path
+
+    def resolve(self, base_dir: Path | None = None) -> str:
+        if self.source == "env":
+            value = _env_value(self.name)
+            what = f"environment variable {self.name}"
+        else:
+            path = self.file_path(base_dir)
+            value = _file_value(path)
+            what = f"secret file {path}"
         try:
-            return path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise SecretUnavailable(f"secret file {path} cannot be read ({exc.strerror})") from None
-        except UnicodeDecodeError:
-            raise SecretUnavailable(f"secret file {path} is not UTF-8 text") from None
-        except ValueError:  # e.g. a NUL in the path
-            raise SecretUnavailable("secret file path is not a valid path") from None
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8, smuggled in as surrogates
+            raise SecretUnavailable(f"{what} is not UTF-8 text") from None
+        if not value.strip():
+            raise SecretUnavailable(f"{what} is empty")
+        return value
+
+
+def system_file_problem(ref: SecretRef, base_dir: Path | None) -> str | None:
+    """Why a ``${file:...}`` names a system file (under ``/proc`` or ``/sys``, after
+    following symlinks), or None; nothing is read."""
+    if ref.source != "file":
+        return None
+    try:
+        real = os.path.realpath(ref.file_path(base_dir))
+    except (OSError, ValueError):
+        return None  # resolution says why
+    if real in _SYSTEM_DIRS or real.startswith(_SYSTEM_DIRS_SLASH):
+        return f"{ref} is a system file ({real}), not a secret; name a file of your own"
+    return None
+
+
+def _env_value(name: str) -> str:
+    try:
+        value = os.environ.get(name)
+    except ValueError:  # a NUL in the name
+        raise SecretUnavailable("secret variable name is not valid") from None
+    if value is None:
+        raise SecretUnavailable(f"environment variable {name} is not set")
+    return value
+
+
+def _file_value(path: Path) -> str:
+    """The text of a secret file; never blocks on a FIFO, never reads more than the limit."""
+    try:
+        real = os.path.realpath(path)
+        if real in _SYSTEM_DIRS or real.startswith(_SYSTEM_DIRS_SLASH):
+            raise SecretUnavailable(f"secret file {path} is a system file ({real}), not a secret")
+        if _confinement is not None and os.path.commonpath((_confinement, real)) != _confinement:
+            raise SecretUnavailable(
+                f"secret file {path} is outside the config repository {_confinement} (after "
+                "following symlinks); move it inside, or pass --allow-secret-files-outside"
+            )
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise SecretUnavailable(
+                    f"secret file {path} is {_file_type(info.st_mode)}, not a regular file"
+                )
+            if info.st_size > MAX_SECRET_FILE_BYTES:
+                raise SecretUnavailable(
+                    f"secret file {path} is {info.st_size:,} bytes; the limit is 64 KiB"
+                )
+            raw = os.read(fd, MAX_SECRET_FILE_BYTES + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise SecretUnavailable(f"secret file {path} cannot be read ({exc.strerror})") from None
+    except ValueError:  # e.g. a NUL in the path
+        raise SecretUnavailable("secret file path is not a valid path") from None
+    if len(raw) > MAX_SECRET_FILE_BYTES:  # it grew, or its size lied
+        raise SecretUnavailable(f"secret file {path} is larger than the limit of 64 KiB")
+    try:
+        return raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise SecretUnavailable(f"secret file {path} is not UTF-8 text") from None
+
+
+def _file_type(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    ):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 def parse_ref(text: str) -> SecretRef | None:
@@ -97,6 +215,20 @@ def ref_problem(text: str) -> str | None:
         return f"unknown secret source '{ref.source}'; {hint or 'use ${env:NAME} or ${file:PATH}'}"
     if not ref.name.strip():
         return f"secret reference ${{{ref.source}:}} names nothing"
+    return reserved_problem(ref)
+
+
+def reserved_problem(ref: SecretRef) -> str | None:
+    """Why ``ref`` names a variable that is not a channel's to use, or None."""
+    if ref.source != "env":
+        return None
+    upper = ref.name.upper()
+    for prefix in RESERVED_PREFIXES:
+        if upper.startswith(prefix):
+            return (
+                f"{ref} is reserved: {prefix}* variables belong to the CI system or to "
+                "channelsync itself, never to a channel; store the secret under a name of its own"
+            )
     return None
 
 

@@ -60,7 +60,7 @@ def test_bash_completes_every_command_of_the_parser(bash_script: Path) -> None:
         ("channelsync drift --format m", ["markdown"]),
         ("channelsync completion ", ["bash", "zsh", "fish"]),
         ("channelsync init --f", ["--force"]),
-        ("channelsync apply --allow", ["--allow-delete"]),
+        ("channelsync apply --allow-d", ["--allow-delete"]),
     ],
 )
 def test_bash_completes_options_and_choices(

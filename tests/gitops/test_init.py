@@ -29,6 +29,7 @@ def test_init_scaffolds_a_config_repository_that_validates(tmp_path: Path) -> No
         ".github/workflows/channels-plan.yml",
         ".gitignore",
         "channels.d/example.yaml",
+        "channelsync.secrets.yaml",
         "schemas/EmailChannel.schema.json",
         "schemas/EmailScript.schema.json",
         "schemas/SmtpServer.schema.json",
@@ -44,6 +45,21 @@ def test_init_scaffolds_a_config_repository_that_validates(tmp_path: Path) -> No
             "version or a pushed commit there\n"
         )
     assert channelsync("validate", cwd=root).code == 0
+    bound = channelsync("validate", "--secret-bindings", "channelsync.secrets.yaml", cwd=root)
+    assert bound.code == 0, bound.out
+
+
+def test_init_binds_the_example_secret_to_the_example_server(tmp_path: Path) -> None:
+    from channelsync.bindings import load, mail_endpoint
+    from channelsync.secrets import SecretRef
+
+    assert channelsync("init", str(tmp_path)).code == 0
+    bindings = load(tmp_path / "channelsync.secrets.yaml", tmp_path)
+    ref = SecretRef("env", "EXAMPLE_IMAP_PASSWORD")
+    server = [mail_endpoint("imap.example.com", 993)]
+    assert bindings.refusal(ref, tmp_path / "channels.d", "incoming.password", server) is None
+    other = [mail_endpoint("imap.evil.example", 993)]
+    assert bindings.refusal(ref, tmp_path / "channels.d", "incoming.password", other) is not None
 
 
 def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path: Path) -> None:

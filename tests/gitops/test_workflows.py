@@ -18,6 +18,7 @@ import pytest
 
 from tests.gitops.conftest import FakeGitHub, channelsync, git
 from tests.gitops.local_runner import JobResult, run_job
+from tests.probe.responder import Responder, imap
 
 Env = Callable[..., dict[str, str]]
 MARKER = "<!-- channelsync:plan -->"
@@ -31,7 +32,7 @@ def target(tmp_path: Path) -> str:
 
 
 def pr_contexts(
-    runner_temp: Path, *, fork: bool, secrets: dict[str, str] | None = None
+    runner_temp: Path, *, fork: bool, secrets: dict[str, str] | None = None, base: str = "main"
 ) -> dict[str, Any]:
     head_repo = "mallory/channels" if fork else "acme/channels"
     return {
@@ -43,7 +44,9 @@ def pr_contexts(
                 "pull_request": {
                     "number": 7,
                     "head": {"sha": HEAD_SHA, "repo": {"full_name": head_repo}},
-                }
+                    "base": {"ref": base},
+                },
+                "repository": {"default_branch": "main"},
             },
         },
         "secrets": {"GITHUB_TOKEN": "ghs_fake", **(secrets or {})},
@@ -152,9 +155,24 @@ def test_plan_comment_on_a_fork_with_a_read_only_token_falls_back_to_the_summary
     assert result.summary.startswith(MARKER)
 
 
+def bind_on_main(repo: Path, endpoints: str | None) -> None:
+    """Commit (or, with None, remove) the bindings file on main, and make it origin/main."""
+    path = repo / "channelsync.secrets.yaml"
+    if endpoints is None:
+        path.unlink()
+    else:
+        path.write_text(
+            f"bindings:\n  - secret: ${{env:EXAMPLE_IMAP_PASSWORD}}\n    endpoints: {endpoints}\n"
+        )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "bindings")
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+
+
 def test_plan_workflow_with_secrets_runs_the_connection_tests_and_reports_failures(
     scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env, target: str
 ) -> None:
+    bind_on_main(scratch_repo, '["127.0.0.1:9"]')
     # nothing listens on the discard port of loopback: a refused connection, no network needed
     edit_example(scratch_repo, "  server: imap.example.com\n", "  server: 127.0.0.1\n  port: 9\n")
     # enabled: a disabled channel's failed test only warns (its mailbox may not be ready yet)
@@ -171,6 +189,72 @@ def test_plan_workflow_with_secrets_runs_the_connection_tests_and_reports_failur
     assert "### channelsync: plan failed" in body
     assert "Connection tests were not run" not in body
     assert PASSWORD["EXAMPLE_IMAP_PASSWORD"] not in body
+
+
+def point_example_at(repo: Path, port: int) -> None:
+    edit_example(repo, "  server: imap.example.com\n", f"  server: 127.0.0.1\n  port: {port}\n")
+
+
+def test_plan_workflow_uses_the_base_branch_bindings_not_the_pull_requests(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env, target: str
+) -> None:
+    bind_on_main(scratch_repo, '["imap.example.com:993"]')  # as init wrote it
+    attacker = Responder(*imap())
+    try:
+        point_example_at(scratch_repo, attacker.port)
+        # the pull request binds the secret to its own server, in its own copy of the file
+        (scratch_repo / "channelsync.secrets.yaml").write_text(
+            "bindings:\n  - secret: ${env:EXAMPLE_IMAP_PASSWORD}\n"
+            f'    endpoints: ["127.0.0.1:{attacker.port}"]\n'
+        )
+        secrets = {"CHANNELSYNC_TARGET": target, **PASSWORD}
+        env = runner_env(CHANNELSYNC_SECRET_BINDINGS=str(scratch_repo / "channelsync.secrets.yaml"))
+        result = plan_pr(scratch_repo, tmp_path, env, "run", fork=False, secrets=secrets)
+        assert not result.ok
+        body = fake_gh.state["comments"][0]["body"]
+        assert "**Connection tests:** 0 passed, 1 failed" in body
+        assert "secret_not_bound" in body
+        assert (
+            "if the secret belongs there, change line 3 of channelsync.secrets.yaml on main to: "
+            f"endpoints: [&quot;imap.example.com:993&quot;, &quot;127.0.0.1:{attacker.port}&quot;]"
+        ) in body
+        assert attacker.received == [] and attacker._connections == []
+        assert PASSWORD["EXAMPLE_IMAP_PASSWORD"] not in body
+    finally:
+        attacker.close()
+
+
+@pytest.mark.parametrize("case", ["no-file-on-main", "other-base"])
+def test_plan_workflow_without_trusted_bindings_runs_no_connection_tests_and_says_why(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env, target: str, case: str
+) -> None:
+    bind_on_main(scratch_repo, None if case == "no-file-on-main" else '["127.0.0.1:1"]')
+    server = Responder(*imap())
+    try:
+        point_example_at(scratch_repo, server.port)
+        (scratch_repo / "channelsync.secrets.yaml").write_text(
+            "bindings:\n  - secret: ${env:EXAMPLE_IMAP_PASSWORD}\n"
+            f'    endpoints: ["127.0.0.1:{server.port}"]\n'
+        )
+        secrets = {"CHANNELSYNC_TARGET": target, **PASSWORD}
+        base = "main" if case == "no-file-on-main" else "release"
+        if base != "main":
+            git(scratch_repo, "update-ref", "refs/remotes/origin/release", "HEAD")
+        result = plan_pr(
+            scratch_repo, tmp_path, runner_env(), "run", fork=False, secrets=secrets, base=base
+        )
+        assert result.ok, [(s.name, s.stderr) for s in result.steps]
+        body = fake_gh.state["comments"][0]["body"]
+        why = (
+            "`main` has no `channelsync.secrets.yaml`"
+            if case == "no-file-on-main"
+            else "this pull request targets `release`, not the default branch `main`"
+        )
+        assert f"Connection tests were not run: {why}. They send secrets only to" in body
+        assert "**Connection tests:**" not in body
+        assert server._connections == []
+    finally:
+        server.close()
 
 
 # ---- channels-apply.yml ------------------------------------------------------------------------
@@ -273,6 +357,27 @@ def test_apply_workflow_without_a_pull_request_replans(
     assert result.step("reviewed").outputs == {"found": "false"}
     assert "no merged pull request for this commit" in result.step("reviewed").stdout
     assert "Apply complete: 1 created." in result.step("apply").stdout
+
+
+def test_apply_workflow_gate_honours_the_bindings_on_main(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env, target: str
+) -> None:
+    server = Responder(*imap())
+    try:
+        point_example_at(scratch_repo, server.port)  # init bound the secret elsewhere
+        git(scratch_repo, "commit", "-q", "-am", "move the example")
+        contexts = push_contexts(tmp_path / "push", target)
+        contexts["vars"] = {}  # the gate runs
+        env = runner_env(GITHUB_SHA=git(scratch_repo, "rev-parse", "HEAD"))
+        result = run(scratch_repo, "channels-apply.yml", "apply", contexts, env)
+        assert result.step("apply").outcome == "failure"
+        assert "secret_not_bound" in result.step("apply").stderr
+        assert "Apply stopped by the connection tests; nothing was changed." in (
+            result.step("apply").stderr
+        )
+        assert server._connections == []
+    finally:
+        server.close()
 
 
 # ---- channels-drift.yml ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import trustme
@@ -100,17 +101,28 @@ def test_timeouts_run_concurrently(probe: Probe, password: Password, silent_port
     assert {r.error.code for r in results if r.error} == {"timeout"}
 
 
-def test_missing_secret_fails_the_check_before_connecting(
-    probe: Probe, monkeypatch: pytest.MonkeyPatch, responders: Responders
+@pytest.mark.parametrize(("value", "problem"), [(None, "is not set"), ("", "is empty")])
+def test_missing_or_empty_secret_fails_the_check_at_its_reference_before_connecting(
+    probe: Probe,
+    monkeypatch: pytest.MonkeyPatch,
+    responders: Responders,
+    config_dir: Path,
+    value: str | None,
+    problem: str,
 ) -> None:
-    monkeypatch.delenv("PROBE_TEST_PASSWORD", raising=False)
+    if value is None:
+        monkeypatch.delenv("PROBE_TEST_PASSWORD", raising=False)
+    else:
+        monkeypatch.setenv("PROBE_TEST_PASSWORD", value)
     server = responders(*imap())
     result = only(probe(channel("imap", server.port, ca=False, allow_insecure_auth=True)))
     assert_failed(result, "secret_unavailable")
     assert result.error is not None
+    path = config_dir / "test.yaml"
+    column = path.read_text().index('"${env:') + 1
     assert result.error.message == (
-        "incoming.password ${env:PROBE_TEST_PASSWORD}: environment variable "
-        "PROBE_TEST_PASSWORD is not set; nothing was sent to the server"
+        f"{path}:1:{column}: incoming.password ${{env:PROBE_TEST_PASSWORD}}: environment "
+        f"variable PROBE_TEST_PASSWORD {problem}; nothing was sent to the server"
     )
     assert server.received == []
 

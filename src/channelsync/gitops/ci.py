@@ -19,10 +19,12 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from io import BytesIO
 from pathlib import Path
 
+from channelsync.bindings import ENV_VAR as BINDINGS_ENV
+from channelsync.bindings import FILE_NAME as BINDINGS_FILE
 from channelsync.fsio import write_atomic
 from channelsync.gitops.github import GitHub, GitHubError
 from channelsync.render.plan import MARKDOWN_MARKER as MARKER
@@ -34,6 +36,11 @@ PLAN_ARTIFACT = "channelsync-plan"
 FORK_NOTE = (
     "> :information_source: Connection tests were not run: this pull request comes from a fork "
     "(or Dependabot), and GitHub gives such runs no secrets. They run before apply on main."
+)
+NO_BINDINGS_NOTE = (
+    "> :information_source: Connection tests were not run: {why}. They send secrets only to "
+    "the endpoints that `channelsync.secrets.yaml` on the default branch binds them to (never "
+    "the pull request's own copy); they run before apply on main."
 )
 NO_TARGET_NOTE = (
     "> :warning: No `CHANNELSYNC_TARGET` in this run: the plan compares with an empty embedded "
@@ -134,23 +141,64 @@ def _github() -> GitHub:
 # ---- channels-plan.yml -------------------------------------------------------------------------
 
 
-def plan_args(out: Path, *, check_connections: bool) -> list[str]:
+def plan_args(out: Path, *, bindings: Path | None) -> list[str]:
+    """The plan command; connection tests only with a trusted bindings file."""
     args = ["plan", "--format", "markdown", "--out", str(out), "--detailed-exitcode"]
-    return [*args, "--check-connections"] if check_connections else args
+    if bindings is None:
+        return args
+    return [*args, "--check-connections", "--secret-bindings", str(bindings)]
+
+
+def base_bindings(out: Path) -> tuple[Path | None, str]:
+    """The base branch's ``channelsync.secrets.yaml`` copied to ``out``, or why there is none.
+
+    Only the repository's default branch is trusted: anyone who can push a branch could
+    otherwise open a pull request against a branch whose bindings they wrote.
+    """
+    base, default = os.environ.get("BASE_REF", ""), os.environ.get("DEFAULT_BRANCH", "")
+    if not base:
+        return None, NO_BINDINGS_NOTE.format(why="this run names no base branch")
+    if default and base != default:
+        why = f"this pull request targets `{base}`, not the default branch `{default}`"
+        return None, NO_BINDINGS_NOTE.format(why=why)
+    ref = f"origin/{base}"
+    if _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") is None:
+        why = f"`{ref}` is not in the checkout (checkout needs fetch-depth: 0)"
+        return None, NO_BINDINGS_NOTE.format(why=why)
+    text = _git("show", f"{ref}:{BINDINGS_FILE}")
+    if text is None:
+        return None, NO_BINDINGS_NOTE.format(why=f"`{base}` has no `{BINDINGS_FILE}`")
+    path = out / "base" / BINDINGS_FILE
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(text)
+    return path, ""
+
+
+def _git(*args: str) -> bytes | None:
+    done = subprocess.run(["git", *args], capture_output=True, check=False)
+    return done.stdout if done.returncode == 0 else None
 
 
 def step_plan() -> int:
     """Plan for the pull request; exit 0 for "no changes" and "changes", 1 for errors."""
     out = work_dir()
     secrets = _truthy("SECRETS_AVAILABLE")
-    result = channelsync(plan_args(out / "plan.json", check_connections=secrets), secrets_env())
+    bindings, why = base_bindings(out) if secrets else (None, FORK_NOTE)
+    env = secrets_env()
+    env.pop(BINDINGS_ENV, None)  # only the base branch's file, whatever the environment says
+    result = channelsync(plan_args(out / "plan.json", bindings=bindings), env)
     set_output("exitcode", str(result.code))
     set_output("changes", "true" if result.code == 2 else "false")
     failed = result.code not in (0, 2)
     if failed:
         write_atomic(out / "plan-error.txt", result.stderr)
     if result.stdout.startswith(MARKER):  # also when failed connection tests made it exit 1
-        notes = [] if secrets else [FORK_NOTE]
+        notes = [why] if why else []
+        if bindings is not None:  # hints name the file reviewers know, not the runner's copy
+            base = os.environ.get("BASE_REF", "")
+            result = replace(
+                result, stdout=result.stdout.replace(str(bindings), f"{BINDINGS_FILE} on {base}")
+            )
         if not os.environ.get("CHANNELSYNC_TARGET"):
             notes.append(NO_TARGET_NOTE)
         body = result.stdout.rstrip("\n") + "".join(f"\n\n{n}" for n in notes) + "\n"
@@ -246,6 +294,8 @@ def apply_args(planfile: Path | None) -> list[str]:
 def step_apply() -> int:
     """Apply the reviewed plan if it is still current, else re-plan and apply (both gated)."""
     env = secrets_env()
+    if Path(BINDINGS_FILE).is_file():  # main's own, reviewed: the gate honours it too
+        env[BINDINGS_ENV] = BINDINGS_FILE
     saved = work_dir() / "reviewed" / "plan.json"
     if saved.exists():
         result = channelsync(apply_args(saved), env)

@@ -73,7 +73,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(
         "\nNext: edit channels.d/, run 'channelsync validate' and 'channelsync plan', then set "
         "the repository secrets the workflows use (CHANNELSYNC_TARGET, CHANNELSYNC_TOKEN and "
-        "each ${env:NAME} of your channels)."
+        "each ${env:NAME} of your channels), and bind each of those to its servers in "
+        "channelsync.secrets.yaml: pull-request plans test connections only with the bindings "
+        "on the default branch."
     )
     return EXIT_OK
 

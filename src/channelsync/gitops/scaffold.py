@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from channelsync import __version__
+from channelsync.bindings import FILE_NAME as BINDINGS_FILE
 from channelsync.errors import ChannelsyncError
 from channelsync.fsio import write_atomic
 
@@ -199,6 +200,7 @@ def files() -> dict[Path, str]:
     from channelsync import schema
 
     out = {EXAMPLE: template("channels.d", "example.yaml")}
+    out[Path(BINDINGS_FILE)] = template(BINDINGS_FILE)
     for name in WORKFLOWS:
         out[Path(".github/workflows") / name] = template("workflows", name)
     out[REQUIREMENTS] = requirements()

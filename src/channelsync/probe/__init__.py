@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from channelsync.defaults import PROBE_CONCURRENCY, PROBE_TIMEOUT
 
 if TYPE_CHECKING:
+    from channelsync.bindings import Bindings
     from channelsync.loader import Loaded
     from channelsync.probe.check import Result
     from channelsync.probe.runner import Progress
@@ -26,13 +27,16 @@ def gate(
     concurrency: int = PROBE_CONCURRENCY,
     timeout: float = PROBE_TIMEOUT,
     progress: Progress | None = None,
+    bindings: Bindings | None = None,
 ) -> list[Result]:
     """Test ``resources`` (channels, SMTP servers) before apply; a failed result blocks it.
 
     ``servers`` are all SmtpServers of the config, for channels that override a server that
-    is not itself among ``resources``.
+    is not itself among ``resources``. With ``bindings``, secrets go only where they are bound.
     """
     from channelsync.probe.runner import checks_for, run_checks
 
     checks = checks_for(resources, servers=servers)
-    return run_checks(checks, concurrency=concurrency, timeout=timeout, progress=progress)
+    return run_checks(
+        checks, concurrency=concurrency, timeout=timeout, progress=progress, bindings=bindings
+    )

@@ -40,6 +40,8 @@ class Check:
     ca_file: str | None = None
     allow_insecure_auth: bool = False
     sender: str | None = None
+    # the config resource whose secrets this check uses (a loader.Loaded), for positions
+    origin: Any = field(default=None, compare=False, repr=False)
 
     @property
     def implicit_tls(self) -> bool:

@@ -42,11 +42,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=email_address,
         help="also send a short message to ADDRESS through each SMTP check",
     )
+    from channelsync.bindings import add_arguments
+
+    add_arguments(p)
     p.set_defaults(handler=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from channelsync.bindings import from_args
     from channelsync.loader import load_config
     from channelsync.probe import render
     from channelsync.probe.runner import checks_for, run_checks
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         for diagnostic in config.errors:
             print(str(diagnostic), file=sys.stderr)
         return EXIT_ERROR
+    bindings = from_args(args)
     resources = config.resources
     if args.names:
         wanted = set(args.names)
@@ -74,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         progress=_progress_bar if show else None,
         send_test_message=args.send_test_message,
+        bindings=bindings,
     )
     if show:
         sys.stderr.write("\r\x1b[K")

@@ -33,6 +33,7 @@ CODES = (
     "mailbox",
     "protocol_error",
     "secret_unavailable",
+    "secret_not_bound",
 )
 
 GMAIL_APP_PASSWORDS = "https://myaccount.google.com/apppasswords"

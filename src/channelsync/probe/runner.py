@@ -21,6 +21,7 @@ from channelsync.probe.check import (
 )
 
 if TYPE_CHECKING:
+    from channelsync.bindings import Bindings, Endpoint
     from channelsync.loader import Loaded
 
 __all__ = ["Check", "Result", "checks_for", "run_check", "run_checks"]
@@ -81,6 +82,7 @@ def _incoming(item: Loaded) -> Check:
         else None,
         ca_file=(incoming.get("tls") or {}).get("ca_file"),
         allow_insecure_auth=bool(incoming.get("allow_insecure_auth")),
+        origin=item,
     )
 
 
@@ -101,6 +103,7 @@ def _outgoing(server: Loaded, channel: Loaded | None, out: dict[str, Any] | None
         password=account.get("password"),
         ca_file=(data.get("tls") or {}).get("ca_file"),
         sender=channel.data["email"] if channel else (user if user and "@" in user else None),
+        origin=channel if out is not None else server,
     )
 
 
@@ -111,8 +114,11 @@ def run_checks(
     timeout: float = DEFAULT_TIMEOUT,
     progress: Progress | None = None,
     send_test_message: str | None = None,
+    bindings: Bindings | None = None,
 ) -> list[Result]:
-    """Every check's result, in the order of ``checks``; never raises for a failed check."""
+    """Every check's result, in the order of ``checks``; never raises for a failed check.
+
+    With ``bindings``, a check sends a secret only to the endpoints bound to it."""
     if not checks:
         return []
     results: list[Result | None] = [None] * len(checks)
@@ -121,7 +127,13 @@ def run_checks(
     pool = ThreadPoolExecutor(workers, thread_name_prefix="probe")
     try:
         futures = {
-            pool.submit(run_check, check, timeout=timeout, send_test_message=send_test_message): i
+            pool.submit(
+                run_check,
+                check,
+                timeout=timeout,
+                send_test_message=send_test_message,
+                bindings=bindings,
+            ): i
             for i, check in enumerate(checks)
         }
         for future in as_completed(futures):
@@ -139,14 +151,18 @@ def run_checks(
 
 
 def run_check(
-    check: Check, *, timeout: float = DEFAULT_TIMEOUT, send_test_message: str | None = None
+    check: Check,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    send_test_message: str | None = None,
+    bindings: Bindings | None = None,
 ) -> Result:
     from channelsync.probe.diagnose import diagnose
 
     attempt = Attempt(check, timeout)
     error = None
     try:
-        login = _login(attempt)
+        login = _login(attempt, bindings)
         _protocol(check.protocol)(attempt, login, send_test_message)
     except Exception as exc:  # every failure becomes a diagnosis; nothing escapes a check
         error = diagnose(exc, attempt)
@@ -181,12 +197,29 @@ def _protocol(protocol: str) -> Callable[[Attempt, Login | None, str | None], No
     return smtp.probe
 
 
-def _login(attempt: Attempt) -> Login | None:
-    """Resolved credentials; an unreadable secret fails the check before any connection."""
+def _login(attempt: Attempt, bindings: Bindings | None) -> Login | None:
+    """Resolved credentials; an unreadable or unbound secret fails the check before any
+    connection."""
+    from channelsync.bindings import NOT_BOUND, mail_endpoint, token_endpoint
+
     check = attempt.check
     attempt.step("secrets")
+    mail = mail_endpoint(check.host, check.port)
     if check.oauth is not None:
-        secret = _resolve(attempt, check.oauth.client_secret, "incoming.oauth.client_secret")
+        settings = check.oauth
+        # the client secret goes to the token endpoint, the token it buys to the mail server
+        token_at = token_endpoint(settings.authority, settings.tenant_id)
+        if token_at is None and bindings is not None:
+            raise ProbeFailure(
+                NOT_BOUND,
+                f"the token endpoint {settings.authority.rstrip('/')}/{settings.tenant_id} is "
+                "not a plain https:// URL, so its destination is uncertain; nothing was sent",
+                "write incoming.oauth.authority as https://host[:port] and tenant_id as the "
+                "Directory (tenant) ID",
+            )
+        field = "incoming.oauth.client_secret"
+        endpoints = [e for e in (token_at, mail) if e is not None]
+        secret = _resolve(attempt, settings.client_secret, field, bindings, endpoints)
         from channelsync.probe.oauth import acquire_token
 
         token = acquire_token(attempt, check.oauth, secret)
@@ -197,12 +230,20 @@ def _login(attempt: Attempt) -> Login | None:
     field = "incoming.password" if check.check == "incoming" else "password"
     if check.kind == "EmailChannel" and check.check == "outgoing":
         field = "outgoing.password"
-    password = _resolve(attempt, check.password, field)
+    password = _resolve(attempt, check.password, field, bindings, [mail])
     attempt.step("connect")
     return Login(check.user or "", password=password)
 
 
-def _resolve(attempt: Attempt, reference: str, field: str) -> str:
+def _resolve(
+    attempt: Attempt,
+    reference: str,
+    field: str,
+    bindings: Bindings | None,
+    endpoints: list[Endpoint],
+) -> str:
+    """The secret's value, once it is known to be bound to every endpoint it will reach."""
+    from channelsync.bindings import NOT_BOUND
     from channelsync.secrets import SecretUnavailable, parse_ref
 
     ref = parse_ref(reference)
@@ -212,12 +253,20 @@ def _resolve(attempt: Attempt, reference: str, field: str) -> str:
             f"{field} is not a secret reference",
             "use ${env:NAME} or ${file:PATH}",
         )
+    refused = bindings.refusal(ref, attempt.check.base_dir, field, endpoints) if bindings else None
+    if refused is not None:
+        raise ProbeFailure(NOT_BOUND, *refused)
     try:
         return attempt.secret(ref.resolve(attempt.check.base_dir))
     except SecretUnavailable as exc:
+        origin = attempt.check.origin
+        where = ""
+        if origin is not None:  # the reference's position: reading it again only now
+            at = origin.diagnostic(tuple(field.split(".")), "error", "")
+            where = f"{at.file}:{at.line}:{at.column}: "
         raise ProbeFailure(
             "secret_unavailable",
-            f"{field} {ref}: {exc}; nothing was sent to the server",
+            f"{where}{field} {ref}: {exc}; nothing was sent to the server",
             f"set the environment variable {ref.name} where channelsync runs"
             if ref.source == "env"
             else f"create the file {ref.name} (relative to the YAML file's folder)",
