@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from channelsync import argtypes
 from channelsync.errors import ConfigError, Diagnostic
 from channelsync.secrets import SecretRef, parse_ref, ref_problem
 
@@ -325,7 +326,7 @@ def add_arguments(p: argparse.ArgumentParser, *, bindings: bool = True, files: b
     if bindings:
         p.add_argument(
             "--secret-bindings",
-            type=Path,
+            type=argtypes.path,
             metavar="FILE",
             default=Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None,
             help=f"send each secret only to the endpoints this file ({FILE_NAME}) binds it "

@@ -184,7 +184,8 @@ def test_unset_secret_is_named_in_the_hint_not_its_value(
     assert _run(config_dir) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[3:5] == [
-        "error: EmailChannel 'Test Channel' (incoming): secret_unavailable: incoming.password "
+        "error: EmailChannel 'Test Channel' (incoming): secret_unavailable: "
+        f"{config_dir / 'test.yaml'}:1:203: incoming.password "
         "${env:PROBE_TEST_PASSWORD}: environment variable PROBE_TEST_PASSWORD is not set; nothing "
         "was sent to the server",
         "  hint: set the environment variable PROBE_TEST_PASSWORD where channelsync runs",

@@ -262,7 +262,9 @@ def test_test_plan_and_apply_refuse_unbound_secrets_and_send_nothing(
     repo: Path, secret: str, responders: Responders, cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = responders(*imap())
-    write(repo / "channels.d", channel("imap", server.port, ca=False, allow_insecure_auth=True))
+    doc = channel("imap", server.port, ca=False, allow_insecure_auth=True)
+    doc["enabled"] = True  # a disabled channel's failed test only warns at apply
+    write(repo / "channels.d", doc)
     bindings_file(repo, ("${env:PROBE_TEST_PASSWORD}", ["imap.example.com:993"]))
     flag = ("--secret-bindings", "channelsync.secrets.yaml")
     tested = cli("test", *flag)
