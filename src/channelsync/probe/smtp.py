@@ -79,6 +79,7 @@ def _authenticate(client: _SMTP, attempt: Attempt, login: Login) -> None:
         )
     client.user, client.password = login.user, login.password or ""
     attempt.sasl(f"\0{client.user}\0{client.password}")
+    attempt.sasl(client.password)  # AUTH LOGIN sends it alone
     authobject = client.auth_plain if mechanism == "PLAIN" else client.auth_login
     client.auth(mechanism, authobject)
 
