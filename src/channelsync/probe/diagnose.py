@@ -126,10 +126,10 @@ def hint(code: str, check: Check) -> str:
             "that are no longer considered safe (TLS 1.2 is the minimum)"
         )
     if code == "cert_untrusted":
-        return (
-            "the certificate is not signed by a trusted CA; for a private CA set tls.ca_file "
-            "(relative to the YAML file) or SSL_CERT_FILE"
-        )
+        from channelsync.probe.tls import trust_of
+        from channelsync.trust import untrusted_hint
+
+        return untrusted_hint(trust_of(check))
     if code == "cert_hostname":
         return f"the certificate is not valid for '{check.host}'; use the host name it names"
     if code == "cert_expired":
