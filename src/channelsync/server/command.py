@@ -103,8 +103,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from channelsync.server import tokens
     from channelsync.server.accesslog import AccessLog
     from channelsync.server.app import create_app
+    from channelsync.targets import refuse_credentials
     from channelsync.targets.http import is_loopback
 
+    refuse_credentials(args.target)
     if not args.target.startswith("sqlite:"):
         raise ChannelsyncError(f"serve needs a sqlite:///PATH store, not {args.target}")
     if not tokens.load(args.tokens):
