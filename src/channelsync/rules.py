@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 GMAIL_APP_PASSWORD_URL = "https://support.google.com/accounts/answer/185833"
 GMAIL_DOMAINS = ("gmail.com", "googlemail.com", "google.com")
 EXCHANGE_ONLINE_HOSTS = ("outlook.office365.com", "outlook.office.com")
+INSECURE_SMTP = "the password would be sent without TLS"
 
 
 Groups = dict[str, list["Loaded"]]
@@ -36,6 +37,7 @@ def check(config: Config) -> list[Diagnostic]:
     out.extend(_unique_emails(groups))
     out.extend(_references(groups))
     out.extend(_single_default(groups))
+    out.extend(_insecure_outgoing(groups))
     for item in groups["EmailChannel"]:
         out.extend(_channel(item, item.data))
     for item in groups["SmtpServer"]:
@@ -125,6 +127,28 @@ def _references(groups: Groups) -> Iterator[Diagnostic]:
                 f"SMTP server '{server}' is not defined{did_you_mean(server, servers)}:"
                 f" add an SmtpServer with that name, or use '{BUILTIN_SMTP_SERVER}'",
             )
+
+
+def _insecure_outgoing(groups: Groups) -> Iterator[Diagnostic]:
+    """A channel's own SMTP password goes to a security: none server only by consent."""
+    servers = {i.name: i.data for i in groups["SmtpServer"]}
+    for item in groups["EmailChannel"]:
+        out = item.data.get("outgoing")
+        server = servers.get(out["server"]) if out and out["override"] else None
+        if out is None or server is None or server["security"] != "none":
+            continue
+        if out.get("password") is not None and not (_insecure_ok(out) or _insecure_ok(server)):
+            yield item.diagnostic(
+                ("outgoing", "password"),
+                "error",
+                f"SmtpServer '{out['server']}' has security: none: {INSECURE_SMTP}; use a "
+                "server with starttls or ssl, or set outgoing.allow_insecure_auth: true to "
+                "accept the risk",
+            )
+
+
+def _insecure_ok(section: dict[str, Any]) -> bool:
+    return bool(section.get("allow_insecure_auth"))
 
 
 def _single_default(groups: Groups) -> Iterator[Diagnostic]:
@@ -238,11 +262,12 @@ def _smtp_server(item: Loaded, server: dict[str, Any]) -> Iterator[Diagnostic]:
         yield item.diagnostic(
             (), "error", f"SmtpServer needs both user and password, or neither; add {missing}"
         )
-    if server["security"] == "none" and password is not None:
+    if server["security"] == "none" and password is not None and not _insecure_ok(server):
         yield item.diagnostic(
             ("security",),
-            "warning",
-            "security: none sends the password without TLS; use starttls or ssl",
+            "error",
+            f"{INSECURE_SMTP}; use security: starttls or ssl, or set allow_insecure_auth: true "
+            "on this SmtpServer to accept the risk",
         )
     if _is_gmail(server["host"]) and password is not None:
         yield item.diagnostic(

@@ -198,10 +198,12 @@ def test_server_without_starttls_is_starttls_unavailable(
 def test_smtp_security_none_works_with_a_warning(
     mail: MailServers, probe: Probe, password: Password
 ) -> None:
-    result = only(probe(smtp_server("none", mail.ports["smtp_plain"], ca=False)))
+    doc = smtp_server("none", mail.ports["smtp_plain"], ca=False, allow_insecure_auth=True)
+    result = only(probe(doc))
     assert result.ok, result.error
     assert result.warnings == [
-        "security: none: mail and the password travel without TLS; use starttls or ssl"
+        "security: none: mail and the password travel without TLS (allow_insecure_auth: true); "
+        "use starttls or ssl"
     ]
 
 

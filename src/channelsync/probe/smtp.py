@@ -24,6 +24,15 @@ class _SMTP(smtplib.SMTP):
 
 def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> None:
     check = attempt.check
+    password = login is not None and login.password is not None
+    if check.protocol == "smtp" and password and not check.allow_insecure_auth:
+        raise ProbeFailure(
+            "insecure_auth_refused",
+            f"{check.host}:{check.port} has security: none, so nothing was sent (the password "
+            "would travel without TLS)",
+            "use security: starttls or ssl, or set allow_insecure_auth: true on the SmtpServer "
+            "(or on the channel's outgoing section) to accept the risk",
+        )
     client = _SMTP(attempt)
     try:
         _expect(220, *client.connect(check.host, check.port))
@@ -42,7 +51,10 @@ def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> 
             _expect(250, *client.ehlo())
         elif check.protocol == "smtp":
             attempt.warnings.append(
-                "security: none: mail and the password travel without TLS; use starttls or ssl"
+                "security: none: mail and the password travel without TLS "
+                "(allow_insecure_auth: true); use starttls or ssl"
+                if password
+                else "security: none: mail travels without TLS; use starttls or ssl"
             )
         if login is not None and login.password is not None:
             attempt.step("auth", client.sock)
