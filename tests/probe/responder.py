@@ -139,7 +139,8 @@ def smtp(
 
 
 def pop3(*, pass_reply: str, echo: Callable[[str], str] = str) -> tuple[str, Script]:
-    """Greeting and script of a POP3 server; ``{line}`` in ``pass_reply`` is the PASS line."""
+    """Greeting and script of a POP3 server; ``{line}`` in ``pass_reply`` is the PASS line
+    (or the AUTH line with its initial response)."""
 
     def script(line: str, state: dict[str, str]) -> str | None:
         command = line.split(" ", 1)[0].upper()
@@ -147,7 +148,7 @@ def pop3(*, pass_reply: str, echo: Callable[[str], str] = str) -> tuple[str, Scr
             return "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n"
         if command == "USER":
             return "+OK\r\n"
-        if command == "PASS":
+        if command in ("PASS", "AUTH"):
             return pass_reply.format(line=echo(line)) + "\r\n"
         if command == "QUIT":
             return None

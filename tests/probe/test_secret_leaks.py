@@ -99,3 +99,48 @@ def test_no_output_holds_the_secret_in_any_encoding(
     assert "you sent: " in output and "***" in output, output
     found = [form for form in _leaks(SECRET) if form in output or form.lower() in output.lower()]
     assert found == [], output
+
+
+@pytest.mark.parametrize("protocol", ["imap-ssl", "pop3-ssl"])
+def test_xoauth2_blob_and_token_echoed_back_leak_nowhere(
+    protocol: str,
+    mail: Any,
+    mail_ca: Path,
+    tenant_dir: Path,
+    responders: Callable[..., Responder],
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Any,
+) -> None:
+    """The token comes from the loopback identity service; the mailbox echoes the XOAUTH2
+    payload (base64 of user=...^Aauth=Bearer TOKEN^A^A) in every encoding."""
+    from tests import mailservers
+    from tests.probe.conftest import oauth
+
+    client_secret, token = mailservers.CLIENTS["good-client"]
+    monkeypatch.setenv("OAUTH_SECRET", client_secret)
+    if protocol == "imap-ssl":
+        script = imap(authenticate="NO [AUTHENTICATIONFAILED] you sent: {line}", echo=every_form)
+    else:
+        script = pop3(pass_reply="-ERR [AUTH] you sent: {line}", echo=every_form)
+    server = responders(*script, mail.issue("mailbox", "localhost"))
+    doc = channel(
+        protocol,
+        server.port,
+        auth="microsoft-exchange",
+        oauth=oauth("good-client", "OAUTH_SECRET", mail.authority),
+    )
+    write(tenant_dir, doc)
+    runs = [
+        cli("test", "--dir", "channels.d"),
+        cli("test", "--format", "json", "--dir", "channels.d"),
+        cli("plan", "--check-connections", "--format", "json", "--dir", "channels.d"),
+        cli("apply", "--auto-approve", "--dir", "channels.d"),
+    ]
+    assert [run.code for run in runs] == [1, 1, 1, 1], [run.err for run in runs]
+    blob = f"user={USER}\x01auth=Bearer {token}\x01\x01"
+    assert any(token in _decoded(line) for line in server.received)
+    output = "\n".join(run.out + run.err for run in runs)
+    assert "you sent: " in output and "auth_failed" in output, output
+    texts = [token, client_secret, blob, base64.b64encode(blob.encode()).decode()]
+    leaks = [form for text in texts for form in encodings(text).values()]
+    assert [form for form in leaks if form.lower() in output.lower()] == [], output
