@@ -399,8 +399,10 @@ def test_scrub_keeps_the_servers_words_and_is_bounded() -> None:
     reply = "535 5.7.8 Error: authentication failed: UGFzc3dvcmQ6 (see https://x.test/?p=1)"
     assert scrub(reply, ["Hunter2-Very-Secret"]) == reply
     started = time.monotonic()
-    assert scrub("A" * 1_000_000 + " ok", ["Hunter2-Very-Secret"]) == "*** ok"
-    assert time.monotonic() - started < 2
+    assert scrub("A" * 1_000_000 + " ok", ["Hunter2-Very-Secret"]) == "[...]"
+    words = scrub("word " * 200_000, ["Hunter2-Very-Secret"])
+    assert words == "word " * 400 + "[...]"
+    assert time.monotonic() - started < 1
 
 
 def test_scrub_prefers_the_longest_form_and_leaves_other_text_alone() -> None:

@@ -173,7 +173,7 @@ def scrub(text: str, secrets: list[str]) -> str:
     """
     needles = [secret for secret in secrets if secret]
     if not needles:
-        return text
+        return _bounded(text)
     plain: set[str] = set()
     encoded: set[str] = set()
     for secret in needles:
@@ -182,11 +182,20 @@ def scrub(text: str, secrets: list[str]) -> str:
     long = {form for form in encoded if len(form) >= _MIN_ENCODED}
     if long:
         text = _cut_blobs(text, _alternatives(long))
-    text = _alternatives(plain).sub("***", text)
+    text = _bounded(_alternatives(plain).sub("***", text))
     # a short secret's encoded forms only count inside a token, never as a part of a word
     folded = [form.casefold() for form in {*needles, *encoded} if len(form) >= _MIN_SHORT]
     folded += [secret.casefold() for secret in needles if len(secret) < _MIN_SHORT]
     return re.sub(r"\S+", lambda m: "***" if _reveals(m.group(0), folded) else m.group(0), text)
+
+
+def _bounded(text: str) -> str:
+    """At most ``_MAX_SHOWN`` characters, cut between words so that no token is left half
+    (a half blob would escape the token check); the cut is marked."""
+    if len(text) <= _MAX_SHOWN:
+        return text
+    cut = max(text.rfind(" ", 0, _MAX_SHOWN + 1), 0)
+    return f"{text[:cut]} [...]".lstrip()
 
 
 def _alternatives(forms: set[str]) -> re.Pattern[str]:
@@ -214,6 +223,7 @@ _MIN_ENCODED = 6  # a shorter encoded form could match an ordinary word
 _MIN_SHORT = 3
 _B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-")
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{4,}")
+_MAX_SHOWN = 2000  # characters of a reply kept in a diagnosis
 _MAX_TOKEN = 1024  # a longer token is not worth the decoding: it is cut whole
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{4,}")
 _MAX_DECODED = 64  # candidates per token: decoding stays bounded on hostile replies
