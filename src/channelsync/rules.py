@@ -235,6 +235,17 @@ def _incoming(item: Loaded, incoming: dict[str, Any]) -> Iterator[Diagnostic]:
                 "use auth: microsoft-exchange with an oauth app registration",
             )
     else:
+        from channelsync.targets import has_credentials
+
+        oauth = incoming.get("oauth")
+        if oauth is not None and has_credentials(oauth["authority"]):
+            yield item.diagnostic(
+                ("incoming", "oauth", "authority"),
+                "error",
+                "the authority URL carries credentials (USER[:PASSWORD]@HOST), which every plan "
+                "and connection test would show; remove them (the app signs in with "
+                "client_secret)",
+            )
         if incoming.get("password") is not None:
             yield item.diagnostic(
                 ("incoming", "password"),

@@ -1,4 +1,5 @@
-"""Target URLs never carry credentials, and the https:// target is trusted like the probes."""
+"""URLs never carry credentials (target, OAuth authority); the https:// target is trusted like
+the probes."""
 
 from __future__ import annotations
 
@@ -43,6 +44,34 @@ def test_credentials_in_a_target_url_are_refused_without_echoing_them(
     for run in runs:
         assert (run.code, run.out, run.err) == (1, "", REFUSED)
     assert not (workdir / "tenant.db").exists()
+
+
+def test_oauth_authority_with_credentials_is_an_error_that_does_not_echo_them(
+    workdir: Path, cli: Any
+) -> None:
+    (workdir / "channels.d" / "x.yaml").write_text(
+        "kind: EmailChannel\n"
+        "name: X\n"
+        "email: x@example.test\n"
+        "incoming:\n"
+        "  auth: microsoft-exchange\n"
+        "  server: outlook.office365.com\n"
+        "  protocol: imap-ssl\n"
+        "  user: x@example.test\n"
+        "  oauth:\n"
+        "    tenant_id: t\n"
+        "    client_id: c\n"
+        "    client_secret: ${env:OAUTH_SECRET}\n"
+        "    authority: https://admin:Pw-9q1@login.example.test\n"
+    )
+    result = cli("validate", "--dir", "channels.d")
+    assert result.code == 1
+    assert (
+        "x.yaml:13:16: error: the authority URL carries credentials (USER[:PASSWORD]@HOST), "
+        "which every plan and connection test would show; remove them (the app signs in with "
+        "client_secret)"
+    ) in result.out + result.err
+    assert "Pw-9q1" not in result.out + result.err
 
 
 @pytest.fixture

@@ -24,14 +24,19 @@ TOKEN_ENV = "CHANNELSYNC_TOKEN"
 DEFAULT_URL = DEFAULT_TARGET
 
 
-def refuse_credentials(url: str) -> None:
-    """A target URL never carries a user name or password: it is shown in plans, logs and
-    PR comments. The error does not repeat the URL."""
+def has_credentials(url: str) -> bool:
+    """Whether ``url`` names a user (``scheme://USER[:PASSWORD]@host``), with or without //."""
     rest = url.split(":", 1)[1] if ":" in url else url
     authority = rest.removeprefix("//")
     for end in "/?#":
         authority = authority.split(end, 1)[0]
-    if "@" in authority:
+    return "@" in authority
+
+
+def refuse_credentials(url: str) -> None:
+    """A target URL never carries a user name or password: it is shown in plans, logs and
+    PR comments. The error does not repeat the URL."""
+    if has_credentials(url):
         raise ChannelsyncError(
             "the target URL carries credentials (USER[:PASSWORD]@HOST); remove them from the "
             f"URL: an API token goes in {TOKEN_ENV}, never in the URL"
