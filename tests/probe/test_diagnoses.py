@@ -395,6 +395,27 @@ def test_scrub_removes_every_encoding_of_the_secret(secret: str, form: str) -> N
     assert all(value not in text for value in _encodings(secret).values()), text
 
 
+@pytest.mark.parametrize("width", [4, 19, 76])
+def test_scrub_removes_base64_wrapped_over_lines(width: int) -> None:
+    import base64
+    import textwrap
+
+    from channelsync.probe.diagnose import words
+
+    secret = "Hunter2-Very-Secret"
+    blob = base64.b64encode(f"\0testuser@example.test\0{secret} and more".encode()).decode()
+    reply = "NO [AUTHENTICATIONFAILED] you sent:\r\n" + "\r\n".join(textwrap.wrap(blob, width))
+    text = scrub(words(reply) + " (Failure)", [secret])
+    assert text.startswith("NO [AUTHENTICATIONFAILED] you sent: "), text
+    assert text.endswith(" (Failure)") and "***" in text, text
+    left = "".join(w for w in text.split()[4:-1] if w != "***")
+    for offset in range(4):
+        chunk = left[offset:]
+        chunk = chunk[: len(chunk) - len(chunk) % 4]
+        decoded = base64.b64decode(chunk).decode("latin-1")
+        assert "Hunter2" not in decoded and "Secret" not in decoded, (text, decoded)
+
+
 def test_scrub_keeps_the_servers_words_and_is_bounded() -> None:
     reply = "535 5.7.8 Error: authentication failed: UGFzc3dvcmQ6 (see https://x.test/?p=1)"
     assert scrub(reply, ["Hunter2-Very-Secret"]) == reply

@@ -186,7 +186,30 @@ def scrub(text: str, secrets: list[str]) -> str:
     # a short secret's encoded forms only count inside a token, never as a part of a word
     folded = [form.casefold() for form in {*needles, *encoded} if len(form) >= _MIN_SHORT]
     folded += [secret.casefold() for secret in needles if len(secret) < _MIN_SHORT]
-    return re.sub(r"\S+", lambda m: "***" if _reveals(m.group(0), folded) else m.group(0), text)
+    pieces = re.split(r"(\s+)", text)  # words at the even places, spaces between
+    words = ["***" if word and _reveals(word, folded) else word for word in pieces[0::2]]
+    pieces[0::2] = _join_wrapped(words, folded)
+    return "".join(pieces)
+
+
+def _join_wrapped(words: list[str], folded: list[str]) -> list[str]:
+    """Base64 wrapped over lines (MIME wraps at 76) comes back as several words: each run of
+    base64-only words is checked joined, and the words that make up a secret are cut."""
+    words = list(words)
+    start = 0
+    while start < len(words):
+        end = start
+        while end < len(words) and _B64_WORD.fullmatch(words[end]):
+            end += 1
+        if end - start > 1 and _reveals("".join(words[start:end]), folded, limit=_MAX_SHOWN):
+            low, high = start, end
+            while high - low > 1 and _reveals("".join(words[low + 1 : high]), folded):
+                low += 1
+            while high - low > 1 and _reveals("".join(words[low : high - 1]), folded):
+                high -= 1
+            words[low:high] = ["***"] * (high - low)
+        start = end + 1
+    return words
 
 
 def _bounded(text: str) -> str:
@@ -223,6 +246,7 @@ _MIN_ENCODED = 6  # a shorter encoded form could match an ordinary word
 _MIN_SHORT = 3
 _B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-")
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{4,}")
+_B64_WORD = re.compile(r"[A-Za-z0-9+/_-]+=*")
 _MAX_SHOWN = 2000  # characters of a reply kept in a diagnosis
 _MAX_TOKEN = 1024  # a longer token is not worth the decoding: it is cut whole
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{4,}")
@@ -266,11 +290,12 @@ def _base64_core(raw: bytes, shift: int) -> str:
     return encoded[lead : len(encoded) - tail]
 
 
-def _reveals(token: str, folded: list[str]) -> bool:
-    """Whether ``token``, or something it decodes to, contains one of the (casefolded) secrets."""
+def _reveals(token: str, folded: list[str], limit: int = _MAX_TOKEN) -> bool:
+    """Whether ``token``, or something it decodes to, contains one of the (casefolded) secrets;
+    a token longer than ``limit`` counts as one."""
     from collections import deque
 
-    if len(token) > _MAX_TOKEN:
+    if len(token) > limit:
         return True
     seen: set[str] = set()
     pending = deque([token])
