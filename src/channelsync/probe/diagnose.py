@@ -169,7 +169,8 @@ def scrub(text: str, secrets: list[str]) -> str:
     ``\\u``-escaped, hex, and base64/base64url at each of the three byte alignments, so that a
     secret inside a longer blob (``\\0user\\0password``) is found too. Then every
     whitespace-separated token that still decodes (base64 at any offset, hex, percent, escapes;
-    nested a few levels) to a string containing a secret is replaced whole.
+    nested a few levels) to a string containing a secret is replaced whole, and so are the
+    words of base64 wrapped over lines. What is left is bounded to ``_MAX_SHOWN`` characters.
     """
     needles = [secret for secret in secrets if secret]
     if not needles:
