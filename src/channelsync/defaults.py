@@ -45,8 +45,12 @@ DEFAULT_OAUTH_SCOPE = "https://outlook.office365.com/.default"
 # Fields that configure channelsync's own connection tests, not the tenant: never sent to
 # or compared with a target.
 LOCAL_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "EmailChannel": (("incoming", "tls"), ("incoming", "allow_insecure_auth")),
-    "SmtpServer": (("tls",),),
+    "EmailChannel": (
+        ("incoming", "tls"),
+        ("incoming", "allow_insecure_auth"),
+        ("outgoing", "allow_insecure_auth"),
+    ),
+    "SmtpServer": (("tls",), ("allow_insecure_auth",)),
     "EmailScript": (),
 }
 

@@ -131,6 +131,11 @@ class Outgoing(_Strict):
     password: SecretRef | None = Field(
         default=None, title="Password", description="Account password; required with override."
     )
+    allow_insecure_auth: bool = Field(
+        default=False,
+        description="Allow the connection test to send this account's password to an "
+        "SmtpServer with security: none (no TLS).",
+    )
 
 
 class EmailChannel(_Strict):
@@ -173,6 +178,11 @@ class SmtpServer(_Strict):
         default=False, description="The tenant's default outgoing server (at most one)."
     )
     tls: Tls | None = None
+    allow_insecure_auth: bool = Field(
+        default=False,
+        description="Allow the connection test to send the password with security: none "
+        "(no TLS); without it validate refuses the password.",
+    )
 
 
 class EmailScript(_Strict):

@@ -40,6 +40,7 @@ INCOMING_BY_PORT = {port: protocol for protocol, port in INCOMING_DEFAULT_PORTS.
 # What the first label of a mail host name usually says it serves (smtp.gmail.com, imap.x.com).
 HOST_LABELS = {"smtp": "SMTP", "smtps": "SMTP", "imap": "IMAP", "imaps": "IMAP", "pop": "POP3"}
 HOST_LABELS |= {"pop3": "POP3", "pop3s": "POP3", "pops": "POP3"}
+INSECURE_SMTP = "the password would be sent without TLS"
 
 
 Groups = dict[str, list["Loaded"]]
@@ -52,6 +53,7 @@ def check(config: Config) -> list[Diagnostic]:
     out.extend(_unique_emails(groups))
     out.extend(_references(groups))
     out.extend(_single_default(groups))
+    out.extend(_insecure_outgoing(groups))
     for item in groups["EmailChannel"]:
         out.extend(_channel(item, item.data))
     for item in groups["SmtpServer"]:
@@ -184,6 +186,28 @@ def _references(groups: Groups) -> Iterator[Diagnostic]:
             )
 
 
+def _insecure_outgoing(groups: Groups) -> Iterator[Diagnostic]:
+    """A channel's own SMTP password goes to a security: none server only by consent."""
+    servers = {i.name: i.data for i in groups["SmtpServer"]}
+    for item in groups["EmailChannel"]:
+        out = item.data.get("outgoing")
+        server = servers.get(out["server"]) if out and out["override"] else None
+        if out is None or server is None or server["security"] != "none":
+            continue
+        if out.get("password") is not None and not (_insecure_ok(out) or _insecure_ok(server)):
+            yield item.diagnostic(
+                ("outgoing", "password"),
+                "error",
+                f"SmtpServer '{out['server']}' has security: none: {INSECURE_SMTP}; use a "
+                "server with starttls or ssl, or set outgoing.allow_insecure_auth: true to "
+                "accept the risk",
+            )
+
+
+def _insecure_ok(section: dict[str, Any]) -> bool:
+    return bool(section.get("allow_insecure_auth"))
+
+
 def _single_default(groups: Groups) -> Iterator[Diagnostic]:
     defaults = [i for i in groups["SmtpServer"] if i.data["default"]]
     for extra in defaults[1:]:
@@ -276,8 +300,19 @@ def _incoming(item: Loaded, incoming: dict[str, Any]) -> Iterator[Diagnostic]:
                 "Gmail does not accept Microsoft (Entra ID) sign-in; use auth: normal with an "
                 f"App password: {GMAIL_APP_PASSWORD_URL}",
             )
-        if incoming.get("oauth") is not None:
-            yield from _oauth_ids(item, incoming["oauth"])
+        oauth = incoming.get("oauth")
+        if oauth is not None:
+            yield from _oauth_ids(item, oauth)
+        from channelsync.targets import has_credentials
+
+        if oauth is not None and has_credentials(oauth["authority"]):
+            yield item.diagnostic(
+                ("incoming", "oauth", "authority"),
+                "error",
+                "the authority URL carries credentials (USER[:PASSWORD]@HOST), which every plan "
+                "and connection test would show; remove them (the app signs in with "
+                "client_secret)",
+            )
         if incoming.get("password") is not None:
             yield item.diagnostic(
                 ("incoming", "password"),
@@ -419,11 +454,12 @@ def _smtp_server(item: Loaded, server: dict[str, Any]) -> Iterator[Diagnostic]:
         yield item.diagnostic(
             (), "error", f"SmtpServer needs both user and password, or neither; add {missing}"
         )
-    if server["security"] == "none" and password is not None:
+    if server["security"] == "none" and password is not None and not _insecure_ok(server):
         yield item.diagnostic(
             ("security",),
-            "warning",
-            "security: none sends the password without TLS; use starttls or ssl",
+            "error",
+            f"{INSECURE_SMTP}; use security: starttls or ssl, or set allow_insecure_auth: true "
+            "on this SmtpServer to accept the risk",
         )
     if _is_gmail(server["host"]) and password is not None:
         yield item.diagnostic(

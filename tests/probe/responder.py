@@ -109,18 +109,82 @@ def imap(
     return f"* OK [CAPABILITY {capabilities}] scripted IMAP ready\r\n", script
 
 
-def smtp(*, auth_reply: str, host: str = "smtp.example.test") -> tuple[str, Script]:
+def smtp(
+    *,
+    auth_reply: str,
+    host: str = "smtp.example.test",
+    mechanisms: str = "LOGIN PLAIN XOAUTH2",
+    echo: Callable[[str], str] = str,
+) -> tuple[str, Script]:
     """Greeting and script of an SMTP server whose AUTH answers ``auth_reply`` (may be
-    multi-line, joined with CRLF)."""
+    multi-line, joined with CRLF); ``{line}`` in it is the client's last AUTH line through
+    ``echo`` (for AUTH LOGIN: the password line, after the 334 challenge)."""
 
     def script(line: str, state: dict[str, str]) -> str | None:
+        if state.pop("login", None):
+            return auth_reply.format(line=echo(line)) + "\r\n"
         command = line.split(" ", 1)[0].upper()
         if command == "EHLO":
-            return f"250-{host} at your service\r\n250-AUTH LOGIN PLAIN XOAUTH2\r\n250 8BITMIME\r\n"
+            return f"250-{host} at your service\r\n250-AUTH {mechanisms}\r\n250 8BITMIME\r\n"
+        if command == "AUTH" and line.upper().startswith("AUTH LOGIN"):
+            state["login"] = "password"
+            return "334 UGFzc3dvcmQ6\r\n"
         if command == "AUTH":
-            return auth_reply + "\r\n"
+            return auth_reply.format(line=echo(line)) + "\r\n"
         if command == "QUIT":
             return None
         return "502 5.5.1 Unrecognized command.\r\n"
 
     return f"220 {host} ESMTP scripted\r\n", script
+
+
+def pop3(*, pass_reply: str, echo: Callable[[str], str] = str) -> tuple[str, Script]:
+    """Greeting and script of a POP3 server; ``{line}`` in ``pass_reply`` is the PASS line
+    (or the AUTH line with its initial response)."""
+
+    def script(line: str, state: dict[str, str]) -> str | None:
+        command = line.split(" ", 1)[0].upper()
+        if command == "CAPA":
+            return "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n"
+        if command == "USER":
+            return "+OK\r\n"
+        if command in ("PASS", "AUTH"):
+            return pass_reply.format(line=echo(line)) + "\r\n"
+        if command == "QUIT":
+            return None
+        return "-ERR unknown command\r\n"
+
+    return "+OK scripted POP3 ready\r\n", script
+
+
+def encodings(text: str) -> dict[str, str]:
+    """``text`` in every form a server could echo it: the secret-leak tests' one list."""
+    import base64
+    import json
+    import urllib.parse
+
+    raw = text.encode()
+    b64 = base64.b64encode
+    return {
+        "plain": text,
+        "upper": text.upper(),
+        "lower": text.lower(),
+        "json": json.dumps(text),
+        "url": urllib.parse.quote(text, safe=""),
+        "url-plus": urllib.parse.quote_plus(text),
+        "percent-every-byte": "".join(f"%{b:02X}" for b in raw),
+        "json-u-escapes": "".join(f"\\u{ord(c):04X}" for c in text),
+        "hex": raw.hex(),
+        "hex-upper": raw.hex().upper(),
+        "base64": b64(raw).decode(),
+        "base64-upper": b64(raw).decode().upper(),
+        "base64-offset-1": b64(b"x" + raw + b"tail").decode(),
+        "base64-offset-2": b64(b"xy" + raw + b"t").decode(),
+        "base64url": base64.urlsafe_b64encode(b"\xff\xfe>" + raw).decode(),
+        "base64-of-hex": b64(raw.hex().encode()).decode(),
+    }
+
+
+def every_form(line: str) -> str:
+    """An echo for the scripts: the received line in all of ``encodings``, space-separated."""
+    return " ".join(encodings(line).values())

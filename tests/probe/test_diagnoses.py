@@ -347,11 +347,95 @@ def test_xoauth2_payload_and_token_are_scrubbed() -> None:
         ('{"password": "pa\\"ss\\\\wordXYZ"}', '{"password": "***"}'),  # JSON
         ("password=pa%22ss%5CwordXYZ&x=1", "password=***&x=1"),  # form / URL encoded
         ('PA"SS\\WORDXYZ', "***"),  # case-changed, unescaped
-        ("cGEic3Ncd29yZFhZWg==", "***=="),  # base64 of the password alone
+        ("cGEic3Ncd29yZFhZWg==", "***"),  # base64 of the password alone, padding and all
     ],
 )
 def test_scrub_escaped_and_encoded_forms(echoed: str, expected: str) -> None:
     assert scrub(echoed, ['pa"ss\\wordXYZ']) == expected
+
+
+def _encodings(secret: str) -> dict[str, str]:
+    """Every way a server could hand ``secret`` back, each inside other text or blobs."""
+    import base64
+    import urllib.parse
+
+    raw = secret.encode()
+    user = b"testuser@example.test"
+    b64 = base64.b64encode
+    return {
+        "plain": secret,
+        "upper": secret.upper(),
+        "quoted": json.dumps(secret),
+        "url": urllib.parse.quote(secret, safe=""),
+        "percent-every-byte": "".join(f"%{b:02X}" for b in raw),
+        "percent-mixed": "".join(
+            urllib.parse.quote(c, safe="") if i % 2 or not c.isalnum() else c
+            for i, c in enumerate(secret)
+        ),
+        "json-u-escapes": "".join(f"\\u{ord(c):04X}" for c in secret),
+        "json-u-escapes-lower": "".join(f"\\u{ord(c):04x}" for c in secret),
+        "hex": raw.hex(),
+        "hex-upper": raw.hex().upper(),
+        "base64": b64(raw).decode(),
+        "base64-unpadded": b64(raw).decode().rstrip("="),
+        "base64-upper": b64(raw).decode().upper(),
+        "base64-offset-1": b64(b"x" + raw + b"tail").decode(),
+        "base64-offset-2": b64(b"xy" + raw + b"t").decode(),
+        "base64-offset-2-lower": b64(b"xy" + raw).decode().lower(),
+        "base64url": base64.urlsafe_b64encode(b"\xff\xfe>" + raw).decode(),
+        "base64-after-junk": "abc" + b64(raw).decode(),
+        "sasl-plain": b64(b"\0" + user + b"\0" + raw).decode(),
+        "sasl-plain-swapcase": b64(b"\0" + user + b"\0" + raw).decode().swapcase(),
+        "user-and-password": b64(user + raw).decode(),
+        "xoauth2": b64(b"user=" + user + b"\x01auth=Bearer " + raw + b"\x01\x01").decode(),
+        "base64-of-hex": b64(raw.hex().encode()).decode(),
+        "base64-of-base64": b64(b64(raw)).decode(),
+        "hex-of-base64": b64(raw).hex(),
+    }
+
+
+SECRETS = ["Hunter2-Very-Secret", "pa ss", "k\u00e9y+/=?&%", "abc"]
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+@pytest.mark.parametrize("form", sorted(_encodings("x")))
+def test_scrub_removes_every_encoding_of_the_secret(secret: str, form: str) -> None:
+    echoed = _encodings(secret)[form]
+    text = scrub(f"NO [AUTHENTICATIONFAILED] you sent {echoed} (Failure)", [secret])
+    assert text.startswith("NO [AUTHENTICATIONFAILED] you sent "), text
+    assert text.endswith(" (Failure)"), text
+    assert all(value not in text for value in _encodings(secret).values()), text
+
+
+@pytest.mark.parametrize("width", [4, 19, 76])
+def test_scrub_removes_base64_wrapped_over_lines(width: int) -> None:
+    import base64
+    import textwrap
+
+    from channelsync.probe.diagnose import words
+
+    secret = "Hunter2-Very-Secret"
+    blob = base64.b64encode(f"\0testuser@example.test\0{secret} and more".encode()).decode()
+    reply = "NO [AUTHENTICATIONFAILED] you sent:\r\n" + "\r\n".join(textwrap.wrap(blob, width))
+    text = scrub(words(reply) + " (Failure)", [secret])
+    assert text.startswith("NO [AUTHENTICATIONFAILED] you sent: "), text
+    assert text.endswith(" (Failure)") and "***" in text, text
+    left = "".join(w for w in text.split()[4:-1] if w != "***")
+    for offset in range(4):
+        chunk = left[offset:]
+        chunk = chunk[: len(chunk) - len(chunk) % 4]
+        decoded = base64.b64decode(chunk).decode("latin-1")
+        assert "Hunter2" not in decoded and "Secret" not in decoded, (text, decoded)
+
+
+def test_scrub_keeps_the_servers_words_and_is_bounded() -> None:
+    reply = "535 5.7.8 Error: authentication failed: UGFzc3dvcmQ6 (see https://x.test/?p=1)"
+    assert scrub(reply, ["Hunter2-Very-Secret"]) == reply
+    started = time.monotonic()
+    assert scrub("A" * 1_000_000 + " ok", ["Hunter2-Very-Secret"]) == "[...]"
+    words = scrub("word " * 200_000, ["Hunter2-Very-Secret"])
+    assert words == "word " * 400 + "[...]"
+    assert time.monotonic() - started < 1
 
 
 def test_scrub_prefers_the_longest_form_and_leaves_other_text_alone() -> None:

@@ -198,10 +198,12 @@ def test_server_without_starttls_is_starttls_unavailable(
 def test_smtp_security_none_works_with_a_warning(
     mail: MailServers, probe: Probe, password: Password
 ) -> None:
-    result = only(probe(smtp_server("none", mail.ports["smtp_plain"], ca=False)))
+    doc = smtp_server("none", mail.ports["smtp_plain"], ca=False, allow_insecure_auth=True)
+    result = only(probe(doc))
     assert result.ok, result.error
     assert result.warnings == [
-        "security: none: mail and the password travel without TLS; use starttls or ssl"
+        "security: none: mail and the password travel without TLS (allow_insecure_auth: true); "
+        "use starttls or ssl"
     ]
 
 
@@ -364,3 +366,136 @@ def test_smtp_check_on_a_mailbox_port_says_what_answered(
         f"this port speaks {found}, not SMTP; check the port (SMTP uses 587 with security: "
         "starttls, or 465 with security: ssl)"
     )
+
+
+def _other_ca(folder: Path) -> Path:
+    """A CA that signed nothing the servers present."""
+    import trustme
+
+    path = folder / "certs" / "other.pem"
+    path.parent.mkdir(exist_ok=True)
+    trustme.CA().cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("doc", "port_name"),
+    [
+        (lambda port: channel("imap", port, ca=False), "imap"),
+        (lambda port: channel("pop3", port, ca=False), "pop3"),
+        (lambda port: smtp_server("starttls", port, ca=False), "submission"),
+    ],
+    ids=["imap-starttls", "pop3-stls", "smtp-starttls"],
+)
+def test_untrusted_certificate_after_starttls_is_cert_untrusted(
+    mail: MailServers, probe: Probe, password: Password, doc: Any, port_name: str
+) -> None:
+    result = only(probe(doc(mail.ports[port_name])))
+    assert_failed(result, "cert_untrusted")
+    assert result.error is not None
+    assert result.error.message == (
+        "certificate verify failed: unable to get local issuer certificate"
+    )
+    assert result.error.hint == (
+        "the certificate is not signed by a CA in the system store; for a private CA set "
+        "tls.ca_file (relative to the YAML file) or SSL_CERT_FILE"
+    )
+
+
+def test_tls_ca_file_is_the_only_trust_when_set(
+    mail: MailServers,
+    probe: Probe,
+    password: Password,
+    config_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """tls.ca_file, else SSL_CERT_FILE, else the system store: never a mix of them."""
+    _other_ca(config_dir)
+    monkeypatch.setenv("SSL_CERT_FILE", str(mail.ca_file))  # would trust the server
+    doc = channel("imap-ssl", mail.ports["imaps"], tls={"ca_file": "certs/other.pem"})
+    result = only(probe(doc))
+    assert_failed(result, "cert_untrusted")
+    assert result.error is not None
+    assert result.error.hint.startswith(
+        "the certificate is not signed by a CA in tls.ca_file certs/other.pem (the only CAs "
+        "trusted here)"
+    )
+
+
+def test_hint_names_ssl_cert_file_when_it_is_in_force(
+    mail: MailServers,
+    probe: Probe,
+    password: Password,
+    config_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = _other_ca(config_dir)
+    monkeypatch.setenv("SSL_CERT_FILE", str(other))
+    result = only(probe(smtp_server("ssl", mail.ports["smtps"], ca=False)))
+    assert_failed(result, "cert_untrusted")
+    assert result.error is not None
+    assert f"not signed by a CA in SSL_CERT_FILE={other} " in result.error.hint
+
+
+def test_unreadable_trust_is_a_clear_failure(
+    mail: MailServers,
+    probe: Probe,
+    password: Password,
+    config_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (config_dir / "certs" / "bad.pem").write_text("not a certificate\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(config_dir / "missing.pem"))
+    bad_file = channel("imap-ssl", mail.ports["imaps"], tls={"ca_file": "certs/bad.pem"})
+    missing_env = smtp_server("ssl", mail.ports["smtps"], ca=False)
+    results = probe(bad_file, missing_env)
+    assert [r.error.message if r.error else None for r in results] == [
+        "cannot load the CA certificates of tls.ca_file certs/bad.pem "
+        "(no certificate or crl found); fix the path or the file; nothing was sent to the server",
+        f"cannot load the CA certificates of SSL_CERT_FILE={config_dir / 'missing.pem'} "
+        "(No such file or directory); fix the path or the file; nothing was sent to the server",
+    ]
+
+
+def _oauth_channel(mail: MailServers, monkeypatch: pytest.MonkeyPatch, ca: bool = True) -> Any:
+    monkeypatch.setenv("OAUTH_SECRET", "good-secret")
+    return channel(
+        "imap-ssl",
+        mail.ports["imaps"],
+        ca=ca,
+        auth="microsoft-exchange",
+        oauth=oauth("good-client", "OAUTH_SECRET", mail.authority),
+    )
+
+
+def test_requests_ca_bundle_does_not_override_the_trust_of_the_token_endpoint(
+    mail: MailServers,
+    probe: Probe,
+    config_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(mail.ca_file))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(_other_ca(config_dir)))
+    result = only(probe(_oauth_channel(mail, monkeypatch, ca=False)))
+    assert result.ok, result.error
+
+
+def test_untrusted_token_endpoint_is_cert_untrusted_naming_the_trust(
+    mail: MailServers,
+    probe: Probe,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(mail.ca_file))  # must not be used
+    result = only(probe(_oauth_channel(mail, monkeypatch, ca=False)))
+    assert_failed(result, "cert_untrusted")
+    assert result.error is not None
+    assert result.error.message.startswith(
+        f"certificate of the token endpoint {mail.authority}/{mailservers.TENANT} not trusted ("
+    )
+    assert "not signed by a CA in the system store" in result.error.hint
+
+
+def test_token_endpoint_trusts_the_resources_ca_file(
+    mail: MailServers, probe: Probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert only(probe(_oauth_channel(mail, monkeypatch))).ok

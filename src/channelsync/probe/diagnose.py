@@ -127,10 +127,10 @@ def hint(code: str, check: Check) -> str:
             "that are no longer considered safe (TLS 1.2 is the minimum)"
         )
     if code == "cert_untrusted":
-        return (
-            "the certificate is not signed by a trusted CA; for a private CA set tls.ca_file "
-            "(relative to the YAML file) or SSL_CERT_FILE"
-        )
+        from channelsync.probe.tls import trust_of
+        from channelsync.trust import untrusted_hint
+
+        return untrusted_hint(trust_of(check))
     if code == "cert_hostname":
         return f"the certificate is not valid for '{check.host}'; use the host name it names"
     if code == "cert_expired":
@@ -218,15 +218,96 @@ def _greeting_of(exc: BaseException) -> str:
 def scrub(text: str, secrets: list[str]) -> str:
     """``text`` without any secret, in any form a server might echo it back.
 
-    Each secret is matched ignoring case (servers upper-case what they echo), plain, escaped
-    as an IMAP quoted string, a JSON string or a URL, and in base64 (the SASL payloads are
-    secrets of their own: ``Attempt.sasl``). The longest form wins where forms overlap.
+    Two passes close the class rather than a list of cases. First every known form of each
+    secret is cut out wherever it stands, ignoring case (servers upper-case what they echo):
+    plain, escaped as an IMAP quoted string or a JSON string, URL- and percent-encoded,
+    ``\\u``-escaped, hex, and base64/base64url at each of the three byte alignments, so that a
+    secret inside a longer blob (``\\0user\\0password``) is found too. Then every
+    whitespace-separated token that still decodes (base64 at any offset, hex, percent, escapes;
+    nested a few levels) to a string containing a secret is replaced whole, and so are the
+    words of base64 wrapped over lines. What is left is bounded to ``_MAX_SHOWN`` characters.
     """
-    forms = {form for secret in secrets if secret for form in _forms(secret)}
-    if not forms:
+    needles = [secret for secret in secrets if secret]
+    if not needles:
+        return _bounded(text)
+    plain: set[str] = set()
+    encoded: set[str] = set()
+    for secret in needles:
+        plain |= _forms(secret)
+        encoded |= _encoded_forms(secret)
+    long = {form for form in encoded if len(form) >= _MIN_ENCODED}
+    if long:
+        text = _cut_blobs(text, _alternatives(long))
+    text = _bounded(_alternatives(plain).sub("***", text))
+    # a short secret's encoded forms only count inside a token, never as a part of a word
+    folded = [form.casefold() for form in {*needles, *encoded} if len(form) >= _MIN_SHORT]
+    folded += [secret.casefold() for secret in needles if len(secret) < _MIN_SHORT]
+    pieces = re.split(r"(\s+)", text)  # words at the even places, spaces between
+    words = ["***" if word and _reveals(word, folded) else word for word in pieces[0::2]]
+    pieces[0::2] = _join_wrapped(words, folded)
+    return "".join(pieces)
+
+
+def _join_wrapped(words: list[str], folded: list[str]) -> list[str]:
+    """Base64 wrapped over lines (MIME wraps at 76) comes back as several words: each run of
+    base64-only words is checked joined, and the words that make up a secret are cut."""
+    words = list(words)
+    start = 0
+    while start < len(words):
+        end = start
+        while end < len(words) and _B64_WORD.fullmatch(words[end]):
+            end += 1
+        if end - start > 1 and _reveals("".join(words[start:end]), folded, limit=_MAX_SHOWN):
+            low, high = start, end
+            while high - low > 1 and _reveals("".join(words[low + 1 : high]), folded):
+                low += 1
+            while high - low > 1 and _reveals("".join(words[low : high - 1]), folded):
+                high -= 1
+            words[low:high] = ["***"] * (high - low)
+        start = end + 1
+    return words
+
+
+def _bounded(text: str) -> str:
+    """At most ``_MAX_SHOWN`` characters, cut between words so that no token is left half
+    (a half blob would escape the token check); the cut is marked."""
+    if len(text) <= _MAX_SHOWN:
         return text
-    alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-    return re.sub(alternatives, "***", text, flags=re.IGNORECASE)
+    cut = max(text.rfind(" ", 0, _MAX_SHOWN + 1), 0)
+    return f"{text[:cut]} [...]".lstrip()
+
+
+def _alternatives(forms: set[str]) -> re.Pattern[str]:
+    """One pattern for all ``forms``, ignoring case; the longest form wins where they overlap."""
+    ordered = sorted(forms, key=len, reverse=True)
+    return re.compile("|".join(re.escape(f) for f in ordered), re.IGNORECASE)
+
+
+def _cut_blobs(text: str, pattern: re.Pattern[str]) -> str:
+    """Each match replaced together with the rest of its base64/hex run: no leftover bits."""
+    pieces: list[str] = []
+    pos = 0
+    while (found := pattern.search(text, pos)) is not None:
+        start, end = found.span()
+        while start > pos and text[start - 1] in _B64_CHARS:
+            start -= 1
+        while end < len(text) and (text[end] in _B64_CHARS or text[end] == "="):
+            end += 1
+        pieces += [text[pos:start], "***"]
+        pos = end
+    return "".join(pieces) + text[pos:]
+
+
+_MIN_ENCODED = 6  # a shorter encoded form could match an ordinary word
+_MIN_SHORT = 3
+_B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-")
+_B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{4,}")
+_B64_WORD = re.compile(r"[A-Za-z0-9+/_-]+=*")
+_MAX_SHOWN = 2000  # characters of a reply kept in a diagnosis
+_MAX_TOKEN = 1024  # a longer token is not worth the decoding: it is cut whole
+_HEX_RUN = re.compile(r"[0-9A-Fa-f]{4,}")
+_MAX_DECODED = 64  # candidates per token: decoding stays bounded on hostile replies
+_MAX_RUNS = 3
 
 
 def _forms(secret: str) -> set[str]:
@@ -240,11 +321,88 @@ def _forms(secret: str) -> set[str]:
         json.dumps(secret, ensure_ascii=False)[1:-1],
         urllib.parse.quote(secret, safe=""),
         urllib.parse.quote_plus(secret, safe=""),
+        "".join(f"%{byte:02x}" for byte in secret.encode()),
+        "".join(f"\\u{ord(char):04x}" for char in secret),
     }
-    encoded = base64.b64encode(secret.encode()).decode().rstrip("=")
-    if len(encoded) > 8:  # a short one could match any word
-        forms.add(encoded)
     return forms
+
+
+def _encoded_forms(secret: str) -> set[str]:
+    """Hex and base64 forms: each is cut with the rest of the blob around it."""
+    raw = secret.encode()
+    encoded = {raw.hex()}
+    for shift in range(3):
+        core = _base64_core(raw, shift)
+        encoded |= {core, core.replace("+", "-").replace("/", "_")}
+    return encoded
+
+
+def _base64_core(raw: bytes, shift: int) -> str:
+    """The base64 characters that depend only on ``raw`` when it starts ``shift`` bytes into a
+    3-byte group: the same characters appear in any blob that holds ``raw`` at that offset."""
+    encoded = base64.b64encode(bytes(shift) + raw).decode().rstrip("=")
+    lead = (0, 2, 3)[shift]
+    tail = 0 if (shift + len(raw)) % 3 == 0 else 1
+    return encoded[lead : len(encoded) - tail]
+
+
+def _reveals(token: str, folded: list[str], limit: int = _MAX_TOKEN) -> bool:
+    """Whether ``token``, or something it decodes to, contains one of the (casefolded) secrets;
+    a token longer than ``limit`` counts as one."""
+    from collections import deque
+
+    if len(token) > limit:
+        return True
+    seen: set[str] = set()
+    pending = deque([token])
+    while pending and len(seen) < _MAX_DECODED:
+        candidate = pending.popleft()
+        if candidate in seen:
+            continue
+        seen.add(candidate)
+        lowered = candidate.casefold()
+        if any(secret in lowered for secret in folded):
+            return True
+        pending.extend(_decodings(candidate))
+    return False
+
+
+def _decodings(text: str) -> list[str]:
+    """What ``text`` may be an encoding of: unescaped first, then the longest base64/hex runs."""
+    import binascii
+    import urllib.parse
+
+    decoded: list[str] = []
+    if "\\" in text:
+        decoded.append(_ESCAPE.sub(_unescape, text))
+    if "%" in text or "+" in text:
+        decoded.append(urllib.parse.unquote_plus(text))
+    found: list[bytes] = []
+    for run in sorted(_B64_RUN.findall(text), key=len, reverse=True)[:_MAX_RUNS]:
+        standard = run.replace("-", "+").replace("_", "/")
+        for offset in range(4):
+            chunk = standard[offset:]
+            chunk = chunk[: len(chunk) - 1] if len(chunk) % 4 == 1 else chunk
+            chunk += "=" * (-len(chunk) % 4)  # a run ends where its padding was cut off
+            if chunk:
+                with contextlib.suppress(binascii.Error, ValueError):
+                    found.append(base64.b64decode(chunk))
+    for run in sorted(_HEX_RUN.findall(text), key=len, reverse=True)[:_MAX_RUNS]:
+        for offset in range(2):
+            chunk = run[offset:]
+            found.append(bytes.fromhex(chunk[: len(chunk) - len(chunk) % 2]))
+    decoded += [raw.decode("utf-8", "replace") for raw in found]
+    decoded += [raw.decode("latin-1") for raw in found if not raw.isascii()]
+    return [item for item in decoded if item and item != text]
+
+
+_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|x([0-9A-Fa-f]{2})|(.))", re.S)
+
+
+def _unescape(found: re.Match[str]) -> str:
+    """JSON, Python and IMAP-quoted backslash escapes, any case."""
+    code = found.group(1) or found.group(2)
+    return chr(int(code, 16)) if code else found.group(3)
 
 
 def words(raw: Any) -> str:

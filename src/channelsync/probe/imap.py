@@ -7,7 +7,14 @@ import socket
 
 from channelsync.probe.check import Attempt, Login, ServerRefusal, needs_login
 from channelsync.probe.oauth import xoauth2
-from channelsync.probe.tls import connect, context_for, record, require_tls_or_consent, send_goodbye
+from channelsync.probe.tls import (
+    connect,
+    context_for,
+    hang_up,
+    record,
+    require_tls_or_consent,
+    send_goodbye,
+)
 
 
 class _IMAP(imaplib.IMAP4):
@@ -112,4 +119,4 @@ def _text(value: object) -> str:
 
 def _close(client: _IMAP) -> None:
     send_goodbye(client.sock, client._new_tag() + b" LOGOUT\r\n")
-    client.shutdown()
+    hang_up(client.shutdown)

@@ -2,17 +2,19 @@
 
 msal talks to ``{authority}/{tenant_id}``; instance discovery (a call to
 login.microsoftonline.com) is off so that a private or loopback authority works too. The
-token endpoint is trusted through the system store, ``SSL_CERT_FILE`` or ``REQUESTS_CA_BUNDLE``.
+token endpoint is trusted as every other connection of the check (``channelsync.trust``):
+msal's requests session is ours, so that ``REQUESTS_CA_BUNDLE`` cannot override it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Any
 
 from channelsync.probe.check import Attempt, OAuthSettings, ProbeFailure
+from channelsync.probe.tls import trust_of
+from channelsync.trust import Trust, cert_error, untrusted_hint
 
 _OAUTH_HINTS = {
     "invalid_client": "the client secret is wrong or expired, or client_id is not this app's; "
@@ -37,7 +39,7 @@ def acquire_token(attempt: Attempt, settings: OAuthSettings, secret: str) -> str
     import msal  # type: ignore[import-untyped]
 
     authority = f"{settings.authority.rstrip('/')}/{settings.tenant_id}"
-    verify: bool | str = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE", "")
+    trust = trust_of(attempt.check)
     attempt.step("token")
     try:
         app = msal.ConfidentialClientApplication(
@@ -45,14 +47,13 @@ def acquire_token(attempt: Attempt, settings: OAuthSettings, secret: str) -> str
             client_credential=secret,
             authority=authority,
             instance_discovery=False,
-            verify=verify or True,
-            timeout=attempt.remaining(),
+            http_client=_session(trust.path(), attempt.remaining()),
         )
         result: dict[str, Any] = app.acquire_token_for_client(scopes=[settings.scope])
     except ValueError as exc:  # msal's way of saying the authority's discovery failed
         raise _failure_from_text(f"{exc} {exc.__context__ or ''}", authority) from None
     except Exception as exc:
-        raise _unreachable(exc, authority) from None
+        raise _unreachable(exc, authority, trust) from None
     token = result.get("access_token")
     if isinstance(token, str) and token:
         return attempt.secret(token)
@@ -86,11 +87,43 @@ def _failure_from_text(text: str, authority: str) -> ProbeFailure:
     )
 
 
-def _unreachable(exc: Exception, authority: str) -> ProbeFailure:
+def _unreachable(exc: Exception, authority: str, trust: Trust) -> ProbeFailure:
+    untrusted = cert_error(exc)
+    if untrusted is not None:
+        detail = untrusted.verify_message or untrusted.reason or "certificate verify failed"
+        return ProbeFailure(
+            "cert_untrusted",
+            f"certificate of the token endpoint {authority} not trusted ({detail})",
+            untrusted_hint(trust),
+        )
     detail = " ".join(str(exc).split())[:300]
     return ProbeFailure(
         "oauth_token",
         f"token endpoint at {authority} unreachable ({type(exc).__name__}: {detail})",
-        "check incoming.oauth.authority, the network path to it, and that its certificate "
-        "is trusted (SSL_CERT_FILE)",
+        f"check incoming.oauth.authority and the network path to it (trust: {trust.setting})",
     )
+
+
+def _session(ca: str, timeout: float) -> Any:
+    """A requests session for msal that verifies with ``ca`` whatever the environment says.
+
+    requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` override a session's ``verify``;
+    here the session's own value always wins (proxy settings still come from the
+    environment). The adapter retries once, as msal's own session does.
+    """
+    import requests
+
+    class Session(requests.Session):
+        def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            settings: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
+            settings["verify"] = self.verify
+            return settings
+
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("timeout", timeout)
+            return super().request(*args, **kwargs)
+
+    session = Session()
+    session.verify = ca
+    session.mount("https://", requests.adapters.HTTPAdapter(max_retries=1))
+    return session

@@ -7,7 +7,14 @@ import socket
 
 from channelsync.probe.check import Attempt, Login, ServerRefusal, needs_login
 from channelsync.probe.oauth import xoauth2
-from channelsync.probe.tls import connect, context_for, record, require_tls_or_consent, send_goodbye
+from channelsync.probe.tls import (
+    connect,
+    context_for,
+    hang_up,
+    record,
+    require_tls_or_consent,
+    send_goodbye,
+)
 
 _MAX_LINE = 2048
 
@@ -46,7 +53,7 @@ def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> 
         attempt.messages, _ = client.stat()
     finally:
         send_goodbye(client.sock, b"QUIT\r\n")
-        client.close()
+        hang_up(client.close)
 
 
 def _capabilities(client: _POP3) -> dict[str, list[str]]:

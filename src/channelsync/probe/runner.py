@@ -102,6 +102,9 @@ def _outgoing(server: Loaded, channel: Loaded | None, out: dict[str, Any] | None
         user=user,
         password=account.get("password"),
         ca_file=(data.get("tls") or {}).get("ca_file"),
+        allow_insecure_auth=bool(
+            data.get("allow_insecure_auth") or account.get("allow_insecure_auth")
+        ),
         sender=channel.data["email"] if channel else (user if user and "@" in user else None),
         origin=channel if out is not None else server,
     )

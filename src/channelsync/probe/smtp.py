@@ -35,6 +35,15 @@ class _SMTP(smtplib.SMTP):
 
 def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> None:
     check = attempt.check
+    password = login is not None and login.password is not None
+    if check.protocol == "smtp" and password and not check.allow_insecure_auth:
+        raise ProbeFailure(
+            "insecure_auth_refused",
+            f"{check.host}:{check.port} has security: none, so nothing was sent (the password "
+            "would travel without TLS)",
+            "use security: starttls or ssl, or set allow_insecure_auth: true on the SmtpServer "
+            "(or on the channel's outgoing section) to accept the risk",
+        )
     client = _SMTP(attempt)
     try:
         client.greeting(connect(attempt))
@@ -53,7 +62,10 @@ def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> 
             _expect(250, *client.ehlo())
         elif check.protocol == "smtp":
             attempt.warnings.append(
-                "security: none: mail and the password travel without TLS; use starttls or ssl"
+                "security: none: mail and the password travel without TLS "
+                "(allow_insecure_auth: true); use starttls or ssl"
+                if password
+                else "security: none: mail travels without TLS; use starttls or ssl"
             )
         if login is not None and login.password is not None:
             attempt.step("auth", client.sock)
@@ -90,6 +102,7 @@ def _authenticate(client: _SMTP, attempt: Attempt, login: Login) -> None:
         )
     client.user, client.password = login.user, login.password or ""
     attempt.sasl(f"\0{client.user}\0{client.password}")
+    attempt.sasl(client.password)  # AUTH LOGIN sends it alone
     authobject = client.auth_plain if mechanism == "PLAIN" else client.auth_login
     client.auth(mechanism, authobject)
 

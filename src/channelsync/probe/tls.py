@@ -1,8 +1,5 @@
-"""Sockets and TLS for the probes: verified by default, with the resource's own CA if it has one.
-
-Trust is the system store (which honours ``SSL_CERT_FILE``) plus the resource's ``tls.ca_file``,
-read relative to the YAML file's folder. Contexts are cached: loading the system store costs
-milliseconds, and a run may open hundreds of connections.
+"""Sockets and TLS for the probes: verified by default, trusting what ``channelsync.trust``
+says for the resource (its ``tls.ca_file``, else ``SSL_CERT_FILE``, else the system store).
 """
 
 from __future__ import annotations
@@ -10,39 +7,28 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-import threading
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 from channelsync.probe.check import Attempt, Check, ProbeFailure, TlsInfo
+from channelsync.trust import Trust, TrustUnavailable, trust_for
 
 EXPIRY_WARNING_DAYS = 21
 
-_contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
-_lock = threading.Lock()
 
-
-def ca_path(check: Check) -> Path | None:
-    if check.ca_file is None:
-        return None
-    path = Path(check.ca_file)
-    return path if path.is_absolute() else check.base_dir / path
+def trust_of(check: Check) -> Trust:
+    return trust_for(check.ca_file, check.base_dir)
 
 
 def context_for(check: Check) -> ssl.SSLContext:
-    import os
-
-    ca = ca_path(check)
-    key = (str(ca) if ca else None, os.environ.get("SSL_CERT_FILE"))
-    with _lock:
-        ctx = _contexts.get(key)
-        if ctx is None:
-            ctx = ssl.create_default_context()
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-            if ca is not None:
-                ctx.load_verify_locations(cafile=str(ca))
-            _contexts[key] = ctx
-        return ctx
+    try:
+        return trust_of(check).context()
+    except TrustUnavailable as exc:
+        raise ProbeFailure(
+            "cert_untrusted",
+            f"{exc}; nothing was sent to the server",
+            "tls.ca_file is relative to the YAML file and must hold PEM certificates",
+        ) from None
 
 
 def connect(attempt: Attempt) -> socket.socket:
@@ -105,6 +91,16 @@ def require_tls_or_consent(attempt: Attempt, offered: bool) -> bool:
         "the credentials were sent without TLS (incoming.allow_insecure_auth: true)"
     )
     return False
+
+
+def hang_up(close: Callable[[], object]) -> None:
+    """Close a client without masking the error that ended it.
+
+    After a failed STARTTLS handshake the client's socket is already closed (ssl detached it),
+    and imaplib/poplib raise EBADF from their close; that must not replace cert_untrusted.
+    """
+    with contextlib.suppress(OSError):
+        close()
 
 
 def send_goodbye(sock: socket.socket | None, line: bytes) -> None:

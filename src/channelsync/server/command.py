@@ -118,11 +118,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from channelsync.server.accesslog import AccessLog
     from channelsync.server.app import create_app
     from channelsync.server.store import Store
-    from channelsync.targets import target_url
+    from channelsync.targets import refuse_credentials, target_url
     from channelsync.targets.http import is_loopback
     from channelsync.targets.sqlite import path_from_url
 
     target = target_url(args.target)
+    refuse_credentials(target)
     if not target.lower().startswith("sqlite:"):
         raise ChannelsyncError(
             f"serve needs a sqlite:///PATH store (e.g. {DEFAULT_TARGET}), not a "

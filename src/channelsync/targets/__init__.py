@@ -20,7 +20,27 @@ from channelsync.errors import ChannelsyncError
 from channelsync.targets.base import Target
 
 ENTRY_POINT_GROUP = "channelsync.targets"
+TOKEN_ENV = "CHANNELSYNC_TOKEN"
 DEFAULT_URL = DEFAULT_TARGET
+
+
+def has_credentials(url: str) -> bool:
+    """Whether ``url`` names a user (``scheme://USER[:PASSWORD]@host``), with or without //."""
+    rest = url.split(":", 1)[1] if ":" in url else url
+    authority = rest.removeprefix("//")
+    for end in "/?#":
+        authority = authority.split(end, 1)[0]
+    return "@" in authority
+
+
+def refuse_credentials(url: str) -> None:
+    """A target URL never carries a user name or password: it is shown in plans, logs and
+    PR comments. The error does not repeat the URL."""
+    if has_credentials(url):
+        raise ChannelsyncError(
+            "the target URL carries credentials (USER[:PASSWORD]@HOST); remove them from the "
+            f"URL: an API token goes in {TOKEN_ENV}, never in the URL"
+        )
 
 
 def target_url(explicit: str | None) -> str:
@@ -43,6 +63,7 @@ def absent(target: Target) -> str | None:
 
 
 def open_target(url: str, *, readonly: bool = False) -> Target:
+    refuse_credentials(url)
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":  # the embedded default: no entry-point scan on the hot path
         from channelsync.targets.sqlite import SqliteTarget

@@ -19,6 +19,7 @@ import email.utils
 import ipaddress
 import os
 import random
+import ssl
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from channelsync.targets import TOKEN_ENV, refuse_credentials
 from channelsync.targets.base import (
     ConflictError,
     Key,
@@ -35,11 +37,11 @@ from channelsync.targets.base import (
     Operation,
     TargetError,
 )
+from channelsync.trust import cert_error, trust_for
 
 if TYPE_CHECKING:
     import httpx
 
-TOKEN_ENV = "CHANNELSYNC_TOKEN"
 COLLECTIONS: dict[str, str] = {
     "EmailChannel": "channels",
     "SmtpServer": "smtp-servers",
@@ -113,6 +115,7 @@ class HttpTarget:
     ) -> None:
         import httpx
 
+        refuse_credentials(url)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TargetError(f"bad target URL '{url}': use https://HOST[:PORT]")
@@ -133,11 +136,13 @@ class HttpTarget:
         self.backoff = backoff
         self._holder: str | None = None
         self._fingerprints: dict[str, str] = {}
+        self._trust = trust_for()
         self._client = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
+            verify=self._trust.context() if parts.scheme == "https" else True,
         )
 
     def close(self) -> None:
@@ -160,6 +165,9 @@ class HttpTarget:
             try:
                 response = self._client.request(method, path, **kwargs)
             except httpx.TransportError as exc:
+                untrusted = cert_error(exc)
+                if untrusted is not None:
+                    raise Unreachable(self._untrusted(untrusted)) from None
                 never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 if attempt < self.retries and (idempotent or never_sent):
                     self._pause(attempt)
@@ -181,6 +189,13 @@ class HttpTarget:
             if status >= 500 and not idempotent:
                 raise _OutcomeUnknown
             return response
+
+    def _untrusted(self, error: ssl.SSLCertVerificationError) -> str:
+        detail = error.verify_message or error.reason or "certificate verify failed"
+        return (
+            f"certificate of {self.url} not trusted ({detail}; trusted: {self._trust.setting}): "
+            "set SSL_CERT_FILE to a PEM file with the CA that signed it"
+        )
 
     def _check(self, response: httpx.Response, *, ok: tuple[int, ...] = ()) -> httpx.Response:
         status = response.status_code
