@@ -192,7 +192,9 @@ def test_plan_workflow_with_secrets_runs_the_connection_tests_and_reports_failur
 
 
 def point_example_at(repo: Path, port: int) -> None:
+    """The example channel, enabled (a disabled channel's failed test only warns), on a port."""
     edit_example(repo, "  server: imap.example.com\n", f"  server: 127.0.0.1\n  port: {port}\n")
+    edit_example(repo, "enabled: false", "enabled: true")
 
 
 def test_plan_workflow_uses_the_base_branch_bindings_not_the_pull_requests(

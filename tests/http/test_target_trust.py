@@ -33,7 +33,7 @@ URLS = [
 def test_credentials_in_a_target_url_are_refused_without_echoing_them(
     url: str, workdir: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (workdir / "channels.d" / "s.yaml").write_text("kind: EmailScript\nname: S\n")
+    (workdir / "channels.d" / "s.yaml").write_text("kind: EmailScript\nname: S\nqueues: [Q]\n")
     runs = [
         cli("plan", "--target", url),
         cli("plan", "--format", "json", "--target", url),

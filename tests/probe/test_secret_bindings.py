@@ -82,7 +82,8 @@ def test_secret_without_a_binding_names_the_line_to_add(
 ) -> None:
     server = responders(*smtp(auth_reply="235 2.7.0 Authentication successful"))
     path = bindings_file(config_dir.parent, ("${env:OTHER}", ["smtp.example.com:587"]))
-    result = only(run(config_dir, path, smtp_server("none", server.port, ca=False)))
+    doc = smtp_server("none", server.port, ca=False, allow_insecure_auth=True)
+    result = only(run(config_dir, path, doc))
     assert_failed(result, "secret_not_bound")
     assert result.error is not None
     assert result.error.hint == (
@@ -215,7 +216,16 @@ def test_an_authority_that_parsers_read_differently_is_refused(
         config_dir.parent,
         ("${env:OAUTH_SECRET}", ["https://login.microsoftonline.com", "outlook.office365.com:993"]),
     )
-    result = only(run(config_dir, path, doc))
+    write(config_dir, doc)
+    config = load_config(config_dir)
+    # validate refuses it (credentials in a URL) and, should a check run anyway, so do the
+    # bindings: two layers
+    assert [d.message.split(" (")[0] for d in config.errors] == [
+        "the authority URL carries credentials"
+    ]
+    result = only(
+        run_checks(checks_for(config.resources), timeout=5, bindings=load(path, config_dir.parent))
+    )
     assert_failed(result, "secret_not_bound")
     assert result.error is not None
     assert "is not a plain https:// URL" in result.error.message

@@ -52,9 +52,9 @@ def _decoded(line: str) -> str:
 
 
 SERVERS: dict[str, Callable[[int], dict[str, Any]]] = {
-    "imap-login": lambda port: channel("imap-ssl", port),
-    "imap-sasl-plain": lambda port: channel("imap-ssl", port),
-    "pop3": lambda port: channel("pop3-ssl", port),
+    "imap-login": lambda port: {**channel("imap-ssl", port), "enabled": True},
+    "imap-sasl-plain": lambda port: {**channel("imap-ssl", port), "enabled": True},
+    "pop3": lambda port: {**channel("pop3-ssl", port), "enabled": True},
     "smtp-plain": lambda port: smtp_server("ssl", port),
     "smtp-login": lambda port: smtp_server("ssl", port),
 }
@@ -129,6 +129,7 @@ def test_xoauth2_blob_and_token_echoed_back_leak_nowhere(
         auth="microsoft-exchange",
         oauth=oauth("good-client", "OAUTH_SECRET", mail.authority),
     )
+    doc["enabled"] = True  # a disabled channel's failed test would only warn at apply
     write(tenant_dir, doc)
     runs = [
         cli("test", "--dir", "channels.d"),
