@@ -8,6 +8,7 @@ Exit codes: 0 success (no changes), 1 error, 2 changes pending or drift found (p
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -56,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check the config files and report every problem")
     _dir_option(p)
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    p.add_argument(
+        "--as-of",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="date the provider notices against this day instead of today",
+    )
     p.set_defaults(handler=cmd_validate)
 
     p = sub.add_parser("plan", help="show what apply would change in the target")
@@ -158,6 +165,13 @@ def _seconds(text: str) -> float:
     if not 0 <= value < 86_400:  # also refuses nan and inf
         raise argparse.ArgumentTypeError("must be between 0 and 86400 seconds")
     return value
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from None
 
 
 def _target_option(p: argparse.ArgumentParser) -> None:
@@ -375,10 +389,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from channelsync import notices
     from channelsync.loader import load_config
     from channelsync.render import diagnostics as render
 
     config = load_config(args.dir)
+    as_of = args.as_of or dt.date.today()
+    config.diagnostics.extend(notices.diagnostics(config.resources, as_of))
+    config.diagnostics.sort()
     if args.format == "json":
         sys.stdout.write(render.as_json(config.diagnostics))
     elif args.format == "github":

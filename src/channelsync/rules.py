@@ -21,11 +21,6 @@ from channelsync.errors import Diagnostic
 if TYPE_CHECKING:
     from channelsync.loader import Config, Loaded
 
-GMAIL_APP_PASSWORD_URL = "https://support.google.com/accounts/answer/185833"
-GMAIL_DOMAINS = ("gmail.com", "googlemail.com", "google.com")
-EXCHANGE_ONLINE_HOSTS = ("outlook.office365.com", "outlook.office.com")
-
-
 Groups = dict[str, list["Loaded"]]
 
 
@@ -177,14 +172,6 @@ def _channel(item: Loaded, channel: dict[str, Any]) -> Iterator[Diagnostic]:
             f"protocol {protocol} sends the password without TLS unless the "
             f"server offers STARTTLS; prefer {protocol}-ssl",
         )
-    domain = channel["email"].rsplit("@", 1)[-1]
-    if incoming["auth"] == "normal" and (_is_gmail(domain) or _is_gmail(incoming["server"])):
-        yield item.diagnostic(
-            ("incoming", "password"),
-            "warning",
-            "Gmail and Google Workspace need an App password (16 letters), not the account "
-            f"password, when 2-step verification is on: {GMAIL_APP_PASSWORD_URL}",
-        )
 
 
 def _incoming(item: Loaded, incoming: dict[str, Any]) -> Iterator[Diagnostic]:
@@ -202,13 +189,6 @@ def _incoming(item: Loaded, incoming: dict[str, Any]) -> Iterator[Diagnostic]:
                 "error",
                 "auth: normal needs incoming.password (e.g. ${env:NAME})",
                 key=True,
-            )
-        if incoming["server"].lower() in EXCHANGE_ONLINE_HOSTS:
-            yield item.diagnostic(
-                ("incoming", "auth"),
-                "warning",
-                "Exchange Online has switched basic (password) authentication off; "
-                "use auth: microsoft-exchange with an oauth app registration",
             )
     else:
         if incoming.get("password") is not None:
@@ -244,13 +224,6 @@ def _smtp_server(item: Loaded, server: dict[str, Any]) -> Iterator[Diagnostic]:
             "warning",
             "security: none sends the password without TLS; use starttls or ssl",
         )
-    if _is_gmail(server["host"]) and password is not None:
-        yield item.diagnostic(
-            ("password",),
-            "warning",
-            f"Gmail SMTP needs an App password when 2-step verification is on: "
-            f"{GMAIL_APP_PASSWORD_URL}",
-        )
 
 
 def _ca_file(
@@ -263,13 +236,3 @@ def _ca_file(
             "error",
             f"ca_file '{ca_file}' does not exist (paths are relative to this file's directory)",
         )
-
-
-_GMAIL_SUFFIXES = tuple("." + d for d in GMAIL_DOMAINS)
-
-
-def _is_gmail(host: str) -> bool:
-    host = host.lower()
-    if not host.endswith(GMAIL_DOMAINS):  # the common answer, in one call
-        return False
-    return host in GMAIL_DOMAINS or host.endswith(_GMAIL_SUFFIXES)
