@@ -38,7 +38,9 @@ BINARIES = ("dovecot", "postfix")
 INBOX_MESSAGES = 2
 # Postfix delivers mail for this domain into Dovecot (dovecot-lda); other domains are discarded.
 DELIVERED_DOMAIN = "acme.test"
-ACME_USERS = ("support@acme.test", "sales@acme.test", "backlog@acme.test", "cleanup@acme.test")
+ACME_USERS = tuple(
+    f"{name}@acme.test" for name in ("support", "sales", "backlog", "cleanup", "quiet", "pop")
+)
 DOVECOT_LDA = "/usr/lib/dovecot/dovecot-lda"
 NEEDS_ROOT = "the mail-server fixture must run as root"
 CI_NOTE = "(CI runs .ci/run with sudo)"

@@ -149,6 +149,7 @@ class Attempt:
     warnings: list[str] = field(default_factory=list)
     messages: int | None = None
     queue_id: str | None = None
+    message: bytes | None = None  # what a sending check sends instead of its own test message
 
     def remaining(self) -> float:
         left = self.started + self.timeout - time.monotonic()

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from channelsync.defaults import E2E_TIMEOUT
 from channelsync.defaults import PROBE_CONCURRENCY as DEFAULT_CONCURRENCY
 from channelsync.defaults import PROBE_TIMEOUT as DEFAULT_TIMEOUT
 
@@ -40,6 +41,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--send-test-message",
         metavar="ADDRESS",
         help="also send a short message to ADDRESS through each SMTP check",
+    )
+    p.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="send a probe through each channel's real outgoing path to its own address and "
+        "wait for it in the mailbox (enabled channels, or the NAMEs)",
+    )
+    p.add_argument(
+        "--e2e-timeout",
+        type=_positive_float,
+        default=E2E_TIMEOUT,
+        metavar="S",
+        help=f"seconds to wait for each probe (default {E2E_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--cleanup",
+        action="store_true",
+        help="with --end-to-end: delete the probe messages this run sent (and nothing else)",
     )
     p.set_defaults(handler=run)
     return p
@@ -78,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: no channel or SMTP server named {names}", file=sys.stderr)
             return EXIT_ERROR
         resources = [r for r in resources if r.name in wanted]
+    if args.cleanup and not args.end_to_end:
+        print("error: --cleanup works with --end-to-end only", file=sys.stderr)
+        return EXIT_ERROR
+    if args.end_to_end:
+        return _end_to_end(args, resources, config.of_kind("SmtpServer"))
     checks = checks_for(resources, servers=config.of_kind("SmtpServer"))
     show = args.format == "text" and sys.stderr is not None and sys.stderr.isatty()
     results = run_checks(
@@ -92,6 +116,26 @@ def run(args: argparse.Namespace) -> int:
     out = render.as_json(results) if args.format == "json" else render.text(results)
     sys.stdout.write(out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
+
+
+def _end_to_end(args: argparse.Namespace, resources: list[Any], servers: list[Any]) -> int:
+    from channelsync.probe import report
+    from channelsync.probe.e2e import run_trips
+
+    channels = [
+        r for r in resources if r.kind == "EmailChannel" and (args.names or r.data["enabled"])
+    ]
+    trips = run_trips(
+        channels,
+        servers,
+        e2e_timeout=args.e2e_timeout,
+        timeout=args.timeout,
+        concurrency=args.concurrency,
+        cleanup=args.cleanup,
+    )
+    out = report.as_json([], trips) if args.format == "json" else report.e2e_text(trips)
+    sys.stdout.write(out)
+    return EXIT_OK if all(t.ok for t in trips) else EXIT_ERROR
 
 
 def _progress_bar(done: int, total: int) -> None:

@@ -33,6 +33,15 @@ class _IMAP(imaplib.IMAP4):
 
 
 def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> None:
+    client = session(attempt, login)
+    _close(client)
+
+
+def session(attempt: Attempt, login: Login | None) -> _IMAP:
+    """Logged in with INBOX open read-only (EXAMINE); ``attempt.messages`` is its count.
+
+    The caller closes the session (``close``); on a failure it is closed here.
+    """
     check = attempt.check
     login = needs_login(login)
     client = _IMAP(attempt)
@@ -55,7 +64,8 @@ def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> 
             client.authenticate("PLAIN", lambda challenge: plain.encode())
         elif _pipelinable(login.user, login.password or ""):
             attempt.messages = _login_and_examine(client, attempt, login.user, login.password or "")
-            return
+            client.state, client.is_readonly = "SELECTED", True  # as imaplib's own select sets
+            return client
         else:
             client.login(login.user, login.password or "")
         attempt.step("mailbox", client.sock)
@@ -63,8 +73,10 @@ def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> 
         if status != "OK":
             raise ServerRefusal(data[-1] if data else status)
         attempt.messages = int(data[0] or 0)
-    finally:
+        return client
+    except BaseException:
         _close(client)
+        raise
 
 
 def _pipelinable(*words: str) -> bool:
@@ -96,6 +108,10 @@ def _login_and_examine(client: _IMAP, attempt: Attempt, user: str, password: str
 
 def _text(value: object) -> str:
     return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+
+
+def close(client: _IMAP) -> None:
+    _close(client)
 
 
 def _close(client: _IMAP) -> None:

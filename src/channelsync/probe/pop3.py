@@ -27,6 +27,11 @@ class _POP3(poplib.POP3):
 
 
 def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> None:
+    close(session(attempt, login))
+
+
+def session(attempt: Attempt, login: Login | None) -> _POP3:
+    """Logged in, with ``attempt.messages`` from STAT; the caller closes it (``close``)."""
     check = attempt.check
     login = needs_login(login)
     client = _POP3(attempt)
@@ -44,9 +49,16 @@ def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> 
             client.pass_(login.password or "")
         attempt.step("mailbox", client.sock)
         attempt.messages, _ = client.stat()
-    finally:
-        send_goodbye(client.sock, b"QUIT\r\n")
-        client.close()
+        return client
+    except BaseException:
+        close(client)
+        raise
+
+
+def close(client: _POP3) -> None:
+    """QUIT without waiting for the answer: nothing is ever marked for deletion here."""
+    send_goodbye(client.sock, b"QUIT\r\n")
+    client.close()
 
 
 def _capabilities(client: _POP3) -> dict[str, list[str]]:
