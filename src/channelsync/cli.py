@@ -295,7 +295,10 @@ def _connection_gate(args: argparse.Namespace, config: Config, plan: Plan) -> bo
             file=sys.stderr,
         )
         return True
-    failures = gate.failure_lines(gate.run(config, plan))
+    results = gate.run(config, plan)
+    for line in gate.warning_lines(results):
+        print(line, file=sys.stderr)
+    failures = gate.failure_lines(results)
     for line in failures:
         print(line, file=sys.stderr)
     if failures:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from channelsync.defaults import E2E_TIMEOUT
+from channelsync.defaults import BACKLOG_AFTER_MINUTES, E2E_TIMEOUT
 from channelsync.defaults import PROBE_CONCURRENCY as DEFAULT_CONCURRENCY
 from channelsync.defaults import PROBE_TIMEOUT as DEFAULT_TIMEOUT
 
@@ -41,6 +41,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--send-test-message",
         metavar="ADDRESS",
         help="also send a short message to ADDRESS through each SMTP check",
+    )
+    p.add_argument(
+        "--backlog-after",
+        type=_positive_float,
+        default=BACKLOG_AFTER_MINUTES,
+        metavar="MIN",
+        help="warn 'backlog' when an enabled channel's oldest mail is older than this "
+        f"(default {BACKLOG_AFTER_MINUTES:g} minutes)",
     )
     p.add_argument(
         "--end-to-end",
@@ -113,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if show:
         sys.stderr.write("\r\x1b[K")
+    from channelsync.probe.mailbox import add_backlog_warnings
+
+    enabled = {r.name for r in resources if r.kind == "EmailChannel" and r.data["enabled"]}
+    add_backlog_warnings(results, enabled, after_minutes=args.backlog_after)
     out = render.as_json(results) if args.format == "json" else render.text(results)
     sys.stdout.write(out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import imaplib
+import re
 import socket
 
 from channelsync.probe.check import Attempt, Login, ServerRefusal, needs_login
 from channelsync.probe.oauth import xoauth2
 from channelsync.probe.tls import connect, context_for, record, require_tls_or_consent, send_goodbye
+
+_INTERNALDATE = re.compile(
+    rb'INTERNALDATE "([ 0-9]{1,2}-[A-Za-z]{3}-[0-9]{4} [0-9:]{8} [+-][0-9]{4})"'
+)
 
 
 class _IMAP(imaplib.IMAP4):
@@ -34,7 +39,26 @@ class _IMAP(imaplib.IMAP4):
 
 def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> None:
     client = session(attempt, login)
-    _close(client)
+    try:
+        if attempt.messages:
+            _mailbox_stats(client, attempt)
+    finally:
+        _close(client)
+
+
+def _mailbox_stats(client: _IMAP, attempt: Attempt) -> None:
+    """Unseen count and the first message's INTERNALDATE, read-only (SEARCH, FETCH)."""
+    import datetime as dt
+
+    attempt.step("mailbox", client.sock)
+    status, data = client.uid("SEARCH", "UNSEEN")
+    if status == "OK":
+        attempt.unseen = len(data[0].split()) if data and data[0] else 0
+    status, data = client.fetch("1", "(INTERNALDATE)")
+    found = _INTERNALDATE.search(data[0]) if status == "OK" and isinstance(data[0], bytes) else None
+    if found:
+        stamp = dt.datetime.strptime(found.group(1).decode().strip(), "%d-%b-%Y %H:%M:%S %z")
+        attempt.oldest = stamp.astimezone(dt.UTC)
 
 
 def session(attempt: Attempt, login: Login | None) -> _IMAP:
