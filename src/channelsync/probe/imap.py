@@ -41,13 +41,20 @@ def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> 
     client = session(attempt, login)
     try:
         if attempt.messages:
-            _mailbox_stats(client, attempt)
+            try:
+                _mailbox_stats(client, attempt)
+            except imaplib.IMAP4.error as exc:  # the login test passed; the counts are extra
+                if isinstance(exc, imaplib.IMAP4.abort):
+                    raise
     finally:
         _close(client)
 
 
 def _mailbox_stats(client: _IMAP, attempt: Attempt) -> None:
-    """Unseen count and the first message's INTERNALDATE, read-only (SEARCH, FETCH)."""
+    """Unseen count and the first message's INTERNALDATE, read-only (SEARCH, FETCH).
+
+    A server that refuses either command (BAD/NO) just gets no figures.
+    """
     import datetime as dt
 
     attempt.step("mailbox", client.sock)
