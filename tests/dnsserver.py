@@ -24,6 +24,7 @@ SBIN = Path("/usr/sbin/dnsmasq")
 ZONE = (
     # acme.test: delivered by the test Postfix (mail.acme.test = 127.0.0.1), all records good
     "host-record=mail.acme.test,127.0.0.1",
+    "host-record=localhost,127.0.0.1",  # the test servers' name
     "mx-host=acme.test,mail.acme.test,10",
     'txt-record=acme.test,"v=spf1 ip4:127.0.0.1 -all"',
     'txt-record=_dmarc.acme.test,"v=DMARC1; p=none; rua=mailto:dmarc@acme.test"',
@@ -46,6 +47,7 @@ ZONE = (
     "srv-host=_imaps._tcp.srv.test,imap.srv.test,993,0,1",
     "srv-host=_submission._tcp.srv.test,smtp.srv.test,587,0,1",
     "local=/test/",
+    "local=/localhost/",
     "local=/127.in-addr.arpa/",
 )
 

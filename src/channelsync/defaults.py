@@ -43,8 +43,12 @@ DEFAULT_OAUTH_SCOPE = "https://outlook.office365.com/.default"
 # Fields that configure channelsync's own connection tests, not the tenant: never sent to
 # or compared with a target.
 LOCAL_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "EmailChannel": (("incoming", "tls"), ("incoming", "allow_insecure_auth")),
-    "SmtpServer": (("tls",),),
+    "EmailChannel": (
+        ("incoming", "tls"),
+        ("incoming", "allow_insecure_auth"),
+        ("outgoing", "dkim_selectors"),
+    ),
+    "SmtpServer": (("tls",), ("dkim_selectors",)),
     "EmailScript": (),
 }
 

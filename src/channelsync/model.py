@@ -131,6 +131,11 @@ class Outgoing(_Strict):
     password: SecretRef | None = Field(
         default=None, title="Password", description="Account password; required with override."
     )
+    dkim_selectors: list[Name] | None = Field(
+        default=None,
+        description="DKIM selectors whose keys 'channelsync test --dns' checks "
+        "(<selector>._domainkey.<domain>); channelsync's own, never sent to the tenant.",
+    )
 
 
 class EmailChannel(_Strict):
@@ -173,6 +178,11 @@ class SmtpServer(_Strict):
         default=False, description="The tenant's default outgoing server (at most one)."
     )
     tls: Tls | None = None
+    dkim_selectors: list[Name] | None = Field(
+        default=None,
+        description="DKIM selectors whose keys 'channelsync test --dns' checks "
+        "(<selector>._domainkey.<domain>); channelsync's own, never sent to the tenant.",
+    )
 
 
 class EmailScript(_Strict):

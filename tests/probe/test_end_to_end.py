@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.dnsserver import DnsServer
 from tests.mailservers import PASSWORD, USER, MailServers
 from tests.probe.conftest import SECRET_ENV, write
 
@@ -49,6 +50,12 @@ def _channel(
         },
         **doc,
     }
+
+
+@pytest.fixture(autouse=True)
+def _dns(dns_server: DnsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--end-to-end checks DNS too: against the test zone, never the system's resolver."""
+    monkeypatch.setenv("CHANNELSYNC_DNS_SERVER", dns_server.address)
 
 
 def _run(cli: Any, config_dir: Path, *args: str) -> tuple[int, dict[str, Any]]:
@@ -123,21 +130,28 @@ def test_pop3_round_trip_with_the_channels_own_account(
 def test_never_arriving_probe_times_out_and_points_at_the_queues(
     mail: MailServers, config_dir: Path, mail_ca: Path, password: Password, cli: Any
 ) -> None:
-    # mail for elsewhere.test is discarded by the test Postfix: it never reaches quiet@acme.test
-    channel = _channel(mail, "Lost", "lost@elsewhere.test", "quiet@acme.test")
+    # the MX of google.test points at Google: the probe never reaches the mailbox polled here
+    # (the test Postfix discards it), and the DNS check says why
+    channel = _channel(mail, "Lost", "lost@google.test", "quiet@acme.test")
     write(config_dir, _relay(mail, default=True), channel)
     started = time.monotonic()
     result = cli("test", "--dir", str(config_dir), "--end-to-end", "--e2e-timeout", "1.5")
     assert time.monotonic() - started < 10
     assert result.code == 1
-    [line] = [x for x in result.out.splitlines() if x.startswith("error: ")]
+    assert (
+        "error: EmailChannel 'Lost' (dns, google.test): mx_mismatch: MX of google.test points at "
+        "Google (aspmx.l.google.com), but the channel polls localhost (localhost); mail to the "
+        "address lands where the MX points, not in the mailbox the channel polls: fix the MX, or "
+        "poll the mailbox at the MX's provider"
+    ) in result.out.splitlines()
+    [line] = [x for x in result.out.splitlines() if x.startswith("error: ") and "end-to-end" in x]
     probe_id = line.split("[channelsync probe] ")[1].split("'")[0]
     assert line == (
         "error: EmailChannel 'Lost' (end-to-end): e2e_timeout: the probe '[channelsync probe] "
         f"{probe_id}' did not arrive in imap-ssl://localhost:{mail.ports['imaps']} within 1.5 s; "
         "the contact centre polls this mailbox and may have taken the probe into a queue: look "
         f"for the subject '[channelsync probe] {probe_id}' in the queues; otherwise check where "
-        "mail for elsewhere.test goes (channelsync test --dns) and the sending server's queue"
+        "mail for google.test goes (channelsync test --dns) and the sending server's queue"
     )
 
 

@@ -64,6 +64,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"seconds to wait for each probe (default {E2E_TIMEOUT:g})",
     )
     p.add_argument(
+        "--dns",
+        action="store_true",
+        help="check MX, SPF, DMARC, DKIM and reverse DNS of each channel (also part of "
+        "--end-to-end)",
+    )
+    p.add_argument(
+        "--dns-server",
+        metavar="HOST[:PORT]",
+        default=None,
+        help="resolver for --dns (default: $CHANNELSYNC_DNS_SERVER, else the system's)",
+    )
+    p.add_argument(
         "--cleanup",
         action="store_true",
         help="with --end-to-end: delete the probe messages this run sent (and nothing else)",
@@ -108,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
     if args.cleanup and not args.end_to_end:
         print("error: --cleanup works with --end-to-end only", file=sys.stderr)
         return EXIT_ERROR
-    if args.end_to_end:
-        return _end_to_end(args, resources, config.of_kind("SmtpServer"))
+    if args.end_to_end or args.dns:
+        return _mail_flow(args, resources, config.of_kind("SmtpServer"))
     checks = checks_for(resources, servers=config.of_kind("SmtpServer"))
     show = args.format == "text" and sys.stderr is not None and sys.stderr.isatty()
     results = run_checks(
@@ -130,24 +142,42 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
 
 
-def _end_to_end(args: argparse.Namespace, resources: list[Any], servers: list[Any]) -> int:
+def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any]) -> int:
+    """--dns and --end-to-end: the selected channels (default: the enabled ones)."""
     from channelsync.probe import report
+    from channelsync.probe.dnscheck import DNS_SERVER_ENV, Lookups
     from channelsync.probe.e2e import run_trips
 
     channels = [
         r for r in resources if r.kind == "EmailChannel" and (args.names or r.data["enabled"])
     ]
-    trips = run_trips(
-        channels,
-        servers,
-        e2e_timeout=args.e2e_timeout,
-        timeout=args.timeout,
-        concurrency=args.concurrency,
-        cleanup=args.cleanup,
-    )
-    out = report.as_json([], trips) if args.format == "json" else report.e2e_text(trips)
-    sys.stdout.write(out)
-    return EXIT_OK if all(t.ok for t in trips) else EXIT_ERROR
+    try:
+        lookups = Lookups(args.dns_server)
+    except ValueError as exc:
+        where = "--dns-server" if args.dns_server else DNS_SERVER_ENV
+        print(f"error: {where}: {exc}; give an IP address, e.g. 127.0.0.1:5353", file=sys.stderr)
+        return EXIT_ERROR
+    from channelsync.probe.dnscheck import check_channels
+
+    dns = check_channels(channels, servers, lookups, concurrency=args.concurrency)
+    trips = None
+    if args.end_to_end:
+        trips = run_trips(
+            channels,
+            servers,
+            e2e_timeout=args.e2e_timeout,
+            timeout=args.timeout,
+            concurrency=args.concurrency,
+            cleanup=args.cleanup,
+        )
+    if args.format == "json":
+        sys.stdout.write(report.as_json([], trips, dns))
+    else:
+        sys.stdout.write(report.dns_text(dns))
+        if trips is not None:
+            sys.stdout.write("\n" + report.e2e_text(trips))
+    failed = any(not d.ok for d in dns) or any(not t.ok for t in trips or [])
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 def _progress_bar(done: int, total: int) -> None:

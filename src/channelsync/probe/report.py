@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from channelsync.probe.check import Result
+from channelsync.probe.dnscheck import Report
 from channelsync.probe.e2e import Trip
 
 E2E_HEADERS = ("CHANNEL", "ROUND TRIP", "LATENCY", "PATH", "HINT")
@@ -74,8 +75,37 @@ def e2e_summary(trips: Sequence[Trip]) -> dict[str, int]:
     return {"arrived": arrived, "failed": len(trips) - arrived - untested, "not_testable": untested}
 
 
-def as_json(results: Sequence[Result], trips: Sequence[Trip] | None) -> str:
-    """The login checks' document, with the ``e2e`` section when round trips ran."""
+def dns_text(reports: Sequence[Report]) -> str:
+    if not reports:
+        return "nothing to check in DNS: no channels selected\n"
+    rows = []
+    for r in reports:
+        for f in r.findings:
+            outcome = "ok" if f.status == "ok" else ("note" if f.status == "note" else "FAIL")
+            code = f" {f.code}" if f.code else ""
+            rows.append((r.name, f.check, outcome + code, f.detail))
+    lines = _table(("CHANNEL", "DNS", "RESULT", "FOUND"), rows)
+    problems = [
+        f"{'error' if f.status == 'fail' else 'note'}: EmailChannel '{r.name}' (dns, {r.domain}): "
+        + (f"{f.code}: " if f.code else "")
+        + f"{f.detail}; {f.hint}"
+        for r in reports
+        for f in r.findings
+        if f.status != "ok"
+    ]
+    if problems:
+        lines += ["", *problems]
+    failed = sum(1 for r in reports if not r.ok)
+    lines += ["", f"{len(reports) - failed} channel(s) pass the DNS checks, {failed} fail"]
+    return "\n".join(lines) + "\n"
+
+
+def as_json(
+    results: Sequence[Result],
+    trips: Sequence[Trip] | None,
+    dns: Sequence[Report] | None = None,
+) -> str:
+    """The login checks' document, with ``e2e`` and ``dns`` sections when those ran."""
     from channelsync.probe.render import summary
 
     document: dict[str, Any] = {
@@ -85,4 +115,8 @@ def as_json(results: Sequence[Result], trips: Sequence[Trip] | None) -> str:
     if trips is not None:
         document["e2e"] = [t.to_json() for t in trips]
         document["summary"]["e2e"] = e2e_summary(trips)
+    if dns is not None:
+        document["dns"] = [r.to_json() for r in dns]
+        failed = sum(1 for r in dns if not r.ok)
+        document["summary"]["dns"] = {"passed": len(dns) - failed, "failed": failed}
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
