@@ -24,7 +24,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="only these channels/servers")
     p.add_argument("--dir", type=Path, default=Path("channels.d"), help="config directory")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json", "markdown", "junit"), default="text")
     p.add_argument(
         "--concurrency",
         type=_positive_int,
@@ -137,7 +137,12 @@ def run(args: argparse.Namespace) -> int:
 
     enabled = {r.name for r in resources if r.kind == "EmailChannel" and r.data["enabled"]}
     add_backlog_warnings(results, enabled, after_minutes=args.backlog_after)
-    out = render.as_json(results) if args.format == "json" else render.text(results)
+    if args.format == "text":
+        out = render.text(results)
+    else:
+        from channelsync.probe.report import formatted
+
+        out = formatted(args.format, results)
     sys.stdout.write(out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
 
@@ -170,8 +175,8 @@ def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any
             concurrency=args.concurrency,
             cleanup=args.cleanup,
         )
-    if args.format == "json":
-        sys.stdout.write(report.as_json([], trips, dns))
+    if args.format != "text":
+        sys.stdout.write(report.formatted(args.format, [], trips, dns))
     else:
         sys.stdout.write(report.dns_text(dns))
         if trips is not None:
