@@ -35,6 +35,8 @@ ZONE = (
     'txt-record=google.test,"v=spf1 include:_spf.google.test -all"',
     'txt-record=_spf.google.test,"v=spf1 ip4:192.0.2.0/24 -all"',
     'txt-record=_dmarc.google.test,"v=DMARC1; p=sometimes"',
+    # m365.test: MX at Microsoft 365
+    "mx-host=m365.test,m365-test.mail.protection.outlook.com,0",
     # bare.test: an A record and nothing else (no MX, SPF, DMARC, DKIM)
     "host-record=bare.test,127.0.0.2",
     # loops.test: an SPF whose includes need more than 10 lookups

@@ -144,6 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     gitops_command.add_parsers(sub)
 
+    p = sub.add_parser(
+        "discover", help="find a mailbox's settings from its address (autoconfig, SRV, MX)"
+    )
+    p.add_argument("address", metavar="ADDRESS")
+    p.add_argument("--write", type=Path, metavar="FILE", help="write a commented channel YAML")
+    p.add_argument("--autoconfig-url", metavar="URL", help="an https autoconfig file to read")
+    p.add_argument("--dns-server", metavar="HOST[:PORT]", help="resolver for SRV and MX")
+    p.set_defaults(handler=cmd_discover)
+
     p = sub.add_parser("schema", help="print or write the JSON Schemas generated from the model")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="write schemas/ files")
@@ -407,6 +416,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render.text(config.diagnostics, config.files))
     return EXIT_ERROR if config.errors else EXIT_OK
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    from channelsync import discover
+    from channelsync.probe.dnscheck import LookupFailed, Lookups
+
+    try:
+        found = discover.discover(
+            args.address, Lookups(args.dns_server), autoconfig_url=args.autoconfig_url
+        )
+        sys.stdout.write(discover.report(found))
+        if found.chosen is None:
+            return EXIT_ERROR
+        if args.write:
+            discover.write_new(args.write, discover.channel_yaml(found))
+            print(f"wrote {args.write}; set the secrets it names and run 'channelsync test'")
+    except (discover.DiscoverError, LookupFailed, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"error: {args.write}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

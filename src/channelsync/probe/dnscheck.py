@@ -100,6 +100,7 @@ class Provider:
     incoming: tuple[str, ...]
     smtp: tuple[str, ...]
     spf_include: str
+    settings: dict[str, Any]  # what 'discover' suggests: incoming, outgoing, note
 
 
 @cache
@@ -113,6 +114,7 @@ def providers() -> tuple[Provider, ...]:
             tuple(p["incoming"]),
             tuple(p["smtp"]),
             p["spf_include"],
+            p["settings"],
         )
         for p in json.loads(text)["providers"]
     )
