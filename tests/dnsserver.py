@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -112,10 +113,10 @@ def _spawn(executable: str, port: int, state: Path, err: IO[bytes]) -> subproces
     )
 
 
-def start(executable: str) -> DnsServer:
-    """dnsmasq serving ``ZONE``; the caller must call ``stop()``."""
+def start(executable: str, zone: Sequence[str] = ZONE) -> DnsServer:
+    """dnsmasq serving ``zone`` (dnsmasq options); the caller must call ``stop()``."""
     state = Path(tempfile.mkdtemp(prefix="channelsync-dns-"))
-    (state / "zone.conf").write_text("\n".join(ZONE) + "\n")
+    (state / "zone.conf").write_text("\n".join(zone) + "\n")
     port = _free_udp_and_tcp_port()
     with open(state / "stderr.log", "wb") as err:
         process = _spawn(executable, port, state, err)
