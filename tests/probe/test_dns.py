@@ -180,3 +180,21 @@ def test_a_dns_server_that_is_not_an_address_is_a_clear_error(
     assert result.code == 1
     assert result.err.startswith("error: --dns-server: ")
     assert result.err.endswith("; give an IP address, e.g. 127.0.0.1:5353\n")
+
+
+def test_no_system_resolver_is_one_clear_line(
+    config_dir: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dns.resolver
+
+    def no_config(*args: Any, **kwargs: Any) -> None:
+        raise dns.resolver.NoResolverConfiguration("no nameservers")
+
+    monkeypatch.delenv("CHANNELSYNC_DNS_SERVER", raising=False)
+    monkeypatch.setattr(dns.resolver, "Resolver", no_config)
+    write(config_dir, _channel("support@acme.test", None))
+    result = cli("test", "--dir", str(config_dir), "--dns")
+    assert (result.code, result.err) == (
+        1,
+        "error: no system resolver (no nameservers); pass --dns-server\n",
+    )

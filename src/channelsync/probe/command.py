@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any]) -> int:
     """--dns and --end-to-end: the selected channels (default: the enabled ones)."""
     from channelsync.probe import report
-    from channelsync.probe.dnscheck import DNS_SERVER_ENV, Lookups
+    from channelsync.probe.dnscheck import DNS_SERVER_ENV, LookupFailed, Lookups
     from channelsync.probe.e2e import run_trips
 
     channels = [
@@ -161,6 +161,9 @@ def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any
     except ValueError as exc:
         where = "--dns-server" if args.dns_server else DNS_SERVER_ENV
         print(f"error: {where}: {exc}; give an IP address, e.g. 127.0.0.1:5353", file=sys.stderr)
+        return EXIT_ERROR
+    except LookupFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     from channelsync.probe.dnscheck import check_channels
 

@@ -136,6 +136,7 @@ class Lookups:
     """A resolver whose answers are shared by every check of the run (and every thread)."""
 
     def __init__(self, server: str | None = None, *, timeout: float = 5.0) -> None:
+        import dns.exception
         import dns.resolver
 
         server = server or os.environ.get(DNS_SERVER_ENV) or None
@@ -144,7 +145,10 @@ class Lookups:
             self.resolver = dns.resolver.Resolver(configure=False)
             self.resolver.nameservers, self.resolver.port = [host], port
         else:
-            self.resolver = dns.resolver.Resolver()
+            try:
+                self.resolver = dns.resolver.Resolver()
+            except dns.exception.DNSException as exc:  # no /etc/resolv.conf, for one
+                raise LookupFailed(f"no system resolver ({exc}); pass --dns-server") from None
         self.resolver.lifetime = timeout
         self._answers: dict[tuple[str, str], Future[list[str]]] = {}
         self._lock = threading.Lock()

@@ -36,6 +36,7 @@ SUBJECT_PREFIX = "[channelsync probe]"
 CODES = ("e2e_timeout", "e2e_send_failed", "e2e_mailbox_failed", "e2e_not_testable")
 _FIRST_POLL, _MAX_POLL = 0.1, 2.0
 _MAX_HEADER_BYTES = 256 * 1024
+_HEADER_PART = f"(BODY.PEEK[HEADER]<0.{_MAX_HEADER_BYTES}>)"  # unread, and at most this much
 _VERDICT = re.compile(r"\b(spf|dkim|dmarc)=([a-z]+)", re.I)
 
 Status = Literal["arrived", "timeout", "failed", "not_testable"]
@@ -278,7 +279,7 @@ def _watch_imap(
             uids = _search(client, trip)
             if uids:
                 seen = time.monotonic()
-                status, data = client.uid("FETCH", uids[0], "(BODY.PEEK[HEADER])")
+                status, data = client.uid("FETCH", uids[0], _HEADER_PART)
                 header = (
                     data[0][1] if status == "OK" and data and isinstance(data[0], tuple) else b""
                 )
