@@ -351,7 +351,7 @@ def _watch_pop3(
                 if uid in known:
                     continue
                 known.add(uid)
-                header = b"\n".join(client.top(number, 0)[1])[:_MAX_HEADER_BYTES]
+                header = _top(client, number)
                 if _probe_id_of(header) != trip.probe_id:
                     continue
                 seen = time.monotonic()
@@ -367,6 +367,26 @@ def _watch_pop3(
             return None
         time.sleep(pause)
         pause = min(pause * 1.5, _MAX_POLL)
+
+
+def _top(client: Any, number: int) -> bytes:
+    """TOP n 0 (the header), read line by line up to ``_MAX_HEADER_BYTES``."""
+    from channelsync.probe.check import ProbeFailure
+
+    client._putcmd(f"TOP {number} 0")
+    client._getresp()  # -ERR raises poplib.error_proto
+    lines: list[bytes] = []
+    size = 0
+    while True:
+        line, octets = client._getline()
+        if line == b".":
+            return b"\n".join(lines)
+        size += octets
+        if size > _MAX_HEADER_BYTES:
+            raise ProbeFailure(
+                "protocol_error", f"the header of message {number} is over {size:,} bytes"
+            )
+        lines.append(line[1:] if line.startswith(b"..") else line)
 
 
 def _uidl(client: Any) -> list[tuple[int, bytes]]:
