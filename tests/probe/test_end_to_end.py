@@ -233,3 +233,21 @@ def test_hops_are_oldest_first_and_authentication_verdicts_are_read() -> None:
     )
     assert trip.hops == ["[10.0.0.5] -> mail.acme.test", "mail.acme.test -> mx.google.com"]
     assert trip.authentication == {"dkim": "pass", "spf": "softfail", "dmarc": "fail"}
+
+
+def test_refused_sending_is_e2e_send_failed_with_the_servers_words_and_no_secret(
+    mail: MailServers, config_dir: Path, mail_ca: Path, password: Password, cli: Any
+) -> None:
+    password("Wrong-Secret-42")
+    write(
+        config_dir,
+        _relay(mail, default=True),
+        _channel(mail, "Refused", "support@acme.test", "support@acme.test"),
+    )
+    result = cli("test", "--dir", str(config_dir), "--end-to-end", "--e2e-timeout", "5")
+    assert result.code == 1
+    assert (
+        "error: EmailChannel 'Refused' (end-to-end): e2e_send_failed: sending the probe failed: "
+        "auth_failed: 535 5.7.8 Error: authentication failed: "
+    ) in result.out
+    assert "Wrong-Secret-42" not in result.out + result.err
