@@ -142,6 +142,10 @@ def main() -> int:
             concurrency=opts.concurrency,
             timeout=15.0,
             send_test_message=None,
+            backlog_after=15.0,
+            end_to_end=False,
+            dns=False,
+            cleanup=False,
         )
         out = io.StringIO()
         started = time.perf_counter()

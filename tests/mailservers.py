@@ -37,6 +37,12 @@ TENANT = "test-tenant"
 CLIENTS = {"good-client": ("good-secret", GOOD_TOKEN), "other-client": ("other-secret", "x")}
 BINARIES = ("dovecot", "postfix")
 INBOX_MESSAGES = 2
+# Postfix delivers mail for this domain into Dovecot (dovecot-lda); other domains are discarded.
+DELIVERED_DOMAIN = "acme.test"
+ACME_USERS = tuple(
+    f"{name}@acme.test" for name in ("support", "sales", "backlog", "cleanup", "quiet", "pop")
+)
+DOVECOT_LDA = "/usr/lib/dovecot/dovecot-lda"
 NEEDS_ROOT = "the mail-server fixture must run as root"
 CI_NOTE = "(CI runs .ci/run with sudo)"
 
@@ -183,6 +189,10 @@ class MailServers:
         self.ca.issue_cert(*hosts, **kwargs).configure_cert(ctx)
         return ctx
 
+    def maildir(self, address: str) -> Path:
+        local, domain = address.split("@")
+        return self.state / "mail" / domain / local / "Maildir"
+
     def stop(self) -> None:
         for server in self._http:
             server.shutdown()
@@ -282,7 +292,16 @@ def _mailbox(s: Path) -> None:
 def _start_dovecot(servers: MailServers, max_connections: int) -> None:
     s, p = servers.state, servers.ports
     d = s / "dovecot"
-    (d / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+    (d / "passwd").write_text(
+        "".join(f"{user}:{{PLAIN}}{PASSWORD}\n" for user in (USER, *ACME_USERS))
+    )
+    # the LDA runs as the pipe's user (nobody): a config of its own without the root-only key
+    (d / "lda.conf").write_text(
+        f"base_dir = {d}/run\nmail_location = maildir:{s}/mail/%d/%n/Maildir:INDEX=MEMORY\n"
+        f"log_path = {s}/logs/lda.log\nssl = no\n"
+    )
+    (s / "logs" / "lda.log").touch()
+    os.chown(s / "logs" / "lda.log", 65534, 65534)
     (d / "oauth2.conf.ext").write_text(
         "introspection_mode = post\n"
         f"introspection_url = http://127.0.0.1:{p['idp']}/introspect\n"
@@ -318,7 +337,7 @@ passdb {{
 }}
 userdb {{
   driver = static
-  args = uid=65534 gid=65534 home={s}/mail/%d/%n
+  args = allow_all_users=yes uid=65534 gid=65534 home={s}/mail/%d/%n
 }}
 protocol imap {{
   mail_max_userip_connections = {max_connections}
@@ -355,6 +374,14 @@ service imap {{
 }}
 service auth {{
   unix_listener auth-postfix {{
+    mode = 0666
+  }}
+  unix_listener auth-userdb {{
+    mode = 0666
+  }}
+}}
+service stats {{
+  unix_listener stats-writer {{
     mode = 0666
   }}
 }}
@@ -404,7 +431,9 @@ biff = no
 default_transport = discard:test sink
 relay_transport = discard:test sink
 local_transport = discard:test sink
-virtual_transport = discard:test sink
+virtual_mailbox_domains = {DELIVERED_DOMAIN}
+virtual_mailbox_maps = static:ok
+virtual_transport = dovecot
 smtpd_banner = $myhostname ESMTP test server
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
 smtpd_recipient_restrictions = permit_sasl_authenticated, reject
@@ -453,6 +482,9 @@ discard   unix  -       -       n       -       -       discard
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+dovecot   unix  -       n       n       -       -       pipe
+  flags=DRhu user=nobody:nogroup argv={DOVECOT_LDA} -c {s}/dovecot/lda.conf
+  -f ${{sender}} -d ${{recipient}}
 """)
     postfix = pwd.getpwnam("postfix")
     import grp

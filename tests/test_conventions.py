@@ -35,6 +35,11 @@ BAD_VALUES: dict[Callable[[str], object], list[tuple[str, str]]] = {
         ("inf", "'inf' is not a number of seconds"),
         ("0", "'0' must be more than 0 and at most 86400 seconds"),
     ],
+    argtypes.positive_minutes: [
+        ("x", "'x' is not a number of minutes"),
+        ("0", "'0' must be more than 0 and at most 1440 minutes"),
+    ],
+    argtypes.date: [("2027-13-01", "'2027-13-01' is not a date (YYYY-MM-DD)")],
     argtypes.port: [
         ("x", "'x' is not a port number (1-65535)"),
         ("0", "port 0 is outside 1-65535"),

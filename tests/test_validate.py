@@ -48,7 +48,7 @@ def test_bad_file_reports_exact_position_and_message(name: str, workdir: Path, c
 def test_shipped_examples_are_valid(examples: Path, cli: Any) -> None:
     result = cli("validate")
     assert result.code == 0, result.out
-    assert result.out.endswith("4 file(s) checked: valid, 0 error(s), 2 warning(s)\n")
+    assert result.out.endswith("4 file(s) checked: valid, 0 error(s), 4 warning(s)\n")
 
 
 def test_json_format_lists_errors_and_warnings(workdir: Path, cli: Any) -> None:
@@ -66,7 +66,7 @@ def test_json_format_lists_errors_and_warnings(workdir: Path, cli: Any) -> None:
             "message": "incoming.port: port 70000 is outside 1-65535",
         }
     ]
-    assert [w["line"] for w in report["warnings"]] == [7, 9, 15]
+    assert [w["line"] for w in report["warnings"]] == [6, 7, 15, 15]
 
 
 def test_github_format_is_workflow_annotations(workdir: Path, cli: Any) -> None:

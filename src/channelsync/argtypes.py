@@ -8,6 +8,7 @@ a sentence instead, and ``Parser`` exits 1. Only argparse is imported: ``--help`
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import math
 import os
 import sys
@@ -61,6 +62,23 @@ def positive_seconds(text: str) -> float:
             f"'{text}' must be more than 0 and at most {MAX_SECONDS} seconds"
         )
     return value
+
+
+def positive_minutes(text: str) -> float:
+    """A duration in minutes: more than 0, up to a day."""
+    value = _number(text, float, "a number of minutes")
+    if not 0 < value <= MAX_SECONDS / 60:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' must be more than 0 and at most {MAX_SECONDS // 60} minutes"
+        )
+    return value
+
+
+def date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from None
 
 
 def port(text: str) -> int:

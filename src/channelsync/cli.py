@@ -8,6 +8,7 @@ Exit codes: 0 success (no changes), 1 error, 2 changes pending or drift found (p
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from channelsync import __version__
 from channelsync.argtypes import Parser as _Parser
+from channelsync.argtypes import date as _date
 from channelsync.argtypes import dir_option as _dir_option
 from channelsync.argtypes import path as _path
 from channelsync.argtypes import positive_seconds as _positive_seconds
@@ -53,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     _dir_option(p)
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
     secret_options(p, files=False)
+    p.add_argument(
+        "--as-of",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="date the provider notices against this day instead of today",
+    )
     p.set_defaults(handler=cmd_validate)
 
     p = sub.add_parser("plan", help="show what apply would change in the target")
@@ -158,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     from channelsync.gitops import command as gitops_command
 
     gitops_command.add_parsers(sub, parser)
+
+    p = sub.add_parser(
+        "discover", help="find a mailbox's settings from its address (autoconfig, SRV, MX)"
+    )
+    p.add_argument("address", metavar="ADDRESS")
+    p.add_argument("--write", type=Path, metavar="FILE", help="write a commented channel YAML")
+    p.add_argument("--autoconfig-url", metavar="URL", help="an https autoconfig file to read")
+    p.add_argument("--dns-server", metavar="HOST[:PORT]", help="resolver for SRV and MX")
+    p.set_defaults(handler=cmd_discover)
 
     p = sub.add_parser("schema", help="print or write the JSON Schemas generated from the model")
     mode = p.add_mutually_exclusive_group()
@@ -363,6 +380,8 @@ def _connection_gate(
         raise
     if terminal:
         sys.stderr.write("\r\x1b[K")
+    for line in gate.warning_lines(results):
+        print(line, file=sys.stderr)
     failures, warnings = gate.failure_lines(config, results)
     for line in failures + warnings:
         print(line, file=sys.stderr)
@@ -488,6 +507,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from channelsync import notices
     from channelsync.loader import load_config
     from channelsync.render import diagnostics as render
 
@@ -496,6 +516,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from channelsync.bindings import problems_of
 
         config.diagnostics = sorted([*config.diagnostics, *problems_of(args)])
+    as_of = args.as_of or dt.date.today()
+    config.diagnostics.extend(notices.diagnostics(config.resources, as_of))
+    config.diagnostics.sort()
     if args.format == "json":
         sys.stdout.write(render.as_json(config.diagnostics))
     elif args.format == "github":
@@ -503,6 +526,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render.text(config.diagnostics, config.files))
     return EXIT_ERROR if config.errors else EXIT_OK
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    from channelsync import discover
+    from channelsync.probe.dnscheck import LookupFailed, Lookups
+
+    try:
+        found = discover.discover(
+            args.address, Lookups(args.dns_server), autoconfig_url=args.autoconfig_url
+        )
+        sys.stdout.write(discover.report(found))
+        if found.chosen is None:
+            return EXIT_ERROR
+        if args.write:
+            discover.write_new(args.write, discover.channel_yaml(found))
+            print(f"wrote {args.write}; set the secrets it names and run 'channelsync test'")
+    except (discover.DiscoverError, LookupFailed, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"error: {args.write}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -38,6 +38,10 @@ PLAIN_PROTOCOLS = frozenset({"pop3", "imap"})
 # Connection tests: checks at the same time, and seconds allowed per check.
 PROBE_CONCURRENCY = 32
 PROBE_TIMEOUT = 15.0
+# End-to-end round trips: seconds to wait for the probe message; mail older than this many
+# minutes in an enabled channel's mailbox is a backlog.
+E2E_TIMEOUT = 120.0
+BACKLOG_AFTER_MINUTES = 15.0
 
 DEFAULT_OAUTH_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_OAUTH_SCOPE = "https://outlook.office365.com/.default"
@@ -49,8 +53,9 @@ LOCAL_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("incoming", "tls"),
         ("incoming", "allow_insecure_auth"),
         ("outgoing", "allow_insecure_auth"),
+        ("outgoing", "dkim_selectors"),
     ),
-    "SmtpServer": (("tls",), ("allow_insecure_auth",)),
+    "SmtpServer": (("tls",), ("allow_insecure_auth",), ("dkim_selectors",)),
     "EmailScript": (),
 }
 

@@ -54,9 +54,30 @@ def run(
     if not resources:
         return []
     from channelsync.probe import gate
+    from channelsync.probe.mailbox import add_enabling_warnings
 
     servers = config.of_kind("SmtpServer")
-    return gate(resources, servers=servers, bindings=bindings, timeout=timeout, progress=progress)
+    results = gate(
+        resources, servers=servers, bindings=bindings, timeout=timeout, progress=progress
+    )
+    add_enabling_warnings(results, {c.name for c in plan.changes if _enables(c, config)})
+    return results
+
+
+def _enables(change: Change, config: Config) -> bool:
+    """A channel created enabled, or switched from disabled to enabled."""
+    if change.kind != "EmailChannel":
+        return False
+    if change.action == "create":
+        return any(
+            r.kind == "EmailChannel" and r.name == change.name and r.data["enabled"]
+            for r in config.resources
+        )
+    return any(f.path == "enabled" and f.after is True for f in change.fields)
+
+
+def warning_lines(results: list[Result]) -> list[str]:
+    return [f"warning: {r.kind} '{r.name}' ({r.check}): {w}" for r in results for w in r.warnings]
 
 
 def blocking(config: Config, results: list[Result]) -> list[Result]:

@@ -136,6 +136,11 @@ class Outgoing(_Strict):
         description="Allow the connection test to send this account's password to an "
         "SmtpServer with security: none (no TLS).",
     )
+    dkim_selectors: list[Name] | None = Field(
+        default=None,
+        description="DKIM selectors whose keys 'channelsync test --dns' checks "
+        "(<selector>._domainkey.<domain>); channelsync's own, never sent to the tenant.",
+    )
 
 
 class EmailChannel(_Strict):
@@ -182,6 +187,11 @@ class SmtpServer(_Strict):
         default=False,
         description="Allow the connection test to send the password with security: none "
         "(no TLS); without it validate refuses the password.",
+    )
+    dkim_selectors: list[Name] | None = Field(
+        default=None,
+        description="DKIM selectors whose keys 'channelsync test --dns' checks "
+        "(<selector>._domainkey.<domain>); channelsync's own, never sent to the tenant.",
     )
 
 

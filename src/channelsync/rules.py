@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 GMAIL_APP_PASSWORD_URL = "https://support.google.com/accounts/answer/185833"
 GMAIL_DOMAINS = ("gmail.com", "googlemail.com", "google.com")
-EXCHANGE_ONLINE_HOSTS = ("outlook.office365.com", "outlook.office.com")
 # Entra ID: a client id is a GUID; a tenant is its GUID or one of its verified domains (the
 # token endpoint takes either). The multi-tenant aliases do not work for client credentials.
 GUID = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
@@ -259,14 +258,6 @@ def _channel(item: Loaded, channel: dict[str, Any]) -> Iterator[Diagnostic]:
             f"protocol {protocol} sends the password without TLS unless the "
             f"server offers STARTTLS; prefer {protocol}-ssl",
         )
-    domain = channel["email"].rsplit("@", 1)[-1]
-    if incoming["auth"] == "normal" and (_is_gmail(domain) or _is_gmail(incoming["server"])):
-        yield item.diagnostic(
-            ("incoming", "password"),
-            "warning",
-            "Gmail and Google Workspace need an App password (16 letters), not the account "
-            f"password, when 2-step verification is on: {GMAIL_APP_PASSWORD_URL}",
-        )
 
 
 def _incoming(item: Loaded, incoming: dict[str, Any]) -> Iterator[Diagnostic]:
@@ -284,13 +275,6 @@ def _incoming(item: Loaded, incoming: dict[str, Any]) -> Iterator[Diagnostic]:
                 "error",
                 "auth: normal needs incoming.password (e.g. ${env:NAME})",
                 key=True,
-            )
-        if incoming["server"].lower() in EXCHANGE_ONLINE_HOSTS:
-            yield item.diagnostic(
-                ("incoming", "auth"),
-                "warning",
-                "Exchange Online has switched basic (password) authentication off; "
-                "use auth: microsoft-exchange with an oauth app registration",
             )
     else:
         if _is_gmail(incoming["server"]):
@@ -460,13 +444,6 @@ def _smtp_server(item: Loaded, server: dict[str, Any]) -> Iterator[Diagnostic]:
             "error",
             f"{INSECURE_SMTP}; use security: starttls or ssl, or set allow_insecure_auth: true "
             "on this SmtpServer to accept the risk",
-        )
-    if _is_gmail(server["host"]) and password is not None:
-        yield item.diagnostic(
-            ("password",),
-            "warning",
-            f"Gmail SMTP needs an App password when 2-step verification is on: "
-            f"{GMAIL_APP_PASSWORD_URL}",
         )
 
 

@@ -15,26 +15,44 @@ import pytest
 from channelsync.loader import load_config
 from channelsync.probe.check import Result
 from channelsync.probe.runner import checks_for, run_checks
-from tests import mailservers
+from tests import dnsserver, mailservers
 from tests.probe.responder import Responder
 
 SECRET_ENV = "PROBE_TEST_PASSWORD"
 
 
+def _unavailable(reason: str) -> None:
+    """In CI a missing server is a failure; on a developer's machine the test is skipped."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def mail() -> Iterator[mailservers.MailServers]:
-    """Dovecot, Postfix and the identity services; in CI their absence is a failure."""
+    """Dovecot, Postfix (delivering acme.test into Dovecot) and the identity services."""
     missing = mailservers.missing_binaries()
     if missing:
-        reason = f"mail server binaries not installed: {', '.join(missing)} (see .ci/run)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        _unavailable(f"mail server binaries not installed: {', '.join(missing)} (see .ci/run)")
     servers = mailservers.start()
     try:
         yield servers
     finally:
         servers.stop()
+
+
+@pytest.fixture(scope="session")
+def dns_server() -> Iterator[dnsserver.DnsServer]:
+    """dnsmasq on a free loopback port serving ``dnsserver.ZONE``."""
+    executable = dnsserver.binary()
+    if executable is None:
+        _unavailable("dnsmasq is not installed (apt-get install dnsmasq-base; see .ci/run)")
+    assert executable is not None
+    server = dnsserver.start(executable)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import mailservers
+from tests.dnsserver import DnsServer
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -163,3 +164,41 @@ def test_start_prints_a_config_that_channelsync_test_passes_and_stop_stops(
     again = _servers_command("stop", pointer)
     assert again.returncode == 1
     assert again.stderr == "error: no test mail servers are running (nothing to stop)\n"
+
+
+def test_postfix_delivers_the_acme_domain_into_the_dovecot_mailbox(
+    mail: mailservers.MailServers,
+) -> None:
+    import smtplib
+    import ssl
+    import time
+
+    ctx = ssl.create_default_context(cafile=str(mail.ca_file))
+    with smtplib.SMTP("localhost", mail.ports["submission"], timeout=10) as client:
+        client.starttls(context=ctx)
+        client.login(mailservers.USER, mailservers.PASSWORD)
+        client.sendmail(
+            "sales@acme.test", ["sales@acme.test"], b"Subject: fixture\r\n\r\ndelivered\r\n"
+        )
+    new = mail.maildir("sales@acme.test") / "new"
+    deadline = time.monotonic() + 10
+    while not (new.is_dir() and any(new.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [delivered] = list(new.iterdir())
+    message = delivered.read_bytes()
+    assert b"\nDelivered-To: sales@acme.test\n" in message
+    assert b"\nSubject: fixture\n" in message
+    assert message.endswith(b"\n\ndelivered\n")
+
+
+def test_dnsmasq_serves_the_test_zone(dns_server: DnsServer) -> None:
+    import dns.resolver
+
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers, resolver.port = ["127.0.0.1"], dns_server.port
+    assert [r.to_text() for r in resolver.resolve("acme.test", "MX")] == ["10 mail.acme.test."]
+    assert [r.to_text() for r in resolver.resolve("1.0.0.127.in-addr.arpa", "PTR")] == [
+        "mail.acme.test."
+    ]
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        resolver.resolve("unknown.test", "A")

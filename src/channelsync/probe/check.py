@@ -6,6 +6,7 @@ duration of one check, so that every message leaving a check can be scrubbed of 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,8 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     messages: int | None = None
     queue_id: str | None = None
+    unseen: int | None = None
+    oldest: dt.datetime | None = None
 
     @property
     def endpoint(self) -> str:
@@ -134,6 +137,8 @@ class Result:
             "warnings": list(self.warnings),
             "messages": self.messages,
             "queue_id": self.queue_id,
+            "unseen": self.unseen,
+            "oldest": self.oldest.isoformat() if self.oldest else None,
         }
 
 
@@ -151,6 +156,9 @@ class Attempt:
     warnings: list[str] = field(default_factory=list)
     messages: int | None = None
     queue_id: str | None = None
+    message: bytes | None = None  # what a sending check sends instead of its own test message
+    unseen: int | None = None
+    oldest: dt.datetime | None = None  # INTERNALDATE of the mailbox's first message (UTC)
 
     def remaining(self) -> float:
         left = self.started + self.timeout - time.monotonic()

@@ -454,6 +454,11 @@ def _classify(exc: BaseException, attempt: Attempt) -> tuple[str, str, str | Non
         if other is not None:
             return other
     reply = _reply_of(exc)
+    from channelsync.notices import for_failed_check
+
+    notice = for_failed_check(reply, check)
+    if notice is not None:
+        return notice.code, reply, notice.quote()
     for fragment, code, vendor_hint in _VENDOR_REPLIES:
         if fragment in reply.lower():
             return code, reply, vendor_hint

@@ -34,6 +34,11 @@ class _POP3(poplib.POP3):
 
 
 def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> None:
+    close(session(attempt, login))
+
+
+def session(attempt: Attempt, login: Login | None) -> _POP3:
+    """Logged in, with ``attempt.messages`` from STAT; the caller closes it (``close``)."""
     check = attempt.check
     login = needs_login(login)
     client = _POP3(attempt)
@@ -51,9 +56,16 @@ def probe(attempt: Attempt, login: Login | None, send_to: str | None = None) -> 
             client.pass_(login.password or "")
         attempt.step("mailbox", client.sock)
         attempt.messages, _ = client.stat()
-    finally:
-        send_goodbye(client.sock, b"QUIT\r\n")
-        hang_up(client.close)
+        return client
+    except BaseException:
+        close(client)
+        raise
+
+
+def close(client: _POP3) -> None:
+    """QUIT without waiting for the answer: nothing is ever marked for deletion here."""
+    send_goodbye(client.sock, b"QUIT\r\n")
+    hang_up(client.close)
 
 
 def _capabilities(client: _POP3) -> dict[str, list[str]]:

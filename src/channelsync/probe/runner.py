@@ -183,6 +183,8 @@ def run_check(
         warnings=attempt.warnings,
         messages=attempt.messages,
         queue_id=attempt.queue_id,
+        unseen=attempt.unseen,
+        oldest=attempt.oldest,
     )
 
 

@@ -127,7 +127,7 @@ def _send(client: _SMTP, attempt: Attempt, send_to: str) -> str | None:
     code, reply = client.rcpt(send_to)
     if code not in (250, 251):
         raise ServerRefusal(f"{code} {reply.decode('utf-8', 'replace')}")
-    code, reply = client.data(message.as_bytes())
+    code, reply = client.data(attempt.message or message.as_bytes())
     _expect(250, code, reply)
     found = _QUEUE_ID.search(reply.decode("utf-8", "replace"))
     return found.group(1) if found else None

@@ -1,0 +1,158 @@
+"""`channelsync discover`: autoconfig over https (trustme), SRV and MX from dnsmasq."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from channelsync.loader import load_config
+from tests.dnsserver import DnsServer
+
+AUTOCONFIG = b"""<?xml version="1.0"?>
+<clientConfig version="1.1">
+  <emailProvider id="acme.test">
+    <incomingServer type="imap">
+      <hostname>imap.acme.test</hostname><port>993</port><socketType>SSL</socketType>
+      <username>%EMAILADDRESS%</username><authentication>password-cleartext</authentication>
+    </incomingServer>
+    <outgoingServer type="smtp">
+      <hostname>smtp.acme.test</hostname><port>587</port><socketType>STARTTLS</socketType>
+      <username>%EMAILLOCALPART%</username>
+    </outgoingServer>
+  </emailProvider>
+</clientConfig>
+"""
+
+
+class _Autoconfig(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        found = self.path.startswith("/mail/config-v1.1.xml")
+        body = AUTOCONFIG if found else b"not here"
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def autoconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An https server on loopback with a trustme certificate; its base URL."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(ctx)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Autoconfig)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://localhost:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _discover(cli: Any, dns_server: DnsServer, address: str, url: str, *args: str) -> Any:
+    return cli(
+        "discover", address, "--autoconfig-url", url, "--dns-server", dns_server.address, *args
+    )
+
+
+def test_autoconfig_wins_and_writes_a_valid_channel(
+    autoconfig: str, dns_server: DnsServer, cli: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "channels.d" / "support.yaml"
+    out.parent.mkdir()
+    url = f"{autoconfig}/mail/config-v1.1.xml"
+    result = _discover(cli, dns_server, "support@acme.test", url, "--write", str(out))
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[:2] == [
+        "discover support@acme.test:",
+        f"  autoconfig {url}: imap-ssl imap.acme.test:993, smtp starttls smtp.acme.test:587",
+    ]
+    assert "  MX acme.test: mail.acme.test (not a known provider)" in lines
+    assert (
+        "chosen: autoconfig: imap-ssl imap.acme.test:993, smtp starttls smtp.acme.test:587 (the "
+        "domain publishes its own settings (autoconfig), which come first)"
+    ) in lines
+    config = load_config(out.parent)
+    assert not config.errors, [str(d) for d in config.errors]
+    [channel] = config.of_kind("EmailChannel")
+    assert channel.data["incoming"]["server"] == "imap.acme.test"
+    assert channel.data["incoming"]["password"] == "${env:SUPPORT_ACME_TEST_PASSWORD}"
+    [server] = config.of_kind("SmtpServer")
+    assert (server.data["host"], server.data["security"]) == ("smtp.acme.test", "starttls")
+    again = _discover(cli, dns_server, "support@acme.test", url, "--write", str(out))
+    assert again.code == 1
+    assert again.err == f"error: {out} exists; choose a new file (discover never overwrites)\n"
+
+
+def test_srv_records_when_there_is_no_autoconfig(
+    autoconfig: str, dns_server: DnsServer, cli: Any
+) -> None:
+    result = _discover(cli, dns_server, "help@srv.test", f"{autoconfig}/nothing")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert f"  autoconfig {autoconfig}/nothing: HTTP 404" in lines
+    assert "  SRV _imaps._tcp.srv.test: imap.srv.test:993" in lines
+    assert lines[-1].startswith(
+        "chosen: srv: imap-ssl imap.srv.test:993, smtp starttls smtp.srv.test:587 (no autoconfig"
+    )
+
+
+def test_mx_of_a_known_provider_with_its_note(
+    autoconfig: str, dns_server: DnsServer, cli: Any
+) -> None:
+    result = _discover(cli, dns_server, "help@google.test", f"{autoconfig}/nothing")
+    assert result.code == 0
+    assert result.out.splitlines()[-2:] == [
+        "chosen: mx: imap-ssl imap.gmail.com:993, smtp starttls smtp.gmail.com:587 (no "
+        "autoconfig or SRV records; the MX belongs to a known provider)",
+        "note: Google accepts a password only as an App password (16 letters, needs 2-step "
+        "verification): https://myaccount.google.com/apppasswords",
+    ]
+
+
+def test_only_https_autoconfig_is_trusted_with_the_address(dns_server: DnsServer, cli: Any) -> None:
+    result = _discover(cli, dns_server, "a@acme.test", "http://127.0.0.1:9/config.xml")
+    assert (result.code, result.err) == (
+        1,
+        "error: http://127.0.0.1:9/config.xml: only https autoconfig is trusted with the address\n",
+    )
+
+
+def test_nothing_found_is_an_error_exit(autoconfig: str, dns_server: DnsServer, cli: Any) -> None:
+    result = _discover(cli, dns_server, "a@bare.test", f"{autoconfig}/nothing")
+    assert result.code == 1
+    assert result.out.endswith(
+        "no settings found: ask the mail provider for the IMAP/POP3 and SMTP servers\n"
+    )
+
+
+def test_mx_at_microsoft_365_writes_oauth_placeholders_and_the_shared_mailbox_note(
+    autoconfig: str, dns_server: DnsServer, cli: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "channels.d" / "m365.yaml"
+    out.parent.mkdir()
+    result = _discover(
+        cli, dns_server, "help@m365.test", f"{autoconfig}/nothing", "--write", str(out)
+    )
+    assert result.code == 0, result.err
+    assert "OAuth2 does not work for shared mailboxes" in result.out
+    config = load_config(out.parent)
+    assert not config.errors, [str(d) for d in config.errors]
+    [channel] = config.of_kind("EmailChannel")
+    incoming = channel.data["incoming"]
+    assert (incoming["server"], incoming["auth"]) == ("outlook.office365.com", "microsoft-exchange")
+    assert incoming["oauth"]["client_secret"] == "${env:HELP_M365_TEST_CLIENT_SECRET}"
+    assert "shared mailboxes" in out.read_text()
