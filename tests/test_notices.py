@@ -15,7 +15,11 @@ from channelsync.probe.diagnose import CODES, diagnose
 
 EXCHANGE_OAUTH = {
     "auth": "microsoft-exchange",
-    "oauth": {"tenant_id": "t", "client_id": "c", "client_secret": "${env:S}"},
+    "oauth": {
+        "tenant_id": "contoso.onmicrosoft.com",
+        "client_id": "7c1e5a92-3d48-4b0f-a6e7-51f9c2d8b340",
+        "client_secret": "${env:S}",
+    },
 }
 
 

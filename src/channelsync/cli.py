@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         "discover", help="find a mailbox's settings from its address (autoconfig, SRV, MX)"
     )
     p.add_argument("address", metavar="ADDRESS")
-    p.add_argument("--write", type=Path, metavar="FILE", help="write a commented channel YAML")
+    p.add_argument("--write", type=_path, metavar="FILE", help="write a commented channel YAML")
     p.add_argument("--autoconfig-url", metavar="URL", help="an https autoconfig file to read")
     p.add_argument("--dns-server", metavar="HOST[:PORT]", help="resolver for SRV and MX")
     p.set_defaults(handler=cmd_discover)
