@@ -99,12 +99,19 @@ def _load_config(root: Path) -> Config:
         config.diagnostics.append(Diagnostic(str(root), 1, 1, "error", message))
         return config
     cwd = os.getcwd() + os.sep
-    paths = find_files(root)
+
+    def shown(path: str) -> str:
+        return path[len(cwd) :] if path.startswith(cwd) else path
+
+    paths, unread = find_files(root)
+    for path, message in unread:
+        config.diagnostics.append(Diagnostic(shown(path), 1, 1, "error", message))
     for path, fast in zip(paths, _fast_files(paths), strict=True):
         config.files += 1
-        display = path[len(cwd) :] if path.startswith(cwd) else path
+        display = shown(path)
         if fast is not None:
-            source = SourceFile(path, display)  # documents are parsed again if positions are needed
+            # documents are parsed again if positions are needed
+            source = SourceFile(path, display, fast=len(fast))
             config.resources.extend(
                 Loaded(doc["kind"], doc["name"], doc, source, i) for i, doc in enumerate(fast)
             )
@@ -120,14 +127,45 @@ def _load_config(root: Path) -> Config:
     return config
 
 
-def find_files(root: Path) -> list[str]:
-    """Every *.yaml / *.yml file below ``root``, in a stable order (hidden folders skipped)."""
+def is_config_name(name: str) -> bool:
+    return name.lower().endswith(YAML_SUFFIXES)
+
+
+def find_files(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """Every *.yaml / *.yml file below ``root`` (any case), in a stable order, and the paths
+    that could not be read as such, with why. Hidden folders are skipped; a folder that
+    cannot be listed is an error, never skipped (its resources would look deleted)."""
     found: list[str] = []
-    for folder, dirs, files in os.walk(os.path.abspath(root)):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(os.path.join(folder, f) for f in files if f.endswith(YAML_SUFFIXES))
+    unread: list[tuple[str, str]] = []
+
+    def cannot_list(exc: OSError) -> None:
+        unread.append((exc.filename or str(root), _folder_problem(exc)))
+
+    for folder, dirs, files in os.walk(os.path.abspath(root), onerror=cannot_list):
+        keep = []
+        for name in sorted(dirs):
+            path = os.path.join(folder, name)
+            if name.startswith("."):
+                continue
+            if is_config_name(name):
+                unread.append((path, "is a folder, not a file; rename it or move it out"))
+            elif os.path.islink(path):
+                unread.append(
+                    (path, "is a link to a folder, which is not followed; use a real folder")
+                )
+            else:
+                keep.append(name)
+        dirs[:] = keep
+        found.extend(os.path.join(folder, f) for f in files if is_config_name(f))
     found.sort()
-    return found
+    return found, unread
+
+
+def _folder_problem(exc: OSError) -> str:
+    return (
+        f"cannot read folder: {exc.strerror}; fix its permissions (a folder that is not "
+        "read would look like deleted resources)"
+    )
 
 
 # --- the fast path: whole files that are valid, read in parallel on large trees ------------
