@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from channelsync import document as documents
 from channelsync.defaults import KIND_NAMES
-from channelsync.errors import ConfigError, Diagnostic, Severity
+from channelsync.errors import HIDDEN, ConfigError, Diagnostic, Severity
 from channelsync.perf import paused_gc
 from channelsync.secrets import ref_problem
 from channelsync.yamlsource import Document, Path_, SourceFile, fast_documents, read_source
@@ -375,6 +375,8 @@ def _explain(error: SchemaError) -> Iterator[tuple[Path_, str, bool]]:
         )
     elif validator in ("minimum", "maximum") and path and path[-1] == "port":
         yield path, f"{where}: port {value} is outside 1-65535", False
+    elif isinstance(value, str) and (hidden := HIDDEN.search(value)) is not None:
+        yield path, f"{where}: {_hidden_message(value, hidden.start())}", False
     elif secret:
         problem = ref_problem(value) if isinstance(value, str) else None
         yield path, f"{where}: {problem or 'must be a secret reference'}", False
@@ -388,10 +390,19 @@ def _explain(error: SchemaError) -> Iterator[tuple[Path_, str, bool]]:
         yield path, f"{where}: {error.message}", False
 
 
+def _hidden_message(value: str, at: int) -> str:
+    code = ord(value[at])
+    what = "control character" if code < 0x2000 else "bidirectional override"
+    return (
+        f"contains a {what} (U+{code:04X}) at character {at + 1}; remove it: it hides or "
+        "reorders text in terminals, plans and pull request comments"
+    )
+
+
 def _pattern_message(schema: dict[str, Any], value: Any) -> str:
     if schema.get("format") == "email":
         return f"'{value}' is not a valid email address (expected name@domain.tld)"
-    if schema.get("pattern") == r"\S":
+    if isinstance(value, str) and not value.strip():
         return "must not be blank"
     if schema.get("format") == "hostname":
         return f"'{value}' is not a valid host name or IP address"

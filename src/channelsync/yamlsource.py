@@ -13,6 +13,7 @@ import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from channelsync.errors import Diagnostic
@@ -290,7 +291,9 @@ def _parse_precise(src: SourceFile) -> None:
     if not _supported_version(src):
         return
     yaml = YAML(typ="rt", pure=True)
+    yaml.Scanner = _scanner()
     yaml.max_depth = MAX_DEPTH  # checked while composing, before anything deeper is built
+    yaml.composer.warn_double_anchors = False  # legal YAML: the later anchor counts
     try:
         nodes = list(yaml.compose_all(src.text))
     except MaxDepthExceededError as exc:
@@ -306,7 +309,7 @@ def _parse_precise(src: SourceFile) -> None:
             line, column, f"character U+{exc.character:04X} is not allowed in YAML; remove it"
         )
         return
-    except (YAMLError, AssertionError, RecursionError, ValueError, TypeError):
+    except (YAMLError, AssertionError, LookupError, RecursionError, ValueError, TypeError):
         # the parser's own assertions on input it does not expect
         src.error(1, 1, "YAML could not be read; check the file's syntax")
         return
@@ -328,11 +331,28 @@ def _parse_precise(src: SourceFile) -> None:
         src.documents.append(Document(index, data, line, column, builder.values, builder.keys))
 
 
+@cache
+def _scanner() -> Any:
+    """ruamel.yaml's scanner, refusing flow nesting as it meets it: it reads flow brackets
+    ahead of the composer, at a cost that grows with the square of their depth."""
+    from ruamel.yaml.composer import MaxDepthExceededError
+    from ruamel.yaml.scanner import RoundTripScanner
+
+    class Scanner(RoundTripScanner):
+        def fetch_flow_collection_start(self, token_class: Any, to_push: str) -> None:
+            # the document's root is one level, so a flow in it starts at the second
+            if len(self.flow_context) >= MAX_DEPTH - 1:
+                raise MaxDepthExceededError(None, None, "nesting", self.reader.get_mark())
+            super().fetch_flow_collection_start(token_class, to_push)
+
+    return Scanner
+
+
 def _supported_version(src: SourceFile) -> bool:
-    """ruamel.yaml asserts (rather than reports) on a %YAML 1.x it does not know."""
+    """ruamel.yaml asserts (rather than reports) on a %YAML version it does not know."""
     for match in _YAML_DIRECTIVE.finditer(src.text):
         major, minor = int(match[1]), int(match[2])
-        if major == 1 and minor not in (1, 2):
+        if (major, minor) not in ((1, 1), (1, 2)):
             line, column = _line_col(src.text, match.start())
             src.error(
                 line,
