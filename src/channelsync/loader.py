@@ -12,7 +12,7 @@ import difflib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,10 +103,10 @@ def _load_config(root: Path) -> Config:
     def shown(path: str) -> str:
         return path[len(cwd) :] if path.startswith(cwd) else path
 
-    paths, unread = find_files(root)
+    paths, unread, unsure = find_files(root)
     for path, message in unread:
         config.diagnostics.append(Diagnostic(shown(path), 1, 1, "error", message))
-    for path, fast in zip(paths, _fast_files(paths), strict=True):
+    for path, fast in zip(paths, _fast_files(paths, unsure), strict=True):
         config.files += 1
         display = shown(path)
         if fast is not None:
@@ -131,34 +131,42 @@ def is_config_name(name: str) -> bool:
     return name.lower().endswith(YAML_SUFFIXES)
 
 
-def find_files(root: Path) -> tuple[list[str], list[tuple[str, str]]]:
-    """Every *.yaml / *.yml file below ``root`` (any case), in a stable order, and the paths
-    that could not be read as such, with why. Hidden folders are skipped; a folder that
-    cannot be listed is an error, never skipped (its resources would look deleted)."""
+def find_files(root: Path) -> tuple[list[str], list[tuple[str, str]], set[str]]:
+    """Every *.yaml / *.yml file below ``root`` (any case), in a stable order; the paths that
+    cannot be read as config, with why; and the files that are not plainly regular (links,
+    FIFOs, devices: opening them decides). Hidden folders are skipped; a folder that cannot
+    be listed is an error, never skipped (its resources would look deleted)."""
     found: list[str] = []
     unread: list[tuple[str, str]] = []
-
-    def cannot_list(exc: OSError) -> None:
-        unread.append((exc.filename or str(root), _folder_problem(exc)))
-
-    for folder, dirs, files in os.walk(os.path.abspath(root), onerror=cannot_list):
-        keep = []
-        for name in sorted(dirs):
-            path = os.path.join(folder, name)
-            if name.startswith("."):
-                continue
-            if is_config_name(name):
-                unread.append((path, "is a folder, not a file; rename it or move it out"))
-            elif os.path.islink(path):
-                unread.append(
-                    (path, "is a link to a folder, which is not followed; use a real folder")
-                )
-            else:
-                keep.append(name)
-        dirs[:] = keep
-        found.extend(os.path.join(folder, f) for f in files if is_config_name(f))
+    unsure: set[str] = set()
+    pending = [os.path.abspath(root)]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if entry.is_dir():
+                        if name.startswith("."):
+                            continue
+                        if is_config_name(name):
+                            unread.append((entry.path, _CONFIG_FOLDER))
+                        elif entry.is_symlink():
+                            unread.append((entry.path, _FOLDER_LINK))
+                        else:
+                            pending.append(entry.path)
+                    elif is_config_name(name):
+                        found.append(entry.path)
+                        if not entry.is_file(follow_symlinks=False):
+                            unsure.add(entry.path)
+        except OSError as exc:
+            unread.append((folder, _folder_problem(exc)))
     found.sort()
-    return found, unread
+    return found, unread, unsure
+
+
+_FOLDER_LINK = "is a link to a folder, which is not followed; use a real folder"
+_CONFIG_FOLDER = "is a folder, not a file; rename it or move it out"
 
 
 def _folder_problem(exc: OSError) -> str:
@@ -173,9 +181,9 @@ def _folder_problem(exc: OSError) -> str:
 PARALLEL_MIN_FILES = 2000
 
 
-def _fast_file(path: str) -> list[dict[str, Any]] | None:
+def _fast_file(path: str, regular: bool) -> list[dict[str, Any]] | None:
     """Normalised documents of a file that is valid on its own, or None (take the slow path)."""
-    docs = fast_documents(path)
+    docs = fast_documents(path, regular=regular)
     if docs is None:
         return None
     out = []
@@ -190,11 +198,11 @@ def _fast_file(path: str) -> list[dict[str, Any]] | None:
     return out
 
 
-def _fast_chunk(paths: list[str]) -> list[list[dict[str, Any]] | None]:
-    return [_fast_file(p) for p in paths]
+def _fast_chunk(paths: list[str], unsure: set[str]) -> list[list[dict[str, Any]] | None]:
+    return [_fast_file(p, p not in unsure) for p in paths]
 
 
-def _fast_files(paths: list[str]) -> list[list[dict[str, Any]] | None]:
+def _fast_files(paths: list[str], unsure: set[str]) -> list[list[dict[str, Any]] | None]:
     """``_fast_file`` for each path; forked workers share the work on large trees."""
     import multiprocessing
 
@@ -204,14 +212,14 @@ def _fast_files(paths: list[str]) -> list[list[dict[str, Any]] | None]:
         or workers < 2
         or "fork" not in multiprocessing.get_all_start_methods()
     ):
-        return _fast_chunk(paths)
+        return _fast_chunk(paths, unsure)
     # this process takes a larger share: the workers also pay for sending their results back
     own = int(len(paths) * 1.2 / (workers + 0.2))
     size = -(-(len(paths) - own) // (workers - 1))
     chunks = [paths[:own]] + [paths[i : i + size] for i in range(own, len(paths), size)]
     with multiprocessing.get_context("fork").Pool(len(chunks) - 1) as pool:
-        pending = pool.map_async(_fast_chunk, chunks[1:])
-        results = _fast_chunk(chunks[0])  # this process takes a share too
+        pending = pool.map_async(partial(_fast_chunk, unsure=unsure), chunks[1:])
+        results = _fast_chunk(chunks[0], unsure)  # this process takes a share too
         for part in pending.get():
             results.extend(part)
     return results
