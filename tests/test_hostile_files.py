@@ -285,3 +285,46 @@ def test_the_model_refuses_hidden_characters_like_the_schema() -> None:
 def test_examples_still_load_on_the_fast_path() -> None:
     config = load_config(EXAMPLES)
     assert not config.errors
+
+
+MULTI = """# comments before the first document
+---
+kind: EmailScript
+name: First
+---
+kind: EmailScript
+name: Second
+queuez: [a]
+---
+# a comment inside
+kind: SmtpServer
+name: "Relay\\ud800"
+host: smtp.example.com
+port: 70000
+---
+kind: EmailScript
+name: First
+"""
+
+
+def test_documents_re_read_one_at_a_time_report_as_the_whole_file_does(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channelsync import yamlsource
+
+    (workdir / "channels.d" / "multi.yaml").write_text(MULTI * 300)  # > 64 KiB: read_source
+    (workdir / "channels.d" / "small.yaml").write_text(MULTI)  # the loader's own fast path
+    one_at_a_time = load_config(workdir / "channels.d")
+    monkeypatch.setattr(yamlsource, "_parse_fast", lambda text: None)
+    whole = load_config(workdir / "channels.d")
+    assert one_at_a_time.diagnostics == whole.diagnostics
+    small = [str(d) for d in whole.errors if d.file.endswith("small.yaml")]
+    assert small == [
+        "channels.d/small.yaml:4:7: error: duplicate EmailScript name 'First' "
+        "(first defined at channels.d/multi.yaml:4:7)",
+        "channels.d/small.yaml:8:1: error: unknown field 'queuez' (did you mean 'queues'?)",
+        "channels.d/small.yaml:12:7: error: text holds a lone surrogate (\\uD800-\\uDFFF)",
+        "channels.d/small.yaml:14:7: error: port: port 70000 is outside 1-65535",
+        "channels.d/small.yaml:17:7: error: duplicate EmailScript name 'First' "
+        "(first defined at channels.d/multi.yaml:4:7)",
+    ]
