@@ -40,13 +40,20 @@ def test_files_that_are_not_regular_are_errors_at_their_path(workdir: Path, cli:
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(folder / "socket.yaml"))
     read, write = os.pipe()  # stdin is a pipe nobody writes to: reading it would wait
-    saved = os.dup(0)
+    try:
+        saved: int | None = os.dup(0)
+    except OSError:  # started without a stdin
+        saved = None
     os.dup2(read, 0)
     try:
         result = cli("validate")
     finally:
-        os.dup2(saved, 0)
-        for fd in (saved, read, write):
+        if saved is None:
+            os.close(0)
+        else:
+            os.dup2(saved, 0)
+            os.close(saved)
+        for fd in (read, write):
             os.close(fd)
         server.close()
     assert _errors(result.out) == [
