@@ -293,3 +293,23 @@ def test_hostile_configs_in_a_whole_process(data: bytes, workdir: Path) -> None:
         "channels.d/hostile.yaml",
         "channels.d/pipe.yaml",
     ]
+
+
+def test_fast_and_careful_paths_agree_on_mutated_configs(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channelsync import yamlsource
+    from channelsync.loader import load_config
+
+    rng = random.Random(5)
+    folder = workdir / "channels.d"
+    fast_parser = yamlsource._parse_fast
+    for number in range(300):
+        _clear(folder)
+        data = _case(rng)
+        (folder / "fuzz.yaml").write_bytes(data)
+        monkeypatch.setattr(yamlsource, "_parse_fast", fast_parser)
+        fast = load_config(folder)
+        monkeypatch.setattr(yamlsource, "_parse_fast", lambda text: None)
+        careful = load_config(folder)
+        assert fast.diagnostics == careful.diagnostics, f"case {number}: {data[:300]!r}"

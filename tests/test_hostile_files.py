@@ -335,3 +335,44 @@ def test_documents_re_read_one_at_a_time_report_as_the_whole_file_does(
         "channels.d/small.yaml:17:7: error: duplicate EmailScript name 'First' "
         "(first defined at channels.d/multi.yaml:4:7)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "kind: EmailScript\nname: A\n---\n  name: B\n  queues: []\n",
+            "channels.d/x.yaml:4:3: error: missing 'kind'; one of EmailChannel, SmtpServer, "
+            "EmailScript",
+        ),
+        ("\ufeff\ufeffkind: EmailScript\nname: A\n", None),  # not a key named '\ufeffkind'
+        (
+            "...\nkind: EmailScript\nname: A\n",
+            "channels.d/x.yaml:1:1: error: YAML syntax error: expected the node content, "
+            "but found '<document end>'",
+        ),
+        (
+            "kind: EmailChanel\nname: A\nx:\n" + "".join(" " * i + "- \n" for i in range(36)),
+            "channels.d/x.yaml:35:32: error: nesting deeper than 32 levels",  # and nothing else
+        ),
+        (
+            "kind: EmailScript\r# a lone CR breaks a line\nname: A\n"
+            '---\nkind: EmailScript\nname: "B\\u202e"\n',
+            "channels.d/x.yaml:6:7: error: name: contains a bidirectional override (U+202E) at "
+            "character 2; remove it: it hides or reorders text in terminals, plans and pull "
+            "request comments",
+        ),
+    ],
+    ids=[
+        "indented-document",
+        "second-bom",
+        "leading-document-end",
+        "refused-document",
+        "lone-carriage-return",
+    ],
+)
+def test_fast_path_reports_what_the_careful_path_does(
+    text: str, expected: str | None, workdir: Path, cli: Any
+) -> None:
+    (workdir / "channels.d" / "x.yaml").write_text(text, encoding="utf-8", newline="")
+    assert _errors(cli("validate").out) == ([expected] if expected else [])

@@ -247,11 +247,15 @@ def _validate_document(source: SourceFile, document: Document) -> Loaded | None:
         source.error(document.line, document.column, message)
         return None
     kind = data.get("kind")
-    if kind is None:
-        source.error(document.line, document.column, f"missing 'kind'; one of {_kinds_list()}")
-        return None
-    if kind not in KIND_NAMES:
-        line, column = source.document(document.index).position(("kind",))
+    if kind is None or kind not in KIND_NAMES:
+        positioned = source.document(document.index)
+        if positioned.data is None:
+            return None  # the careful parser refused the document and said why
+        if kind is None:
+            line, column = positioned.position(())
+            source.error(line, column, f"missing 'kind'; one of {_kinds_list()}")
+            return None
+        line, column = positioned.position(("kind",))
         hint = did_you_mean(str(kind), KIND_NAMES)
         source.error(line, column, f"unknown kind '{kind}'{hint}; one of {_kinds_list()}")
         return None

@@ -28,9 +28,9 @@ Path_ = tuple[str | int, ...]
 
 # Any of these sends a file to the ruamel.yaml path: anchors and aliases, tags, merge keys
 # ("<"), tabs, directives, and characters YAML does not allow (yaml-rs is more lenient than
-# ruamel.yaml about some of them). One character class: a single fast scan.
+# ruamel.yaml about some of them, and a second BOM). One character class: a single fast scan.
 _SLOW_CHARS = re.compile(
-    "[&*!%<\t\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]"
+    "[&*!%<\t\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufeff\ufffe\uffff]"
 )
 # ... and document end markers, and deep nesting: deep indentation, or many "- " / "? " on
 # one line (each opens a level: yaml-rs recurses, and crashes on thousands). yaml-rs refuses
@@ -39,6 +39,7 @@ _SLOW_TEXT = ("\n...", "\n" + " " * 40)
 # (eight "- " or "? " in a row; two patterns that start with a literal search much faster)
 _COMPACT_NESTING = (re.compile(r"- +(?:[-?] +){7}"), re.compile(r"\? +(?:[-?] +){7}"))
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # as ruamel.yaml counts lines
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 _CONTENT_LINE = re.compile(r"^[ \t]*[^#\s]", re.MULTILINE)
 
@@ -128,7 +129,7 @@ class SourceFile:
         _parse_precise(part)
         if len(part.documents) > 1:  # pragma: no cover - the '---' count said otherwise
             return _WHOLE_FILE
-        shift = self.text.count("\n", 0, starts[index])
+        shift = len(_LINE_BREAK.findall(self.text, 0, starts[index]))
         self.problems.extend(
             Diagnostic(p.file, p.line + shift, p.column, p.severity, p.message)
             for p in part.problems
@@ -216,7 +217,7 @@ def read_source(path: str, display: str) -> SourceFile:
         starts = _document_starts(src.text)
         for document in list(src.documents):
             if too_many_values(document.data):
-                line = src.text.count("\n", 0, starts[document.index]) + 1
+                line = len(_LINE_BREAK.findall(src.text, 0, starts[document.index])) + 1
                 src.error(line, 1, _too_many_message(aliased=False))
                 src.documents.remove(document)
     return src
@@ -243,6 +244,8 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
 def _parse_fast(text: str) -> list[Any] | None:
     """Documents parsed by yaml-rs, or None when the file needs the ruamel.yaml path."""
     if _SLOW_CHARS.search(text) or _SLOW_TEXT[0] in text or _SLOW_TEXT[1] in text:
+        return None
+    if text.startswith("..."):  # a document end marker on the first line
         return None
     if _COMPACT_NESTING[0].search(text) or _COMPACT_NESTING[1].search(text):
         return None
