@@ -340,6 +340,7 @@ def test_documents_re_read_one_at_a_time_report_as_the_whole_file_does(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        ("kind: EmailScript\nname: A\nqueues: [a\x85b]\n", None),  # YAML folds NEL: 'a b'
         (
             "kind: EmailScript\nname: A\n---\n  name: B\n  queues: []\n",
             "channels.d/x.yaml:4:3: error: missing 'kind'; one of EmailChannel, SmtpServer, "
@@ -364,6 +365,7 @@ def test_documents_re_read_one_at_a_time_report_as_the_whole_file_does(
         ),
     ],
     ids=[
+        "next-line-breaks-a-line",
         "indented-document",
         "second-bom",
         "leading-document-end",

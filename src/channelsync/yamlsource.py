@@ -28,9 +28,10 @@ Path_ = tuple[str | int, ...]
 
 # Any of these sends a file to the ruamel.yaml path: anchors and aliases, tags, merge keys
 # ("<"), tabs, directives, and characters YAML does not allow (yaml-rs is more lenient than
-# ruamel.yaml about some of them, and a second BOM). One character class: a single fast scan.
+# ruamel.yaml about some of them; NEL and U+2028/9 break lines there, and a second BOM).
+# One character class: a single fast scan.
 _SLOW_CHARS = re.compile(
-    "[&*!%<\t\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufeff\ufffe\uffff]"
+    "[&*!%<\t\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]"
 )
 # ... and document end markers, and deep nesting: deep indentation, or many "- " / "? " on
 # one line (each opens a level: yaml-rs recurses, and crashes on thousands). yaml-rs refuses
