@@ -20,6 +20,12 @@ BUILTIN_NAMES: dict[str, str] = {
 }
 KIND_NAMES = ("EmailChannel", "SmtpServer", "EmailScript")
 
+# Characters no configured text may hold: controls hide text and move the cursor in
+# terminals, bidirectional overrides (U+202A-U+202E, U+2066-U+2069) show text in another
+# order than it is (in plans and PR comments). A regex class, escaped so that Python's
+# `re` (jsonschema), Rust's `regex` (pydantic) and jsonschema-rs read it alike.
+HIDDEN_CHARACTERS = r"\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069"
+
 INCOMING_DEFAULT_PORTS: dict[str, int] = {
     "pop3": 110,
     "pop3-ssl": 995,

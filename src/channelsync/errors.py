@@ -6,10 +6,22 @@ maps the class to an exit code. Nothing else should reach the user as a tracebac
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
+from channelsync.defaults import HIDDEN_CHARACTERS
+
 Severity = Literal["error", "warning"]
+HIDDEN = re.compile(f"[{HIDDEN_CHARACTERS}]")
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters and bidirectional overrides written as ``\\uXXXX``,
+    so that a message quoting hostile input shows what is there."""
+    if HIDDEN.search(text) is None:
+        return text
+    return HIDDEN.sub(lambda m: f"\\u{ord(m[0]):04X}", text)
 
 
 @dataclass(frozen=True, order=True)
@@ -19,6 +31,11 @@ class Diagnostic:
     column: int
     severity: Severity
     message: str
+
+    def __post_init__(self) -> None:
+        # file names and messages may quote the config: show its hidden characters
+        object.__setattr__(self, "file", visible(self.file))
+        object.__setattr__(self, "message", visible(self.message))
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"

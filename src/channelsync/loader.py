@@ -12,13 +12,13 @@ import difflib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from channelsync import document as documents
 from channelsync.defaults import KIND_NAMES
-from channelsync.errors import ConfigError, Diagnostic, Severity
+from channelsync.errors import HIDDEN, ConfigError, Diagnostic, Severity
 from channelsync.perf import paused_gc
 from channelsync.secrets import ref_problem
 from channelsync.yamlsource import Document, Path_, SourceFile, fast_documents, read_source
@@ -99,12 +99,19 @@ def _load_config(root: Path) -> Config:
         config.diagnostics.append(Diagnostic(str(root), 1, 1, "error", message))
         return config
     cwd = os.getcwd() + os.sep
-    paths = find_files(root)
-    for path, fast in zip(paths, _fast_files(paths), strict=True):
+
+    def shown(path: str) -> str:
+        return path[len(cwd) :] if path.startswith(cwd) else path
+
+    paths, unread, unsure = find_files(root)
+    for path, message in unread:
+        config.diagnostics.append(Diagnostic(shown(path), 1, 1, "error", message))
+    for path, fast in zip(paths, _fast_files(paths, unsure), strict=True):
         config.files += 1
-        display = path[len(cwd) :] if path.startswith(cwd) else path
+        display = shown(path)
         if fast is not None:
-            source = SourceFile(path, display)  # documents are parsed again if positions are needed
+            # documents are parsed again if positions are needed
+            source = SourceFile(path, display, fast=len(fast))
             config.resources.extend(
                 Loaded(doc["kind"], doc["name"], doc, source, i) for i, doc in enumerate(fast)
             )
@@ -120,14 +127,53 @@ def _load_config(root: Path) -> Config:
     return config
 
 
-def find_files(root: Path) -> list[str]:
-    """Every *.yaml / *.yml file below ``root``, in a stable order (hidden folders skipped)."""
+def is_config_name(name: str) -> bool:
+    return name.lower().endswith(YAML_SUFFIXES)
+
+
+def find_files(root: Path) -> tuple[list[str], list[tuple[str, str]], set[str]]:
+    """Every *.yaml / *.yml file below ``root`` (any case), in a stable order; the paths that
+    cannot be read as config, with why; and the files that are not plainly regular (links,
+    FIFOs, devices: opening them decides). Hidden folders are skipped; a folder that cannot
+    be listed is an error, never skipped (its resources would look deleted)."""
     found: list[str] = []
-    for folder, dirs, files in os.walk(os.path.abspath(root)):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(os.path.join(folder, f) for f in files if f.endswith(YAML_SUFFIXES))
+    unread: list[tuple[str, str]] = []
+    unsure: set[str] = set()
+    pending = [os.path.abspath(root)]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if entry.is_dir():
+                        if name.startswith("."):
+                            continue
+                        if is_config_name(name):
+                            unread.append((entry.path, _CONFIG_FOLDER))
+                        elif entry.is_symlink():
+                            unread.append((entry.path, _FOLDER_LINK))
+                        else:
+                            pending.append(entry.path)
+                    elif is_config_name(name):
+                        found.append(entry.path)
+                        if not entry.is_file(follow_symlinks=False):
+                            unsure.add(entry.path)
+        except OSError as exc:
+            unread.append((folder, _folder_problem(exc)))
     found.sort()
-    return found
+    return found, unread, unsure
+
+
+_FOLDER_LINK = "is a link to a folder, which is not followed; use a real folder"
+_CONFIG_FOLDER = "is a folder, not a file; rename it or move it out"
+
+
+def _folder_problem(exc: OSError) -> str:
+    return (
+        f"cannot read folder: {exc.strerror}; fix its permissions (a folder that is not "
+        "read would look like deleted resources)"
+    )
 
 
 # --- the fast path: whole files that are valid, read in parallel on large trees ------------
@@ -135,9 +181,9 @@ def find_files(root: Path) -> list[str]:
 PARALLEL_MIN_FILES = 2000
 
 
-def _fast_file(path: str) -> list[dict[str, Any]] | None:
+def _fast_file(path: str, regular: bool) -> list[dict[str, Any]] | None:
     """Normalised documents of a file that is valid on its own, or None (take the slow path)."""
-    docs = fast_documents(path)
+    docs = fast_documents(path, regular=regular)
     if docs is None:
         return None
     out = []
@@ -152,11 +198,11 @@ def _fast_file(path: str) -> list[dict[str, Any]] | None:
     return out
 
 
-def _fast_chunk(paths: list[str]) -> list[list[dict[str, Any]] | None]:
-    return [_fast_file(p) for p in paths]
+def _fast_chunk(paths: list[str], unsure: set[str]) -> list[list[dict[str, Any]] | None]:
+    return [_fast_file(p, p not in unsure) for p in paths]
 
 
-def _fast_files(paths: list[str]) -> list[list[dict[str, Any]] | None]:
+def _fast_files(paths: list[str], unsure: set[str]) -> list[list[dict[str, Any]] | None]:
     """``_fast_file`` for each path; forked workers share the work on large trees."""
     import multiprocessing
 
@@ -166,14 +212,14 @@ def _fast_files(paths: list[str]) -> list[list[dict[str, Any]] | None]:
         or workers < 2
         or "fork" not in multiprocessing.get_all_start_methods()
     ):
-        return _fast_chunk(paths)
+        return _fast_chunk(paths, unsure)
     # this process takes a larger share: the workers also pay for sending their results back
     own = int(len(paths) * 1.2 / (workers + 0.2))
     size = -(-(len(paths) - own) // (workers - 1))
     chunks = [paths[:own]] + [paths[i : i + size] for i in range(own, len(paths), size)]
     with multiprocessing.get_context("fork").Pool(len(chunks) - 1) as pool:
-        pending = pool.map_async(_fast_chunk, chunks[1:])
-        results = _fast_chunk(chunks[0])  # this process takes a share too
+        pending = pool.map_async(partial(_fast_chunk, unsure=unsure), chunks[1:])
+        results = _fast_chunk(chunks[0], unsure)  # this process takes a share too
         for part in pending.get():
             results.extend(part)
     return results
@@ -201,11 +247,15 @@ def _validate_document(source: SourceFile, document: Document) -> Loaded | None:
         source.error(document.line, document.column, message)
         return None
     kind = data.get("kind")
-    if kind is None:
-        source.error(document.line, document.column, f"missing 'kind'; one of {_kinds_list()}")
-        return None
-    if kind not in KIND_NAMES:
-        line, column = source.document(document.index).position(("kind",))
+    if kind is None or kind not in KIND_NAMES:
+        positioned = source.document(document.index)
+        if positioned.data is None:
+            return None  # the careful parser refused the document and said why
+        if kind is None:
+            line, column = positioned.position(())
+            source.error(line, column, f"missing 'kind'; one of {_kinds_list()}")
+            return None
+        line, column = positioned.position(("kind",))
         hint = did_you_mean(str(kind), KIND_NAMES)
         source.error(line, column, f"unknown kind '{kind}'{hint}; one of {_kinds_list()}")
         return None
@@ -337,6 +387,8 @@ def _explain(error: SchemaError) -> Iterator[tuple[Path_, str, bool]]:
         )
     elif validator in ("minimum", "maximum") and path and path[-1] == "port":
         yield path, f"{where}: port {value} is outside 1-65535", False
+    elif isinstance(value, str) and (hidden := HIDDEN.search(value)) is not None:
+        yield path, f"{where}: {_hidden_message(value, hidden.start())}", False
     elif secret:
         problem = ref_problem(value) if isinstance(value, str) else None
         yield path, f"{where}: {problem or 'must be a secret reference'}", False
@@ -350,10 +402,19 @@ def _explain(error: SchemaError) -> Iterator[tuple[Path_, str, bool]]:
         yield path, f"{where}: {error.message}", False
 
 
+def _hidden_message(value: str, at: int) -> str:
+    code = ord(value[at])
+    what = "control character" if code < 0x2000 else "bidirectional override"
+    return (
+        f"contains a {what} (U+{code:04X}) at character {at + 1}; remove it: it hides or "
+        "reorders text in terminals, plans and pull request comments"
+    )
+
+
 def _pattern_message(schema: dict[str, Any], value: Any) -> str:
     if schema.get("format") == "email":
         return f"'{value}' is not a valid email address (expected name@domain.tld)"
-    if schema.get("pattern") == r"\S":
+    if isinstance(value, str) and not value.strip():
         return "must not be blank"
     if schema.get("format") == "hostname":
         return f"'{value}' is not a valid host name or IP address"

@@ -16,18 +16,24 @@ from channelsync.defaults import (
     DEFAULT_EMAIL_SCRIPT,
     DEFAULT_OAUTH_AUTHORITY,
     DEFAULT_OAUTH_SCOPE,
+    HIDDEN_CHARACTERS,
 )
 
 # Kept to syntax both Python's `re` (jsonschema) and Rust's `regex` (pydantic) read the same way.
-SECRET_REF_PATTERN = r"^\$\{(env|file):[^{}]+\}$"
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# No text may hold HIDDEN_CHARACTERS (controls, bidirectional overrides).
+_H = HIDDEN_CHARACTERS
+TEXT_PATTERN = rf"^[^{_H}]*$"
+NAME_PATTERN = rf"^[^{_H}]*[^\s{_H}][^{_H}]*$"  # and not blank
+SECRET_REF_PATTERN = rf"^\$\{{(env|file):[^{{}}{_H}]+\}}$"
+EMAIL_PATTERN = rf"^[^@\s{_H}]+@[^@\s{_H}]+\.[^@\s{_H}]+$"
 HOSTNAME_PATTERN = r"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$"
 
 Protocol = Literal["pop3", "pop3-ssl", "imap", "imap-ssl"]
 AuthType = Literal["normal", "microsoft-exchange"]
 SmtpSecurity = Literal["starttls", "ssl", "none"]
 
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
+Text = Annotated[str, Field(min_length=1, pattern=TEXT_PATTERN)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Hostname = Annotated[
     str,
@@ -62,8 +68,7 @@ class _Strict(BaseModel):
 class Tls(_Strict):
     """TLS settings for connection tests against servers with a private CA."""
 
-    ca_file: str = Field(
-        min_length=1,
+    ca_file: Text = Field(
         description="PEM file of CA certificates to trust, relative to this YAML file.",
     )
 
@@ -74,13 +79,12 @@ class OAuth(_Strict):
     tenant_id: Name = Field(description="Directory (tenant) ID of the Entra ID tenant.")
     client_id: Name = Field(description="Application (client) ID of the app registration.")
     client_secret: SecretRef = Field(description="Client secret of the app registration.")
-    authority: str = Field(
+    authority: Text = Field(
         default=DEFAULT_OAUTH_AUTHORITY,
-        min_length=1,
         description="Identity provider base URL; the token endpoint is "
         "{authority}/{tenant_id}/oauth2/v2.0/token.",
     )
-    scope: str = Field(default=DEFAULT_OAUTH_SCOPE, min_length=1, description="Token scope.")
+    scope: Text = Field(default=DEFAULT_OAUTH_SCOPE, description="Token scope.")
 
 
 class Incoming(_Strict):

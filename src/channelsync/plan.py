@@ -23,12 +23,14 @@ from channelsync.defaults import KIND_NAMES, LOCAL_FIELDS
 from channelsync.document import copy_mappings, get_path, secret_paths, set_path
 from channelsync.errors import ChannelsyncError
 from channelsync.fsio import write_atomic
+from channelsync.inputfile import TooDeep, UnreadableFile, read_json
 from channelsync.loader import Config, Loaded
 from channelsync.perf import paused_gc
 from channelsync.secrets import SecretUnavailable, parse_ref
 from channelsync.targets.base import Key, LiveResource, Target
 
 FORMAT_VERSION = 1
+MAX_PLAN_BYTES = 64 * 1024 * 1024
 SENSITIVE = "(sensitive)"
 ACTIONS = ("create", "update", "rename", "delete")
 _UNRESOLVED = "(cannot compare)"
@@ -145,7 +147,7 @@ class Plan:
     @classmethod
     def load(cls, path: Path) -> Plan:
         try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
+            saved = read_json(str(path), MAX_PLAN_BYTES, limit_text="64 MiB")
             if saved.get("format_version") != FORMAT_VERSION:
                 raise ValueError("format_version")
             changes = [
@@ -172,6 +174,12 @@ class Plan:
             )
         except OSError as exc:
             raise ChannelsyncError(f"cannot read plan file {path}: {exc.strerror}") from None
+        except TooDeep as exc:
+            raise ChannelsyncError(
+                f"{path}:{exc.line}:{exc.column}: {exc}; it is not a channelsync plan file"
+            ) from None
+        except UnreadableFile as exc:
+            raise ChannelsyncError(f"cannot read plan file {path}: {exc}") from None
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ChannelsyncError(
                 f"{path} is not a channelsync plan file (format_version {FORMAT_VERSION})"

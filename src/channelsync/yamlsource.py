@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import cache
 from typing import Any
 
 from channelsync.errors import Diagnostic
+from channelsync.inputfile import UnreadableFile, read_regular
 
 MAX_FILE_BYTES = 1024 * 1024
+_LIMIT_TEXT = "1 MiB (split it into several files)"
 MAX_DEPTH = 32
 MAX_NODES = 20_000
 
@@ -25,13 +28,19 @@ Path_ = tuple[str | int, ...]
 
 # Any of these sends a file to the ruamel.yaml path: anchors and aliases, tags, merge keys
 # ("<"), tabs, directives, and characters YAML does not allow (yaml-rs is more lenient than
-# ruamel.yaml about some of them). One character class: a single fast scan.
+# ruamel.yaml about some of them; NEL and U+2028/9 break lines there, and a second BOM).
+# One character class: a single fast scan.
 _SLOW_CHARS = re.compile(
-    "[&*!%<\t\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]"
+    "[&*!%<\t\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]"
 )
-# ... and document end markers, and deep indentation or many brackets (a nesting attack?).
+# ... and document end markers, and deep nesting: deep indentation, or many "- " / "? " on
+# one line (each opens a level: yaml-rs recurses, and crashes on thousands). yaml-rs refuses
+# flow collections nested deeper than 255 levels on its own.
 _SLOW_TEXT = ("\n...", "\n" + " " * 40)
+# (eight "- " or "? " in a row; two patterns that start with a literal search much faster)
+_COMPACT_NESTING = (re.compile(r"- +(?:[-?] +){7}"), re.compile(r"\? +(?:[-?] +){7}"))
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # as ruamel.yaml counts lines
 _DOC_START = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
 _CONTENT_LINE = re.compile(r"^[ \t]*[^#\s]", re.MULTILINE)
 
@@ -68,13 +77,25 @@ class SourceFile:
     problems: list[Diagnostic] = field(default_factory=list)
     text: str = ""
     precise: bool = False
+    fast: int = 0  # documents yaml-rs read (their '---' lines split the text: see _parse_fast)
+    positioned: dict[int, Document] = field(default_factory=dict)
 
     def error(self, line: int, column: int, message: str) -> None:
         self.problems.append(Diagnostic(self.display, line, column, "error", message))
 
     def document(self, index: int) -> Document:
         """Document ``index`` with positions; a placeholder if the precise parser found less
-        (its problems are then in ``problems``)."""
+        (its problems are then in ``problems``).
+
+        A file yaml-rs read is re-read one document at a time: an error in one document of
+        a large file costs the parsing of that document only.
+        """
+        if self.fast and not self.precise:
+            found = self.positioned.get(index)
+            if found is None:
+                found = self.positioned[index] = self._parse_one(index)
+            if found is not _WHOLE_FILE:
+                return found
         self.ensure_positions()
         if index < len(self.documents):
             return self.documents[index]
@@ -83,48 +104,98 @@ class SourceFile:
     def ensure_positions(self) -> None:
         """Re-read through ruamel.yaml so that documents carry positions (for error reports)."""
         if not self.precise:
-            if not self.text:
-                self.text = Path(self.path).read_text(encoding="utf-8").removeprefix("\ufeff")
+            if not self.text and not self._read_text():
+                self.precise = True
+                return
             self.documents = []
             _parse_precise(self)
 
+    def _read_text(self) -> bool:
+        try:
+            raw = read_regular(self.path, MAX_FILE_BYTES, limit_text=_LIMIT_TEXT)
+            self.text = raw.decode("utf-8").removeprefix("\ufeff")
+        except (OSError, UnreadableFile, UnicodeDecodeError):  # changed since it was read
+            self.error(1, 1, "file changed while it was read; run the command again")
+            return False
+        return True
+
+    def _parse_one(self, index: int) -> Document:
+        if not self.text and not self._read_text():
+            return Document(index, None)
+        starts = _document_starts(self.text)
+        if len(starts) != self.fast:
+            return _WHOLE_FILE
+        end = starts[index + 1] if index + 1 < len(starts) else len(self.text)
+        part = SourceFile(self.path, self.display, text=self.text[starts[index] : end])
+        _parse_precise(part)
+        if len(part.documents) > 1:  # pragma: no cover - the '---' count said otherwise
+            return _WHOLE_FILE
+        shift = len(_LINE_BREAK.findall(self.text, 0, starts[index]))
+        self.problems.extend(
+            Diagnostic(p.file, p.line + shift, p.column, p.severity, p.message)
+            for p in part.problems
+        )
+        if not part.documents:
+            return Document(index, None)
+        doc = part.documents[0]
+        moved = {k: (line + shift, col) for k, (line, col) in (doc.values or {}).items()}
+        keys = {k: (line + shift, col) for k, (line, col) in (doc.keys or {}).items()}
+        return Document(index, doc.data, doc.line + shift, doc.column, moved, keys)
+
+
+_WHOLE_FILE = Document(-1, None)
+
+
+def _document_starts(text: str) -> list[int]:
+    """Where each document of a file yaml-rs read begins (the rule ``_parse_fast`` checks)."""
+    starts = [m.start() for m in _DOC_START.finditer(text)]
+    if not starts or _CONTENT_LINE.search(text, 0, starts[0]):
+        starts.insert(0, 0)
+    return starts
+
 
 _FAST_READ = 64 * 1024
+_FAST_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
-def fast_documents(path: str) -> list[Any] | None:
+def fast_documents(path: str, *, regular: bool = False) -> list[Any] | None:
     """The documents of an ordinary file, or None when it needs ``read_source`` (any doubt).
 
     Plain os calls: on ten thousand small files, ``open()``'s buffered file object costs
-    as much as the parsing.
+    as much as the parsing. Anything but a small regular file (a FIFO, a device, a folder)
+    takes the careful path, which says what it is; the open never waits for a FIFO.
+    ``regular``: the folder listing said so already (no ``fstat`` needed).
     """
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, _FAST_FLAGS)
         try:
+            if not regular and not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None  # the careful path refuses it
             raw = os.read(fd, _FAST_READ)
         finally:
             os.close(fd)
         if len(raw) >= _FAST_READ:
-            return None  # large files take the careful path (and its size limit)
+            return None
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     if text.startswith("\ufeff"):
         return None
-    return _parse_fast(text)
+    docs = _parse_fast(text)
+    if docs is not None and _oversized(text, docs):
+        return None  # read_source says which document
+    return docs
 
 
 def read_source(path: str, display: str) -> SourceFile:
     src = SourceFile(path, display)
     try:
-        raw = Path(path).read_bytes()
+        raw = read_regular(path, MAX_FILE_BYTES, limit_text=_LIMIT_TEXT)
+    except UnreadableFile as exc:
+        src.error(1, 1, str(exc))
+        return src
     except OSError as exc:
         src.error(1, 1, f"cannot read file: {exc.strerror}")
-        return src
-    if len(raw) > MAX_FILE_BYTES:
-        src.error(
-            1, 1, f"file is {len(raw):,} bytes; the limit is 1 MiB (split it into several files)"
-        )
         return src
     try:
         src.text = raw.decode("utf-8")
@@ -140,9 +211,30 @@ def read_source(path: str, display: str) -> SourceFile:
     fast = _parse_fast(src.text)
     if fast is None:
         _parse_precise(src)
-    else:
-        src.documents = [Document(i, d) for i, d in enumerate(fast)]
+        return src
+    src.fast = len(fast)
+    src.documents = [Document(i, d) for i, d in enumerate(fast)]
+    if _oversized(src.text, fast):  # refused here: parsing it again for positions takes long
+        starts = _document_starts(src.text)
+        for document in list(src.documents):
+            if too_many_values(document.data):
+                line = len(_LINE_BREAK.findall(src.text, 0, starts[document.index])) + 1
+                src.error(line, 1, _too_many_message(aliased=False))
+                src.documents.remove(document)
     return src
+
+
+def _oversized(text: str, docs: list[Any]) -> bool:
+    # a value takes two characters at least, so only a long text can hold too many
+    return len(text) > 2 * MAX_NODES and any(too_many_values(d) for d in docs)
+
+
+def _too_many_message(*, aliased: bool) -> str:
+    if aliased:
+        return (
+            f"document expands to more than {MAX_NODES:,} values (alias bomb?); remove the aliases"
+        )
+    return f"document has more than {MAX_NODES:,} values; split it into several files"
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -154,7 +246,9 @@ def _parse_fast(text: str) -> list[Any] | None:
     """Documents parsed by yaml-rs, or None when the file needs the ruamel.yaml path."""
     if _SLOW_CHARS.search(text) or _SLOW_TEXT[0] in text or _SLOW_TEXT[1] in text:
         return None
-    if text.count("[") + text.count("{") > 64:
+    if text.startswith("..."):  # a document end marker on the first line
+        return None
+    if _COMPACT_NESTING[0].search(text) or _COMPACT_NESTING[1].search(text):
         return None
     import yaml_rs
 
@@ -168,24 +262,49 @@ def _parse_fast(text: str) -> list[Any] | None:
     # list: it is several documents only if the '---' lines say so.
     if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
         return None
-    starts = [m.start() for m in _DOC_START.finditer(text)]
-    expected = len(starts) + (1 if not starts or _CONTENT_LINE.search(text, 0, starts[0]) else 0)
+    expected = len(_document_starts(text))
     if expected < 2 or expected != len(data):
         return None
     return data
 
 
+def too_many_values(data: Any) -> bool:
+    """More than MAX_NODES values (the precise parser's limit, checked on yaml-rs data)."""
+    count, stack = 0, [data]
+    while stack:
+        value = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            return True
+        if type(value) is dict:
+            stack.extend(value.values())
+        elif type(value) is list:
+            stack.extend(value)
+    return False
+
+
+_YAML_DIRECTIVE = re.compile(r"^%YAML[ \t]+([0-9]+)\.([0-9]+)", re.MULTILINE)
+
+
 def _parse_precise(src: SourceFile) -> None:
     from ruamel.yaml import YAML
+    from ruamel.yaml.composer import MaxDepthExceededError
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError
 
     src.precise = True
+    if not _supported_version(src):
+        return
     yaml = YAML(typ="rt", pure=True)
+    yaml.Scanner = _scanner()
+    yaml.max_depth = MAX_DEPTH  # checked while composing, before anything deeper is built
+    yaml.composer.warn_double_anchors = False  # legal YAML: the later anchor counts
     try:
-        if not _check_depth(src, yaml):
-            return
         nodes = list(yaml.compose_all(src.text))
+    except MaxDepthExceededError as exc:
+        mark = exc.problem_mark
+        src.error(mark.line + 1, mark.column + 1, f"nesting deeper than {MAX_DEPTH} levels")
+        return
     except MarkedYAMLError as exc:
         _report_syntax(src, exc)
         return
@@ -195,32 +314,59 @@ def _parse_precise(src: SourceFile) -> None:
             line, column, f"character U+{exc.character:04X} is not allowed in YAML; remove it"
         )
         return
-    except YAMLError:  # pragma: no cover - every known failure is one of the above
+    except (YAMLError, AssertionError, LookupError, RecursionError, ValueError, TypeError):
+        # the parser's own assertions on input it does not expect
         src.error(1, 1, "YAML could not be read; check the file's syntax")
-        return
-    except RecursionError:  # pragma: no cover - _check_depth keeps this from happening
-        src.error(1, 1, f"nesting deeper than {MAX_DEPTH} levels")
         return
     if not nodes:
         src.error(1, 1, "file has no YAML documents; add a resource or delete the file")
         return
     for index, node in enumerate(nodes):
         builder = _Builder(src)
+        mark = node.start_mark
         try:
             data = builder.build(node, ())
-        except _TooLarge:
-            mark = node.start_mark
-            src.error(
-                mark.line + 1,
-                mark.column + 1,
-                f"document expands to more than {MAX_NODES:,} values (alias bomb?); "
-                "remove the aliases",
-            )
+        except _Refused as exc:
+            where = exc.node.start_mark if exc.node is not None else mark
+            src.error(where.line + 1, where.column + 1, exc.message)
             continue
-        line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        line, column = mark.line + 1, mark.column + 1
         if data is None:  # an empty document: point at its '---'
             line, column = _document_marker(src.text, line), 1
         src.documents.append(Document(index, data, line, column, builder.values, builder.keys))
+
+
+@cache
+def _scanner() -> Any:
+    """ruamel.yaml's scanner, refusing flow nesting as it meets it: it reads flow brackets
+    ahead of the composer, at a cost that grows with the square of their depth."""
+    from ruamel.yaml.composer import MaxDepthExceededError
+    from ruamel.yaml.scanner import RoundTripScanner
+
+    class Scanner(RoundTripScanner):
+        def fetch_flow_collection_start(self, token_class: Any, to_push: str) -> None:
+            # the document's root is one level, so a flow in it starts at the second
+            if len(self.flow_context) >= MAX_DEPTH - 1:
+                raise MaxDepthExceededError(None, None, "nesting", self.reader.get_mark())
+            super().fetch_flow_collection_start(token_class, to_push)
+
+    return Scanner
+
+
+def _supported_version(src: SourceFile) -> bool:
+    """ruamel.yaml asserts (rather than reports) on a %YAML version it does not know."""
+    for match in _YAML_DIRECTIVE.finditer(src.text):
+        major, minor = int(match[1]), int(match[2])
+        if (major, minor) not in ((1, 1), (1, 2)):
+            line, column = _line_col(src.text, match.start())
+            src.error(
+                line,
+                column,
+                f"YAML version {major}.{minor} is not supported; "
+                "use %YAML 1.2 or remove the directive",
+            )
+            return False
+    return True
 
 
 def _document_marker(text: str, line: int) -> int:
@@ -229,23 +375,6 @@ def _document_marker(text: str, line: int) -> int:
         if lines[number - 1].startswith("---"):
             return number
     return line
-
-
-def _check_depth(src: SourceFile, yaml: Any) -> bool:
-    """Walk the event stream (iteratively) so deep nesting is refused before it is built."""
-    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
-
-    depth = 0
-    for event in yaml.parse(src.text):
-        if isinstance(event, CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                mark = event.start_mark
-                src.error(mark.line + 1, mark.column + 1, f"nesting deeper than {MAX_DEPTH} levels")
-                return False
-        elif isinstance(event, CollectionEndEvent):
-            depth -= 1
-    return True
 
 
 def _report_syntax(src: SourceFile, exc: Any) -> None:
@@ -271,35 +400,60 @@ def _first_indent_tab(text: str) -> tuple[int, int] | None:
     return None
 
 
-class _TooLarge(Exception):
-    pass
+class _Refused(Exception):
+    """A document the builder will not turn into data (at ``node``, or the document)."""
+
+    def __init__(self, message: str, node: Any = None) -> None:
+        super().__init__(message)
+        self.message, self.node = message, node
 
 
 _TAG = "tag:yaml.org,2002:"
 
 
 class _Builder:
-    """Node graph -> plain data, recording positions, refusing duplicate keys and alias bombs."""
+    """Node graph -> plain data, recording positions, refusing duplicate keys, alias bombs
+    and aliases that contain themselves (which ruamel.yaml composes into a cycle)."""
 
     def __init__(self, src: SourceFile) -> None:
         self.src = src
         self.count = 0
         self.values: dict[Path_, tuple[int, int]] = {}
         self.keys: dict[Path_, tuple[int, int]] = {}
+        self.seen: set[int] = set()
+        self.open: set[int] = set()  # collections being built: meeting one again is a cycle
+        self.aliased = False
 
     def build(self, node: Any, path: Path_) -> Any:
         from ruamel.yaml.nodes import MappingNode, SequenceNode
 
         self.count += 1
+        if id(node) in self.seen:
+            self.aliased = True
+        else:
+            self.seen.add(id(node))
         if self.count > MAX_NODES:
-            raise _TooLarge
+            raise _Refused(_too_many_message(aliased=self.aliased))
+        if len(path) > MAX_DEPTH:  # deeper than the text shows: through aliases
+            raise _Refused(f"nesting deeper than {MAX_DEPTH} levels (through aliases)", node)
         mark = node.start_mark
         self.values.setdefault(path, (mark.line + 1, mark.column + 1))
-        if isinstance(node, MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, SequenceNode):
+        if not isinstance(node, MappingNode | SequenceNode):
+            return self._scalar(node)
+        if id(node) in self.open:
+            anchor = f"'&{node.anchor}' " if getattr(node, "anchor", None) else ""
+            raise _Refused(
+                f"the anchor {anchor}is used inside itself (through an alias or a merge key); "
+                "a value cannot contain itself",
+                node,
+            )
+        self.open.add(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._scalar(node)
+        finally:
+            self.open.discard(id(node))
 
     def _mapping(self, node: Any, path: Path_) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
