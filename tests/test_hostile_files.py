@@ -20,7 +20,7 @@ from channelsync.loader import load_config
 from tests.conftest import CORPUS, EXAMPLES
 
 BAD = CORPUS / "bad"
-SCRIPT = "kind: EmailScript\nname: {name}\n"
+SCRIPT = "kind: EmailScript\nname: {name}\nqueues: [Support]\n"
 
 
 def _errors(out: str) -> list[str]:
@@ -84,7 +84,9 @@ def test_symlink_to_a_regular_file_is_read(workdir: Path, cli: Any) -> None:
 def test_upper_case_suffixes_are_read(workdir: Path, cli: Any) -> None:
     (workdir / "channels.d" / "A.YAML").write_text(SCRIPT.format(name="Sales"))
     (workdir / "channels.d" / "B.YML").write_text(SCRIPT.format(name="Sales"))
-    (workdir / "channels.d" / "c.Yaml").write_text("kind: EmailScript\nname: Other\n")
+    (workdir / "channels.d" / "c.Yaml").write_text(
+        "kind: EmailScript\nname: Other\nqueues: [Support]\n"
+    )
     result = cli("validate")
     assert result.out.splitlines() == [
         "channels.d/B.YML:2:7: error: duplicate EmailScript name 'Sales' "
