@@ -1,0 +1,37 @@
+"""``channelsync list``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from channelsync.commands.options import _load, _open
+from channelsync.exitcodes import EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import json
+
+    from channelsync import listing
+    from channelsync.defaults import tenant_default_server
+
+    filters = [listing.Filter.parse(f) for f in args.filter]
+    if args.live:
+        target = _open(args.target, readonly=True, existing=True)
+        try:
+            live = target.read()
+        finally:
+            target.close()
+        channels = [r.data for r in live.values() if r.kind == "EmailChannel"]
+        servers = [r.data for r in live.values() if r.kind == "SmtpServer"]
+    else:
+        config = _load(args.dir)
+        channels = [r.data for r in config.of_kind("EmailChannel")]
+        servers = [r.data for r in config.of_kind("SmtpServer")]
+    table = listing.rows(channels, tenant_default_server(servers))
+    table = listing.select(table, filters, args.sort)
+    if args.format == "json":
+        print(json.dumps(listing.as_json(table), indent=2))
+    else:
+        sys.stdout.write(listing.render_table(table))
+    return EXIT_OK
