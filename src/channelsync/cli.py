@@ -1,8 +1,8 @@
-"""Command line: argument parsing and exit codes only.
+"""Command line: the parser and ``main``, which maps exceptions to exit codes.
 
-Exit codes: 0 success (no changes), 1 error, 2 changes pending or drift found (plan with
---detailed-exitcode, drift). Heavy modules are imported inside the commands so that
-``--help`` and ``--version`` start fast.
+The commands live in ``channelsync.commands`` (one module each), the exit codes in
+``channelsync.exitcodes`` and each error's code on its class (``channelsync.errors``). Heavy
+modules are imported inside the handlers so that ``--help`` and ``--version`` start fast.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from channelsync.commands.options import _only_option, _secret_files, _target_op
 from channelsync.commands.plan import cmd_plan
 from channelsync.commands.schema import cmd_schema
 from channelsync.commands.validate import cmd_validate
-from channelsync.exitcodes import EXIT_ERROR
+from channelsync.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -197,13 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for diagnostic in exc.diagnostics:
                 print(diagnostic, file=sys.stderr)
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return exc.exit_code
     except ChannelsyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_ERROR
     except OSError as exc:  # a file or folder the command was pointed at

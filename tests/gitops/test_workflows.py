@@ -9,6 +9,7 @@ fork pull request (no connection tests) and apply runs with CHANNELSYNC_SKIP_CON
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -340,6 +341,29 @@ def test_apply_workflow_replans_when_the_reviewed_plan_is_stale(
     assert "channelsync apply: applied (a fresh plan)" in result.summary
     drift = channelsync("drift", "--target", target, cwd=scratch_repo, env=runner_env(**PASSWORD))
     assert drift.code == 0, drift.out  # the tenant now matches main, not the stale plan
+
+
+def test_apply_workflow_replans_when_the_tenant_moved_on_since_the_review(
+    scratch_repo: Path,
+    tmp_path: Path,
+    fake_gh: FakeGitHub,
+    runner_env: Env,
+    target: str,
+) -> None:
+    merge_sha = reviewed_pull_request(scratch_repo, tmp_path, fake_gh, runner_env(), target)
+    other = tmp_path / "elsewhere"  # someone applies the same change from another checkout
+    shutil.copytree(scratch_repo / "channels.d", other / "channels.d")
+    env = runner_env(**PASSWORD)
+    done = channelsync(
+        "apply", "--auto-approve", "--skip-connection-tests", "--target", target, cwd=other, env=env
+    )
+    assert done.code == 0, done.out
+    result = apply_run(scratch_repo, tmp_path, target, runner_env(GITHUB_SHA=merge_sha))
+    apply = result.step("apply")
+    assert "stale plan: the tenant changed since it was made" in apply.stderr
+    assert "::notice::the reviewed plan is stale" in apply.stdout
+    assert "channelsync apply: applied (a fresh plan)" in result.summary
+    assert "No changes." in apply.stdout
 
 
 def test_apply_workflow_without_a_pull_request_replans(
