@@ -26,6 +26,8 @@ check results, dnscheck.LookupFailed a result line, gitops.github.GitHubError a 
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -53,6 +55,11 @@ class Diagnostic:
             "column": self.column,
             "message": self.message,
         }
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 
 class ChannelsyncError(Exception):
