@@ -18,17 +18,20 @@ from channelsync import __version__
 from channelsync.argtypes import Parser as _Parser
 from channelsync.argtypes import date as _date
 from channelsync.argtypes import dir_option as _dir_option
+from channelsync.argtypes import format_option as _format_option
+from channelsync.argtypes import only_option as _only_option
 from channelsync.argtypes import path as _path
 from channelsync.argtypes import positive_seconds as _positive_seconds
 from channelsync.argtypes import seconds as _seconds
+from channelsync.argtypes import target_option as _target_option
 from channelsync.commands.apply import cmd_apply
 from channelsync.commands.discover import cmd_discover
 from channelsync.commands.drift import cmd_drift
 from channelsync.commands.export import cmd_export
 from channelsync.commands.list import cmd_list
-from channelsync.commands.options import _only_option, _secret_files, _target_option
 from channelsync.commands.plan import cmd_plan
 from channelsync.commands.schema import cmd_schema
+from channelsync.commands.shared import secret_files
 from channelsync.commands.validate import cmd_validate
 from channelsync.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED
 
@@ -48,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check the config files and report every problem")
     _dir_option(p)
-    p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    _format_option(p, "text", "json", "github")
     secret_options(p, files=False)
     p.add_argument(
         "--as-of",
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="show what apply would change in the target")
     _dir_option(p)
     _target_option(p)
-    p.add_argument("--format", choices=("text", "json", "markdown", "runbook"), default="text")
+    _format_option(p, "text", "json", "markdown", "runbook")
     p.add_argument("--out", type=_path, help="save the plan (no secrets) for 'apply PLANFILE'")
     p.add_argument(
         "--detailed-exitcode",
@@ -112,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("drift", help="compare the target with the config (read-only)")
     _dir_option(p)
     _target_option(p)
-    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    _format_option(p, "text", "json", "markdown")
     p.add_argument("--ignore", type=_path, help="YAML file of accepted, expiring differences")
     secret_options(p, bindings=False)
     p.set_defaults(handler=cmd_drift)
@@ -151,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COLUMN=VALUE",
         help="keep matching rows, e.g. 'outgoing=VCC Internal' or enabled=false",
     )
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    _format_option(p, "table", "json")
     p.set_defaults(handler=cmd_list)
 
     from channelsync.commands import test as probe_command
@@ -190,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
-        with _secret_files(args):
+        with secret_files(args):
             return handler(args)
     except ConfigError as exc:
         if not exc.already_shown:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from channelsync.commands.options import _bindings, _load, _open
+from channelsync.commands import shared
 from channelsync.exitcodes import EXIT_ERROR, EXIT_OK
 
 if TYPE_CHECKING:
@@ -20,8 +20,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from channelsync.plan import Plan
     from channelsync.render.apply import report as render_report
 
-    config = _load(args.dir)
-    bindings = _bindings(args)
+    config = shared.load(args.dir)
+    bindings = shared.bindings(args)
     saved = Plan.load(args.planfile) if args.planfile else None
     if saved is not None and args.only:
         print(
@@ -30,7 +30,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    target = _open(args.target)
+    target = shared.open_target(args.target)
     try:
         outcome = applying.run(
             config,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from channelsync.commands.options import _load, _open
+from channelsync.commands import shared
 from channelsync.exitcodes import EXIT_CHANGES, EXIT_OK
 
 if TYPE_CHECKING:
@@ -20,13 +20,13 @@ def cmd_drift(args: argparse.Namespace) -> int:
     from channelsync.plan import make_plan
     from channelsync.render import plan as render
 
-    config = _load(args.dir)
+    config = shared.load(args.dir)
     never: list[Diagnostic] = []
     rules = ignore.load_rules(args.ignore, never) if args.ignore else []
     for diagnostic in never:
         print(diagnostic, file=sys.stderr)
     active, expired = ignore.split_expired(rules, dt.date.today())
-    target = _open(args.target, readonly=True, existing=True)
+    target = shared.open_target(args.target, readonly=True, existing=True)
     try:
         plan = ignore.apply_rules(make_plan(config, target, for_apply=False), active)
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from channelsync.commands.options import _open
+from channelsync.commands import shared
 from channelsync.exitcodes import EXIT_ERROR, EXIT_OK
 
 
@@ -37,7 +37,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         from channelsync.bindings import check_writable
 
         check_writable(args.secret_bindings)
-    target = _open(args.target, readonly=True, existing=True)
+    target = shared.open_target(args.target, readonly=True, existing=True)
     try:
         report = export(target, args.dir, config, prune=args.prune)
     finally:

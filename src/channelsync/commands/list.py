@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from channelsync.commands.options import _load, _open
+from channelsync.commands import shared
 from channelsync.exitcodes import EXIT_OK
 
 
@@ -17,7 +17,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     filters = [listing.Filter.parse(f) for f in args.filter]
     if args.live:
-        target = _open(args.target, readonly=True, existing=True)
+        target = shared.open_target(args.target, readonly=True, existing=True)
         try:
             live = target.read()
         finally:
@@ -25,7 +25,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         channels = [r.data for r in live.values() if r.kind == "EmailChannel"]
         servers = [r.data for r in live.values() if r.kind == "SmtpServer"]
     else:
-        config = _load(args.dir)
+        config = shared.load(args.dir)
         channels = [r.data for r in config.of_kind("EmailChannel")]
         servers = [r.data for r in config.of_kind("SmtpServer")]
     table = listing.rows(channels, tenant_default_server(servers))

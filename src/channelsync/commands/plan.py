@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from channelsync.commands.options import _bindings, _load, _open
+from channelsync.commands import shared
 from channelsync.exitcodes import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 
 
@@ -16,9 +16,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from channelsync.render.runbook import runbook
     from channelsync.targets import absent
 
-    config = _load(args.dir)
-    bindings = _bindings(args)
-    target = _open(args.target, readonly=True)
+    config = shared.load(args.dir)
+    bindings = shared.bindings(args)
+    target = shared.open_target(args.target, readonly=True)
     try:
         plan = make_plan(config, target, only=args.only, fingerprint=bool(args.out))
         missing = absent(target)

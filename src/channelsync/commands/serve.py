@@ -36,12 +36,7 @@ def _tokens_option(p: argparse.ArgumentParser) -> None:
 def add_parsers(subparsers: Any) -> None:
     """Register ``serve`` and ``token`` on the CLI's subparsers (argparse's _SubParsersAction)."""
     p = subparsers.add_parser("serve", help="serve a tenant store over the REST API")
-    p.add_argument(
-        "--target",
-        type=argtypes.target,
-        metavar="URL",
-        help=f"store to serve (default: $CHANNELSYNC_TARGET or {DEFAULT_TARGET})",
-    )
+    argtypes.target_option(p, "store to serve")
     p.add_argument(
         "--host",
         type=argtypes.host,

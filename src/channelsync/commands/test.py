@@ -9,6 +9,7 @@ from typing import Any
 from channelsync.argtypes import (
     dir_option,
     email_address,
+    format_option,
     positive_int,
     positive_minutes,
     positive_seconds,
@@ -30,7 +31,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="only these channels/servers")
     dir_option(p)
-    p.add_argument("--format", choices=("text", "json", "markdown", "junit"), default="text")
+    format_option(p, "text", "json", "markdown", "junit")
     p.add_argument(
         "--concurrency",
         type=positive_int,
