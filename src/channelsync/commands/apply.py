@@ -77,15 +77,12 @@ def _connection_gate(
 ) -> bool:
     """The pre-apply connection tests (channelsync.gate); False stops the apply."""
     from channelsync import gate
+    from channelsync.render import connections as render
+    from channelsync.render.checks import CLEAR_LINE, progress_bar
 
     if args.skip_connection_tests:
-        print(
-            "WARNING: connection tests skipped (--skip-connection-tests): mail servers were "
-            "NOT checked before this apply",
-            file=sys.stderr,
-        )
+        print(render.SKIPPED, file=sys.stderr)
         return True
-    from channelsync.probe.command import _progress_bar
 
     terminal = sys.stderr is not None and sys.stderr.isatty()
     try:
@@ -94,22 +91,22 @@ def _connection_gate(
             plan,
             bindings=bindings,
             timeout=args.timeout,
-            progress=_progress_bar if terminal else None,
+            progress=progress_bar if terminal else None,
         )
     except KeyboardInterrupt:
         if terminal:
-            sys.stderr.write("\r\x1b[K")
-        print("Connection tests interrupted; nothing was changed.", file=sys.stderr)
+            sys.stderr.write(CLEAR_LINE)
+        print(render.INTERRUPTED, file=sys.stderr)
         raise
     if terminal:
-        sys.stderr.write("\r\x1b[K")
-    for line in gate.warning_lines(results):
+        sys.stderr.write(CLEAR_LINE)
+    for line in render.warning_lines(results):
         print(line, file=sys.stderr)
-    failures, warnings = gate.failure_lines(config, results)
+    failures, warnings = render.failure_lines(results, gate.blocking(config, results))
     for line in failures + warnings:
         print(line, file=sys.stderr)
     if results:
-        print(gate.summary_line(results), file=sys.stderr)
+        print(render.summary_line(results), file=sys.stderr)
     if failures:
-        print("Apply stopped by the connection tests; nothing was changed.", file=sys.stderr)
+        print(render.STOPPED, file=sys.stderr)
     return not failures

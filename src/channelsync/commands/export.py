@@ -13,6 +13,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from channelsync import rules
     from channelsync.export import export
     from channelsync.loader import load_config
+    from channelsync.render import export as render
 
     config = load_config(args.dir) if args.dir.exists() else None
     # a reference to a resource whose file is gone does not block: export writes it back
@@ -42,24 +43,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         report = export(target, args.dir, config, prune=args.prune)
     finally:
         target.close()
-    for path in report.written:
-        print(f"wrote {path}")
-    for what in report.removed:
-        print(f"removed {what}")
-    for what in report.not_pruned:
-        print(f"would remove {what}")
-    if report.not_pruned:
-        print(
-            f"{len(report.not_pruned)} resource(s) not in the tenant were left in the config; "
-            "rerun with --prune to remove them"
-        )
+    sys.stdout.write(render.changes(report))
     if args.secret_bindings is not None:
         from channelsync.bindings import extend_file
 
         if extend_file(args.secret_bindings, report.bindings):
             print(f"wrote {args.secret_bindings}")
-    if report.placeholders:
-        print("\nSet these secrets before plan or apply (their values never leave the tenant):")
-        for variable, what in report.placeholders:
-            print(f"  {variable}  ({what})")
+    sys.stdout.write(render.secrets_to_set(report))
     return EXIT_OK

@@ -10,10 +10,9 @@ from channelsync.exitcodes import EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    import json
-
     from channelsync import listing
     from channelsync.defaults import tenant_default_server
+    from channelsync.render import listing as render
 
     filters = [listing.Filter.parse(f) for f in args.filter]
     if args.live:
@@ -30,8 +29,5 @@ def cmd_list(args: argparse.Namespace) -> int:
         servers = [r.data for r in config.of_kind("SmtpServer")]
     table = listing.rows(channels, tenant_default_server(servers))
     table = listing.select(table, filters, args.sort)
-    if args.format == "json":
-        print(json.dumps(listing.as_json(table), indent=2))
-    else:
-        sys.stdout.write(listing.render_table(table))
+    sys.stdout.write(render.as_json(table) if args.format == "json" else render.text(table))
     return EXIT_OK

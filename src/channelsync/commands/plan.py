@@ -33,7 +33,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         from channelsync import gate
 
         results = gate.run(config, plan, bindings=bindings)
-        for line in gate.failure_lines(config, results)[1]:  # disabled channels: warnings
+        blocking = gate.blocking(config, results)
+        for line in connections.failure_lines(results, blocking)[1]:  # disabled: warnings
             print(line, file=sys.stderr)
     if args.format == "json":
         sys.stdout.write(render.as_json(plan, connections.as_json(results)))

@@ -84,15 +84,14 @@ def cmd_token_add(args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
+    from channelsync.render.tokens import text
     from channelsync.server import tokens
 
     entries = tokens.load(args.tokens)
     if not entries:
         print(f"no tokens in {args.tokens}", file=sys.stderr)
         return 0
-    width = max(len(e.name) for e in entries)
-    for entry in entries:
-        print(f"{entry.name:<{width}}  {entry.role:<5}  {entry.created}")
+    sys.stdout.write(text(entries))
     return 0
 
 

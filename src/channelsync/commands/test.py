@@ -98,8 +98,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from channelsync.bindings import from_args
     from channelsync.loader import load_config
-    from channelsync.probe import render
     from channelsync.probe.runner import checks_for, run_checks
+    from channelsync.render import checks as render
+    from channelsync.render.checks import CLEAR_LINE, progress_bar
     from channelsync.render.plan import use_colour
 
     config = load_config(args.dir)
@@ -128,12 +129,12 @@ def run(args: argparse.Namespace) -> int:
         checks,
         concurrency=args.concurrency,
         timeout=args.timeout,
-        progress=_progress_bar if show else None,
+        progress=progress_bar if show else None,
         send_test_message=args.send_test_message,
         bindings=bindings,
     )
     if show:
-        sys.stderr.write("\r\x1b[K")
+        sys.stderr.write(CLEAR_LINE)
     from channelsync.probe.mailbox import add_backlog_warnings
 
     enabled = {r.name for r in resources if r.kind == "EmailChannel" and r.data["enabled"]}
@@ -189,10 +190,3 @@ def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any
             sys.stdout.write("\n" + report.e2e_text(trips))
     failed = any(not d.ok for d in dns) or any(not t.ok for t in trips or [])
     return EXIT_ERROR if failed else EXIT_OK
-
-
-def _progress_bar(done: int, total: int) -> None:
-    width = 30
-    filled = width * done // total
-    sys.stderr.write(f"\rtesting [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    sys.stderr.flush()

@@ -1,6 +1,6 @@
 """The sections ``channelsync test`` adds to the login checks: round trips (``--end-to-end``).
 
-Rendering only: nothing is probed here. ``probe/render.py`` draws the login checks' table.
+Rendering only: nothing is probed here. ``render/checks.py`` draws the login checks' table.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def as_json(
     dns: Sequence[Report] | None = None,
 ) -> str:
     """The login checks' document, with ``e2e`` and ``dns`` sections when those ran."""
-    from channelsync.probe.render import summary
+    from channelsync.render.checks import summary
 
     document: dict[str, Any] = {
         "results": [r.to_json() for r in results],
@@ -134,7 +134,7 @@ def markdown(
     dns: Sequence[Report] | None = None,
 ) -> str:
     """Tables a scheduled job can post (a chat message, an issue comment)."""
-    from channelsync.probe.render import summary
+    from channelsync.render.checks import summary
 
     parts = []
     if results:

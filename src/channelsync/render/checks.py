@@ -1,11 +1,14 @@
-"""Results as a text table or as JSON; no probing or diagnosing happens here."""
+"""Connection-test results as a text table or as JSON; no probing or diagnosing happens here."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 
 from channelsync.probe.check import Result
+from channelsync.render.table import GAP as _GAP
+from channelsync.render.table import lines as _lines
 
 HEADERS = ("RESOURCE", "CHECK", "ENDPOINT", "RESULT", "TIME", "HINT")
 
@@ -37,22 +40,10 @@ def _hint(result: Result) -> str:
 
 
 WIDTH = 100  # the table fits a 100-column terminal or CI log
-_GAP = "  "
 _MIN_HINT = 10  # a hint cut short is printed in full below the table
 # (column, narrowest, hint width kept): long names give way first, endpoints last
 _SHRINKABLE = ((0, 20, 20), (0, 12, _MIN_HINT), (2, 20, _MIN_HINT))
 _GREEN, _RED, _RESET = "\x1b[32m", "\x1b[31m", "\x1b[0m"
-
-
-def _fit(cell: str, width: int) -> str:
-    """``cell`` cut to ``width`` columns, at a word where one is near, marked with '...'."""
-    if len(cell) <= width:
-        return cell
-    cut = cell[: max(width - 3, 0)]
-    space = cut.rfind(" ")
-    if cell[len(cut)] != " " and space >= width // 3:  # not in the middle of a word
-        cut = cut[:space]
-    return cut.rstrip(" ;,") + "..."
 
 
 def _widths(rows: Sequence[Sequence[str]]) -> list[int]:
@@ -72,14 +63,14 @@ def text(results: Sequence[Result], *, colour: bool = False) -> str:
         (r.name, r.check, r.endpoint, _outcome(r), f"{r.elapsed_ms} ms", _hint(r)) for r in results
     ]
     widths = _widths([HEADERS, *rows])
-    lines = []
-    for i, row in enumerate((HEADERS, *rows)):
-        cells = [_fit(cell, width).ljust(width) for cell, width in zip(row, widths, strict=True)]
-        if colour and i > 0:
-            paint = _GREEN if results[i - 1].ok else _RED
+
+    def paint(i: int, cells: list[str]) -> None:
+        if i > 0:
+            ink = _GREEN if results[i - 1].ok else _RED
             word = "ok" if results[i - 1].ok else "FAIL"
-            cells[3] = cells[3].replace(word, f"{paint}{word}{_RESET}", 1)
-        lines.append(_GAP.join(cells).rstrip())
+            cells[3] = cells[3].replace(word, f"{ink}{word}{_RESET}", 1)
+
+    lines = _lines([HEADERS, *rows], widths, paint=paint if colour else None)
     failures = [r for r in results if r.error is not None]
     if failures:
         lines.append("")
@@ -94,3 +85,13 @@ def text(results: Sequence[Result], *, colour: bool = False) -> str:
     lines.append("")
     lines.append(f"{counts['passed']} passed, {counts['failed']} failed")
     return "\n".join(lines) + "\n"
+
+
+CLEAR_LINE = "\r\x1b[K"  # the progress bar's line, wiped before the results
+
+
+def progress_bar(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total
+    sys.stderr.write(f"\rtesting [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    sys.stderr.flush()
