@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from channelsync.defaults import DEFAULT_TARGET
+from channelsync.exitcodes import EXIT_ERROR
 
-EXIT_USAGE = 1  # exitcodes.EXIT_ERROR: a usage error is an error like any other
+EXIT_USAGE = EXIT_ERROR  # a usage error is an error like any other, never 2 or 3
 DIR_ENV = "CHANNELSYNC_DIR"
 TARGET_ENV = "CHANNELSYNC_TARGET"
 DEFAULT_DIR = "channels.d"

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from channelsync.argtypes import path
-
-EXIT_OK = 0
-EXIT_ERROR = 1
+from channelsync.exitcodes import EXIT_ERROR, EXIT_OK
 
 
 def add_parsers(subparsers: Any, root: argparse.ArgumentParser) -> None:

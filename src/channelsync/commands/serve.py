@@ -18,6 +18,7 @@ from typing import Any
 from channelsync import argtypes
 from channelsync.defaults import DEFAULT_TARGET
 from channelsync.errors import ChannelsyncError
+from channelsync.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 from channelsync.server.tokens import DEFAULT_TOKENS_FILE, ROLES
 
 DEFAULT_PORT = 8765
@@ -80,7 +81,7 @@ def cmd_token_add(args: argparse.Namespace) -> int:
         "store it as CHANNELSYNC_TOKEN in your CI secrets.",
         file=sys.stderr,
     )
-    return 0
+    return EXIT_OK
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
@@ -90,9 +91,9 @@ def cmd_token_list(args: argparse.Namespace) -> int:
     entries = tokens.load(args.tokens)
     if not entries:
         print(f"no tokens in {args.tokens}", file=sys.stderr)
-        return 0
+        return EXIT_OK
     sys.stdout.write(text(entries))
-    return 0
+    return EXIT_OK
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
@@ -100,7 +101,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
     tokens.revoke(args.tokens, args.name)
     print(f"Token '{args.name}' revoked; the server stops accepting it at once.", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -162,9 +163,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _server_class()(config).run(sockets=[sock])
     except SystemExit as exc:  # uvicorn exits 3 when it cannot start; errors here exit 1
         if exc.code not in (0, None):
-            return 1
+            return EXIT_ERROR
     print("channelsync serve: stopped", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.handler(args)
     except ChannelsyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     return code

@@ -17,9 +17,7 @@ from channelsync.argtypes import (
 from channelsync.defaults import BACKLOG_AFTER_MINUTES, E2E_TIMEOUT
 from channelsync.defaults import PROBE_CONCURRENCY as DEFAULT_CONCURRENCY
 from channelsync.defaults import PROBE_TIMEOUT as DEFAULT_TIMEOUT
-
-EXIT_OK = 0
-EXIT_ERROR = 1
+from channelsync.exitcodes import EXIT_ERROR, EXIT_OK
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
