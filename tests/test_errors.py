@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from pathlib import Path
 
 from channelsync import errors
 
@@ -60,3 +61,12 @@ def test_old_locations_re_export_the_same_classes() -> None:
         errors.ConflictError,
         errors.LockTimeout,
     )
+
+
+def test_readme_documents_the_stale_plan_exit_code() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    apply_row = next(
+        line for line in readme.splitlines() if line.startswith("| `channelsync apply")
+    )
+    assert apply_row.endswith("| 0 done, 1 error, 3 stale saved plan (plan again) |")
+    assert 'refuses with "stale plan" (exit\n  3, nothing changed)' in readme
