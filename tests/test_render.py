@@ -18,6 +18,8 @@ def test_one_table_helper_pads_cuts_and_trims() -> None:
     assert table.lines(rows) == ["NAME  ROLE   NOTE", "a     write"]
     assert table.widths(rows, (6,)) == [6, 5, 4]
     assert table.lines([("Support Team Europe", "x")], [12, 1]) == ["Support...    x"]
+    # past the given widths a cell is kept whole (the DNS and round-trip tables' last column)
+    assert table.lines([("a", "a long hint"), ("bb", "x")], [2]) == ["a   a long hint", "bb  x"]
 
 
 def test_token_list_keeps_the_role_column_five_wide() -> None:

@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "text":
         out = render.text(results, colour=use_colour(sys.stdout))
     else:
-        from channelsync.probe.report import formatted
+        from channelsync.render.probes import formatted
 
         out = formatted(args.format, results)
     sys.stdout.write(out)
@@ -150,9 +150,9 @@ def run(args: argparse.Namespace) -> int:
 def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any]) -> int:
     """--dns and --end-to-end: the selected channels (default: the enabled ones)."""
     from channelsync.bindings import from_args
-    from channelsync.probe import report
     from channelsync.probe.dnscheck import DNS_SERVER_ENV, LookupFailed, Lookups
     from channelsync.probe.e2e import run_trips
+    from channelsync.render import probes as report
 
     channels = [
         r for r in resources if r.kind == "EmailChannel" and (args.names or r.data["enabled"])

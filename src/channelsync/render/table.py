@@ -1,6 +1,7 @@
 """The one plain-text table of channelsync: left-aligned columns, two spaces apart.
 
-``list``, ``test`` (and ``plan --check-connections``) and ``token list`` draw theirs here.
+``list``, ``test`` (its checks, also in ``plan --check-connections``, its DNS and round-trip
+tables) and ``token list`` draw theirs here.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ def lines(
     paint: Callable[[int, list[str]], None] | None = None,
 ) -> list[str]:
     """One line per row, cells cut to their column (``fit``) and padded; trailing space
-    trimmed. ``paint(i, cells)`` may colour the padded cells of row ``i`` in place."""
+    trimmed. Cells past the last of ``column_widths`` are left as they are.
+    ``paint(i, cells)`` may colour the padded cells of row ``i`` in place."""
     sizes = column_widths if column_widths is not None else widths(rows)
     out = []
     for i, row in enumerate(rows):
-        cells = [fit(cell, width).ljust(width) for cell, width in zip(row, sizes, strict=True)]
+        cells = [fit(cell, width).ljust(width) for cell, width in zip(row, sizes, strict=False)]
+        cells += row[len(sizes) :]
         if paint is not None:
             paint(i, cells)
         out.append(GAP.join(cells).rstrip())
