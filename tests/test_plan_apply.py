@@ -163,7 +163,7 @@ def test_saved_plan_applies_exactly_and_refuses_when_stale(tenant: Path, cli: An
     assert cli("plan", "--out", "plan.json").code == 0
     write(tenant, {"script.yaml": BASE["script.yaml"].replace("Billing", "Returns")})
     stale = cli("apply", "plan.json", "--skip-connection-tests")
-    assert stale.code == 1
+    assert stale.code == 3
     assert "stale plan: the configuration changed since it was made" in stale.err
 
 
@@ -176,7 +176,7 @@ def test_saved_plan_refused_when_the_tenant_changed(tenant: Path, cli: Any) -> N
     db.commit()
     db.close()
     stale = cli("apply", "plan.json", "--skip-connection-tests")
-    assert stale.code == 1
+    assert stale.code == 3
     assert "stale plan: the tenant changed since it was made (Support Script)" in stale.err
 
 
@@ -574,7 +574,7 @@ def test_saved_plan_is_stale_when_a_planned_resources_secret_rotates(
     assert cli("plan", "--out", "plan.json").code == 0
     monkeypatch.setenv("SUPPORT_IMAP_PASSWORD", "rotated-after-review")
     result = cli("apply", "plan.json", "--skip-connection-tests")
-    assert result.code == 1
+    assert result.code == 3
     assert "stale plan: the tenant changed since it was made (Support)" in result.err
 
 

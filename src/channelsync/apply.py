@@ -11,15 +11,12 @@ from dataclasses import dataclass, field, replace
 from typing import cast
 
 from channelsync.document import get_path, secret_paths, set_path
-from channelsync.errors import ChannelsyncError, ConfigError
+from channelsync.errors import ConfigError
+from channelsync.errors import SafetyError as SafetyError
 from channelsync.loader import Config, Loaded
 from channelsync.plan import Change, Plan, refusals, target_form
 from channelsync.secrets import SecretUnavailable, parse_ref
 from channelsync.targets.base import Action, Operation, Target, TargetError
-
-
-class SafetyError(ChannelsyncError):
-    pass
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The parser class and argument types of every channelsync command line.
+"""The parser class, argument types and shared options of every channelsync command line.
 
 argparse words a failing ``type=`` by the function's name ("invalid _seconds value: 'x'") and
 exits 2, which channelsync keeps for "changes pending" and "drift". Every type here refuses with
@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from channelsync.defaults import DEFAULT_TARGET
+from channelsync.exitcodes import EXIT_ERROR
 
-EXIT_USAGE = 1
+EXIT_USAGE = EXIT_ERROR  # a usage error is an error like any other, never 2 or 3
+DIR_ENV = "CHANNELSYNC_DIR"
+TARGET_ENV = "CHANNELSYNC_TARGET"
+DEFAULT_DIR = "channels.d"
 MAX_SECONDS = 86_400
 MAX_COUNT = 1024
 
@@ -119,11 +123,43 @@ def email_address(text: str) -> str:
     return text
 
 
+def from_env(variable: str) -> str | None:
+    """The value of an option's environment variable; one that is set but empty counts as
+    unset (README "Commands"). The one rule for ``--dir`` and ``--target``."""
+    return os.environ.get(variable) or None
+
+
 def dir_option(p: argparse.ArgumentParser) -> None:
-    """``--dir``, defaulting to ``$CHANNELSYNC_DIR`` (when set and not empty), else channels.d."""
+    """``--dir``, defaulting to ``$CHANNELSYNC_DIR``, else channels.d."""
     p.add_argument(
         "--dir",
         type=path,
-        default=Path(os.environ.get("CHANNELSYNC_DIR") or "channels.d"),
-        help="config directory (default: channels.d, or $CHANNELSYNC_DIR)",
+        default=Path(from_env(DIR_ENV) or DEFAULT_DIR),
+        help=f"config directory (default: {DEFAULT_DIR}, or ${DIR_ENV})",
+    )
+
+
+def target_option(p: argparse.ArgumentParser, what: str = "tenant to manage") -> None:
+    """``--target``; unset, ``targets.target_url`` takes ``$CHANNELSYNC_TARGET``, else the
+    embedded tenant (the variable is read when the target is opened: ``serve`` re-reads it)."""
+    p.add_argument(
+        "--target",
+        type=target,
+        metavar="URL",
+        help=f"{what} (default: ${TARGET_ENV} or {DEFAULT_TARGET})",
+    )
+
+
+def format_option(p: argparse.ArgumentParser, *choices: str) -> None:
+    """``--format``, the first choice by default."""
+    p.add_argument("--format", choices=choices, default=choices[0])
+
+
+def only_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        default=[],
+        help="limit to these resources: NAME or Kind/NAME (e.g. EmailChannel/Support)",
     )

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from channelsync.errors import DiscoverError as DiscoverError
+
 if TYPE_CHECKING:
     from channelsync.probe.dnscheck import Lookups
 
@@ -39,10 +41,6 @@ class Discovery:
     said: list[str] = field(default_factory=list)  # what each source said, in order
     chosen: Settings | None = None
     why: str = ""
-
-
-class DiscoverError(Exception):
-    """A usage problem (not https, bad address); one line for the user."""
 
 
 def autoconfig_urls(address: str) -> list[str]:

@@ -15,18 +15,26 @@ from pathlib import Path
 from typing import Any
 
 from channelsync.defaults import apply_derived
+from channelsync.errors import ChannelsyncError
 
 PACKAGED_SCHEMA = Path(__file__).with_name("resource.schema.json")
 
 
 @cache
 def combined_schema() -> dict[str, Any]:
-    if PACKAGED_SCHEMA.is_file():
-        loaded: dict[str, Any] = json.loads(PACKAGED_SCHEMA.read_text(encoding="utf-8"))
-        return loaded
-    from channelsync.schema import COMBINED, all_schemas  # pragma: no cover - broken install
+    """The schema ``channelsync schema --write`` generated and the package ships.
 
-    return all_schemas()[COMBINED]
+    Read, never generated here: generating imports pydantic and every model, and the schema
+    module writes this file (schema -> document, never back).
+    """
+    try:
+        loaded: dict[str, Any] = json.loads(PACKAGED_SCHEMA.read_text(encoding="utf-8"))
+    except FileNotFoundError:  # pragma: no cover - broken install
+        raise ChannelsyncError(
+            f"{PACKAGED_SCHEMA} is missing: reinstall channelsync (in a checkout: "
+            "channelsync schema --write)"
+        ) from None
+    return loaded
 
 
 def kind_schema(kind: str) -> dict[str, Any]:

@@ -1,16 +1,40 @@
-"""Diagnostics (positioned problems in the config) and the exception hierarchy.
+"""Diagnostics (positioned problems in the config) and every error a user can see.
 
-Every exception here carries a message a user can act on; the CLI prints it on one line and
-maps the class to an exit code. Nothing else should reach the user as a traceback.
+Each exception here carries a message a user can act on and its ``exit_code``; ``cli.main``
+prints the message on one line and exits with that code. Nothing else should reach the user
+as a traceback. The tree (exit code in brackets)::
+
+    ChannelsyncError [1]
+    ├── UsageError [1]           the command line asks for something that cannot be done
+    │   └── DiscoverError [1]    discover: not https, not an address
+    ├── ConfigError [1]          the config has errors (``diagnostics``: all of them)
+    ├── StalePlan [3]            apply PLANFILE: config, tenant or a secret changed since
+    ├── SafetyError [1]          apply: deletes without --allow-delete, > 30 % without --force
+    ├── SecretUnavailable [1]    a secret reference cannot be read here
+    ├── TrustUnavailable [1]     the CA file in force cannot be read
+    ├── ExportRefused [1]        export would throw the config away
+    ├── ScaffoldError [1]        init: the folder cannot be written (``written``: done before)
+    └── TargetError [1]          the target refused or failed an operation
+        ├── ConflictError [1]    the live resource is not what the plan saw
+        ├── LockTimeout [1]      another apply holds the tenant's lock
+        └── HttpTargetError [1]  (targets.http) the REST API answered with an error:
+                                 Unauthorized, Forbidden, NotFound, Unreachable
+
+Errors a module handles itself stay there (probe.check.ProbeFailure/ServerRefusal become
+check results, dnscheck.LookupFailed a result line, gitops.github.GitHubError a CI notice).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import ClassVar, Literal
 
 from channelsync.defaults import HIDDEN_CHARACTERS
+from channelsync.exitcodes import EXIT_ERROR, EXIT_STALE
 
 Severity = Literal["error", "warning"]
 HIDDEN = re.compile(f"[{HIDDEN_CHARACTERS}]")
@@ -49,8 +73,15 @@ class Diagnostic:
         }
 
 
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""
+
+
 class ChannelsyncError(Exception):
-    """Base of every error channelsync reports to the user (exit code 1)."""
+    """Base of every error channelsync reports to the user."""
+
+    exit_code: ClassVar[int] = EXIT_ERROR
 
 
 class ConfigError(ChannelsyncError):
@@ -73,3 +104,49 @@ class ConfigError(ChannelsyncError):
 class UsageError(ChannelsyncError):
     """The command line asks for something that cannot be done (exit code 1, like all errors:
     2 is kept for "changes pending" and "drift")."""
+
+
+class DiscoverError(UsageError):
+    """A usage problem (not https, bad address); one line for the user."""
+
+
+class StalePlan(ChannelsyncError):
+    """A saved plan no longer matches the config, the tenant or a secret: plan again."""
+
+    exit_code = EXIT_STALE
+
+
+class SafetyError(ChannelsyncError):
+    """Apply refuses a plan that deletes or changes too much without the flag that allows it."""
+
+
+class SecretUnavailable(ChannelsyncError):
+    """A reference is well-formed but its value cannot be read here (unset variable, no file)."""
+
+
+class TrustUnavailable(ChannelsyncError):
+    """The CA file in force cannot be read."""
+
+
+class ExportRefused(ChannelsyncError):
+    """Export would throw the config away (an empty tenant); nothing was changed."""
+
+
+class ScaffoldError(ChannelsyncError):
+    """The folder cannot be written: one line for the user, and what was written before."""
+
+    def __init__(self, message: str, written: list[Path]) -> None:
+        super().__init__(message)
+        self.written = written
+
+
+class TargetError(ChannelsyncError):
+    """The target refused or failed an operation."""
+
+
+class ConflictError(TargetError):
+    """The live resource is not what the plan saw (changed, created or deleted since)."""
+
+
+class LockTimeout(TargetError):
+    """Another apply held the tenant's lock for longer than --lock-timeout."""

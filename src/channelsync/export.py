@@ -23,14 +23,10 @@ from channelsync.document import (
     secret_paths,
     set_path,
 )
-from channelsync.errors import ChannelsyncError
+from channelsync.errors import ExportRefused as ExportRefused
 from channelsync.fsio import write_atomic
 from channelsync.loader import Config, Loaded
 from channelsync.targets.base import Key, LiveResource, Target
-
-
-class ExportRefused(ChannelsyncError):
-    """Export would throw the config away (an empty tenant); nothing was changed."""
 
 
 @dataclass

@@ -76,10 +76,6 @@ def _enables(change: Change, config: Config) -> bool:
     return any(f.path == "enabled" and f.after is True for f in change.fields)
 
 
-def warning_lines(results: list[Result]) -> list[str]:
-    return [f"warning: {r.kind} '{r.name}' ({r.check}): {w}" for r in results for w in r.warnings]
-
-
 def blocking(config: Config, results: list[Result]) -> list[Result]:
     """The failed tests that stop an apply (not those of disabled channels)."""
     disabled = {r.name for r in config.of_kind("EmailChannel") if r.data.get("enabled") is False}
@@ -88,30 +84,3 @@ def blocking(config: Config, results: list[Result]) -> list[Result]:
         for r in results
         if r.error is not None and not (r.kind == "EmailChannel" and r.name in disabled)
     ]
-
-
-def failure_lines(config: Config, results: list[Result]) -> tuple[list[str], list[str]]:
-    """One line per failed test, with the server's words and the hint: those that block the
-    apply, and the warnings about disabled channels."""
-    stops = blocking(config, results)
-    stopping = {id(r) for r in stops}
-    errors = [
-        f"connection test failed: {r.kind} '{r.name}' ({r.check}, {r.endpoint}): {r.error}"
-        for r in stops
-    ]
-    warnings = [
-        f"warning: connection test failed on a disabled channel: {r.kind} '{r.name}' "
-        f"({r.check}, {r.endpoint}): {r.error}. It does not block apply; it will once "
-        "the channel is enabled"
-        for r in results
-        if r.error is not None and id(r) not in stopping
-    ]
-    return errors, warnings
-
-
-def summary_line(results: list[Result]) -> str:
-    from channelsync.probe.render import summary
-
-    counts = summary(results)
-    failed = f", {counts['failed']} failed" if counts["failed"] else ""
-    return f"connection tests: {counts['passed']} passed{failed}"

@@ -16,21 +16,10 @@ from typing import Any
 from channelsync.errors import UsageError
 
 COLUMNS = ("name", "email", "protocol", "incoming", "port", "outgoing", "script", "enabled")
-JSON_FIELDS = (*COLUMNS, "outgoing_server", "outgoing_mode")
 # outgoing_mode: the channel follows the tenant default, sends through its server with its own
 # account (override), or through its server with the server's account (assigned)
 OVERRIDE, ASSIGNED = "override", "assigned"
 _DIGITS = re.compile(r"(\d+)")
-HEADERS = {
-    "name": "CHANNEL NAME",
-    "email": "EMAIL ADDRESS",
-    "protocol": "PROTOCOL",
-    "incoming": "INCOMING MAIL SERVER",
-    "port": "PORT",
-    "outgoing": "OUTGOING MAIL SERVER",
-    "script": "EMAIL SCRIPT",
-    "enabled": "ENABLED",
-}
 
 
 @dataclass(frozen=True)
@@ -59,7 +48,7 @@ class Filter:
     def matches(self, row: dict[str, Any]) -> bool:
         """The value as the table shows it, or (outgoing) the server's name alone; ``*`` and
         ``?`` are wildcards as in drift ignore rules, and case does not matter."""
-        cells = [_cell(row[self.column])]
+        cells = [cell(row[self.column])]
         if self.column == "outgoing":
             cells.append(row["outgoing_server"])
         wanted = self.value.lower()
@@ -98,7 +87,7 @@ def select(table: list[dict[str, Any]], filters: list[Filter], sort: str) -> lis
     kept = [r for r in table if all(f.matches(r) for f in filters)]
     return sorted(
         kept,
-        key=lambda r: (_natural(_cell(r[column])), _natural(r["name"])),
+        key=lambda r: (_natural(cell(r[column])), _natural(r["name"])),
         reverse=sort.startswith("-"),
     )
 
@@ -108,23 +97,8 @@ def _natural(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in _DIGITS.split(text)]
 
 
-def as_json(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with the outgoing server's name and its mode as fields of their own."""
-    return [{c: r[c] for c in JSON_FIELDS} for r in table]
-
-
-def render_table(table: list[dict[str, Any]]) -> str:
-    cells = [[HEADERS[c] for c in COLUMNS]]
-    cells += [[_cell(r[c]) for c in COLUMNS] for r in table]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    lines = [
-        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    ]
-    lines.append(f"{len(table)} channel(s)")
-    return "\n".join(lines) + "\n"
-
-
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
+    """A value as the table shows it (filters and sorting compare this)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)

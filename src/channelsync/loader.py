@@ -8,17 +8,18 @@ afterwards by ``rules.py``.
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from channelsync import document as documents
 from channelsync.defaults import KIND_NAMES
-from channelsync.errors import HIDDEN, ConfigError, Diagnostic, Severity
+from channelsync.desired import Config as Config
+from channelsync.desired import Loaded as Loaded
+from channelsync.errors import HIDDEN, Diagnostic
+from channelsync.errors import did_you_mean as did_you_mean
 from channelsync.perf import paused_gc
 from channelsync.secrets import ref_problem
 from channelsync.yamlsource import Document, Path_, SourceFile, fast_documents, read_source
@@ -28,59 +29,6 @@ if TYPE_CHECKING:
 
 DEFAULT_DIR = Path("channels.d")
 YAML_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(slots=True)
-class Loaded:
-    """A valid resource in normalised form (every default applied) and where it came from."""
-
-    kind: str
-    name: str
-    data: dict[str, Any]
-    source: SourceFile
-    index: int
-
-    @property
-    def base_dir(self) -> Path:
-        return Path(self.source.path).parent
-
-    def diagnostic(
-        self, path: Path_, severity: Severity, message: str, *, key: bool = False
-    ) -> Diagnostic:
-        line, column = self.source.document(self.index).position(path, key=key)
-        return Diagnostic(self.source.display, line, column, severity, message)
-
-
-@dataclass
-class Config:
-    """The desired state: valid resources plus every diagnostic found on the way."""
-
-    root: Path
-    resources: list[Loaded] = field(default_factory=list)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    files: int = 0
-
-    @property
-    def errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity == "warning"]
-
-    def of_kind(self, kind: str) -> list[Loaded]:
-        return [r for r in self.resources if r.kind == kind]
-
-    def by_kind(self) -> dict[str, list[Loaded]]:
-        """The resources grouped by kind, in one pass (for the rules)."""
-        groups: dict[str, list[Loaded]] = {kind: [] for kind in KIND_NAMES}
-        for item in self.resources:
-            groups[item.kind].append(item)
-        return groups
-
-    def raise_on_errors(self, *, already_shown: bool = False) -> None:
-        if self.errors:
-            raise ConfigError(self.diagnostics, already_shown=already_shown)
 
 
 def load_config(root: Path) -> Config:
@@ -223,11 +171,6 @@ def _fast_files(paths: list[str], unsure: set[str]) -> list[list[dict[str, Any]]
         for part in pending.get():
             results.extend(part)
     return results
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 
 def _kinds_list() -> str:

@@ -22,6 +22,7 @@ from typing import Any
 from channelsync.defaults import KIND_NAMES, LOCAL_FIELDS
 from channelsync.document import copy_mappings, get_path, secret_paths, set_path
 from channelsync.errors import ChannelsyncError
+from channelsync.errors import StalePlan as StalePlan
 from channelsync.fsio import write_atomic
 from channelsync.inputfile import TooDeep, UnreadableFile, read_json
 from channelsync.loader import Config, Loaded
@@ -39,10 +40,6 @@ _MAX_SECRET_WARNINGS = 10
 SAFETY_MIN_EXISTING = 10
 SAFETY_MAX_FRACTION = 0.30
 _FOLLOWING = {"EmailScript": "script", "SmtpServer": "outgoing.server"}  # what a channel names
-
-
-class StalePlan(ChannelsyncError):
-    pass
 
 
 @dataclass

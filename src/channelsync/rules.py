@@ -20,10 +20,10 @@ from channelsync.defaults import (
     SMTP_DEFAULT_PORTS,
     SMTP_PORT_SECURITY,
 )
-from channelsync.errors import Diagnostic
+from channelsync.errors import Diagnostic, did_you_mean
 
 if TYPE_CHECKING:
-    from channelsync.loader import Config, Loaded
+    from channelsync.desired import Config, Loaded
 
 GMAIL_APP_PASSWORD_URL = "https://support.google.com/accounts/answer/185833"
 GMAIL_DOMAINS = ("gmail.com", "googlemail.com", "google.com")
@@ -161,8 +161,6 @@ def _unique_emails(groups: Groups) -> Iterator[Diagnostic]:
 
 
 def _references(groups: Groups) -> Iterator[Diagnostic]:
-    from channelsync.loader import did_you_mean
-
     scripts = {i.name for i in groups["EmailScript"]} | {DEFAULT_EMAIL_SCRIPT}
     servers = {i.name for i in groups["SmtpServer"]} | {BUILTIN_SMTP_SERVER}
     for item in groups["EmailChannel"]:

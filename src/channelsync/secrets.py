@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from channelsync.errors import ChannelsyncError
+from channelsync.errors import SecretUnavailable as SecretUnavailable
 
 _REF = re.compile(r"^\$\{(?P<source>[A-Za-z_][A-Za-z0-9_-]*):(?P<name>[^{}]*)\}$")
 SOURCES = ("env", "file")
@@ -46,10 +46,6 @@ RESERVED_PREFIXES = ("CHANNELSYNC_", "GITHUB_", "ACTIONS_", "RUNNER_")
 # devices are refused as not regular files, wherever they are
 _SYSTEM_DIRS = ("/proc", "/sys")
 _SYSTEM_DIRS_SLASH = tuple(d + "/" for d in _SYSTEM_DIRS)
-
-
-class SecretUnavailable(ChannelsyncError):
-    """A reference is well-formed but its value cannot be read here (unset variable, no file)."""
 
 
 # The folder secret files must be inside (a real path), or None: anywhere. Set by the

@@ -15,16 +15,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from channelsync.errors import ChannelsyncError
+from channelsync.errors import TrustUnavailable as TrustUnavailable
 
 SYSTEM_STORE = "the system store"
 
 _contexts: dict[Path | None, ssl.SSLContext] = {}
 _lock = threading.Lock()
-
-
-class TrustUnavailable(ChannelsyncError):
-    """The CA file in force cannot be read."""
 
 
 @dataclass(frozen=True)

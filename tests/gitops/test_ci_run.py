@@ -19,6 +19,8 @@ import pytest
 
 from tests.gitops.conftest import REPO
 
+CHECKS = ["ruff check src tests", "ruff format --check src tests", "mypy --strict src"]
+CHECK_TOOLS = ("ruff", "mypy")
 TOOLS = ("bash", "sh", "id", "dirname", "tee", "chmod", "rm", "cat", "env")
 
 STUB = """#!/bin/sh
@@ -81,6 +83,8 @@ def sandbox(tmp_path: Path) -> Sandbox:
     venv.mkdir(parents=True)
     _stub(venv, "python")
     _stub(venv, "pip")
+    for tool in CHECK_TOOLS:
+        _stub(venv, tool, f'[ -z "$STUB_{tool.upper()}_FAIL" ] || exit 1')
     (venv / "activate").write_text(f'PATH="{venv}:$PATH"; export PATH\n')
     # only these tools on PATH: no dovecot/postfix/zsh, so .ci/run takes the install branch
     bindir = tmp_path / "bin"
@@ -102,10 +106,11 @@ def test_policy_rc_d_it_creates_exists_during_the_install_only(sandbox: Sandbox)
     calls = sandbox.calls()
     assert "policy-rc.d during install: exit 101" in calls
     assert not sandbox.policy.exists()
-    assert calls[-3:] == [
+    assert calls[-6:] == [
         "python3 -m venv .venv",  # the README's set-up line ...
         "pip install -e .[dev]",
-        "python -m pytest",  # ... and its test command, last
+        "python -m pytest",  # ... its test command ...
+        *CHECKS,  # ... and the habits after it
     ]
 
     again = sandbox.run()  # idempotent
@@ -133,6 +138,12 @@ def test_policy_rc_d_is_removed_when_the_install_fails(sandbox: Sandbox) -> None
     assert "python -m pytest" not in sandbox.calls()
 
 
+def test_ci_run_fails_when_a_check_after_the_tests_fails(sandbox: Sandbox) -> None:
+    done = sandbox.run(STUB_RUFF_FAIL="1")
+    assert done.returncode == 1
+    assert sandbox.calls()[-2:] == ["python -m pytest", "ruff check src tests"]
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root needs no sudo")
 def test_without_root_the_install_goes_through_sudo(sandbox: Sandbox) -> None:
     done = sandbox.run()
@@ -157,6 +168,7 @@ def test_ci_run_performs_the_readme_set_up_and_test_command_as_written() -> None
     set_up = [c for c in _code_block(readme, "## Set up") if not c.startswith("channelsync ")]
     assert set_up == ["python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[dev]'"]
     assert _code_block(readme, "## Test") == ["python -m pytest"]
-    assert script[-1] == "python -m pytest"
-    assert set_up[0] in script[:-1]
+    tests = len(script) - len(CHECKS) - 1
+    assert script[tests:] == ["python -m pytest", *CHECKS]  # the one test command, then checks
+    assert set_up[0] in script[:tests]
     assert "`. .venv/bin/activate`" in readme

@@ -9,6 +9,7 @@ fork pull request (no connection tests) and apply runs with CHANNELSYNC_SKIP_CON
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -319,20 +320,37 @@ def test_apply_workflow_applies_the_reviewed_saved_plan(
     assert "connection tests skipped" in result.step("apply").stderr
 
 
+def _main_moved_on(repo: Path, target: str, fake_gh: FakeGitHub, env: Env) -> str:
+    edit_example(repo, "imap.example.com", "imap2.example.com")
+    git(repo, "commit", "-q", "-am", "another change")
+    merge_sha = git(repo, "rev-parse", "HEAD")
+    pulls = fake_gh.state["pulls"]
+    pulls[0]["merge_commit_sha"] = merge_sha
+    fake_gh.update(pulls=pulls)
+    return merge_sha
+
+
+def _tenant_moved_on(repo: Path, target: str, fake_gh: FakeGitHub, env: Env) -> str:
+    other = repo.parent / "elsewhere"  # someone applies the same change from another checkout
+    shutil.copytree(repo / "channels.d", other / "channels.d")
+    args = ("apply", "--auto-approve", "--skip-connection-tests", "--target", target)
+    done = channelsync(*args, cwd=other, env=env(**PASSWORD))
+    assert done.code == 0, done.out
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize("moved_on", [_main_moved_on, _tenant_moved_on], ids=["main", "tenant"])
 def test_apply_workflow_replans_when_the_reviewed_plan_is_stale(
     scratch_repo: Path,
     tmp_path: Path,
     fake_gh: FakeGitHub,
     runner_env: Env,
     target: str,
+    moved_on: Callable[[Path, str, FakeGitHub, Env], str],
 ) -> None:
+    """apply exits 3 on a stale saved plan; the workflow re-plans on that code."""
     reviewed_pull_request(scratch_repo, tmp_path, fake_gh, runner_env(), target)
-    edit_example(scratch_repo, "imap.example.com", "imap2.example.com")  # main moved on
-    git(scratch_repo, "commit", "-q", "-am", "another change")
-    merge_sha = git(scratch_repo, "rev-parse", "HEAD")
-    pulls = fake_gh.state["pulls"]
-    pulls[0]["merge_commit_sha"] = merge_sha
-    fake_gh.update(pulls=pulls)
+    merge_sha = moved_on(scratch_repo, target, fake_gh, runner_env)
     result = apply_run(scratch_repo, tmp_path, target, runner_env(GITHUB_SHA=merge_sha))
     apply = result.step("apply")
     assert "stale plan" in apply.stderr

@@ -160,7 +160,7 @@ def test_saved_plan_is_refused_after_a_concurrent_change(
         )
         assert moved.status_code == 200
     refused = cli("apply", "plan.json", *target, "--skip-connection-tests")
-    assert refused.code == 1
+    assert refused.code == 3
     assert "stale plan: the tenant changed since it was made (Support Script)" in refused.err
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from channelsync.bindings import ENV_VAR as BINDINGS_ENV
 from channelsync.bindings import FILE_NAME as BINDINGS_FILE
+from channelsync.exitcodes import EXIT_STALE
 from channelsync.fsio import write_atomic
 from channelsync.gitops.github import GitHub, GitHubError
 from channelsync.render.plan import MARKDOWN_MARKER as MARKER
@@ -299,7 +300,7 @@ def step_apply() -> int:
     saved = work_dir() / "reviewed" / "plan.json"
     if saved.exists():
         result = channelsync(apply_args(saved), env)
-        if "stale plan" not in result.stderr:
+        if result.code != EXIT_STALE:
             return _report_apply("the reviewed plan", result)
         notice("notice", "the reviewed plan is stale (main or the tenant moved on): re-planning")
     return _report_apply("a fresh plan", channelsync(apply_args(None), env))

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from channelsync import __version__
 from channelsync.bindings import FILE_NAME as BINDINGS_FILE
-from channelsync.errors import ChannelsyncError
+from channelsync.errors import ScaffoldError as ScaffoldError
 from channelsync.fsio import write_atomic
 
 WORKFLOWS = ("channels-plan.yml", "channels-apply.yml", "channels-drift.yml")
@@ -214,14 +214,6 @@ class Scaffold:
     written: list[Path] = field(default_factory=list)
     conflicts: list[Path] = field(default_factory=list)
     gitignore: str = ""  # "created", "updated" or "" (already ignores .channelsync/)
-
-
-class ScaffoldError(ChannelsyncError):
-    """The folder cannot be written: one line for the user, and what was written before."""
-
-    def __init__(self, message: str, written: list[Path]) -> None:
-        super().__init__(message)
-        self.written = written
 
 
 def init(root: Path, *, force: bool = False) -> Scaffold:

@@ -2,6 +2,6 @@ from __future__ import annotations
 
 import sys
 
-from channelsync.server.command import main
+from channelsync.commands.serve import main
 
 sys.exit(main())

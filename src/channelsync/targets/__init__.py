@@ -12,9 +12,9 @@ A driver class is called as ``Driver(url, readonly=bool)`` and must satisfy
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from channelsync.argtypes import TARGET_ENV, from_env
 from channelsync.defaults import DEFAULT_TARGET
 from channelsync.errors import ChannelsyncError
 from channelsync.targets.base import Target
@@ -44,7 +44,7 @@ def refuse_credentials(url: str) -> None:
 
 
 def target_url(explicit: str | None) -> str:
-    return explicit or os.environ.get("CHANNELSYNC_TARGET") or DEFAULT_URL
+    return explicit or from_env(TARGET_ENV) or DEFAULT_URL
 
 
 def _drivers() -> dict[str, Any]:

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from channelsync.errors import ChannelsyncError
+from channelsync.errors import ConflictError as ConflictError
+from channelsync.errors import LockTimeout as LockTimeout
+from channelsync.errors import TargetError as TargetError
 
 Action = Literal["create", "update", "rename", "delete"]
 Key = tuple[str, str]  # (kind, name)
@@ -58,18 +60,6 @@ class LockInfo:
 
     def describe(self) -> str:
         return f"host {self.host}, pid {self.pid}, since {self.since}"
-
-
-class TargetError(ChannelsyncError):
-    """The target refused or failed an operation."""
-
-
-class ConflictError(TargetError):
-    """The live resource is not what the plan saw (changed, created or deleted since)."""
-
-
-class LockTimeout(TargetError):
-    pass
 
 
 @runtime_checkable

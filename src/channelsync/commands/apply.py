@@ -1,0 +1,112 @@
+"""``channelsync apply``: the confirmation and the connection gate around ``apply.run``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from channelsync.commands import shared
+from channelsync.exitcodes import EXIT_ERROR, EXIT_OK
+
+if TYPE_CHECKING:
+    from channelsync.bindings import Bindings
+    from channelsync.loader import Config
+    from channelsync.plan import Plan
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from channelsync import apply as applying
+    from channelsync.plan import Plan
+    from channelsync.render.apply import report as render_report
+
+    config = shared.load(args.dir)
+    bindings = shared.bindings(args)
+    saved = Plan.load(args.planfile) if args.planfile else None
+    if saved is not None and args.only:
+        print(
+            "error: --only cannot be used with a saved plan: it is already limited to what "
+            "'plan --only' selected",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    target = shared.open_target(args.target)
+    try:
+        outcome = applying.run(
+            config,
+            target,
+            saved=saved,
+            only=args.only,
+            allow_delete=args.allow_delete,
+            force=args.force,
+            lock_timeout=args.lock_timeout,
+            show=_show_plan,
+            confirm=lambda plan: args.auto_approve or _confirm(),
+            gate=lambda plan: _connection_gate(args, config, plan, bindings),
+        )
+    finally:
+        target.close()
+    if outcome.report is not None:
+        sys.stdout.write(render_report(outcome.report))
+    return EXIT_OK if outcome.ok else EXIT_ERROR
+
+
+def _show_plan(plan: Plan) -> None:
+    from channelsync.render import plan as render
+
+    sys.stdout.write(render.text(plan, colour=render.use_colour(sys.stdout)))
+
+
+def _confirm() -> bool:
+    if sys.stdin is None or not sys.stdin.isatty():  # None: started without a stdin at all
+        print(
+            "error: refusing to apply without confirmation: no terminal to ask on. "
+            "Review the plan and rerun with --auto-approve, or apply a saved plan",
+            file=sys.stderr,
+        )
+        return False
+    answer = input("Apply these changes? Only 'yes' is accepted: ").strip()
+    if answer != "yes":
+        print("Apply cancelled; nothing was changed.", file=sys.stderr)
+        return False
+    return True
+
+
+def _connection_gate(
+    args: argparse.Namespace, config: Config, plan: Plan, bindings: Bindings | None
+) -> bool:
+    """The pre-apply connection tests (channelsync.gate); False stops the apply."""
+    from channelsync import gate
+    from channelsync.render import connections as render
+    from channelsync.render.checks import CLEAR_LINE, progress_bar
+
+    if args.skip_connection_tests:
+        print(render.SKIPPED, file=sys.stderr)
+        return True
+
+    terminal = sys.stderr is not None and sys.stderr.isatty()
+    try:
+        results = gate.run(
+            config,
+            plan,
+            bindings=bindings,
+            timeout=args.timeout,
+            progress=progress_bar if terminal else None,
+        )
+    except KeyboardInterrupt:
+        if terminal:
+            sys.stderr.write(CLEAR_LINE)
+        print(render.INTERRUPTED, file=sys.stderr)
+        raise
+    if terminal:
+        sys.stderr.write(CLEAR_LINE)
+    for line in render.warning_lines(results):
+        print(line, file=sys.stderr)
+    failures, warnings = render.failure_lines(results, gate.blocking(config, results))
+    for line in failures + warnings:
+        print(line, file=sys.stderr)
+    if results:
+        print(render.summary_line(results), file=sys.stderr)
+    if failures:
+        print(render.STOPPED, file=sys.stderr)
+    return not failures

@@ -1,0 +1,54 @@
+"""``channelsync plan``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from channelsync.commands import shared
+from channelsync.exitcodes import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from channelsync.plan import make_plan
+    from channelsync.render import connections
+    from channelsync.render import plan as render
+    from channelsync.render.runbook import runbook
+    from channelsync.targets import absent
+
+    config = shared.load(args.dir)
+    bindings = shared.bindings(args)
+    target = shared.open_target(args.target, readonly=True)
+    try:
+        plan = make_plan(config, target, only=args.only, fingerprint=bool(args.out))
+        missing = absent(target)
+    finally:
+        target.close()
+    if missing:
+        plan.warnings.insert(0, missing)
+    if args.out:
+        plan.save(args.out)
+    results = None
+    if args.check_connections:
+        from channelsync import gate
+
+        results = gate.run(config, plan, bindings=bindings)
+        blocking = gate.blocking(config, results)
+        for line in connections.failure_lines(results, blocking)[1]:  # disabled: warnings
+            print(line, file=sys.stderr)
+    if args.format == "json":
+        sys.stdout.write(render.as_json(plan, connections.as_json(results)))
+    elif args.format == "markdown":
+        sys.stdout.write(render.markdown(plan, extra=connections.markdown(results)))
+    elif args.format == "runbook":
+        sys.stdout.write(runbook(plan) + connections.text(results))
+    else:
+        saved = [f"Plan saved to {args.out}; apply it with: channelsync apply {args.out}"]
+        colour = render.use_colour(sys.stdout)
+        sys.stdout.write(render.text(plan, colour=colour, extra=saved if args.out else None))
+        sys.stdout.write(connections.text(results))
+    if results and gate.blocking(config, results):
+        return EXIT_ERROR
+    if args.detailed_exitcode and plan.has_changes:
+        return EXIT_CHANGES
+    return EXIT_OK

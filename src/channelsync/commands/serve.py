@@ -1,0 +1,246 @@
+"""The `serve` and `token` subcommands; the CLI registers them with ``add_parsers``.
+
+Only argument parsing lives at import time: FastAPI and uvicorn are imported inside
+``cmd_serve``, so ``channelsync --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from channelsync import argtypes
+from channelsync.defaults import DEFAULT_TARGET
+from channelsync.errors import ChannelsyncError
+from channelsync.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
+from channelsync.server.tokens import DEFAULT_TOKENS_FILE, ROLES
+
+DEFAULT_PORT = 8765
+
+
+def _tokens_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tokens",
+        type=argtypes.path,
+        default=DEFAULT_TOKENS_FILE,
+        metavar="FILE",
+        help=f"tokens file (default: {DEFAULT_TOKENS_FILE})",
+    )
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Register ``serve`` and ``token`` on the CLI's subparsers (argparse's _SubParsersAction)."""
+    p = subparsers.add_parser("serve", help="serve a tenant store over the REST API")
+    argtypes.target_option(p, "store to serve")
+    p.add_argument(
+        "--host",
+        type=argtypes.host,
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1)",
+    )
+    p.add_argument(
+        "--port", type=argtypes.port, default=DEFAULT_PORT, help=f"default: {DEFAULT_PORT}"
+    )
+    _tokens_option(p)
+    p.add_argument(
+        "--tls-cert", type=argtypes.path, metavar="FILE", help="PEM certificate (enables TLS)"
+    )
+    p.add_argument("--tls-key", type=argtypes.path, metavar="FILE", help="PEM private key")
+    p.set_defaults(handler=cmd_serve)
+
+    p = subparsers.add_parser("token", help="manage the API tokens of 'channelsync serve'")
+    tokens = p.add_subparsers(dest="token_command", metavar="ACTION")
+    tokens.required = True
+    q = tokens.add_parser("add", help="create a token and print it once")
+    q.add_argument("name")
+    q.add_argument("--role", choices=ROLES, required=True)
+    _tokens_option(q)
+    q.set_defaults(handler=cmd_token_add)
+    q = tokens.add_parser("list", help="list token names and roles")
+    _tokens_option(q)
+    q.set_defaults(handler=cmd_token_list)
+    q = tokens.add_parser("revoke", help="revoke a token by name")
+    q.add_argument("name")
+    _tokens_option(q)
+    q.set_defaults(handler=cmd_token_revoke)
+
+
+def cmd_token_add(args: argparse.Namespace) -> int:
+    from channelsync.server import tokens
+
+    token = tokens.add(args.tokens, args.name, args.role)
+    print(token)
+    print(
+        f"Token '{args.name}' ({args.role}) added to {args.tokens}. It is shown only now; "
+        "store it as CHANNELSYNC_TOKEN in your CI secrets.",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from channelsync.render.tokens import text
+    from channelsync.server import tokens
+
+    entries = tokens.load(args.tokens)
+    if not entries:
+        print(f"no tokens in {args.tokens}", file=sys.stderr)
+        return EXIT_OK
+    sys.stdout.write(text(entries))
+    return EXIT_OK
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from channelsync.server import tokens
+
+    tokens.revoke(args.tokens, args.name)
+    print(f"Token '{args.name}' revoked; the server stops accepting it at once.", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from channelsync.server import tokens
+    from channelsync.server.accesslog import AccessLog
+    from channelsync.server.app import create_app
+    from channelsync.server.store import Store
+    from channelsync.targets import refuse_credentials, target_url
+    from channelsync.targets.http import is_loopback
+    from channelsync.targets.sqlite import path_from_url
+
+    target = target_url(args.target)
+    refuse_credentials(target)
+    if not target.lower().startswith("sqlite:"):
+        raise ChannelsyncError(
+            f"serve needs a sqlite:///PATH store (e.g. {DEFAULT_TARGET}), not a "
+            f"'{target.split(':', 1)[0]}' URL"
+        )
+    path_from_url(target)  # a malformed sqlite URL is refused here, before anything starts
+    _check_bind_address(args.host, args.port)
+    if not tokens.load(args.tokens):
+        raise ChannelsyncError(
+            f"refusing to start without tokens: {args.tokens} has none. Create one with: "
+            f"channelsync token add NAME --role write --tokens {args.tokens}"
+        )
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ChannelsyncError("--tls-cert and --tls-key go together")
+    if args.tls_cert:
+        _check_tls(args.tls_cert, args.tls_key)
+    Store(target).close()  # a path or key file it cannot use is refused before the server starts
+    scheme = "https" if args.tls_cert else "http"
+    if scheme == "http" and not is_loopback(args.host):
+        print(
+            f"WARNING: serving plain http on {args.host}: clients refuse to send tokens and "
+            "secrets over it; use --tls-cert/--tls-key or a TLS-terminating proxy",
+            file=sys.stderr,
+        )
+    sock = _listen(args.host, args.port)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    app = create_app(target, args.tokens)
+    print(
+        f"channelsync serve: {target} on {scheme}://{args.host}:{args.port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    config = uvicorn.Config(
+        AccessLog(app),
+        ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
+        ssl_keyfile=str(args.tls_key) if args.tls_key else None,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+    try:
+        _server_class()(config).run(sockets=[sock])
+    except SystemExit as exc:  # uvicorn exits 3 when it cannot start; errors here exit 1
+        if exc.code not in (0, None):
+            return EXIT_ERROR
+    print("channelsync serve: stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts, so a busy port is one clear error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ChannelsyncError(
+            f"cannot serve on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}; "
+            "stop the process that "
+            "uses it or choose another --port"
+        ) from None
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but SIGTERM is a clean stop (exit 0), not re-raised at the end."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM:
+                self._captured_signals.remove(sig)
+
+    return Server
+
+
+def _check_bind_address(host: str, port: int) -> None:
+    """A host that does not resolve, or is not this machine's, is a usage error, not uvicorn's
+    startup failure (exit 3). Bound on a free port: whether ``port`` is taken is not asked here."""
+    import socket
+
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in found:
+            with socket.socket(family, kind, proto) as probe:
+                probe.bind((address[0], 0, *address[2:]))
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a valid name"
+        raise ChannelsyncError(
+            f"--host '{host}' cannot be bound: {reason}; use an IP address of this machine "
+            "(127.0.0.1, or 0.0.0.0 for all interfaces)"
+        ) from None
+
+
+def _check_tls(cert: Path, key: Path) -> None:
+    """The certificate and key load now, not inside uvicorn (which reports no file name)."""
+    import ssl
+
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not path.is_file():
+            raise ChannelsyncError(f"{flag} {path}: no such file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ValueError):
+        raise ChannelsyncError(
+            f"--tls-cert {cert} and --tls-key {key} do not load as a PEM certificate and the "
+            "private key of that certificate"
+        ) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m channelsync.server serve|token ...``: the same commands without the full CLI."""
+    parser = argtypes.Parser(prog="channelsync")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    add_parsers(sub)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ChannelsyncError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return code

@@ -1,0 +1,68 @@
+"""The desired state: the valid resources of the config and every diagnostic found on the way.
+
+``loader`` builds it, ``rules`` checks it, the commands plan and apply it. It imports
+neither, so that loader -> rules -> desired has no circle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from channelsync.defaults import KIND_NAMES
+from channelsync.errors import ConfigError, Diagnostic, Severity
+from channelsync.yamlsource import Path_, SourceFile
+
+
+@dataclass(slots=True)
+class Loaded:
+    """A valid resource in normalised form (every default applied) and where it came from."""
+
+    kind: str
+    name: str
+    data: dict[str, Any]
+    source: SourceFile
+    index: int
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.source.path).parent
+
+    def diagnostic(
+        self, path: Path_, severity: Severity, message: str, *, key: bool = False
+    ) -> Diagnostic:
+        line, column = self.source.document(self.index).position(path, key=key)
+        return Diagnostic(self.source.display, line, column, severity, message)
+
+
+@dataclass
+class Config:
+    """The desired state: valid resources plus every diagnostic found on the way."""
+
+    root: Path
+    resources: list[Loaded] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    files: int = 0
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    def of_kind(self, kind: str) -> list[Loaded]:
+        return [r for r in self.resources if r.kind == kind]
+
+    def by_kind(self) -> dict[str, list[Loaded]]:
+        """The resources grouped by kind, in one pass (for the rules)."""
+        groups: dict[str, list[Loaded]] = {kind: [] for kind in KIND_NAMES}
+        for item in self.resources:
+            groups[item.kind].append(item)
+        return groups
+
+    def raise_on_errors(self, *, already_shown: bool = False) -> None:
+        if self.errors:
+            raise ConfigError(self.diagnostics, already_shown=already_shown)
