@@ -12,7 +12,6 @@ import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from channelsync.errors import Diagnostic
     from channelsync.loader import Config
     from channelsync.plan import Plan
+    from channelsync.secrets import Resolver
     from channelsync.targets.base import Target
 
 EXIT_OK = 0
@@ -225,14 +225,16 @@ def _bindings(args: argparse.Namespace) -> Bindings | None:
     return from_args(args)
 
 
-def _secret_files(args: argparse.Namespace) -> AbstractContextManager[None]:
-    """Where ``${file:...}`` secrets may be read while a command runs: inside the config
-    repository, unless ``--allow-secret-files-outside``."""
+def _secrets(args: argparse.Namespace) -> Resolver | None:
+    """The run's secret resolver (``args.secrets``), for the commands that read secrets:
+    each secret read at most once, ``${file:...}`` only inside the config repository unless
+    ``--allow-secret-files-outside``."""
     if not hasattr(args, "allow_secret_files_outside"):
-        return nullcontext()
-    from channelsync.secrets import confined_to, repository_root
+        return None
+    from channelsync.secrets import Resolver, repository_root
 
-    return confined_to(None if args.allow_secret_files_outside else repository_root(args.dir))
+    outside = args.allow_secret_files_outside
+    return Resolver(confine_to=None if outside else repository_root(args.dir))
 
 
 def _open(url: str | None, *, readonly: bool = False, existing: bool = False) -> Target:
@@ -259,7 +261,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     bindings = _bindings(args)
     target = _open(args.target, readonly=True)
     try:
-        plan = make_plan(config, target, only=args.only, fingerprint=bool(args.out))
+        plan = make_plan(
+            config, target, only=args.only, fingerprint=bool(args.out), secrets=args.secrets
+        )
         missing = absent(target)
     finally:
         target.close()
@@ -271,7 +275,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.check_connections:
         from channelsync import gate
 
-        results = gate.run(config, plan, bindings=bindings)
+        results = gate.run(config, plan, bindings=bindings, secrets=args.secrets)
         for line in gate.failure_lines(config, results)[1]:  # disabled channels: warnings
             print(line, file=sys.stderr)
     if args.format == "json":
@@ -320,6 +324,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             show=_show_plan,
             confirm=lambda plan: args.auto_approve or _confirm(),
             gate=lambda plan: _connection_gate(args, config, plan, bindings),
+            secrets=args.secrets,
         )
     finally:
         target.close()
@@ -372,6 +377,7 @@ def _connection_gate(
             bindings=bindings,
             timeout=args.timeout,
             progress=_progress_bar if terminal else None,
+            secrets=args.secrets,
         )
     except KeyboardInterrupt:
         if terminal:
@@ -407,7 +413,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
     active, expired = ignore.split_expired(rules, dt.date.today())
     target = _open(args.target, readonly=True, existing=True)
     try:
-        plan = ignore.apply_rules(make_plan(config, target, for_apply=False), active)
+        plan = make_plan(config, target, for_apply=False, secrets=args.secrets)
+        plan = ignore.apply_rules(plan, active)
     finally:
         target.close()
     plan.warnings.extend(
@@ -574,8 +581,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
-        with _secret_files(args):
-            return handler(args)
+        args.secrets = _secrets(args)
+        return handler(args)
     except ConfigError as exc:
         if not exc.already_shown:
             for diagnostic in exc.diagnostics:

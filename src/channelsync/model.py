@@ -17,9 +17,11 @@ from channelsync.defaults import (
     DEFAULT_OAUTH_AUTHORITY,
     DEFAULT_OAUTH_SCOPE,
 )
+from channelsync.secrets import SOURCE_NAME
 
 # Kept to syntax both Python's `re` (jsonschema) and Rust's `regex` (pydantic) read the same way.
-SECRET_REF_PATTERN = r"^\$\{(env|file):[^{}]+\}$"
+# Any source name: which sources are installed is validate's check (secrets.usage_problem).
+SECRET_REF_PATTERN = rf"^\$\{{{SOURCE_NAME}:[^{{}}]+\}}$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 HOSTNAME_PATTERN = r"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$"
 
@@ -49,7 +51,8 @@ SecretRef = Annotated[
     str,
     Field(
         pattern=SECRET_REF_PATTERN,
-        description="A reference, never the secret itself: ${env:NAME} or ${file:PATH}.",
+        description="A reference, never the secret itself: ${env:NAME}, ${file:PATH}, or "
+        "${SOURCE:NAME} of an installed secret source.",
         json_schema_extra={"writeOnly": True},
     ),
 ]

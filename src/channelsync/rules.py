@@ -75,14 +75,10 @@ def _where(item: Loaded, path: tuple[str | int, ...]) -> str:
 
 
 def _secret_refs(resources: list[Loaded]) -> Iterator[Diagnostic]:
-    """References a channel may never use: CI and channelsync variables, system files."""
+    """References a channel may never use: sources not installed, CI and channelsync
+    variables, system files (each source's own rule)."""
     from channelsync.document import secret_paths
-    from channelsync.secrets import (
-        RESERVED_PREFIXES,
-        parse_ref,
-        reserved_problem,
-        system_file_problem,
-    )
+    from channelsync.secrets import usage_problem
 
     paths = {kind: secret_paths(kind) for kind in KIND_NAMES}
     for item in resources:
@@ -92,12 +88,7 @@ def _secret_refs(resources: list[Loaded]) -> Iterator[Diagnostic]:
                 text = text.get(key) if isinstance(text, dict) else None
             if not isinstance(text, str):
                 continue
-            if text.startswith("${env:") and not text[6:].upper().startswith(RESERVED_PREFIXES):
-                continue  # the common case, without a regular expression
-            ref = parse_ref(text)
-            if ref is None:
-                continue
-            problem = reserved_problem(ref) or system_file_problem(ref, item.base_dir)
+            problem = usage_problem(text, item.base_dir)
             if problem is not None:
                 yield item.diagnostic(path, "error", f"{'.'.join(path)}: {problem}")
 
