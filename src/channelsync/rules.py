@@ -6,6 +6,7 @@ needs more than one field or more than one resource to decide.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from channelsync.errors import Diagnostic
 
 if TYPE_CHECKING:
     from channelsync.loader import Config, Loaded
+    from channelsync.secrets import SourceContext
 
 GMAIL_APP_PASSWORD_URL = "https://support.google.com/accounts/answer/185833"
 GMAIL_DOMAINS = ("gmail.com", "googlemail.com", "google.com")
@@ -88,9 +90,15 @@ def _secret_refs(resources: list[Loaded]) -> Iterator[Diagnostic]:
                 text = text.get(key) if isinstance(text, dict) else None
             if not isinstance(text, str):
                 continue
-            problem = usage_problem(text, item.base_dir)
+            problem = usage_problem(text, functools.partial(_source_context, item))
             if problem is not None:
                 yield item.diagnostic(path, "error", f"{'.'.join(path)}: {problem}")
+
+
+def _source_context(item: Loaded) -> SourceContext:
+    from channelsync.secrets import SourceContext
+
+    return SourceContext(item.base_dir)
 
 
 def _unique_names(groups: Groups) -> Iterator[Diagnostic]:

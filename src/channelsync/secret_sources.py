@@ -32,6 +32,8 @@ class EnvSource(SecretSource):
 
     def problem(self, name: str, context: SourceContext) -> str | None:
         upper = name.upper()
+        if not upper.startswith(RESERVED_PREFIXES):
+            return None
         for prefix in RESERVED_PREFIXES:
             if upper.startswith(prefix):
                 return (
@@ -48,6 +50,8 @@ class EnvSource(SecretSource):
 class FileSource(SecretSource):
     """``${file:PATH}``: a small text file, relative paths from the YAML file's folder,
     identified by the file it really reads (symlinks followed)."""
+
+    by_folder = True
 
     def read(self, name: str, context: SourceContext) -> str:
         return context.read_file(context.path(name))

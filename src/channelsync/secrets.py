@@ -26,6 +26,7 @@ import os
 import re
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,8 @@ class SecretSource:
     arguments, once per process. Only ``read`` is required; the rest have safe defaults.
     """
 
+    by_folder = False  # whether ``problem`` needs the context's base_dir
+
     def read(self, name: str, context: SourceContext) -> str:
         """The secret's value; SecretUnavailable (a message without the value) when it
         cannot be read. Called at most once per run for each ``identity``."""
@@ -141,6 +144,8 @@ class SecretSource:
         """The name a bindings file (relative to the repository ``root``) gives ``identity``."""
         return identity
 
+
+_NO_FOLDER = SourceContext()
 
 BUILTIN_SOURCES = {
     "env": "channelsync.secret_sources:EnvSource",
@@ -330,15 +335,33 @@ def ref_problem(text: str) -> str | None:
     return source(ref.source).problem(ref.name, SourceContext())
 
 
-def usage_problem(text: str, base_dir: Path) -> str | None:
-    """Why the well-formed reference ``text`` in a YAML file of ``base_dir`` may never be
-    used (an unknown source, a reserved variable, a system file), or None; nothing is read."""
-    ref = parse_ref(text)
-    if ref is None or not ref.name.strip():
-        return None  # the schema check says why
-    if not _known(ref.source):
-        return _unknown_source(ref)
-    return source(ref.source).problem(ref.name, SourceContext(base_dir))
+def usage_problem(text: str, context: Callable[[], SourceContext]) -> str | None:
+    """Why the well-formed reference ``text`` in a YAML file may never be used (an unknown
+    source, a reserved variable, a system file), or None; nothing is read. ``context`` makes
+    the file's context, only for sources whose rule needs it (``SecretSource.by_folder``)."""
+    found, name, problem = _context_free_problem(text)
+    return found.problem(name, context()) if found is not None else problem
+
+
+@functools.lru_cache(maxsize=65536)  # a large config repeats its references
+def _context_free_problem(text: str) -> tuple[SecretSource | None, str, str | None]:
+    """(the source, when its rule needs the YAML file's folder; the name; else the problem)."""
+    m = _REF.match(text)
+    if m is None or not m["name"].strip():
+        return None, "", None  # the schema check says why
+    name, rest = m["source"], m["name"]
+    if not _known(name):
+        return None, rest, _unknown_source(SecretRef(name, rest))
+    found = source(name)
+    if found.by_folder:
+        return found, rest, None
+    return None, rest, found.problem(rest, _NO_FOLDER)
+
+
+def reload_sources() -> None:
+    """Find the installed sources again (after a package was installed in this process)."""
+    for cached in (installed, source, _context_free_problem):
+        cached.cache_clear()
 
 
 def _unknown_source(ref: SecretRef) -> str:

@@ -25,21 +25,16 @@ from tests.probe.test_secret_bindings import bindings_file
 SRC = Path(__file__).resolve().parents[2] / "src" / "channelsync"
 
 
-def _forget_sources() -> None:
-    secrets.installed.cache_clear()
-    secrets.source.cache_clear()
-
-
 @pytest.fixture
 def counting_source(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """What installing a package declaring ``count = "tests.secret_plugin:CountingSource"``
     in the ``channelsync.secrets`` entry points does, without installing one."""
     register(monkeypatch, ENTRY_POINT_GROUP, "count", "tests.secret_plugin:CountingSource")
-    _forget_sources()
+    secrets.reload_sources()
     secret_plugin.VALUES.clear()
     secret_plugin.READS.clear()
     yield
-    _forget_sources()
+    secrets.reload_sources()
 
 
 @pytest.fixture
@@ -209,3 +204,15 @@ def test_only_the_file_source_knows_what_a_file_reference_is() -> None:
         if 'source == "file"' in line or 'source != "file"' in line or "file_path(" in line
     ]
     assert offenders == []
+
+
+def test_a_failing_plugin_is_an_unreadable_secret_without_its_words(
+    counting_source: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Any, name: str, context: Any) -> str:
+        raise RuntimeError("vault said: token s3cret-token expired")
+
+    monkeypatch.setattr(secret_plugin.CountingSource, "read", broken)
+    with pytest.raises(SecretUnavailable) as caught:
+        Resolver().resolve(SecretRef("count", "relay"))
+    assert str(caught.value) == "counted secret relay cannot be read (RuntimeError)"
