@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from channelsync.secrets import SecretRef, SecretUnavailable, confined_to, repository_root
+from channelsync.secrets import Resolver, SecretRef, SecretUnavailable, repository_root
 
 CHANNEL = """\
 kind: EmailChannel
@@ -125,7 +125,7 @@ def test_system_files_are_never_read_even_when_validate_did_not_see_them(
     link = tmp_path / "pw"
     link.symlink_to(target)  # e.g. made after validate ran
     with pytest.raises(SecretUnavailable, match=expected):
-        SecretRef("file", str(link)).resolve()
+        Resolver().resolve(SecretRef("file", str(link)))
 
 
 def test_empty_variable_is_an_error_at_its_reference(
@@ -169,11 +169,11 @@ def test_repository_root_is_the_git_work_tree_else_the_config_folders_parent(
     assert repository_root(config) == tmp_path / "repo"
 
 
-def test_confinement_is_scoped(tmp_path: Path) -> None:
+def test_confinement_is_the_resolvers(tmp_path: Path) -> None:
     (tmp_path / "inside").mkdir()
     secret = tmp_path / "pw"
     secret.write_text("value\n")
     ref = SecretRef("file", str(secret))
-    with confined_to(tmp_path / "inside"), pytest.raises(SecretUnavailable):
-        ref.resolve()
-    assert ref.resolve() == "value"
+    with pytest.raises(SecretUnavailable):
+        Resolver(confine_to=tmp_path / "inside").resolve(ref)
+    assert Resolver().resolve(ref) == "value"

@@ -15,7 +15,7 @@ from channelsync.errors import ConfigError
 from channelsync.errors import SafetyError as SafetyError
 from channelsync.loader import Config, Loaded
 from channelsync.plan import Change, Plan, refusals, target_form
-from channelsync.secrets import SecretUnavailable, parse_ref
+from channelsync.secrets import Resolver, SecretUnavailable, parse_ref
 from channelsync.targets.base import Action, Operation, Target, TargetError
 
 
@@ -41,8 +41,12 @@ def check_safety(plan: Plan, *, allow_delete: bool, force: bool) -> None:
 MAX_SECRET_PROBLEMS = 10
 
 
-def operations(plan: Plan, config: Config) -> list[tuple[Change, Operation]]:
-    """The plan's changes as operations carrying real secrets, or an error before any change."""
+def operations(
+    plan: Plan, config: Config, secrets: Resolver | None = None
+) -> list[tuple[Change, Operation]]:
+    """The plan's changes as operations carrying real secrets (read through the run's
+    ``secrets``), or an error before any change."""
+    resolver = secrets or Resolver()
     by_key = {(r.kind, r.name): r for r in config.resources}
     out: list[tuple[Change, Operation]] = []
     parking: list[tuple[Change, Operation]] = []
@@ -54,7 +58,7 @@ def operations(plan: Plan, config: Config) -> list[tuple[Change, Operation]]:
             out.append((change, op))
             continue
         item = by_key[(change.kind, change.name)]
-        body, problems = _with_secrets(item)
+        body, problems = _with_secrets(item, resolver)
         missing.extend((item, path, why) for path, why in problems)
         op = Operation(
             action, change.kind, change.name, change.previous_name, body, change.live_etag
@@ -90,7 +94,9 @@ def _parks(change: Change, op: Operation) -> bool:
     return email is not None and op.body is not None and op.body.get("email") == email
 
 
-def _with_secrets(item: Loaded) -> tuple[dict[str, object], list[tuple[tuple[str, ...], str]]]:
+def _with_secrets(
+    item: Loaded, resolver: Resolver
+) -> tuple[dict[str, object], list[tuple[tuple[str, ...], str]]]:
     """The body to send, with real secrets, and the secrets that could not be read."""
     body = target_form(item)  # mappings of its own: the secrets go in place
     problems: list[tuple[tuple[str, ...], str]] = []
@@ -101,7 +107,7 @@ def _with_secrets(item: Loaded) -> tuple[dict[str, object], list[tuple[tuple[str
         ref = parse_ref(text)
         assert ref is not None  # the loader checked the syntax
         try:
-            set_path(body, path, ref.resolve(item.base_dir))
+            set_path(body, path, resolver.resolve(ref, item.base_dir))
         except SecretUnavailable as exc:
             problems.append((path, str(exc)))
     return body, problems
@@ -164,18 +170,23 @@ def run(
     show: Callable[[Plan], None],
     confirm: Callable[[Plan], bool],
     gate: Callable[[Plan], bool],
+    secrets: Resolver | None = None,
 ) -> Outcome:
     """The whole apply, under the tenant's lock: plan (or check the saved plan), show it,
     check safety and secrets, confirm, run the connection-test gate, then change. ``only``
-    limits a plan made here as a saved plan's own selection does."""
+    limits a plan made here as a saved plan's own selection does. ``secrets``: the run's
+    resolver, which the gate should share."""
     import uuid
 
     from channelsync.plan import check_current, make_plan
     from channelsync.targets.base import LockInfo
 
+    secrets = secrets or Resolver()
     with target.lock(LockInfo.mine(uuid.uuid4().hex), lock_timeout):
         selection = saved.only if saved else (only or [])
-        plan = make_plan(config, target, only=selection, fingerprint=saved is not None)
+        plan = make_plan(
+            config, target, only=selection, fingerprint=saved is not None, secrets=secrets
+        )
         if saved is not None:
             check_current(saved, plan)
         plan.refusals = []  # the refusals that hold are errors below, not plan warnings
@@ -183,7 +194,7 @@ def run(
         if not plan.has_changes:
             return Outcome(plan)
         check_safety(plan, allow_delete=allow_delete, force=force)
-        ops = operations(plan, config)
+        ops = operations(plan, config, secrets)
         if saved is None and not confirm(plan):
             return Outcome(plan, stopped="declined")
         if not gate(plan):

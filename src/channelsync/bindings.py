@@ -14,8 +14,9 @@ password (or a token obtained with a client secret) to a host of its own::
 An endpoint is ``host:port`` (IMAP, POP3, SMTP) or an ``https://`` URL (an OAuth token
 endpoint: the authority, optionally with the tenant path). A client secret's check needs
 both its token endpoint and the mail server the token is then sent to. A ``${file:PATH}``
-secret is identified by the file it really reads (symlinks followed); relative paths in the
-bindings file are relative to the config repository (``secrets.repository_root``).
+secret is identified by the file it really reads (symlinks followed; any source: by its
+``identity``); relative paths in the bindings file are relative to the config repository
+(``secrets.repository_root``).
 
 Nothing here reads a secret's value; resolution is ``secrets.py``'s job.
 """
@@ -34,7 +35,7 @@ from typing import Any
 
 from channelsync import argtypes
 from channelsync.errors import ConfigError, Diagnostic
-from channelsync.secrets import SecretRef, parse_ref, ref_problem
+from channelsync.secrets import SecretRef, identity, parse_ref, ref_problem, source
 
 FILE_NAME = "channelsync.secrets.yaml"
 ENV_VAR = "CHANNELSYNC_SECRET_BINDINGS"
@@ -174,12 +175,7 @@ class Bindings:
 
     def _as_written(self, ref: SecretRef, key: tuple[str, str]) -> SecretRef:
         """``ref`` as the bindings file would write it (file paths from the repository)."""
-        if ref.source != "file":
-            return ref
-        real = key[1]
-        root = os.path.realpath(self.root)
-        inside = os.path.commonpath((root, real)) == root
-        return SecretRef("file", os.path.relpath(real, root) if inside else real)
+        return SecretRef(ref.source, source(ref.source).as_written(key[1], self.root))
 
 
 def _bound(binding: Binding, wanted: Endpoint) -> bool:
@@ -187,9 +183,7 @@ def _bound(binding: Binding, wanted: Endpoint) -> bool:
 
 
 def _key(ref: SecretRef, base_dir: Path | None) -> tuple[str, str]:
-    if ref.source == "file":
-        return "file", os.path.realpath(ref.file_path(base_dir))
-    return ref.source, ref.name
+    return identity(ref, base_dir)
 
 
 # ---- reading the file --------------------------------------------------------------------

@@ -26,6 +26,7 @@ from channelsync.document import (
 from channelsync.errors import ExportRefused as ExportRefused
 from channelsync.fsio import write_atomic
 from channelsync.loader import Config, Loaded
+from channelsync.secrets import placeholder
 from channelsync.targets.base import Key, LiveResource, Target
 
 
@@ -70,7 +71,7 @@ def wanted_document(
         ref = get_path(existing.data, path) if existing is not None else None
         if ref is None:
             variable = _env_name(res, path)
-            ref = f"${{env:{variable}}}"
+            ref = placeholder(variable)
             report.placeholders.append((variable, f"{res.kind} '{res.name}' {'.'.join(path)}"))
             report._new.append((ref, res, path))
         set_path(doc, path, ref)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from channelsync.bindings import Bindings
     from channelsync.probe.check import Result
     from channelsync.probe.runner import Progress
+    from channelsync.secrets import Resolver
 
 # Fields whose change means the mail will flow through a different connection.
 CONNECTION_FIELDS = ("incoming", "outgoing", "host", "port", "security", "user", "password")
@@ -49,7 +50,9 @@ def run(
     *,
     timeout: float = PROBE_TIMEOUT,
     progress: Progress | None = None,
+    secrets: Resolver | None = None,
 ) -> list[Result]:
+    """``secrets``: the run's resolver (the plan's), so that a secret is read once."""
     resources = resources_to_test(config, plan)
     if not resources:
         return []
@@ -58,7 +61,12 @@ def run(
 
     servers = config.of_kind("SmtpServer")
     results = gate(
-        resources, servers=servers, bindings=bindings, timeout=timeout, progress=progress
+        resources,
+        servers=servers,
+        bindings=bindings,
+        timeout=timeout,
+        progress=progress,
+        secrets=secrets,
     )
     add_enabling_warnings(results, {c.name for c in plan.changes if _enables(c, config)})
     return results

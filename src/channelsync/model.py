@@ -18,13 +18,15 @@ from channelsync.defaults import (
     DEFAULT_OAUTH_SCOPE,
     HIDDEN_CHARACTERS,
 )
+from channelsync.secrets import SOURCE_NAME
 
 # Kept to syntax both Python's `re` (jsonschema) and Rust's `regex` (pydantic) read the same way.
 # No text may hold HIDDEN_CHARACTERS (controls, bidirectional overrides).
 _H = HIDDEN_CHARACTERS
 TEXT_PATTERN = rf"^[^{_H}]*$"
 NAME_PATTERN = rf"^[^{_H}]*[^\s{_H}][^{_H}]*$"  # and not blank
-SECRET_REF_PATTERN = rf"^\$\{{(env|file):[^{{}}{_H}]+\}}$"
+# Any source name: which sources are installed is validate's check (secrets.usage_problem).
+SECRET_REF_PATTERN = rf"^\$\{{{SOURCE_NAME}:[^{{}}{_H}]+\}}$"
 EMAIL_PATTERN = rf"^[^@\s{_H}]+@[^@\s{_H}]+\.[^@\s{_H}]+$"
 HOSTNAME_PATTERN = r"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$"
 
@@ -55,7 +57,8 @@ SecretRef = Annotated[
     str,
     Field(
         pattern=SECRET_REF_PATTERN,
-        description="A reference, never the secret itself: ${env:NAME} or ${file:PATH}.",
+        description="A reference, never the secret itself: ${env:NAME}, ${file:PATH}, or "
+        "${SOURCE:NAME} of an installed secret source.",
         json_schema_extra={"writeOnly": True},
     ),
 ]

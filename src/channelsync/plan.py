@@ -8,7 +8,6 @@ Secrets compare by the target's keyed fingerprints and never enter a plan.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import functools
 import hashlib
@@ -27,7 +26,7 @@ from channelsync.fsio import write_atomic
 from channelsync.inputfile import TooDeep, UnreadableFile, read_json
 from channelsync.loader import Config, Loaded
 from channelsync.perf import paused_gc
-from channelsync.secrets import SecretUnavailable, parse_ref
+from channelsync.secrets import Resolver, SecretUnavailable, parse_ref
 from channelsync.targets.base import Key, LiveResource, Target
 
 FORMAT_VERSION = 1
@@ -235,7 +234,11 @@ def target_form(item: Loaded) -> dict[str, Any]:
 
 
 def _comparable(
-    item: Loaded, target: Target, live: LiveResource | None, unresolved: list[Unresolved]
+    item: Loaded,
+    target: Target,
+    live: LiveResource | None,
+    unresolved: list[Unresolved],
+    resolver: Resolver,
 ) -> dict[str, Any]:
     """The resource as the target would show it: target form, secrets as fingerprints."""
     doc = target_form(item)
@@ -244,8 +247,7 @@ def _comparable(
         ref = parse_ref(ref_text)
         assert ref is not None  # the loader checked the syntax
         try:
-            base = item.base_dir if ref.source == "file" else None
-            value: Any = target.fingerprint(ref.resolve(base))
+            value: Any = target.fingerprint(resolver.resolve(ref, item.base_dir))
         except SecretUnavailable as exc:
             unresolved.append((item, path, str(exc)))
             # a create has nothing to compare with; a change keeps the live secret
@@ -254,8 +256,9 @@ def _comparable(
     return doc
 
 
-def _prefetch_fingerprints(config: Config, target: Target) -> None:
-    """Remote targets fingerprint many secrets in one request (they cache the answers)."""
+def _prefetch_fingerprints(config: Config, target: Target, resolver: Resolver) -> None:
+    """Remote targets fingerprint many secrets in one request (they cache the answers); the
+    resolver keeps the values for ``_comparable``, which asks for them again."""
     many = getattr(target, "fingerprint_many", None)
     if many is None:
         return
@@ -266,8 +269,9 @@ def _prefetch_fingerprints(config: Config, target: Target) -> None:
             ref = parse_ref(text) if text is not None else None
             if ref is None:
                 continue
-            with contextlib.suppress(SecretUnavailable):
-                values.append(ref.resolve(item.base_dir if ref.source == "file" else None))
+            value = resolver.try_resolve(ref, item.base_dir)
+            if value is not None:
+                values.append(value)
     if values:
         many(values)
 
@@ -279,12 +283,14 @@ def make_plan(
     only: Iterable[str] = (),
     fingerprint: bool = False,
     for_apply: bool = True,
+    secrets: Resolver | None = None,
 ) -> Plan:
     """``fingerprint``: also fingerprint the config, for saving the plan or checking a saved
     one (it reads every resource again, so only then). ``for_apply``: also say what apply
-    would refuse (drift compares only)."""
+    would refuse (drift compares only). ``secrets``: the run's resolver (default: one for
+    this plan, confining nothing)."""
     with paused_gc():
-        plan = _make_plan(config, target, list(only))
+        plan = _make_plan(config, target, list(only), secrets or Resolver())
     if fingerprint:
         plan.config_fingerprint = config_fingerprint(config)
     if for_apply:
@@ -292,10 +298,10 @@ def make_plan(
     return plan
 
 
-def _make_plan(config: Config, target: Target, only: list[str]) -> Plan:
+def _make_plan(config: Config, target: Target, only: list[str], resolver: Resolver) -> Plan:
     live = target.read()
     selected = _selection(only, config, live)
-    _prefetch_fingerprints(config, target)
+    _prefetch_fingerprints(config, target, resolver)
     unresolved: list[Unresolved] = []
     changes: list[Change] = []
     no_op = 0
@@ -311,7 +317,7 @@ def _make_plan(config: Config, target: Target, only: list[str]) -> Plan:
             action = "rename"
         if current is not None:
             seen.add((current.kind, current.name))
-        desired = _comparable(item, target, current, unresolved)
+        desired = _comparable(item, target, current, unresolved, resolver)
         if current is None:
             created = _created(item.kind, desired)
             changes.append(Change(item.kind, item.name, "create", fields=created))

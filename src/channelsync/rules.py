@@ -6,6 +6,7 @@ needs more than one field or more than one resource to decide.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from channelsync.errors import Diagnostic, did_you_mean
 
 if TYPE_CHECKING:
     from channelsync.desired import Config, Loaded
+    from channelsync.secrets import SourceContext
 
 GMAIL_APP_PASSWORD_URL = "https://support.google.com/accounts/answer/185833"
 GMAIL_DOMAINS = ("gmail.com", "googlemail.com", "google.com")
@@ -75,14 +77,10 @@ def _where(item: Loaded, path: tuple[str | int, ...]) -> str:
 
 
 def _secret_refs(resources: list[Loaded]) -> Iterator[Diagnostic]:
-    """References a channel may never use: CI and channelsync variables, system files."""
+    """References a channel may never use: sources not installed, CI and channelsync
+    variables, system files (each source's own rule)."""
     from channelsync.document import secret_paths
-    from channelsync.secrets import (
-        RESERVED_PREFIXES,
-        parse_ref,
-        reserved_problem,
-        system_file_problem,
-    )
+    from channelsync.secrets import usage_problem
 
     paths = {kind: secret_paths(kind) for kind in KIND_NAMES}
     for item in resources:
@@ -92,14 +90,15 @@ def _secret_refs(resources: list[Loaded]) -> Iterator[Diagnostic]:
                 text = text.get(key) if isinstance(text, dict) else None
             if not isinstance(text, str):
                 continue
-            if text.startswith("${env:") and not text[6:].upper().startswith(RESERVED_PREFIXES):
-                continue  # the common case, without a regular expression
-            ref = parse_ref(text)
-            if ref is None:
-                continue
-            problem = reserved_problem(ref) or system_file_problem(ref, item.base_dir)
+            problem = usage_problem(text, functools.partial(_source_context, item))
             if problem is not None:
                 yield item.diagnostic(path, "error", f"{'.'.join(path)}: {problem}")
+
+
+def _source_context(item: Loaded) -> SourceContext:
+    from channelsync.secrets import SourceContext
+
+    return SourceContext(item.base_dir)
 
 
 def _unique_names(groups: Groups) -> Iterator[Diagnostic]:

@@ -1,29 +1,41 @@
-"""Secret references (``${env:NAME}``, ``${file:PATH}``), their resolution and fingerprints.
+"""Secret references (``${source:name}``), the per-run resolver, and fingerprints.
 
-A secret's value is read only where it is needed (apply, connection tests, plan fingerprints)
-and never stored in a model, a plan, an error message or a log line.
+A secret's value is read only where it is needed (apply, connection tests, plan fingerprints),
+at most once per run (``Resolver``), and never stored in a model, a plan, an error message or
+a log line. Sources are plug-ins found by name in the ``channelsync.secrets`` entry-point
+group; the built-ins ``env`` and ``file`` (``secret_sources.py``) register the same way, so a
+package adds one by declaring, for example::
+
+    [project.entry-points."channelsync.secrets"]
+    vault = "acme_vault:VaultSource"
 
 A secret file is read only if it is a regular file of at most 64 KiB, UTF-8 text, not empty,
-and (while a command confines secret files, see ``confined_to``) inside the config repository
-after following symlinks. Which endpoints a secret may be sent to is ``bindings.py``'s rule.
+and (when the command's resolver confines secret files) inside the config repository after
+following symlinks. Which endpoints a secret may be sent to is ``bindings.py``'s rule.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
+import functools
 import hashlib
 import hmac
+import importlib
 import os
 import re
 import stat
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from channelsync.errors import ChannelsyncError
 from channelsync.errors import SecretUnavailable as SecretUnavailable
 
-_REF = re.compile(r"^\$\{(?P<source>[A-Za-z_][A-Za-z0-9_-]*):(?P<name>[^{}]*)\}$")
-SOURCES = ("env", "file")
+ENTRY_POINT_GROUP = "channelsync.secrets"
+SOURCE_NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
+_REF = re.compile(rf"^\$\{{(?P<source>{SOURCE_NAME}):(?P<name>[^{{}}]*)\}}$")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 # Other tools' spellings of a reference -> (source, name). A bare ``$NAME`` counts only in
 # capitals: a literal password that happens to start with '$' must never be echoed back.
@@ -40,30 +52,9 @@ _LOOKALIKES = (
 _SOURCE_ALIASES = {"env": "env", "environ": "env", "environment": "env", "file": "file"}
 FINGERPRINT_PREFIX = "hmac-sha256:"
 MAX_SECRET_FILE_BYTES = 64 * 1024
-# Variables of the CI system and of channelsync itself: never a channel's secret.
-RESERVED_PREFIXES = ("CHANNELSYNC_", "GITHUB_", "ACTIONS_", "RUNNER_")
-# procfs and sysfs files claim to be regular and empty, yet hold (other processes') data;
 # devices are refused as not regular files, wherever they are
 _SYSTEM_DIRS = ("/proc", "/sys")
 _SYSTEM_DIRS_SLASH = tuple(d + "/" for d in _SYSTEM_DIRS)
-
-
-# The folder secret files must be inside (a real path), or None: anywhere. Set by the
-# commands that resolve secrets (``confined_to``); a plain module value, because connection
-# tests resolve secrets on worker threads.
-_confinement: str | None = None
-
-
-@contextlib.contextmanager
-def confined_to(root: Path | None) -> Iterator[None]:
-    """While active, ``${file:...}`` must name a file inside ``root`` (None: no limit)."""
-    global _confinement
-    before = _confinement
-    _confinement = os.path.realpath(root) if root is not None else None
-    try:
-        yield
-    finally:
-        _confinement = before
 
 
 def repository_root(config_dir: Path) -> Path:
@@ -84,63 +75,192 @@ class SecretRef:
     def __str__(self) -> str:
         return f"${{{self.source}:{self.name}}}"
 
-    def file_path(self, base_dir: Path | None) -> Path:
-        """The file a ``${file:...}`` reference names, relative paths from ``base_dir``."""
-        path = Path(self.name)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+
+PLACEHOLDER_SOURCE = "env"  # where export points a secret the config does not name yet
+
+
+def placeholder(name: str) -> str:
+    """The reference export writes for a live secret the config has no reference for."""
+    return str(SecretRef(PLACEHOLDER_SOURCE, name))
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a source may use besides the reference's name: the folder of the YAML file that
+    holds the reference (None: not from a config file), the folder secret files must be
+    inside (a real path; None: anywhere), and the rules for reading a secret file."""
+
+    base_dir: Path | None = None
+    confinement: str | None = None
+
+    def path(self, name: str) -> Path:
+        """``name`` as a path, relative paths from the YAML file's folder."""
+        path = Path(name)
+        if not path.is_absolute() and self.base_dir is not None:
+            path = self.base_dir / path
         return path
 
-    def resolve(self, base_dir: Path | None = None) -> str:
-        if self.source == "env":
-            value = _env_value(self.name)
-            what = f"environment variable {self.name}"
-        else:
-            path = self.file_path(base_dir)
-            value = _file_value(path)
-            what = f"secret file {path}"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # bytes that are not UTF-8, smuggled in as surrogates
-            raise SecretUnavailable(f"{what} is not UTF-8 text") from None
-        if not value.strip():
-            raise SecretUnavailable(f"{what} is empty")
+    def read_file(self, path: Path) -> str:
+        """The text of a secret file: a regular file of at most 64 KiB, UTF-8, inside the
+        confinement after following symlinks; never blocks on a FIFO."""
+        return _file_value(path, self.confinement)
+
+
+class SecretSource:
+    """A place secrets are read from, named by the ``source`` of ``${source:name}``.
+
+    Registered in the ``channelsync.secrets`` entry-point group; the class is called without
+    arguments, once per process. Only ``read`` is required; the rest have safe defaults.
+    """
+
+    by_folder = False  # whether ``problem`` needs the context's base_dir
+
+    def read(self, name: str, context: SourceContext) -> str:
+        """The secret's value; SecretUnavailable (a message without the value) when it
+        cannot be read. Called at most once per run for each ``identity``."""
+        raise NotImplementedError
+
+    def identity(self, name: str, context: SourceContext) -> str:
+        """What the reference denotes, without reading it: references with equal identities
+        are the same secret (read once, bound once)."""
+        return name
+
+    def describe(self, name: str, context: SourceContext) -> str:
+        """The secret in an error message (never its value)."""
+        return f"secret {name}"
+
+    def problem(self, name: str, context: SourceContext) -> str | None:
+        """Why a reference may never be used, found without reading it (``validate``)."""
+        return None
+
+    def hint(self, name: str) -> str:
+        """What to do when the secret cannot be read."""
+        return "make the secret readable where channelsync runs"
+
+    def as_written(self, identity: str, root: Path) -> str:
+        """The name a bindings file (relative to the repository ``root``) gives ``identity``."""
+        return identity
+
+
+_NO_FOLDER = SourceContext()
+
+BUILTIN_SOURCES = {
+    "env": "channelsync.secret_sources:EnvSource",
+    "file": "channelsync.secret_sources:FileSource",
+}
+
+
+@functools.cache
+def installed() -> dict[str, str]:
+    """Every source name -> its ``module:Class``: the ``channelsync.secrets`` entry points.
+    The built-ins register there too; they are known without the scan."""
+    from importlib.metadata import entry_points
+
+    found = dict(BUILTIN_SOURCES)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def _known(name: str) -> bool:
+    return name in BUILTIN_SOURCES or name in installed()
+
+
+@functools.cache
+def source(name: str) -> SecretSource:
+    """The source ``name`` (installed, see ``installed``); ChannelsyncError when it cannot be
+    loaded."""
+    target = BUILTIN_SOURCES.get(name) or installed().get(name)
+    if target is None:
+        raise SecretUnavailable(f"no secret source '{name}' is installed")
+    module, _, attr = target.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), attr)()
+    except Exception as exc:  # a broken plug-in: name it, never a traceback
+        raise ChannelsyncError(
+            f"secret source '{name}' ({target}) cannot be loaded: {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(found, SecretSource):
+        raise ChannelsyncError(
+            f"secret source '{name}' ({target}) is not a channelsync.secrets.SecretSource"
+        )
+    return found
+
+
+def identity(ref: SecretRef, base_dir: Path | None) -> tuple[str, str]:
+    """What ``ref`` denotes (a ``${file:...}``: the file it really reads); nothing is read."""
+    return ref.source, source(ref.source).identity(ref.name, SourceContext(base_dir))
+
+
+class Resolver:
+    """The secrets of one run: each reference is read at most once, then served from memory.
+
+    Created by the command (with the repository that confines secret files), passed down to
+    plan, apply, the gate and the probes. Failures are remembered too: a secret that cannot
+    be read is not tried again in the same run. Safe to share between threads.
+    """
+
+    def __init__(self, confine_to: Path | None = None) -> None:
+        self.confinement = os.path.realpath(confine_to) if confine_to is not None else None
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, str], str | SecretUnavailable] = {}
+        self._pending: dict[tuple[str, str], threading.Lock] = {}
+
+    def resolve(self, ref: SecretRef, base_dir: Path | None = None) -> str:
+        """The value of ``ref`` (relative paths from ``base_dir``); SecretUnavailable says why
+        not, naming the secret but never its value."""
+        found = source(ref.source)
+        context = SourceContext(base_dir, self.confinement)
+        key = (ref.source, found.identity(ref.name, context))
+        with self._lock:
+            gate = self._pending.setdefault(key, threading.Lock())
+        with gate:  # one read per secret, even when checks on many threads need it at once
+            value = self._values.get(key)
+            if value is None:
+                try:
+                    value = _checked(found.read(ref.name, context), found, ref.name, context)
+                except SecretUnavailable as exc:
+                    value = exc
+                except Exception as exc:  # a plug-in's own failure; its words may hold data
+                    what = found.describe(ref.name, context)
+                    value = SecretUnavailable(f"{what} cannot be read ({type(exc).__name__})")
+                self._values[key] = value
+        if isinstance(value, SecretUnavailable):
+            raise SecretUnavailable(str(value))
         return value
 
-
-def system_file_problem(ref: SecretRef, base_dir: Path | None) -> str | None:
-    """Why a ``${file:...}`` names a system file (under ``/proc`` or ``/sys``, after
-    following symlinks), or None; nothing is read."""
-    if ref.source != "file":
+    def try_resolve(self, ref: SecretRef, base_dir: Path | None = None) -> str | None:
+        with contextlib.suppress(SecretUnavailable):
+            return self.resolve(ref, base_dir)
         return None
-    try:
-        real = os.path.realpath(ref.file_path(base_dir))
-    except (OSError, ValueError):
-        return None  # resolution says why
-    if real in _SYSTEM_DIRS or real.startswith(_SYSTEM_DIRS_SLASH):
-        return f"{ref} is a system file ({real}), not a secret; name a file of your own"
-    return None
 
 
-def _env_value(name: str) -> str:
+def _checked(value: str, found: SecretSource, name: str, context: SourceContext) -> str:
+    """Every source's value is UTF-8 text that is not blank."""
     try:
-        value = os.environ.get(name)
-    except ValueError:  # a NUL in the name
-        raise SecretUnavailable("secret variable name is not valid") from None
-    if value is None:
-        raise SecretUnavailable(f"environment variable {name} is not set")
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8, smuggled in as surrogates
+        raise SecretUnavailable(f"{found.describe(name, context)} is not UTF-8 text") from None
+    if not value.strip():
+        raise SecretUnavailable(f"{found.describe(name, context)} is empty")
     return value
 
 
-def _file_value(path: Path) -> str:
+def is_system_path(real: str) -> bool:
+    """procfs and sysfs files claim to be regular and empty, yet hold (other processes')
+    data."""
+    return real in _SYSTEM_DIRS or real.startswith(_SYSTEM_DIRS_SLASH)
+
+
+def _file_value(path: Path, confinement: str | None) -> str:
     """The text of a secret file; never blocks on a FIFO, never reads more than the limit."""
     try:
         real = os.path.realpath(path)
-        if real in _SYSTEM_DIRS or real.startswith(_SYSTEM_DIRS_SLASH):
+        if is_system_path(real):
             raise SecretUnavailable(f"secret file {path} is a system file ({real}), not a secret")
-        if _confinement is not None and os.path.commonpath((_confinement, real)) != _confinement:
+        if confinement is not None and os.path.commonpath((confinement, real)) != confinement:
             raise SecretUnavailable(
-                f"secret file {path} is outside the config repository {_confinement} (after "
+                f"secret file {path} is outside the config repository {confinement} (after "
                 "following symlinks); move it inside, or pass --allow-secret-files-outside"
             )
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW)
@@ -205,27 +325,52 @@ def ref_problem(text: str) -> str | None:
             "secrets must be references like ${env:NAME} or ${file:PATH}, "
             "not literal values; move the value into an environment variable or a file"
         )
-    if ref.source not in SOURCES:
-        source = _SOURCE_ALIASES.get(ref.source.lower())
-        hint = f"did you mean {SecretRef(source, ref.name)}?" if source and ref.name.strip() else ""
-        return f"unknown secret source '{ref.source}'; {hint or 'use ${env:NAME} or ${file:PATH}'}"
+    if not _known(ref.source):
+        return _unknown_source(ref)
     if not ref.name.strip():
         return f"secret reference ${{{ref.source}:}} names nothing"
-    return reserved_problem(ref)
+    return source(ref.source).problem(ref.name, SourceContext())
 
 
-def reserved_problem(ref: SecretRef) -> str | None:
-    """Why ``ref`` names a variable that is not a channel's to use, or None."""
-    if ref.source != "env":
-        return None
-    upper = ref.name.upper()
-    for prefix in RESERVED_PREFIXES:
-        if upper.startswith(prefix):
-            return (
-                f"{ref} is reserved: {prefix}* variables belong to the CI system or to "
-                "channelsync itself, never to a channel; store the secret under a name of its own"
-            )
-    return None
+def usage_problem(text: str, context: Callable[[], SourceContext]) -> str | None:
+    """Why the well-formed reference ``text`` in a YAML file may never be used (an unknown
+    source, a reserved variable, a system file), or None; nothing is read. ``context`` makes
+    the file's context, only for sources whose rule needs it (``SecretSource.by_folder``)."""
+    found, name, problem = _context_free_problem(text)
+    return found.problem(name, context()) if found is not None else problem
+
+
+@functools.lru_cache(maxsize=65536)  # a large config repeats its references
+def _context_free_problem(text: str) -> tuple[SecretSource | None, str, str | None]:
+    """(the source, when its rule needs the YAML file's folder; the name; else the problem)."""
+    m = _REF.match(text)
+    if m is None or not m["name"].strip():
+        return None, "", None  # the schema check says why
+    name, rest = m["source"], m["name"]
+    if not _known(name):
+        return None, rest, _unknown_source(SecretRef(name, rest))
+    found = source(name)
+    if found.by_folder:
+        return found, rest, None
+    return None, rest, found.problem(rest, _NO_FOLDER)
+
+
+def reload_sources() -> None:
+    """Find the installed sources again (after a package was installed in this process)."""
+    for cached in (installed, source, _context_free_problem):
+        cached.cache_clear()
+
+
+def _unknown_source(ref: SecretRef) -> str:
+    known = sorted(installed())
+    meant = _SOURCE_ALIASES.get(ref.source.lower())
+    if meant is None:
+        close = difflib.get_close_matches(ref.source.lower(), known, n=1, cutoff=0.6)
+        meant = close[0] if close else None
+    hint = f"did you mean {SecretRef(meant, ref.name)}?" if meant and ref.name.strip() else ""
+    if not hint and set(known) != set(BUILTIN_SOURCES):
+        hint = f"installed sources: {', '.join(known)}"
+    return f"unknown secret source '{ref.source}'; {hint or 'use ${env:NAME} or ${file:PATH}'}"
 
 
 def _meant(text: str) -> SecretRef | None:

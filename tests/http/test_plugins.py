@@ -10,25 +10,15 @@ import pytest
 
 from channelsync.targets import ENTRY_POINT_GROUP, open_target
 from channelsync.targets.base import Target
+from tests.entry_points import register
 from tests.http import example_driver
 from tests.http.conftest import write_config
 
 
 @pytest.fixture
 def memory_driver(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What installing a package with the entry point below does, without installing one."""
-    real = importlib.metadata.entry_points
-    ours = importlib.metadata.EntryPoint(
-        "memory", "tests.http.example_driver:MemoryTarget", ENTRY_POINT_GROUP
-    )
-
-    def entry_points(**select: Any) -> Any:
-        found = real(**select)
-        if select.get("group") == ENTRY_POINT_GROUP:
-            return importlib.metadata.EntryPoints([*found, ours])
-        return found
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    """What installing a package with this entry point does, without installing one."""
+    register(monkeypatch, ENTRY_POINT_GROUP, "memory", "tests.http.example_driver:MemoryTarget")
     example_driver.TENANTS.clear()
 
 

@@ -43,6 +43,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             show=_show_plan,
             confirm=lambda plan: args.auto_approve or _confirm(),
             gate=lambda plan: _connection_gate(args, config, plan, bindings),
+            secrets=args.secrets,
         )
     finally:
         target.close()
@@ -92,6 +93,7 @@ def _connection_gate(
             bindings=bindings,
             timeout=args.timeout,
             progress=progress_bar if terminal else None,
+            secrets=args.secrets,
         )
     except KeyboardInterrupt:
         if terminal:

@@ -28,7 +28,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
     active, expired = ignore.split_expired(rules, dt.date.today())
     target = shared.open_target(args.target, readonly=True, existing=True)
     try:
-        plan = ignore.apply_rules(make_plan(config, target, for_apply=False), active)
+        plan = make_plan(config, target, for_apply=False, secrets=args.secrets)
+        plan = ignore.apply_rules(plan, active)
     finally:
         target.close()
     plan.warnings.extend(

@@ -20,7 +20,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     bindings = shared.bindings(args)
     target = shared.open_target(args.target, readonly=True)
     try:
-        plan = make_plan(config, target, only=args.only, fingerprint=bool(args.out))
+        plan = make_plan(
+            config, target, only=args.only, fingerprint=bool(args.out), secrets=args.secrets
+        )
         missing = absent(target)
     finally:
         target.close()
@@ -32,7 +34,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.check_connections:
         from channelsync import gate
 
-        results = gate.run(config, plan, bindings=bindings)
+        results = gate.run(config, plan, bindings=bindings, secrets=args.secrets)
         blocking = gate.blocking(config, results)
         for line in connections.failure_lines(results, blocking)[1]:  # disabled: warnings
             print(line, file=sys.stderr)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from channelsync.bindings import Bindings
     from channelsync.loader import Config
+    from channelsync.secrets import Resolver
     from channelsync.targets.base import Target
 
 
@@ -34,14 +34,16 @@ def bindings(args: argparse.Namespace) -> Bindings | None:
     return from_args(args)
 
 
-def secret_files(args: argparse.Namespace) -> AbstractContextManager[None]:
-    """Where ``${file:...}`` secrets may be read while a command runs: inside the config
-    repository, unless ``--allow-secret-files-outside``."""
+def secrets(args: argparse.Namespace) -> Resolver | None:
+    """The run's secret resolver (``args.secrets``), for the commands that read secrets:
+    each secret read at most once, ``${file:...}`` only inside the config repository unless
+    ``--allow-secret-files-outside``."""
     if not hasattr(args, "allow_secret_files_outside"):
-        return nullcontext()
-    from channelsync.secrets import confined_to, repository_root
+        return None
+    from channelsync.secrets import Resolver, repository_root
 
-    return confined_to(None if args.allow_secret_files_outside else repository_root(args.dir))
+    outside = args.allow_secret_files_outside
+    return Resolver(confine_to=None if outside else repository_root(args.dir))
 
 
 def open_target(url: str | None, *, readonly: bool = False, existing: bool = False) -> Target:

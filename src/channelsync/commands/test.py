@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress_bar if show else None,
         send_test_message=args.send_test_message,
         bindings=bindings,
+        secrets=getattr(args, "secrets", None),
     )
     if show:
         sys.stderr.write(CLEAR_LINE)
@@ -179,6 +180,7 @@ def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any
             concurrency=args.concurrency,
             cleanup=args.cleanup,
             bindings=from_args(args),
+            resolver=getattr(args, "secrets", None),
         )
     if args.format != "text":
         sys.stdout.write(report.formatted(args.format, [], trips, dns))

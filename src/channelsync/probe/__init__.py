@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from channelsync.loader import Loaded
     from channelsync.probe.check import Result
     from channelsync.probe.runner import Progress
+    from channelsync.secrets import Resolver
 
 __all__ = ["gate"]
 
@@ -28,15 +29,22 @@ def gate(
     timeout: float = PROBE_TIMEOUT,
     progress: Progress | None = None,
     bindings: Bindings | None = None,
+    secrets: Resolver | None = None,
 ) -> list[Result]:
     """Test ``resources`` (channels, SMTP servers) before apply; a failed result blocks it.
 
-    ``servers`` are all SmtpServers of the config, for channels that override a server that
-    is not itself among ``resources``. With ``bindings``, secrets go only where they are bound.
+        ``servers`` are all SmtpServers of the config, for channels that override a server that
+        is not itself among ``resources``. With ``bindings``, secrets go only where they are bound;
+    ``secrets`` is the run's resolver.
     """
     from channelsync.probe.runner import checks_for, run_checks
 
     checks = checks_for(resources, servers=servers)
     return run_checks(
-        checks, concurrency=concurrency, timeout=timeout, progress=progress, bindings=bindings
+        checks,
+        concurrency=concurrency,
+        timeout=timeout,
+        progress=progress,
+        bindings=bindings,
+        secrets=secrets,
     )

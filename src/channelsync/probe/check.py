@@ -10,7 +10,10 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from channelsync.secrets import Resolver
 
 CheckName = Literal["incoming", "outgoing"]
 
@@ -159,6 +162,7 @@ class Attempt:
     message: bytes | None = None  # what a sending check sends instead of its own test message
     unseen: int | None = None
     oldest: dt.datetime | None = None  # INTERNALDATE of the mailbox's first message (UTC)
+    resolver: Resolver | None = None  # the run's secrets (None: read on their own)
 
     def remaining(self) -> float:
         left = self.started + self.timeout - time.monotonic()

@@ -31,6 +31,7 @@ from channelsync.probe.check import Attempt, Check, Diagnosis, Login
 if TYPE_CHECKING:
     from channelsync.bindings import Bindings
     from channelsync.loader import Loaded
+    from channelsync.secrets import Resolver
 
 PROBE_HEADER = "X-Channelsync-Probe"
 SUBJECT_PREFIX = "[channelsync probe]"
@@ -131,11 +132,16 @@ def run_trips(
     concurrency: int = PROBE_CONCURRENCY,
     cleanup: bool = False,
     bindings: Bindings | None = None,
+    resolver: Resolver | None = None,
 ) -> list[Trip]:
-    """Every channel's round trip, concurrently; the run takes about the slowest delivery."""
+    """Every channel's round trip, concurrently; the run takes about the slowest delivery.
+    ``resolver``: the run's secrets (default: one for these trips)."""
+    from channelsync.secrets import Resolver
+
     plans = plan(channels, servers)
     if not plans:
         return []
+    resolver = resolver or Resolver()
     workers = max(1, min(concurrency, len(plans)))
     with ThreadPoolExecutor(workers, thread_name_prefix="e2e") as pool:
         futures = [
@@ -146,6 +152,7 @@ def run_trips(
                 timeout=timeout,
                 cleanup=cleanup,
                 bindings=bindings,
+                resolver=resolver,
             )
             for p in plans
         ]
@@ -153,7 +160,13 @@ def run_trips(
 
 
 def _trip(
-    p: _Plan, *, e2e_timeout: float, timeout: float, cleanup: bool, bindings: Bindings | None
+    p: _Plan,
+    *,
+    e2e_timeout: float,
+    timeout: float,
+    cleanup: bool,
+    bindings: Bindings | None,
+    resolver: Resolver,
 ) -> Trip:
     email = p.channel.data["email"]
     incoming = p.incoming
@@ -164,12 +177,12 @@ def _trip(
         return trip
     trip.probe_id = secrets.token_hex(8)
     trip.sent_through = f"{p.outgoing.protocol}://{p.outgoing.host}:{p.outgoing.port}"
-    watch = Attempt(incoming, timeout + e2e_timeout)
+    watch = Attempt(incoming, timeout + e2e_timeout, resolver=resolver)
     try:
         before = _before(watch, bindings)
     except Exception as exc:  # a failure becomes a diagnosis, like every check's
         return _mailbox_failed(trip, exc, watch)
-    failed = _send(p.outgoing, email, _message(trip), timeout, bindings)
+    failed = _send(p.outgoing, email, _message(trip), timeout, bindings, resolver)
     if failed is not None:
         trip.status = "failed"
         trip.diagnosis = Diagnosis(
@@ -238,13 +251,18 @@ def _message(trip: Trip) -> bytes:
 
 
 def _send(
-    check: Check, to: str, message: bytes, timeout: float, bindings: Bindings | None
+    check: Check,
+    to: str,
+    message: bytes,
+    timeout: float,
+    bindings: Bindings | None,
+    resolver: Resolver,
 ) -> Diagnosis | None:
     from channelsync.probe import smtp
     from channelsync.probe.diagnose import diagnose
     from channelsync.probe.runner import _login
 
-    attempt = Attempt(check, timeout)
+    attempt = Attempt(check, timeout, resolver=resolver)
     attempt.message = message
     try:
         smtp.probe(attempt, _login(attempt, bindings), to)

@@ -19,6 +19,7 @@ from channelsync.probe.check import (
     ProbeFailure,
     Result,
 )
+from channelsync.secrets import Resolver, SecretRef, SecretUnavailable, parse_ref, source
 
 if TYPE_CHECKING:
     from channelsync.bindings import Bindings, Endpoint
@@ -118,12 +119,15 @@ def run_checks(
     progress: Progress | None = None,
     send_test_message: str | None = None,
     bindings: Bindings | None = None,
+    secrets: Resolver | None = None,
 ) -> list[Result]:
     """Every check's result, in the order of ``checks``; never raises for a failed check.
 
-    With ``bindings``, a check sends a secret only to the endpoints bound to it."""
+    With ``bindings``, a check sends a secret only to the endpoints bound to it. ``secrets``
+    is the run's resolver (default: one for these checks)."""
     if not checks:
         return []
+    resolver = secrets or Resolver()
     results: list[Result | None] = [None] * len(checks)
     done = 0
     workers = max(1, min(concurrency, len(checks)))
@@ -136,6 +140,7 @@ def run_checks(
                 timeout=timeout,
                 send_test_message=send_test_message,
                 bindings=bindings,
+                secrets=resolver,
             ): i
             for i, check in enumerate(checks)
         }
@@ -159,10 +164,11 @@ def run_check(
     timeout: float = DEFAULT_TIMEOUT,
     send_test_message: str | None = None,
     bindings: Bindings | None = None,
+    secrets: Resolver | None = None,
 ) -> Result:
     from channelsync.probe.diagnose import diagnose
 
-    attempt = Attempt(check, timeout)
+    attempt = Attempt(check, timeout, resolver=secrets)
     error = None
     try:
         login = _login(attempt, bindings)
@@ -247,9 +253,9 @@ def _resolve(
     bindings: Bindings | None,
     endpoints: list[Endpoint],
 ) -> str:
-    """The secret's value, once it is known to be bound to every endpoint it will reach."""
+    """The secret's value (read through the run's resolver), once it is known to be bound to
+    every endpoint it will reach."""
     from channelsync.bindings import NOT_BOUND
-    from channelsync.secrets import SecretUnavailable, parse_ref
 
     ref = parse_ref(reference)
     if ref is None:
@@ -258,21 +264,28 @@ def _resolve(
             f"{field} is not a secret reference",
             "use ${env:NAME} or ${file:PATH}",
         )
+    try:
+        found = source(ref.source)
+    except SecretUnavailable as exc:  # not through validate: a source not installed
+        raise _unavailable(attempt, field, ref, exc, "run 'channelsync validate'") from None
     refused = bindings.refusal(ref, attempt.check.base_dir, field, endpoints) if bindings else None
     if refused is not None:
         raise ProbeFailure(NOT_BOUND, *refused)
     try:
-        return attempt.secret(ref.resolve(attempt.check.base_dir))
+        resolver = attempt.resolver or Resolver()
+        return attempt.secret(resolver.resolve(ref, attempt.check.base_dir))
     except SecretUnavailable as exc:
-        origin = attempt.check.origin
-        where = ""
-        if origin is not None:  # the reference's position: reading it again only now
-            at = origin.diagnostic(tuple(field.split(".")), "error", "")
-            where = f"{at.file}:{at.line}:{at.column}: "
-        raise ProbeFailure(
-            "secret_unavailable",
-            f"{where}{field} {ref}: {exc}; nothing was sent to the server",
-            f"set the environment variable {ref.name} where channelsync runs"
-            if ref.source == "env"
-            else f"create the file {ref.name} (relative to the YAML file's folder)",
-        ) from None
+        raise _unavailable(attempt, field, ref, exc, found.hint(ref.name)) from None
+
+
+def _unavailable(
+    attempt: Attempt, field: str, ref: SecretRef, exc: SecretUnavailable, hint: str
+) -> ProbeFailure:
+    origin = attempt.check.origin
+    where = ""
+    if origin is not None:  # the reference's position: reading it again only now
+        at = origin.diagnostic(tuple(field.split(".")), "error", "")
+        where = f"{at.file}:{at.line}:{at.column}: "
+    return ProbeFailure(
+        "secret_unavailable", f"{where}{field} {ref}: {exc}; nothing was sent to the server", hint
+    )
