@@ -26,7 +26,7 @@ from channelsync.fsio import write_atomic
 from channelsync.loader import Config, Loaded
 from channelsync.perf import paused_gc
 from channelsync.secrets import SecretUnavailable, parse_ref
-from channelsync.targets.base import Key, LiveResource, Target
+from channelsync.targets.base import FingerprintsMany, Key, LiveResource, Target
 
 FORMAT_VERSION = 1
 SENSITIVE = "(sensitive)"
@@ -251,9 +251,9 @@ def _comparable(
 
 def _prefetch_fingerprints(config: Config, target: Target) -> None:
     """Remote targets fingerprint many secrets in one request (they cache the answers)."""
-    many = getattr(target, "fingerprint_many", None)
-    if many is None:
+    if not isinstance(target, FingerprintsMany):
         return
+    many = target.fingerprint_many
     values = []
     for item in config.resources:
         for path in secret_paths(item.kind):

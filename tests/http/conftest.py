@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import signal
 import socket
@@ -11,10 +12,13 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from channelsync.server import tokens
+from channelsync.targets import ENTRY_POINT_GROUP
+from tests.http import example_driver
 
 SECRETS = {
     "RELAY_PASSWORD": "relay-Pa55-7f3e9c",
@@ -48,6 +52,24 @@ outgoing:
   override: true
   password: ${{env:SMTP_PASSWORD}}
 """
+
+
+def register_memory_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What installing a package with the example driver's entry point does, without
+    installing one; every memory:// tenant starts empty."""
+    real = importlib.metadata.entry_points
+    ours = importlib.metadata.EntryPoint(
+        "memory", "tests.http.example_driver:MemoryTarget", ENTRY_POINT_GROUP
+    )
+
+    def entry_points(**select: Any) -> Any:
+        found = real(**select)
+        if select.get("group") == ENTRY_POINT_GROUP:
+            return importlib.metadata.EntryPoints([*found, ours])
+        return found
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    example_driver.TENANTS.clear()
 
 
 def free_port() -> int:

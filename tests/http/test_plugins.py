@@ -10,26 +10,12 @@ import pytest
 
 from channelsync.targets import ENTRY_POINT_GROUP, open_target
 from channelsync.targets.base import Target
-from tests.http import example_driver
-from tests.http.conftest import write_config
+from tests.http.conftest import register_memory_driver, write_config
 
 
 @pytest.fixture
 def memory_driver(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What installing a package with the entry point below does, without installing one."""
-    real = importlib.metadata.entry_points
-    ours = importlib.metadata.EntryPoint(
-        "memory", "tests.http.example_driver:MemoryTarget", ENTRY_POINT_GROUP
-    )
-
-    def entry_points(**select: Any) -> Any:
-        found = real(**select)
-        if select.get("group") == ENTRY_POINT_GROUP:
-            return importlib.metadata.EntryPoints([*found, ours])
-        return found
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
-    example_driver.TENANTS.clear()
+    register_memory_driver(monkeypatch)
 
 
 def test_builtin_http_drivers_register_through_entry_points() -> None:
