@@ -52,6 +52,8 @@ class Tenant:
 
     def apply(self, op: Operation, *, actor: str, lease: Lease | None = None) -> None:
         """One operation in one transaction; ``lease``: the apply lock it renews."""
+        if op.kind not in kinds.names():
+            raise TargetError(f"unknown kind '{op.kind}' (known: {', '.join(kinds.names())})")
         with self.repo.transaction():
             if lease is not None:
                 lease.renew(self.repo)
@@ -141,12 +143,11 @@ class Tenant:
                 raise TargetError(
                     f"{_subject(kind, name)}: {other.console.noun} '{value}' does not exist"
                 )
-        outgoing = body.get("outgoing")
-        if isinstance(outgoing, dict) and outgoing.get("server") == BUILTIN_SMTP_SERVER:  # noqa: SIM102
-            if outgoing.get("override"):
-                raise TargetError(
-                    f"{_subject(kind, name)}: '{BUILTIN_SMTP_SERVER}' cannot be overridden"
-                )
+        outgoing = body.get("outgoing") or {}
+        if outgoing.get("server") == BUILTIN_SMTP_SERVER and outgoing.get("override"):
+            raise TargetError(
+                f"{_subject(kind, name)}: '{BUILTIN_SMTP_SERVER}' cannot be overridden"
+            )
         unique_fields = kinds.get(kind).unique
         if not unique_fields:
             return None
