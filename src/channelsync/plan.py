@@ -27,7 +27,7 @@ from channelsync.inputfile import TooDeep, UnreadableFile, read_json
 from channelsync.loader import Config, Loaded
 from channelsync.perf import paused_gc
 from channelsync.secrets import Resolver, SecretUnavailable, parse_ref
-from channelsync.targets.base import Key, LiveResource, Target
+from channelsync.targets.base import FingerprintsMany, Key, LiveResource, Target
 
 FORMAT_VERSION = 1
 MAX_PLAN_BYTES = 64 * 1024 * 1024
@@ -259,9 +259,9 @@ def _comparable(
 def _prefetch_fingerprints(config: Config, target: Target, resolver: Resolver) -> None:
     """Remote targets fingerprint many secrets in one request (they cache the answers); the
     resolver keeps the values for ``_comparable``, which asks for them again."""
-    many = getattr(target, "fingerprint_many", None)
-    if many is None:
+    if not isinstance(target, FingerprintsMany):
         return
+    many = target.fingerprint_many
     values = []
     for item in config.resources:
         for path in secret_paths(item.kind):

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 from channelsync.server import tokens
+from channelsync.targets import ENTRY_POINT_GROUP
+from tests.entry_points import register
+from tests.http import example_driver
 
 SECRETS = {
     "RELAY_PASSWORD": "relay-Pa55-7f3e9c",
@@ -48,6 +51,13 @@ outgoing:
   override: true
   password: ${{env:SMTP_PASSWORD}}
 """
+
+
+def register_memory_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What installing a package with the example driver's entry point does, without
+    installing one; every memory:// tenant starts empty."""
+    register(monkeypatch, ENTRY_POINT_GROUP, "memory", "tests.http.example_driver:MemoryTarget")
+    example_driver.TENANTS.clear()
 
 
 def free_port() -> int:

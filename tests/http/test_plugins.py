@@ -10,16 +10,12 @@ import pytest
 
 from channelsync.targets import ENTRY_POINT_GROUP, open_target
 from channelsync.targets.base import Target
-from tests.entry_points import register
-from tests.http import example_driver
-from tests.http.conftest import write_config
+from tests.http.conftest import register_memory_driver, write_config
 
 
 @pytest.fixture
 def memory_driver(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What installing a package with this entry point does, without installing one."""
-    register(monkeypatch, ENTRY_POINT_GROUP, "memory", "tests.http.example_driver:MemoryTarget")
-    example_driver.TENANTS.clear()
+    register_memory_driver(monkeypatch)
 
 
 def test_builtin_http_drivers_register_through_entry_points() -> None:

@@ -1,8 +1,10 @@
 """The REST API over an embedded store, for tenants that many CI runners share.
 
-The event loop is the only thread that touches the store: handlers are ``async`` and call
-SQLite directly, so requests to one server are serialised without locks of our own, and the
-store's IMMEDIATE transactions still serialise against other processes.
+The event loop never touches the store: each handler hands all of its database work (the
+precondition checks, the write and the read-back) to the store's one database thread as one
+call (``Context.db``), so the loop stays free for other requests while SQLite works, the
+requests to one server are still serialised (one after another, without locks of our own),
+and the store's IMMEDIATE transactions still serialise against other processes.
 
 Secrets travel only in PUT and ``POST /v1/fingerprints`` request bodies; no response, log
 line or audit entry carries one. The access log (``accesslog.py``) is structured (one JSON
@@ -69,7 +71,7 @@ def _resource_routes(app: FastAPI, ctx: Context, collection: str, kind: str) -> 
         summary=f"List {kind} resources, one page at a time",
     )
     async def list_(request: Request) -> Response:
-        return resource_handlers.list_kind(ctx, kind, request)
+        return await resource_handlers.list_kind(ctx, kind, request)
 
     @app.get(
         f"/v1/{collection}/{{name:path}}",
@@ -78,7 +80,7 @@ def _resource_routes(app: FastAPI, ctx: Context, collection: str, kind: str) -> 
         summary=f"Read one {kind}",
     )
     async def get_(name: str, request: Request) -> Response:
-        return resource_handlers.get_one(ctx, kind, name, request)
+        return await resource_handlers.get_one(ctx, kind, name, request)
 
     @app.put(
         f"/v1/{collection}/{{name:path}}",
@@ -98,7 +100,7 @@ def _resource_routes(app: FastAPI, ctx: Context, collection: str, kind: str) -> 
         summary=f"Delete a {kind}",
     )
     async def delete_(name: str, request: Request) -> Response:
-        return resource_handlers.delete(ctx, kind, name, request)
+        return await resource_handlers.delete(ctx, kind, name, request)
 
 
 def create_app(target_url: str, tokens_path: Path) -> FastAPI:
@@ -127,7 +129,7 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
         summary="Every resource of the tenant, ordered by kind and name, in pages",
     )
     async def resources(request: Request) -> Response:
-        return resource_handlers.list_all(ctx, request)
+        return await resource_handlers.list_all(ctx, request)
 
     for collection, kind in COLLECTIONS.items():
         _resource_routes(app, ctx, collection, kind)
@@ -138,7 +140,7 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
         responses={200: {"model": wire.DefaultSmtpServer}},
     )
     async def get_default(request: Request) -> Response:
-        return tenant.get_default(ctx, request)
+        return await tenant.get_default(ctx, request)
 
     @app.put(
         "/v1/default-smtp-server",
@@ -151,7 +153,7 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
 
     @app.get("/v1/lock", tags=["lock"], responses={200: {"model": wire.Lock}, 404: {}})
     async def get_lock(request: Request) -> Response:
-        return tenant.get_lock(ctx, request)
+        return await tenant.get_lock(ctx, request)
 
     @app.put(
         "/v1/lock",
@@ -164,11 +166,11 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
 
     @app.delete("/v1/lock", tags=["lock"], status_code=204, responses=_ERRORS)
     async def delete_lock(request: Request) -> Response:
-        return tenant.delete_lock(ctx, request)
+        return await tenant.delete_lock(ctx, request)
 
     @app.get("/v1/audit", tags=["audit"], responses={200: {"model": wire.AuditPage}})
     async def audit(request: Request) -> Response:
-        return audit_log.audit(ctx, request)
+        return await audit_log.audit(ctx, request)
 
     @app.post(
         "/v1/fingerprints",
@@ -187,7 +189,7 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
         summary="Whether the write sent with this Idempotency-Key happened",
     )
     async def write_outcome(key: str, request: Request) -> Response:
-        return audit_log.write_outcome(ctx, key, request)
+        return await audit_log.write_outcome(ctx, key, request)
 
     app.router.on_startup.append(ctx.open)
     app.router.on_shutdown.append(ctx.close)

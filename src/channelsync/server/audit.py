@@ -13,11 +13,11 @@ from channelsync.server.context import Context
 from channelsync.server.http import ApiError, json_response
 
 
-def audit(ctx: Context, request: Request) -> Response:
+async def audit(ctx: Context, request: Request) -> Response:
     ctx.auth(request, "read")
     limit = paging.limit(request)
     after = (paging.after(request, 1) or [0])[0]
-    rows = ctx.store.audit_after(int(after), limit + 1)
+    rows = await ctx.db(lambda store: store.audit_after(int(after), limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
     items = [
@@ -36,9 +36,9 @@ def audit(ctx: Context, request: Request) -> Response:
     return json_response({"items": items, "next": following})
 
 
-def write_outcome(ctx: Context, key: str, request: Request) -> Response:
+async def write_outcome(ctx: Context, key: str, request: Request) -> Response:
     ctx.auth(request, "read")
-    outcome = ctx.store.outcome(key)
+    outcome = await ctx.db(lambda store: store.outcome(key))
     if outcome is None:
         raise ApiError(404, "no write with that Idempotency-Key happened")
     return json_response(outcome)

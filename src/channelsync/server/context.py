@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from fastapi import Request
 
@@ -10,28 +13,54 @@ from channelsync.server.http import LOCK_HEADER, ApiError
 from channelsync.server.store import Store
 from channelsync.server.tokens import Role, TokenEntry, TokenStore
 
+T = TypeVar("T")
+
+
+class Acting:
+    """Who writes, under which Idempotency-Key and apply lock: one request's state, passed
+    to each store write as arguments."""
+
+    def __init__(self, actor: str, key: str | None, holder: str | None) -> None:
+        self.actor = actor
+        self.key = key
+        self.holder = holder
+
 
 class Context:
-    """One tokens file and one store; the store opens when the application starts."""
+    """One tokens file and one store; the store opens when the application starts.
+
+    The store lives on one database thread of its own: every handler hands its whole
+    database work to it as one call (``await ctx.db(fn)``), so the event loop never waits on
+    SQLite, the requests' database work runs one after another in arrival order (no locks of
+    our own, one connection), and the store's IMMEDIATE transactions still serialise against
+    other processes.
+    """
 
     def __init__(self, target_url: str, tokens: TokenStore) -> None:
         self.target_url = target_url
         self.tokens = tokens
         self._store: Store | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
-    @property
-    def store(self) -> Store:
-        assert self._store is not None, "the store opens at application start-up"
-        return self._store
+    async def db(self, work: Callable[[Store], T]) -> T:
+        """Run ``work`` with the store on the database thread."""
+        assert self._thread is not None and self._store is not None, "opens at start-up"
+        store = self._store
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work, store)
 
     async def open(self) -> None:
-        """Opened on the event loop's thread: the only thread that ever uses the store."""
-        self._store = Store(self.target_url)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="channelsync-db")
+        loop = asyncio.get_running_loop()
+        self._store = await loop.run_in_executor(self._thread, Store, self.target_url)
 
     async def close(self) -> None:
+        if self._thread is None:
+            return
         if self._store is not None:
-            self._store.close()
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._store.close)
             self._store = None
+        self._thread.shutdown(wait=True)
+        self._thread = None
 
     def auth(self, request: Request, role: Role) -> TokenEntry:
         """The caller's token, which must have ``role``; its name goes to the access log."""
@@ -49,7 +78,9 @@ class Context:
             raise ApiError(403, f"token '{entry.name}' has the read role; this needs write")
         return entry
 
-    def acting(self, entry: TokenEntry, request: Request) -> AbstractContextManager[None]:
-        """Store writes for this request: by its token, under its Idempotency-Key and lock."""
-        key = request.headers.get("idempotency-key")
-        return self.store.acting(entry.name, key, request.headers.get(LOCK_HEADER))
+
+def acting(entry: TokenEntry, request: Request) -> Acting:
+    """The request's writes: by its token, under its Idempotency-Key and lock."""
+    return Acting(
+        entry.name, request.headers.get("idempotency-key"), request.headers.get(LOCK_HEADER)
+    )

@@ -16,29 +16,31 @@ from fastapi.responses import Response
 from channelsync.document import get_path, secret_paths, set_path
 from channelsync.secrets import FINGERPRINT_PREFIX
 from channelsync.server import paging
-from channelsync.server.context import Context
+from channelsync.server.context import Acting, Context, acting
 from channelsync.server.http import ApiError, etag_header, json_body, json_response, unquote
-from channelsync.server.tokens import TokenEntry
+from channelsync.server.store import Store
 from channelsync.targets.base import Action, ConflictError, Operation, TargetError
 
 
-def list_all(ctx: Context, request: Request) -> Response:
+async def list_all(ctx: Context, request: Request) -> Response:
     ctx.auth(request, "read")
     limit = paging.limit(request)
     after = paging.after(request, 2) or ["", ""]
-    return paging.resource_page(ctx.store.resources_after(after[0], after[1], limit + 1), limit)
+    rows = await ctx.db(lambda store: store.resources_after(after[0], after[1], limit + 1))
+    return paging.resource_page(rows, limit)
 
 
-def list_kind(ctx: Context, kind: str, request: Request) -> Response:
+async def list_kind(ctx: Context, kind: str, request: Request) -> Response:
     ctx.auth(request, "read")
     limit = paging.limit(request)
     after = (paging.after(request, 2) or [kind, ""])[1]
-    return paging.resource_page(ctx.store.kind_after(kind, after, limit + 1), limit)
+    rows = await ctx.db(lambda store: store.kind_after(kind, after, limit + 1))
+    return paging.resource_page(rows, limit)
 
 
-def get_one(ctx: Context, kind: str, name: str, request: Request) -> Response:
+async def get_one(ctx: Context, kind: str, name: str, request: Request) -> Response:
     ctx.auth(request, "read")
-    found = ctx.store.resource(kind, name)
+    found = await ctx.db(lambda store: store.resource(kind, name))
     if found is None:
         raise ApiError(404, f"{kind} '{name}' does not exist")
     return json_response(found[0], 200, etag_header(found[1]))
@@ -47,45 +49,56 @@ def get_one(ctx: Context, kind: str, name: str, request: Request) -> Response:
 async def put(ctx: Context, kind: str, name: str, request: Request) -> Response:
     entry = ctx.auth(request, "write")
     body = _checked_body(kind, name, await json_body(request))
-    replay = _replayed(ctx, request)
-    if replay is not None:
-        return replay
+    who = acting(entry, request)
     renamed_from = request.query_params.get("renamed_from")
     if_match = request.headers.get("if-match")
     if_none_match = request.headers.get("if-none-match")
-    current = ctx.store.resource(kind, renamed_from or name)
-    action: Action
-    if if_none_match is not None and if_none_match.strip() == "*":
-        if renamed_from:
-            raise ApiError(400, "a rename needs If-Match with the old resource's ETag")
-        if current is not None:
-            raise ApiError(412, f"{kind} '{name}' already exists in the tenant")
-        action = "create"
-    elif if_match is not None:
-        action = "rename" if renamed_from else "update"
-        _match(kind, renamed_from or name, current, if_match)
-    else:
-        raise ApiError(428, "writes need If-Match: ETAG (or If-None-Match: * to create)")
-    etag = current[1] if current is not None else None
-    _write(ctx, Operation(action, kind, name, renamed_from, body, etag), entry, request)
-    written = ctx.store.resource(kind, name)
-    assert written is not None
-    return json_response(written[0], 201 if action == "create" else 200, etag_header(written[1]))
+
+    def work(store: Store) -> Response:
+        replay = _replayed(store, who)
+        if replay is not None:
+            return replay
+        current = store.resource(kind, renamed_from or name)
+        action: Action
+        if if_none_match is not None and if_none_match.strip() == "*":
+            if renamed_from:
+                raise ApiError(400, "a rename needs If-Match with the old resource's ETag")
+            if current is not None:
+                raise ApiError(412, f"{kind} '{name}' already exists in the tenant")
+            action = "create"
+        elif if_match is not None:
+            action = "rename" if renamed_from else "update"
+            _match(kind, renamed_from or name, current, if_match)
+        else:
+            raise ApiError(428, "writes need If-Match: ETAG (or If-None-Match: * to create)")
+        etag = current[1] if current is not None else None
+        _write(store, Operation(action, kind, name, renamed_from, body, etag), who)
+        written = store.resource(kind, name)
+        assert written is not None
+        status = 201 if action == "create" else 200
+        return json_response(written[0], status, etag_header(written[1]))
+
+    return await ctx.db(work)
 
 
-def delete(ctx: Context, kind: str, name: str, request: Request) -> Response:
+async def delete(ctx: Context, kind: str, name: str, request: Request) -> Response:
     entry = ctx.auth(request, "write")
-    replay = _replayed(ctx, request)
-    if replay is not None:
-        return replay
+    who = acting(entry, request)
     if_match = request.headers.get("if-match")
-    if if_match is None:
-        raise ApiError(428, "deletes need If-Match: ETAG")
-    current = ctx.store.resource(kind, name)
-    _match(kind, name, current, if_match)
-    assert current is not None
-    _write(ctx, Operation("delete", kind, name, expected_etag=current[1]), entry, request)
-    return Response(status_code=204)
+
+    def work(store: Store) -> Response:
+        replay = _replayed(store, who)
+        if replay is not None:
+            return replay
+        if if_match is None:
+            raise ApiError(428, "deletes need If-Match: ETAG")
+        current = store.resource(kind, name)
+        _match(kind, name, current, if_match)
+        assert current is not None
+        _write(store, Operation("delete", kind, name, expected_etag=current[1]), who)
+        return Response(status_code=204)
+
+    return await ctx.db(work)
 
 
 def _match(kind: str, name: str, current: tuple[dict[str, Any], str] | None, if_match: str) -> None:
@@ -96,22 +109,20 @@ def _match(kind: str, name: str, current: tuple[dict[str, Any], str] | None, if_
         raise ApiError(412, f"{kind} '{name}' was changed in the tenant since it was read")
 
 
-def _write(ctx: Context, op: Operation, entry: TokenEntry, request: Request) -> None:
+def _write(store: Store, op: Operation, who: Acting) -> None:
     try:
-        with ctx.acting(entry, request):
-            ctx.store.write(op)
+        store.write(op, actor=who.actor, key=who.key, holder=who.holder)
     except ConflictError as exc:
         raise ApiError(412, str(exc)) from None
     except TargetError as exc:
         raise ApiError(409, str(exc)) from None
 
 
-def _replayed(ctx: Context, request: Request) -> Response | None:
+def _replayed(store: Store, who: Acting) -> Response | None:
     """The recorded outcome when a write with this Idempotency-Key already happened."""
-    key = request.headers.get("idempotency-key")
-    if key is None:
+    if who.key is None:
         return None
-    outcome = ctx.store.outcome(key)
+    outcome = store.outcome(who.key)
     if outcome is None:
         return None
     return json_response(outcome, 200, {"Idempotent-Replay": "true"})

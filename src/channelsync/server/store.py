@@ -1,5 +1,9 @@
 """The served store: the embedded tenant, plus what the REST API records and reads itself.
 
+Composed, not inherited: the tenant's rules, sealing and lease (``channelsync.tenant``) over
+the SQLite repository. Request state (who acts, under which Idempotency-Key and lock) comes
+in as arguments of each call, never as state of this shared object.
+
 Each write's audit entry lists the changed field paths (never values), and its
 Idempotency-Key lands in ``http_writes``; both in the same transaction as the write, so after
 a lost response a client can ask ``GET /v1/writes/KEY`` whether its write happened before
@@ -8,16 +12,13 @@ deciding to resend it.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
-from channelsync.defaults import BUILTIN_SMTP_SERVER
-from channelsync.targets.base import Operation
-from channelsync.targets.sqlite import SqliteTarget
+from channelsync.targets.base import LockInfo, Operation
+from channelsync.targets.sqlite import LOCK_LEASE_SECONDS, open_tenant, plain_errors
+from channelsync.tenant import lease
 
 _WRITES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS http_writes (
@@ -28,112 +29,137 @@ CREATE TABLE IF NOT EXISTS http_writes (
 SERVER_ACTOR = "server"
 
 
-class Store(SqliteTarget):
+def _changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    return sorted(_changed_paths(before or {}, after or {}))
+
+
+class Store:
     """The tenant a server writes to on behalf of its tokens, and the queries it pages over."""
 
+    @plain_errors
     def __init__(self, url: str) -> None:
-        super().__init__(url, readonly=False, actor=SERVER_ACTOR)
-        self.connection.executescript(_WRITES_SCHEMA)
-        self.request_key: str | None = None
-        self._before: dict[str, Any] | None = None
+        self.url = url
+        self.repo, self.tenant = open_tenant(url, readonly=False, audit_fields=_changed)
+        self.path = self.repo.path
+        self.repo.connection.executescript(_WRITES_SCHEMA)
+
+    def close(self) -> None:
+        self.repo.close()
 
     # --- writing ---------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def acting(self, actor: str, key: str | None, holder: str | None) -> Iterator[None]:
-        """Writes in this block are audited as ``actor``, recorded under the Idempotency-Key
-        ``key`` and renew the lease of the apply lock ``holder`` took."""
-        self.actor, self.request_key = actor, key
-        try:
-            with self.renewing_lease(holder):
-                yield
-        finally:
-            self.actor, self.request_key = SERVER_ACTOR, None
+    @plain_errors
+    def write(self, op: Operation, *, actor: str, key: str | None, holder: str | None) -> None:
+        """Apply one operation as ``actor``, recorded under Idempotency-Key ``key``,
+        renewing the lease of the apply lock ``holder`` took."""
+        self._recorded(key, op.kind, op.name, op.action, lambda: self._apply(op, actor, holder))
 
-    def write(self, op: Operation) -> None:
-        """Apply one operation, auditing the field paths it changes."""
-        current = self.resource(op.kind, op.previous_name or op.name)
-        self._before = current[0] if current is not None else None
-        try:
-            self.apply(op)
-        finally:
-            self._before = None
+    def _apply(self, op: Operation, actor: str, holder: str | None) -> bool:
+        self.tenant.apply(op, actor=actor, lease=_lease(holder))
+        return True
 
-    def _audit(self, db: sqlite3.Connection, op: Operation, fields: list[str]) -> None:
-        found = self.row(op.kind, op.name) if op.action != "delete" else None
-        after = json.loads(found[0]) if found is not None else {}
-        changed = sorted(_changed_paths(self._before or {}, after))
-        self._record(db, op.kind, op.name, op.action, changed)
+    @plain_errors
+    def set_default(self, name: str, *, actor: str, key: str | None, holder: str | None) -> bool:
+        """Make SmtpServer ``name`` the default; False, changing nothing, if there is none."""
+        return self._recorded(
+            key,
+            "SmtpServer",
+            name,
+            "set-default",
+            lambda: self.tenant.set_default(name, actor=actor, lease=_lease(holder)),
+        )
 
-    def _record(
-        self, db: sqlite3.Connection, kind: str, name: str, action: str, fields: list[str]
-    ) -> None:
-        super()._record(db, kind, name, action, fields)
-        if self.request_key is not None:
-            db.execute(
-                "INSERT OR IGNORE INTO http_writes (key, at, kind, name, action)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (self.request_key, time.time(), kind, name, action),
-            )
+    def _recorded(
+        self, key: str | None, kind: str, name: str, action: str, write: Callable[[], bool]
+    ) -> bool:
+        with self.repo.transaction():
+            done = write()
+            if done and key is not None:
+                self.repo.connection.execute(
+                    "INSERT OR IGNORE INTO http_writes (key, at, kind, name, action)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (key, time.time(), kind, name, action),
+                )
+        return done
+
+    @plain_errors
+    def try_lock(self, info: LockInfo) -> LockInfo | None:
+        """Take the apply lock for ``info`` and return None, or return the live holder."""
+        return lease.try_take(self.repo, info, LOCK_LEASE_SECONDS)
+
+    @plain_errors
+    def release(self, holder: str) -> bool:
+        """Release the apply lock if ``holder`` holds it; False when it does not."""
+        return lease.release(self.repo, holder)
+
+    def fingerprint(self, secret: str) -> str:
+        return self.tenant.sealer.fingerprint(secret)
 
     # --- reading ---------------------------------------------------------------------
 
+    @plain_errors
     def resource(self, kind: str, name: str) -> tuple[dict[str, Any], str] | None:
         """One resource's body and ETag, or None."""
-        found = self.row(kind, name)
-        return None if found is None else (json.loads(found[0]), found[1])
+        found = self.repo.get(kind, name)
+        return None if found is None else (found.body, found.etag)
 
+    @plain_errors
     def resources_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]:
         """Up to ``limit`` (kind, name, body, etag) rows after (kind, name), in that order."""
-        return self.connection.execute(
+        return self.repo.connection.execute(
             "SELECT kind, name, body, etag FROM resources WHERE (kind, name) > (?, ?)"
             " ORDER BY kind, name LIMIT ?",
             (kind, name, limit),
         ).fetchall()
 
+    @plain_errors
     def kind_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]:
         """Up to ``limit`` rows of one kind with names after ``name``, ordered by name."""
-        return self.connection.execute(
+        return self.repo.connection.execute(
             "SELECT kind, name, body, etag FROM resources WHERE kind = ? AND name > ?"
             " ORDER BY name LIMIT ?",
             (kind, name, limit),
         ).fetchall()
 
+    @plain_errors
     def audit_after(self, entry_id: int, limit: int) -> list[tuple[Any, ...]]:
         """Up to ``limit`` audit rows (id, at, actor, kind, name, action, fields) after an id."""
-        return self.connection.execute(
+        return self.repo.connection.execute(
             "SELECT id, at, actor, kind, name, action, fields FROM audit WHERE id > ?"
             " ORDER BY id LIMIT ?",
             (entry_id, limit),
         ).fetchall()
 
+    @plain_errors
     def outcome(self, key: str) -> dict[str, Any] | None:
         """What the write sent with Idempotency-Key ``key`` did, or None if none happened."""
-        row = self.connection.execute(
+        row = self.repo.connection.execute(
             "SELECT kind, name, action FROM http_writes WHERE key = ?", (key,)
         ).fetchone()
         if row is None:
             return None
-        current = self.row(row[0], row[1])
-        etag = current[1] if current is not None else None
+        current = self.repo.get(row[0], row[1])
+        etag = current.etag if current is not None else None
         return {"key": key, "kind": row[0], "name": row[1], "action": row[2], "etag": etag}
 
+    @plain_errors
     def default_name(self) -> str:
         """The tenant's default SMTP server: the one marked default, else the built-in."""
-        rows = self.connection.execute(
-            "SELECT name, body FROM resources WHERE kind = 'SmtpServer'"
-        ).fetchall()
-        for name, body in rows:
-            if json.loads(body).get("default"):
-                return str(name)
-        return BUILTIN_SMTP_SERVER
+        return self.tenant.default_server()
 
+    @plain_errors
     def lock_holder(self) -> dict[str, Any] | None:
         """The apply lock's holder, host, pid and since, or None when it is free."""
-        row = self.connection.execute("SELECT holder, host, pid, since FROM apply_lock").fetchone()
-        if row is None:
+        found = self.repo.lock_row()
+        if found is None:
             return None
-        return {"holder": row[0], "host": row[1], "pid": row[2], "since": row[3]}
+        info = found[0]
+        return {"holder": info.holder, "host": info.host, "pid": info.pid, "since": info.since}
+
+
+def _lease(holder: str | None) -> lease.Lease | None:
+    """The lease of a lock a client took over the API (renewed on every write), or None."""
+    return None if holder is None else lease.Lease(holder, LOCK_LEASE_SECONDS)
 
 
 def _changed_paths(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> set[str]:

@@ -7,8 +7,9 @@ import hashlib
 from fastapi import Request
 from fastapi.responses import Response
 
-from channelsync.server.context import Context
+from channelsync.server.context import Context, acting
 from channelsync.server.http import ApiError, etag_header, json_body, json_response, unquote
+from channelsync.server.store import Store
 from channelsync.targets.base import LockInfo, TargetError
 
 MAX_FINGERPRINTS = 20000
@@ -22,9 +23,9 @@ def _default_response(name: str) -> Response:
     return json_response({"name": name}, 200, etag_header(_name_etag(name)))
 
 
-def get_default(ctx: Context, request: Request) -> Response:
+async def get_default(ctx: Context, request: Request) -> Response:
     ctx.auth(request, "read")
-    return _default_response(ctx.store.default_name())
+    return _default_response(await ctx.db(Store.default_name))
 
 
 async def put_default(ctx: Context, request: Request) -> Response:
@@ -36,21 +37,25 @@ async def put_default(ctx: Context, request: Request) -> Response:
     if_match = request.headers.get("if-match")
     if if_match is None:
         raise ApiError(428, "writes need If-Match: ETAG")
-    if unquote(if_match) not in ("*", _name_etag(ctx.store.default_name())):
-        raise ApiError(412, "the tenant's default SMTP server was changed since it was read")
-    try:
-        with ctx.acting(entry, request):
-            found = ctx.store.set_default(name)
-    except TargetError as exc:
-        raise ApiError(409, str(exc)) from None
-    if not found:
-        raise ApiError(404, f"SmtpServer '{name}' does not exist")
-    return _default_response(name)
+    who = acting(entry, request)
+
+    def work(store: Store) -> Response:
+        if unquote(if_match) not in ("*", _name_etag(store.default_name())):
+            raise ApiError(412, "the tenant's default SMTP server was changed since it was read")
+        try:
+            found = store.set_default(name, actor=who.actor, key=who.key, holder=who.holder)
+        except TargetError as exc:
+            raise ApiError(409, str(exc)) from None
+        if not found:
+            raise ApiError(404, f"SmtpServer '{name}' does not exist")
+        return _default_response(name)
+
+    return await ctx.db(work)
 
 
-def get_lock(ctx: Context, request: Request) -> Response:
+async def get_lock(ctx: Context, request: Request) -> Response:
     ctx.auth(request, "read")
-    holder = ctx.store.lock_holder()
+    holder = await ctx.db(Store.lock_holder)
     if holder is None:
         raise ApiError(404, "the apply lock is free")
     return json_response(holder, 200, etag_header(holder["holder"]))
@@ -67,7 +72,7 @@ async def put_lock(ctx: Context, request: Request) -> Response:
         )
     except (KeyError, TypeError, ValueError):
         raise ApiError(422, "the body must be {holder, host, pid, since}") from None
-    current = ctx.store.try_lock(info)
+    current = await ctx.db(lambda store: store.try_lock(info))
     if current is not None and current.holder != info.holder:
         return json_response(
             {
@@ -82,12 +87,13 @@ async def put_lock(ctx: Context, request: Request) -> Response:
     return json_response(body, 201, etag_header(info.holder))
 
 
-def delete_lock(ctx: Context, request: Request) -> Response:
+async def delete_lock(ctx: Context, request: Request) -> Response:
     ctx.auth(request, "write")
     if_match = request.headers.get("if-match")
     if if_match is None:
         raise ApiError(428, "release the lock with If-Match: HOLDER")
-    if not ctx.store.release(unquote(if_match)):
+    holder = unquote(if_match)
+    if not await ctx.db(lambda store: store.release(holder)):
         raise ApiError(412, "the apply lock is not held by that holder")
     return Response(status_code=204)
 
@@ -100,4 +106,5 @@ async def fingerprints(ctx: Context, request: Request) -> Response:
         raise ApiError(422, 'the body must be {"values": [STRING, ...]}')
     if len(values) > MAX_FINGERPRINTS:
         raise ApiError(413, f"at most {MAX_FINGERPRINTS} values per request")
-    return json_response({"fingerprints": [ctx.store.fingerprint(v) for v in values]})
+    found = await ctx.db(lambda store: [store.fingerprint(v) for v in values])
+    return json_response({"fingerprints": found})

@@ -7,7 +7,7 @@ adds a scheme by declaring, for example::
     acme = "acme_channelsync:AcmeTarget"
 
 A driver class is called as ``Driver(url, readonly=bool)`` and must satisfy
-``channelsync.targets.base.Target``.
+``channelsync.targets.api.Target`` (``api`` re-exports all a driver needs).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from channelsync.argtypes import TARGET_ENV, from_env
 from channelsync.defaults import DEFAULT_TARGET
 from channelsync.errors import ChannelsyncError
-from channelsync.targets.base import Target
+from channelsync.targets.base import Absent, Target
 
 ENTRY_POINT_GROUP = "channelsync.targets"
 TOKEN_ENV = "CHANNELSYNC_TOKEN"
@@ -56,9 +56,9 @@ def _drivers() -> dict[str, Any]:
 def absent(target: Target) -> str | None:
     """Why ``target`` names no tenant yet ("no tenant at PATH yet: ..."), or None.
 
-    A driver says so in an ``absent`` attribute; one without it always names a tenant.
+    A driver says so as an ``Absent`` one; any other always names a tenant.
     """
-    found = getattr(target, "absent", None)
+    found = target.absent if isinstance(target, Absent) else None
     return found if isinstance(found, str) else None
 
 

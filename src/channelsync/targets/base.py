@@ -3,6 +3,10 @@
 A target knows nothing about YAML or plans. It reads the live state (resources in the
 normalised form, secrets replaced by keyed fingerprints), fingerprints a secret with its own
 key, applies one operation at a time (each one transaction), and holds the apply lock.
+
+What a driver may offer beyond ``Target`` is a capability of its own Protocol, checked with
+``isinstance`` (never by probing attribute names). Drivers import all of this from
+``channelsync.targets.api``.
 """
 
 from __future__ import annotations
@@ -85,3 +89,27 @@ class Target(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class FingerprintsMany(Protocol):
+    """A driver that fingerprints many secrets in one round trip (and caches the answers);
+    the planner asks it for every secret of a plan at once."""
+
+    def fingerprint_many(self, secrets: list[str]) -> list[str]: ...
+
+
+@runtime_checkable
+class SecretValues(Protocol):
+    """A driver that can show the secrets it stores for one resource (the embedded tenant:
+    what it polls and sends with), as ``{"incoming.password": VALUE}``."""
+
+    def secret_values(self, kind: str, name: str) -> dict[str, str]: ...
+
+
+@runtime_checkable
+class Absent(Protocol):
+    """A driver whose URL may name no tenant yet: opened read-only, ``absent`` then says so
+    ("no tenant at PATH yet: apply will create it"), else it is None."""
+
+    absent: str | None

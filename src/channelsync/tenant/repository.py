@@ -1,0 +1,91 @@
+"""The storage interface the tenant's rules, sealing and lease are written against.
+
+A store (SQLite today, PostgreSQL next) implements ``Repository``: rows by (kind, name),
+insert/update/delete, the lock row and the audit log, all inside ``transaction()``, which
+serialises writers and is re-entrant (a nested block joins the outer transaction, so a caller
+can add its own records, such as an Idempotency-Key, to the same commit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from channelsync.targets.base import LockInfo
+
+
+@dataclass(frozen=True)
+class Stored:
+    kind: str
+    name: str
+    body: dict[str, Any] = field(repr=False)
+    etag: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """A resource as written: its body (secrets as fingerprints), the sealed secrets, and the
+    value that must be unique across the tenant (a channel's address), if any."""
+
+    kind: str
+    name: str
+    body: dict[str, Any] = field(repr=False)
+    sealed: bytes | None = field(default=None, repr=False)
+    unique: str | None = None
+
+
+class Repository(Protocol):
+    def transaction(self) -> AbstractContextManager[None]:
+        """One write transaction (re-entrant); writes outside one are refused."""
+        ...
+
+    def get(self, kind: str, name: str) -> Stored | None: ...
+
+    def exists(self, kind: str, name: str) -> bool: ...
+
+    def of_kind(self, kind: str) -> list[Stored]: ...
+
+    def unique_holder(self, kind: str, unique: str, name: str) -> str | None:
+        """The name of another resource holding the unique value ``unique`` (lower case),
+        or None. ``kind``: the kind written; a store may keep the values of all kinds in one
+        index (the embedded one does: only channels have a unique field)."""
+        ...
+
+    def insert(self, row: Row) -> None: ...
+
+    def update(self, row: Row) -> None:
+        """Replace body, sealed secrets and unique value."""
+        ...
+
+    def update_body(self, kind: str, name: str, body: dict[str, Any]) -> None:
+        """Replace the body only (secrets and unique value stay)."""
+        ...
+
+    def rename(self, kind: str, old: str, new: str) -> None: ...
+
+    def delete(self, kind: str, name: str) -> None: ...
+
+    def sealed(self, kind: str, name: str) -> bytes | None: ...
+
+    def holds_secrets(self) -> bool: ...
+
+    def audit(self, actor: str, kind: str, name: str, action: str, fields: list[str]) -> None: ...
+
+    def lock_row(self) -> tuple[LockInfo, float] | None:
+        """The apply lock's holder and when its lease expires (epoch seconds), or None."""
+        ...
+
+    def put_lock(self, info: LockInfo, expires: float) -> None: ...
+
+    def renew_lock(self, holder: str, expires: float) -> bool: ...
+
+    def drop_lock(self, holder: str) -> bool: ...
+
+
+def serialise(body: dict[str, Any]) -> tuple[str, str]:
+    """The stored text of a body and its ETag (a hash of exactly that text), for every store."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return text, hashlib.sha256(text.encode()).hexdigest()[:20]

@@ -1,0 +1,217 @@
+"""The driver contract: the same scenarios against every driver (``driver`` fixture:
+sqlite, http, the example driver). A new driver passes these before it is called one."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channelsync import kinds
+from channelsync.targets.api import (
+    ConflictError,
+    LiveResource,
+    LockInfo,
+    LockTimeout,
+    Operation,
+    Target,
+    TargetError,
+    get_path,
+    secret_paths,
+    set_path,
+)
+from tests.contract.conftest import Driver
+from tests.tenant_config import SECRETS
+
+# The real value behind every secret field of the shared config (tests/tenant_config.py).
+SECRET_OF = {
+    ("SmtpServer", "Relay", ("password",)): SECRETS["RELAY_PASSWORD"],
+    ("EmailChannel", "Support", ("incoming", "password")): SECRETS["SUPPORT_IMAP_PASSWORD"],
+    ("EmailChannel", "Support", ("outgoing", "password")): SECRETS["SUPPORT_SMTP_PASSWORD"],
+    ("EmailChannel", "Exchange", ("incoming", "oauth", "client_secret")): SECRETS["OAUTH_SECRET"],
+}
+
+
+def _cli(cli: Any, driver: Driver, *args: str) -> Any:
+    return cli(*args, "--target", driver.url)
+
+
+def _apply(cli: Any, driver: Driver, *extra: str) -> Any:
+    result = _cli(cli, driver, "apply", "--auto-approve", "--skip-connection-tests", *extra)
+    assert result.code == 0, result.out + result.err
+    return result
+
+
+def _converged(cli: Any, driver: Driver) -> None:
+    again = _cli(cli, driver, "plan", "--detailed-exitcode")
+    assert again.code == 0, again.out + again.err
+
+
+def _live(driver: Driver) -> dict[tuple[str, str], LiveResource]:
+    target = driver.open()
+    try:
+        return target.read()
+    finally:
+        target.close()
+
+
+def _body(target: Target, live: LiveResource, **changes: Any) -> dict[str, Any]:
+    """The live resource as a body to write: its fingerprints replaced by the real secrets."""
+    body = copy.deepcopy(live.data)
+    for path in secret_paths(live.kind):
+        if get_path(body, path) is not None:
+            set_path(body, path, SECRET_OF[(live.kind, live.name, path)])
+    body.update(changes)
+    return body
+
+
+@pytest.fixture
+def applied(driver: Driver, cli: Any) -> Driver:
+    """The driver's tenant with the shared config applied."""
+    _apply(cli, driver)
+    return driver
+
+
+def test_create_update_rename_delete_converge(driver: Driver, workdir: Path, cli: Any) -> None:
+    assert "Apply complete: 4 created." in _apply(cli, driver).out
+    _converged(cli, driver)  # an OAuth channel among them: its client secret compares too
+    support = workdir / "channels.d" / "support.yaml"
+    support.write_text(support.read_text().replace("enabled: true", "enabled: false"))
+    _apply(cli, driver)
+    _converged(cli, driver)
+    assert _live(driver)[("EmailChannel", "Support")].data["enabled"] is False
+    support.write_text(
+        support.read_text().replace(
+            "name: Support\n", "name: Support Desk\nrenamed_from: Support\n"
+        )
+    )
+    _apply(cli, driver)
+    _converged(cli, driver)
+    (workdir / "channels.d" / "exchange.yaml").unlink()
+    _apply(cli, driver, "--allow-delete")
+    _converged(cli, driver)
+    assert sorted(_live(driver)) == [
+        ("EmailChannel", "Support Desk"),
+        ("EmailScript", "Support Script"),
+        ("SmtpServer", "Relay"),
+    ]
+
+
+def test_read_shows_every_secret_only_as_its_fingerprint(applied: Driver) -> None:
+    target = applied.open()
+    try:
+        live = target.read()
+        seen = set()
+        for (kind, name), resource in live.items():
+            for path in secret_paths(kind):
+                shown = get_path(resource.data, path)
+                if shown is not None:
+                    assert shown == target.fingerprint(SECRET_OF[(kind, name, path)]), path
+                    seen.add((kind, path))
+    finally:
+        target.close()
+    # every secret field the public api names is exercised, so a driver cannot miss one
+    assert seen == {(k.name, p) for k in kinds.all_kinds() for p in secret_paths(k.name)}
+    text = json.dumps([r.data for r in live.values()]) + repr(live)
+    assert not [value for value in SECRETS.values() if value in text]
+
+
+def test_second_lock_waits_then_times_out_naming_the_holder(driver: Driver) -> None:
+    first, second = driver.open(), driver.open()
+    holder = LockInfo("apply-1", "ci-runner-7", os.getpid(), "2026-01-01T00:00:00Z")
+    try:
+        with (
+            first.lock(holder, 1),
+            pytest.raises(LockTimeout) as caught,
+            second.lock(LockInfo.mine("apply-2"), 0.3),
+        ):
+            pass
+        assert str(caught.value) == (
+            f"the target is locked by another apply (host ci-runner-7, pid {os.getpid()}, "
+            "since 2026-01-01T00:00:00Z); waited 0.3 s. Try again later, or raise --lock-timeout"
+        )
+        with second.lock(LockInfo.mine("apply-3"), 1):  # released when the first left
+            pass
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_write_on_a_stale_etag_is_a_conflict_and_changes_nothing(applied: Driver) -> None:
+    target = applied.open()
+    try:
+        script = target.read()[("EmailScript", "Support Script")]
+        first = _body(target, script, queues=["Support"])
+        target.apply(
+            Operation("update", script.kind, script.name, body=first, expected_etag=script.etag)
+        )
+        late = _body(target, script, queues=["Billing"])
+        with pytest.raises(ConflictError):
+            target.apply(
+                Operation("update", script.kind, script.name, body=late, expected_etag=script.etag)
+            )
+        with pytest.raises(ConflictError):
+            target.apply(Operation("create", script.kind, script.name, body=late))
+        now = target.read()[("EmailScript", "Support Script")]
+    finally:
+        target.close()
+    assert now.data["queues"] == ["Support"]
+    assert now.etag != script.etag
+
+
+def test_a_resource_still_named_by_a_channel_is_not_deleted(applied: Driver) -> None:
+    target = applied.open()
+    try:
+        live = target.read()
+        for kind, name in (("SmtpServer", "Relay"), ("EmailScript", "Support Script")):
+            resource = live[(kind, name)]
+            with pytest.raises(TargetError) as caught:
+                target.apply(Operation("delete", kind, name, expected_etag=resource.etag))
+            assert not isinstance(caught.value, ConflictError)
+            assert f"{kind} '{name}' is still used by channel(s) Support" in str(caught.value)
+        assert set(target.read()) == set(live)
+    finally:
+        target.close()
+
+
+def test_a_rename_carries_the_channels_that_name_it_along(applied: Driver) -> None:
+    target = applied.open()
+    try:
+        live = target.read()
+        for kind, old, new in (
+            ("SmtpServer", "Relay", "Relay 2"),
+            ("EmailScript", "Support Script", "Help Script"),
+        ):
+            resource = live[(kind, old)]
+            body = _body(target, resource, name=new)
+            target.apply(Operation("rename", kind, new, old, body, resource.etag))
+        after = target.read()
+    finally:
+        target.close()
+    assert ("SmtpServer", "Relay") not in after
+    assert after[("SmtpServer", "Relay 2")].data["host"] == "smtp.example.com"
+    support = after[("EmailChannel", "Support")].data
+    assert (support["outgoing"]["server"], support["script"]) == ("Relay 2", "Help Script")
+
+
+def test_the_tenant_keeps_one_default_server_and_unique_addresses(applied: Driver) -> None:
+    target = applied.open()
+    try:
+        live = target.read()
+        relay = live[("SmtpServer", "Relay")]
+        backup = _body(target, relay, name="Backup")
+        target.apply(Operation("create", "SmtpServer", "Backup", body=backup))
+        servers = target.read()
+        assert servers[("SmtpServer", "Backup")].data["default"] is True
+        assert servers[("SmtpServer", "Relay")].data["default"] is False
+        support = live[("EmailChannel", "Support")]
+        twin = _body(target, support, name="Support Twin")
+        with pytest.raises(TargetError) as caught:
+            target.apply(Operation("create", "EmailChannel", "Support Twin", body=twin))
+        assert "email support@example.com is used by 'Support'" in str(caught.value)
+    finally:
+        target.close()
