@@ -14,11 +14,6 @@ DEFAULT_TARGET = "sqlite:///.channelsync/tenant.db"  # the embedded tenant, crea
 
 BUILTIN_SMTP_SERVER = "VCC Internal"
 DEFAULT_EMAIL_SCRIPT = "Default Email Script"
-BUILTIN_NAMES: dict[str, str] = {
-    "SmtpServer": BUILTIN_SMTP_SERVER,
-    "EmailScript": DEFAULT_EMAIL_SCRIPT,
-}
-KIND_NAMES = ("EmailChannel", "SmtpServer", "EmailScript")
 
 INCOMING_DEFAULT_PORTS: dict[str, int] = {
     "pop3": 110,
@@ -45,19 +40,6 @@ BACKLOG_AFTER_MINUTES = 15.0
 
 DEFAULT_OAUTH_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_OAUTH_SCOPE = "https://outlook.office365.com/.default"
-
-# Fields that configure channelsync's own connection tests, not the tenant: never sent to
-# or compared with a target.
-LOCAL_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "EmailChannel": (
-        ("incoming", "tls"),
-        ("incoming", "allow_insecure_auth"),
-        ("outgoing", "allow_insecure_auth"),
-        ("outgoing", "dkim_selectors"),
-    ),
-    "SmtpServer": (("tls",), ("allow_insecure_auth",), ("dkim_selectors",)),
-    "EmailScript": (),
-}
 
 
 def tenant_default_server(servers: Iterable[dict[str, Any]]) -> str:

@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from channelsync import kinds
 from channelsync.defaults import apply_derived
 
 PACKAGED_SCHEMA = Path(__file__).with_name("resource.schema.json")
@@ -21,10 +22,12 @@ PACKAGED_SCHEMA = Path(__file__).with_name("resource.schema.json")
 
 @cache
 def combined_schema() -> dict[str, Any]:
-    if PACKAGED_SCHEMA.is_file():
+    """The packaged schema while the kinds are the built-in ones (no pydantic import); else,
+    with a kind registered at run time, the schema generated from the registry's models."""
+    if kinds.as_shipped() and PACKAGED_SCHEMA.is_file():
         loaded: dict[str, Any] = json.loads(PACKAGED_SCHEMA.read_text(encoding="utf-8"))
         return loaded
-    from channelsync.schema import COMBINED, all_schemas  # pragma: no cover - broken install
+    from channelsync.schema import COMBINED, all_schemas
 
     return all_schemas()[COMBINED]
 
@@ -124,6 +127,18 @@ def secret_paths(kind: str) -> tuple[tuple[str, ...], ...]:
     return tuple(found)
 
 
+def field_default(kind: str, path: tuple[str, ...]) -> Any:
+    """The schema default of a field of a kind (None when it has none)."""
+    schema = _object_schema({"$ref": f"#/$defs/{kind}"})
+    for key in path[:-1]:
+        if schema is None:
+            return None
+        schema = _object_schema(schema.get("properties", {}).get(key, {}))
+    if schema is None:
+        return None
+    return schema.get("properties", {}).get(path[-1], {}).get("default")
+
+
 def _is_write_only(schema: dict[str, Any]) -> bool:
     return bool(schema.get("writeOnly")) or any(
         _is_write_only(branch) for branch in schema.get("anyOf", ())
@@ -168,3 +183,11 @@ def field_titles(kind: str) -> dict[str, str]:
     assert root is not None
     walk(root, "")
     return titles
+
+
+def _forget() -> None:
+    for cached in (combined_schema, _fast_validator, _filler, secret_paths, field_titles):
+        cached.cache_clear()
+
+
+kinds.watch(_forget)

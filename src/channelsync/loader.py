@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from channelsync import document as documents
-from channelsync.defaults import KIND_NAMES
+from channelsync import kinds
 from channelsync.errors import ConfigError, Diagnostic, Severity
 from channelsync.perf import paused_gc
 from channelsync.secrets import ref_problem
@@ -73,7 +73,7 @@ class Config:
 
     def by_kind(self) -> dict[str, list[Loaded]]:
         """The resources grouped by kind, in one pass (for the rules)."""
-        groups: dict[str, list[Loaded]] = {kind: [] for kind in KIND_NAMES}
+        groups: dict[str, list[Loaded]] = {kind: [] for kind in kinds.names()}
         for item in self.resources:
             groups[item.kind].append(item)
         return groups
@@ -144,7 +144,7 @@ def _fast_file(path: str) -> list[dict[str, Any]] | None:
     for data in docs:
         kind = data.get("kind")
         try:
-            if kind not in KIND_NAMES or not documents.is_valid(kind, data):
+            if kind not in kinds.names() or not documents.is_valid(kind, data):
                 return None
         except (ValueError, UnicodeError):  # e.g. a non-text key: the careful path says why
             return None
@@ -185,7 +185,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 def _kinds_list() -> str:
-    return ", ".join(KIND_NAMES)
+    return ", ".join(kinds.names())
 
 
 def _validate_document(source: SourceFile, document: Document) -> Loaded | None:
@@ -204,9 +204,9 @@ def _validate_document(source: SourceFile, document: Document) -> Loaded | None:
     if kind is None:
         source.error(document.line, document.column, f"missing 'kind'; one of {_kinds_list()}")
         return None
-    if kind not in KIND_NAMES:
+    if kind not in kinds.names():
         line, column = source.document(document.index).position(("kind",))
-        hint = did_you_mean(str(kind), KIND_NAMES)
+        hint = did_you_mean(str(kind), kinds.names())
         source.error(line, column, f"unknown kind '{kind}'{hint}; one of {_kinds_list()}")
         return None
     try:
@@ -244,6 +244,9 @@ def _validator(kind: str) -> Any:
     from jsonschema import Draft202012Validator
 
     return Draft202012Validator(documents.kind_schema(kind))
+
+
+kinds.watch(_validator.cache_clear)
 
 
 def _schema_problems(kind: str, data: dict[str, Any]) -> Iterator[tuple[Path_, str, bool]]:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from channelsync.defaults import KIND_NAMES, LOCAL_FIELDS
+from channelsync import kinds
 from channelsync.document import copy_mappings, get_path, secret_paths, set_path
 from channelsync.errors import ChannelsyncError
 from channelsync.fsio import write_atomic
@@ -222,7 +222,7 @@ def target_form(item: Loaded) -> dict[str, Any]:
     of its own that the caller may change."""
     doc = copy_mappings(item.data)
     doc.pop("renamed_from", None)
-    for *parents, name in LOCAL_FIELDS[item.kind]:
+    for *parents, name in kinds.get(item.kind).local_fields:
         node = get_path(doc, tuple(parents)) if parents else doc
         if isinstance(node, dict):
             node.pop(name, None)
@@ -357,7 +357,7 @@ def _selection(only: list[str], config: Config, live: dict[Key, LiveResource]) -
     unknown = []
     for text in only:
         kind, _, name = text.partition("/")
-        if not name or kind not in KIND_NAMES:
+        if not name or kind not in kinds.names():
             kind, name = "", text
         found = {k for k in known if k[1] == name and kind in ("", k[0])}
         if not found:
@@ -484,17 +484,17 @@ def _secret_warnings(unresolved: list[Unresolved], changes: list[Change]) -> lis
     return lines
 
 
-def _apply_order(change: Change) -> tuple[int, int, int, str]:
-    """Scripts and servers before the channels that use them; deletes last, users first.
+def _apply_order(change: Change, rank: dict[str, int]) -> tuple[int, int, int, str]:
+    """The kinds a resource refers to before the kinds that refer to them (a topological
+    order of the references); deletes last, users first.
 
     A server that becomes the default goes after the others, because the tenant clears the
     old default when a new one is set.
     """
-    rank = KIND_NAMES.index(change.kind)  # EmailChannel, SmtpServer, EmailScript
     if change.action == "delete":
-        return (1, rank, 0, change.name)
+        return (1, -rank[change.kind], 0, change.name)
     sets_default = any(f.path == "default" and f.after is True for f in change.fields)
-    return (0, -rank, int(sets_default), change.name)
+    return (0, rank[change.kind], int(sets_default), change.name)
 
 
 def _order(changes: list[Change], config: Config, live: dict[Key, LiveResource]) -> list[Change]:
@@ -503,7 +503,8 @@ def _order(changes: list[Change], config: Config, live: dict[Key, LiveResource])
     channel that takes the address of one that moves goes after it. Channels whose addresses
     move in a cycle (two that swap) are broken by moving one of them to a temporary address
     first (``temporary_email``)."""
-    changes.sort(key=_apply_order)
+    rank = {kind: i for i, kind in enumerate(kinds.dependency_order())}
+    changes.sort(key=lambda change: _apply_order(change, rank))
     wanted = {r.name: r.data["email"].lower() for r in config.resources if r.kind == "EmailChannel"}
     holder = {
         str(r.data.get("email", "")).lower(): r.name

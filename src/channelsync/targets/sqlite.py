@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from channelsync import kinds
 from channelsync.defaults import (
-    BUILTIN_NAMES,
     BUILTIN_SMTP_SERVER,
     DEFAULT_EMAIL_SCRIPT,
     DEFAULT_TARGET,
@@ -361,32 +361,45 @@ class SqliteTarget:
         self._expect(db, op, op.name)
         users = self._users_of(db, op.kind, op.name)
         if users:
-            raise TargetError(
-                f"{op.kind} '{op.name}' is still used by channel(s) {', '.join(users[:5])}"
-            )
+            raise TargetError(f"{op.kind} '{op.name}' is still used by {', '.join(users[:5])}")
         db.execute("DELETE FROM resources WHERE kind = ? AND name = ?", (op.kind, op.name))
         self._audit(db, op, [])
 
     def _users_of(self, db: sqlite3.Connection, kind: str, name: str) -> list[str]:
-        field = {"SmtpServer": ("outgoing", "server"), "EmailScript": ("script",)}.get(kind)
-        if field is None:
+        """The users of a resource, grouped by kind: "channel(s) A, B", "queue(s) Q"."""
+        found: dict[str, list[str]] = {}
+        for user_kind, user_name, _ in self._referrers(db, kind, name):
+            found.setdefault(user_kind, []).append(user_name)
+        return [
+            f"{kinds.get(k).called}(s) {', '.join(list(dict.fromkeys(n))[:5])}"
+            for k, n in found.items()
+        ]
+
+    def _referrers(
+        self, db: sqlite3.Connection, kind: str, name: str
+    ) -> list[tuple[str, str, kinds.Path]]:
+        """(kind, name, path) of every stored resource whose reference names this one."""
+        users = sorted({k for k, _ in kinds.referring_kinds(kind)})
+        if not users:
             return []
-        rows = db.execute("SELECT name, body FROM resources WHERE kind = 'EmailChannel'")
-        return sorted(n for n, body in rows if get_path(json.loads(body), field) == name)
+        rows = db.execute(
+            f"SELECT kind, name, body FROM resources WHERE kind IN ({', '.join('?' * len(users))})",
+            tuple(users),
+        )
+        return kinds.users_of(((k, n, json.loads(b)) for k, n, b in rows), kind, name)
 
     def _follow_rename(self, db: sqlite3.Connection, kind: str, old: str, new: str) -> None:
-        field = ("outgoing", "server") if kind == "SmtpServer" else ("script",)
-        for name in self._users_of(db, kind, old):
-            row = self._row(db, "EmailChannel", name)
+        for user_kind, name, path in self._referrers(db, kind, old):
+            row = self._row(db, user_kind, name)
             assert row is not None
             body = json.loads(row[0])
-            set_path(body, field, new)
-            self._store_body(db, "EmailChannel", name, body)
+            set_path(body, path, new)
+            self._store_body(db, user_kind, name, body)
 
     def _write(self, db: sqlite3.Connection, op: Operation, name: str, *, insert: bool) -> None:
         if op.body is None:
             raise TargetError(f"{op.action} of {op.kind} '{name}' carries no body")
-        if op.kind in BUILTIN_NAMES and name == BUILTIN_NAMES[op.kind]:
+        if name == kinds.get(op.kind).builtin:
             raise TargetError(f"'{name}' is built in and cannot be changed")
         body = json.loads(json.dumps(op.body))
         body["name"] = name
@@ -438,17 +451,20 @@ class SqliteTarget:
     def _check_rules(
         self, db: sqlite3.Connection, kind: str, name: str, body: dict[str, Any]
     ) -> None:
+        if kind == "EmailChannel":
+            body.setdefault("script", DEFAULT_EMAIL_SCRIPT)
+        for _, target, value in kinds.references_of(kind, body):
+            referred = kinds.get(target)
+            if value != referred.builtin and self._row(db, target, value) is None:
+                raise TargetError(
+                    f"{kinds.get(kind).called} '{name}': {referred.console.noun} '{value}'"
+                    " does not exist"
+                )
         if kind != "EmailChannel":
             return
-        body.setdefault("script", DEFAULT_EMAIL_SCRIPT)
-        script = body["script"]
-        if script != DEFAULT_EMAIL_SCRIPT and self._row(db, "EmailScript", script) is None:
-            raise TargetError(f"channel '{name}': email script '{script}' does not exist")
         outgoing = body.get("outgoing")
         if outgoing is not None:
             server = outgoing.get("server")
-            if server != BUILTIN_SMTP_SERVER and self._row(db, "SmtpServer", server) is None:
-                raise TargetError(f"channel '{name}': SMTP server '{server}' does not exist")
             if server == BUILTIN_SMTP_SERVER and outgoing.get("override"):
                 raise TargetError(f"channel '{name}': '{BUILTIN_SMTP_SERVER}' cannot be overridden")
         clash = db.execute(
