@@ -109,11 +109,15 @@ def test_a_registered_kind_exports_and_round_trips(sales: Path, cli: Any) -> Non
 
 def test_a_registered_kind_s_runbook_step_uses_its_console_words(sales: Path, cli: Any) -> None:
     out = cli("plan", "--format", "runbook").out
-    assert '2. Add the email queue "Sales".\n' in out
-    assert (
+    assert out.endswith(
+        '2. Add the email queue "Sales".\n'
         "   a. From the Configuration Menu, open Queues and go to the email queues, "
         "and click Add new email queue.\n"
-    ) in out
+        '   b. Set Queue name to "Sales".\n'
+        '   c. Set Email script to "Sales Script".\n'
+        "   d. Set Maximum wait (minutes) to 10.\n"
+        "   e. Click Save.\n"
+    )  # not connection-tested: no Test connection step
 
 
 def test_a_script_a_queue_uses_cannot_be_deleted(sales: Path, cli: Any) -> None:

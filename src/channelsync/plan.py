@@ -36,7 +36,6 @@ _MAX_SECRET_WARNINGS = 10
 # apply refuses, without --force, to touch more than this share of at least this many
 SAFETY_MIN_EXISTING = 10
 SAFETY_MAX_FRACTION = 0.30
-_FOLLOWING = {"EmailScript": "script", "SmtpServer": "outgoing.server"}  # what a channel names
 
 
 class StalePlan(ChannelsyncError):
@@ -424,14 +423,14 @@ def refusals(plan: Plan, *, allow_delete: bool = False, force: bool = False) -> 
 def _fold_followers(changes: list[Change]) -> int:
     """Drop the channel updates that only name a renamed script or server by its new name:
     the tenant carries them along with the rename, which lists them. Returns how many."""
+    paths = {".".join(p): kind for p, kind in kinds.get("EmailChannel").references.items()}
     renames = {
         (c.kind, c.previous_name): c
         for c in changes
-        if c.action == "rename" and c.kind in _FOLLOWING
+        if c.action == "rename" and c.kind in paths.values()
     }
     if not renames:
         return 0
-    paths = {path: kind for kind, path in _FOLLOWING.items()}
 
     def follows(f: FieldChange) -> bool:
         rename = renames.get((paths.get(f.path, ""), f.before))

@@ -77,10 +77,10 @@ def _title(change: Change) -> str:
 
 def _steps(change: Change) -> list[tuple[str, str]]:
     steps: list[str] = []
-    console = kinds.get(change.kind).console
-    where = console.open
+    kind = kinds.get(change.kind)
+    where = kind.console.open
     if change.action == "create":
-        steps.append(f"{where}, and {console.add}.")
+        steps.append(f"{where}, and {kind.console.add}.")
     else:
         current = change.previous_name or change.name
         steps.append(f'{where}, and open "{current}" in the list.')
@@ -94,7 +94,7 @@ def _steps(change: Change) -> list[tuple[str, str]]:
         n = len(change.followers)
         steps.append(f"The {n} channel(s) that use it follow the new name by themselves.")
     steps.extend(_field_step(change, f.path, f.after, f.sensitive) for f in change.fields)
-    if change.kind in ("EmailChannel", "SmtpServer"):
+    if kind.tested:
         steps.append(
             "Click Test connection and check that the connection to the mail server succeeds."
         )

@@ -353,7 +353,7 @@ class SqliteTarget:
         db.execute(
             "UPDATE resources SET name = ? WHERE kind = ? AND name = ?", (op.name, op.kind, old)
         )
-        if op.kind in ("SmtpServer", "EmailScript"):
+        if kinds.referring_kinds(op.kind):
             self._follow_rename(db, op.kind, old, op.name)
         self._write(db, op, op.name, insert=False)
 
