@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import cast
 
+from channelsync import kinds
 from channelsync.document import get_path, secret_paths, set_path
 from channelsync.errors import ConfigError
 from channelsync.errors import SafetyError as SafetyError
@@ -140,7 +141,7 @@ def execute(ops: list[tuple[Change, Operation]], target: Target) -> ApplyReport:
 
 def _cascades(op: Operation) -> bool:
     """Operations after which the tenant itself changes other resources."""
-    if op.kind in ("SmtpServer", "EmailScript") and op.action == "rename":
+    if op.action == "rename" and kinds.referring_kinds(op.kind):  # the users follow
         return True
     return op.kind == "SmtpServer" and bool(op.body and op.body.get("default"))
 

@@ -8,17 +8,16 @@ fast path through the generated schema.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+# The combined resource schema the package ships (``channelsync schema --write`` writes it).
+PACKAGED_SCHEMA = Path(__file__).with_name("resource.schema.json")
 
 DEFAULT_TARGET = "sqlite:///.channelsync/tenant.db"  # the embedded tenant, created on first use
 
 BUILTIN_SMTP_SERVER = "VCC Internal"
 DEFAULT_EMAIL_SCRIPT = "Default Email Script"
-BUILTIN_NAMES: dict[str, str] = {
-    "SmtpServer": BUILTIN_SMTP_SERVER,
-    "EmailScript": DEFAULT_EMAIL_SCRIPT,
-}
-KIND_NAMES = ("EmailChannel", "SmtpServer", "EmailScript")
 
 # Characters no configured text may hold: controls hide text and move the cursor in
 # terminals, bidirectional overrides (U+202A-U+202E, U+2066-U+2069) show text in another
@@ -51,19 +50,6 @@ BACKLOG_AFTER_MINUTES = 15.0
 
 DEFAULT_OAUTH_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_OAUTH_SCOPE = "https://outlook.office365.com/.default"
-
-# Fields that configure channelsync's own connection tests, not the tenant: never sent to
-# or compared with a target.
-LOCAL_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "EmailChannel": (
-        ("incoming", "tls"),
-        ("incoming", "allow_insecure_auth"),
-        ("outgoing", "allow_insecure_auth"),
-        ("outgoing", "dkim_selectors"),
-    ),
-    "SmtpServer": (("tls",), ("allow_insecure_auth",), ("dkim_selectors",)),
-    "EmailScript": (),
-}
 
 
 def tenant_default_server(servers: Iterable[dict[str, Any]]) -> str:

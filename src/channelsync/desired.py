@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from channelsync.defaults import KIND_NAMES
+from channelsync import kinds
 from channelsync.errors import ConfigError, Diagnostic, Severity
 from channelsync.yamlsource import Path_, SourceFile
 
@@ -58,7 +58,7 @@ class Config:
 
     def by_kind(self) -> dict[str, list[Loaded]]:
         """The resources grouped by kind, in one pass (for the rules)."""
-        groups: dict[str, list[Loaded]] = {kind: [] for kind in KIND_NAMES}
+        groups: dict[str, list[Loaded]] = {kind: [] for kind in kinds.names()}
         for item in self.resources:
             groups[item.kind].append(item)
         return groups

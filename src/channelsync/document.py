@@ -11,30 +11,32 @@ from __future__ import annotations
 import copy
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-from channelsync.defaults import apply_derived
+from channelsync import kinds
+from channelsync.defaults import PACKAGED_SCHEMA, apply_derived
 from channelsync.errors import ChannelsyncError
-
-PACKAGED_SCHEMA = Path(__file__).with_name("resource.schema.json")
 
 
 @cache
 def combined_schema() -> dict[str, Any]:
-    """The schema ``channelsync schema --write`` generated and the package ships.
+    """The packaged schema while the kinds are the built-in ones (no pydantic import); else,
+    with a kind registered at run time, the schema generated from the registry's models.
 
-    Read, never generated here: generating imports pydantic and every model, and the schema
-    module writes this file (schema -> document, never back).
-    """
-    try:
-        loaded: dict[str, Any] = json.loads(PACKAGED_SCHEMA.read_text(encoding="utf-8"))
-    except FileNotFoundError:  # pragma: no cover - broken install
-        raise ChannelsyncError(
-            f"{PACKAGED_SCHEMA} is missing: reinstall channelsync (in a checkout: "
-            "channelsync schema --write)"
-        ) from None
-    return loaded
+    The packaged file is written by ``channelsync schema --write`` (schema -> defaults, never
+    back to this module)."""
+    if kinds.as_shipped():
+        try:
+            loaded: dict[str, Any] = json.loads(PACKAGED_SCHEMA.read_text(encoding="utf-8"))
+        except FileNotFoundError:  # pragma: no cover - broken install
+            raise ChannelsyncError(
+                f"{PACKAGED_SCHEMA} is missing: reinstall channelsync (in a checkout: "
+                "channelsync schema --write)"
+            ) from None
+        return loaded
+    from channelsync.schema import COMBINED, all_schemas
+
+    return all_schemas()[COMBINED]
 
 
 def kind_schema(kind: str) -> dict[str, Any]:
@@ -132,6 +134,18 @@ def secret_paths(kind: str) -> tuple[tuple[str, ...], ...]:
     return tuple(found)
 
 
+def field_default(kind: str, path: tuple[str, ...]) -> Any:
+    """The schema default of a field of a kind (None when it has none)."""
+    schema = _object_schema({"$ref": f"#/$defs/{kind}"})
+    for key in path[:-1]:
+        if schema is None:
+            return None
+        schema = _object_schema(schema.get("properties", {}).get(key, {}))
+    if schema is None:
+        return None
+    return schema.get("properties", {}).get(path[-1], {}).get("default")
+
+
 def _is_write_only(schema: dict[str, Any]) -> bool:
     return bool(schema.get("writeOnly")) or any(
         _is_write_only(branch) for branch in schema.get("anyOf", ())
@@ -176,3 +190,11 @@ def field_titles(kind: str) -> dict[str, str]:
     assert root is not None
     walk(root, "")
     return titles
+
+
+def _forget() -> None:
+    for cached in (combined_schema, _fast_validator, _filler, secret_paths, field_titles):
+        cached.cache_clear()
+
+
+kinds.watch(_forget)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from channelsync.defaults import LOCAL_FIELDS
+from channelsync import kinds
 from channelsync.document import (
     copy_mappings,
     get_path,
@@ -193,7 +193,7 @@ def _update_file(path: Path, items: list[tuple[Loaded, dict[str, Any] | None]]) 
 
 
 def _local_paths(kind: str) -> set[tuple[str, ...]]:
-    return {*LOCAL_FIELDS.get(kind, ()), ("renamed_from",), ("kind",)}
+    return {*kinds.get(kind).local_fields, ("renamed_from",), ("kind",)}
 
 
 def _merge(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from channelsync import kinds
 from channelsync.defaults import PROBE_TIMEOUT
 from channelsync.loader import Config, Loaded
 from channelsync.plan import Change, Plan
@@ -25,7 +26,7 @@ CONNECTION_FIELDS = ("incoming", "outgoing", "host", "port", "security", "user",
 
 
 def needs_test(change: Change) -> bool:
-    if change.kind not in ("EmailChannel", "SmtpServer") or change.action == "delete":
+    if not kinds.get(change.kind).tested or change.action == "delete":
         return False
     if change.action == "create":
         return True

@@ -111,7 +111,7 @@ def _never_matches(rule: IgnoreRule) -> list[tuple[str, str]]:
     """(field of the rule, why) for a rule that cannot match any resource or field."""
     from difflib import get_close_matches
 
-    from channelsync.model import KINDS
+    from channelsync import kinds
 
     kind, slash, _ = rule.resource.partition("/")
     if not slash:
@@ -122,18 +122,24 @@ def _never_matches(rule: IgnoreRule) -> list[tuple[str, str]]:
                 f"e.g. EmailChannel/{rule.resource}",
             )
         ]
-    kinds = [k for k in KINDS if fnmatchcase(k, kind)]
-    if not kinds:
-        close = get_close_matches(kind, list(KINDS), n=1)
-        also = f"did you mean {close[0]}?" if close else f"kinds: {', '.join(KINDS)}"
+    names = kinds.names()
+    matching = [k for k in names if fnmatchcase(k, kind)]
+    if not matching:
+        close = get_close_matches(kind, list(names), n=1)
+        also = f"did you mean {close[0]}?" if close else f"kinds: {', '.join(names)}"
         return [
             ("resource", f"ignore rule '{rule.resource}' matches nothing: no kind '{kind}'; {also}")
         ]
     if rule.field and not any(
-        fnmatchcase(path, rule.field) for k in kinds for path in _field_paths(KINDS[k])
+        fnmatchcase(path, rule.field)
+        for k in matching
+        for path in _field_paths(kinds.get(k).model_class())
     ):
         return [
-            ("field", f"ignore rule field '{rule.field}' matches no field of {' or '.join(kinds)}")
+            (
+                "field",
+                f"ignore rule field '{rule.field}' matches no field of {' or '.join(matching)}",
+            )
         ]
     return []
 

@@ -11,7 +11,7 @@ loading pydantic, so a row names its model class by import path.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,11 @@ class Kind:
     local_fields: tuple[Path, ...] = ()  # channelsync's own settings: never sent to a tenant
     tested: bool = False  # connection-tested (channelsync test, the apply gate)
     unique: tuple[str, ...] = ()  # top-level fields unique among this kind (case-insensitive)
+    word: str = ""  # the short word in messages ("channel", "script"); the name by default
+
+    @property
+    def called(self) -> str:
+        return self.word or self.name
 
     def model_class(self) -> Any:
         module, _, attr = self.model.partition(":")
@@ -47,18 +52,36 @@ class Kind:
 
 
 _KINDS: dict[str, Kind] = {}
+_WATCHERS: list[Callable[[], None]] = []
 
 
 def register(kind: Kind) -> Kind:
     """Add (or replace) a kind. Its references may name kinds registered later;
     ``dependency_order`` checks that every one exists."""
     _KINDS[kind.name] = kind
+    _changed()
     return kind
 
 
 def unregister(name: str) -> None:
     """Remove a kind (tests that register a kind of their own)."""
-    _KINDS.pop(name, None)
+    if _KINDS.pop(name, None) is not None:
+        _changed()
+
+
+def watch(forget: Callable[[], None]) -> None:
+    """Call ``forget`` whenever the table changes (caches of what kinds' schemas say)."""
+    _WATCHERS.append(forget)
+
+
+def _changed() -> None:
+    for forget in _WATCHERS:
+        forget()
+
+
+def as_shipped() -> bool:
+    """Whether the table is the built-in one, from which the packaged schema was generated."""
+    return tuple(_KINDS.values()) == _SHIPPED
 
 
 def get(name: str) -> Kind:
@@ -168,6 +191,7 @@ register(
         ),
         tested=True,
         unique=("email",),
+        word="channel",
     )
 )
 register(
@@ -183,6 +207,7 @@ register(
         builtin=BUILTIN_SMTP_SERVER,
         local_fields=(("tls",), ("allow_insecure_auth",), ("dkim_selectors",)),
         tested=True,
+        word="SMTP server",
     )
 )
 register(
@@ -196,5 +221,8 @@ register(
             "add a new email script",
         ),
         builtin=DEFAULT_EMAIL_SCRIPT,
+        word="script",
     )
 )
+
+_SHIPPED = tuple(_KINDS.values())

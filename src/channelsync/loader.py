@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from channelsync import document as documents
-from channelsync.defaults import KIND_NAMES
+from channelsync import kinds
 from channelsync.desired import Config as Config
 from channelsync.desired import Loaded as Loaded
 from channelsync.errors import HIDDEN, Diagnostic
@@ -138,7 +138,7 @@ def _fast_file(path: str, regular: bool) -> list[dict[str, Any]] | None:
     for data in docs:
         kind = data.get("kind")
         try:
-            if kind not in KIND_NAMES or not documents.is_valid(kind, data):
+            if kind not in kinds.names() or not documents.is_valid(kind, data):
                 return None
         except (ValueError, UnicodeError):  # e.g. a non-text key: the careful path says why
             return None
@@ -174,7 +174,7 @@ def _fast_files(paths: list[str], unsure: set[str]) -> list[list[dict[str, Any]]
 
 
 def _kinds_list() -> str:
-    return ", ".join(KIND_NAMES)
+    return ", ".join(kinds.names())
 
 
 def _validate_document(source: SourceFile, document: Document) -> Loaded | None:
@@ -190,7 +190,7 @@ def _validate_document(source: SourceFile, document: Document) -> Loaded | None:
         source.error(document.line, document.column, message)
         return None
     kind = data.get("kind")
-    if kind is None or kind not in KIND_NAMES:
+    if kind is None or kind not in kinds.names():
         positioned = source.document(document.index)
         if positioned.data is None:
             return None  # the careful parser refused the document and said why
@@ -199,7 +199,7 @@ def _validate_document(source: SourceFile, document: Document) -> Loaded | None:
             source.error(line, column, f"missing 'kind'; one of {_kinds_list()}")
             return None
         line, column = positioned.position(("kind",))
-        hint = did_you_mean(str(kind), KIND_NAMES)
+        hint = did_you_mean(str(kind), kinds.names())
         source.error(line, column, f"unknown kind '{kind}'{hint}; one of {_kinds_list()}")
         return None
     try:
@@ -237,6 +237,9 @@ def _validator(kind: str) -> Any:
     from jsonschema import Draft202012Validator
 
     return Draft202012Validator(documents.kind_schema(kind))
+
+
+kinds.watch(_validator.cache_clear)
 
 
 def _schema_problems(kind: str, data: dict[str, Any]) -> Iterator[tuple[Path_, str, bool]]:

@@ -209,11 +209,3 @@ class EmailScript(_Strict):
     name: Name = Field(title="Script name")
     renamed_from: Name | None = None
     queues: list[Name] = Field(default=[], description="Email queues it routes to.")
-
-
-Resource = EmailChannel | SmtpServer | EmailScript
-KINDS: dict[str, type[Resource]] = {
-    "EmailChannel": EmailChannel,
-    "SmtpServer": SmtpServer,
-    "EmailScript": EmailScript,
-}

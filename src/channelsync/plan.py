@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from channelsync.defaults import KIND_NAMES, LOCAL_FIELDS
+from channelsync import kinds
 from channelsync.document import copy_mappings, get_path, secret_paths, set_path
 from channelsync.errors import ChannelsyncError
 from channelsync.errors import StalePlan as StalePlan
@@ -38,7 +38,6 @@ _MAX_SECRET_WARNINGS = 10
 # apply refuses, without --force, to touch more than this share of at least this many
 SAFETY_MIN_EXISTING = 10
 SAFETY_MAX_FRACTION = 0.30
-_FOLLOWING = {"EmailScript": "script", "SmtpServer": "outgoing.server"}  # what a channel names
 
 
 @dataclass
@@ -226,7 +225,7 @@ def target_form(item: Loaded) -> dict[str, Any]:
     of its own that the caller may change."""
     doc = copy_mappings(item.data)
     doc.pop("renamed_from", None)
-    for *parents, name in LOCAL_FIELDS[item.kind]:
+    for *parents, name in kinds.get(item.kind).local_fields:
         node = get_path(doc, tuple(parents)) if parents else doc
         if isinstance(node, dict):
             node.pop(name, None)
@@ -368,7 +367,7 @@ def _selection(only: list[str], config: Config, live: dict[Key, LiveResource]) -
     unknown = []
     for text in only:
         kind, _, name = text.partition("/")
-        if not name or kind not in KIND_NAMES:
+        if not name or kind not in kinds.names():
             kind, name = "", text
         found = {k for k in known if k[1] == name and kind in ("", k[0])}
         if not found:
@@ -435,14 +434,14 @@ def refusals(plan: Plan, *, allow_delete: bool = False, force: bool = False) -> 
 def _fold_followers(changes: list[Change]) -> int:
     """Drop the channel updates that only name a renamed script or server by its new name:
     the tenant carries them along with the rename, which lists them. Returns how many."""
+    paths = {".".join(p): kind for p, kind in kinds.get("EmailChannel").references.items()}
     renames = {
         (c.kind, c.previous_name): c
         for c in changes
-        if c.action == "rename" and c.kind in _FOLLOWING
+        if c.action == "rename" and c.kind in paths.values()
     }
     if not renames:
         return 0
-    paths = {path: kind for kind, path in _FOLLOWING.items()}
 
     def follows(f: FieldChange) -> bool:
         rename = renames.get((paths.get(f.path, ""), f.before))
@@ -495,17 +494,17 @@ def _secret_warnings(unresolved: list[Unresolved], changes: list[Change]) -> lis
     return lines
 
 
-def _apply_order(change: Change) -> tuple[int, int, int, str]:
-    """Scripts and servers before the channels that use them; deletes last, users first.
+def _apply_order(change: Change, rank: dict[str, int]) -> tuple[int, int, int, str]:
+    """The kinds a resource refers to before the kinds that refer to them (a topological
+    order of the references); deletes last, users first.
 
     A server that becomes the default goes after the others, because the tenant clears the
     old default when a new one is set.
     """
-    rank = KIND_NAMES.index(change.kind)  # EmailChannel, SmtpServer, EmailScript
     if change.action == "delete":
-        return (1, rank, 0, change.name)
+        return (1, -rank[change.kind], 0, change.name)
     sets_default = any(f.path == "default" and f.after is True for f in change.fields)
-    return (0, -rank, int(sets_default), change.name)
+    return (0, rank[change.kind], int(sets_default), change.name)
 
 
 def _order(changes: list[Change], config: Config, live: dict[Key, LiveResource]) -> list[Change]:
@@ -514,7 +513,8 @@ def _order(changes: list[Change], config: Config, live: dict[Key, LiveResource])
     channel that takes the address of one that moves goes after it. Channels whose addresses
     move in a cycle (two that swap) are broken by moving one of them to a temporary address
     first (``temporary_email``)."""
-    changes.sort(key=_apply_order)
+    rank = {kind: i for i, kind in enumerate(kinds.dependency_order())}
+    changes.sort(key=lambda change: _apply_order(change, rank))
     wanted = {r.name: r.data["email"].lower() for r in config.resources if r.kind == "EmailChannel"}
     holder = {
         str(r.data.get("email", "")).lower(): r.name

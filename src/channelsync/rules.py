@@ -11,12 +11,10 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from channelsync import kinds
 from channelsync.defaults import (
-    BUILTIN_NAMES,
     BUILTIN_SMTP_SERVER,
-    DEFAULT_EMAIL_SCRIPT,
     INCOMING_DEFAULT_PORTS,
-    KIND_NAMES,
     PLAIN_PROTOCOLS,
     SMTP_DEFAULT_PORTS,
     SMTP_PORT_SECURITY,
@@ -82,7 +80,7 @@ def _secret_refs(resources: list[Loaded]) -> Iterator[Diagnostic]:
     from channelsync.document import secret_paths
     from channelsync.secrets import usage_problem
 
-    paths = {kind: secret_paths(kind) for kind in KIND_NAMES}
+    paths = {kind: secret_paths(kind) for kind in kinds.names()}
     for item in resources:
         for path in paths[item.kind]:
             text: Any = item.data
@@ -102,11 +100,11 @@ def _source_context(item: Loaded) -> SourceContext:
 
 
 def _unique_names(groups: Groups) -> Iterator[Diagnostic]:
-    for kind in KIND_NAMES:
+    for kind in kinds.names():
         seen: dict[str, Loaded] = {}
         claimed: dict[str, Loaded] = {}
         for item in groups[kind]:
-            if item.name == BUILTIN_NAMES.get(kind):
+            if item.name == kinds.get(kind).builtin:
                 yield item.diagnostic(
                     ("name",),
                     "error",
@@ -160,26 +158,35 @@ def _unique_emails(groups: Groups) -> Iterator[Diagnostic]:
 
 
 def _references(groups: Groups) -> Iterator[Diagnostic]:
-    scripts = {i.name for i in groups["EmailScript"]} | {DEFAULT_EMAIL_SCRIPT}
-    servers = {i.name for i in groups["SmtpServer"]} | {BUILTIN_SMTP_SERVER}
-    for item in groups["EmailChannel"]:
-        script, out = item.data["script"], item.data.get("outgoing")
-        if script not in scripts:
-            yield item.diagnostic(
-                ("script",),
-                "error",
-                f"script '{script}' is not defined{did_you_mean(script, scripts)}:"
-                f" add an EmailScript with that name, or omit 'script' for the "
-                f"'{DEFAULT_EMAIL_SCRIPT}'",
-            )
-        if out is not None and out["server"] not in servers:
-            server = out["server"]
-            yield item.diagnostic(
-                ("outgoing", "server"),
-                "error",
-                f"SMTP server '{server}' is not defined{did_you_mean(server, servers)}:"
-                f" add an SmtpServer with that name, or use '{BUILTIN_SMTP_SERVER}'",
-            )
+    """Every reference (the registry's path -> kind) names a defined or built-in resource."""
+    from channelsync.document import field_default
+
+    defined: dict[str, set[str]] = {}
+    for kind in kinds.all_kinds():
+        defined[kind.name] = {i.name for i in groups[kind.name]}
+        if kind.builtin is not None:
+            defined[kind.name] |= {kind.builtin}
+    for kind in kinds.all_kinds():
+        for item in groups[kind.name]:
+            for path, target, value in kinds.references_of(kind.name, item.data):
+                names = defined[target]
+                if value in names:
+                    continue
+                referred = kinds.get(target)
+                acronym = referred.called.split()[0].isupper()  # "an SMTP server"
+                article = "an" if target[0] in "AEIOU" or acronym else "a"
+                if referred.builtin is None:
+                    instead = ""
+                elif field_default(kind.name, path) == referred.builtin:
+                    instead = f", or omit '{'.'.join(path)}' for the '{referred.builtin}'"
+                else:
+                    instead = f", or use '{referred.builtin}'"
+                yield item.diagnostic(
+                    path,
+                    "error",
+                    f"{referred.called} '{value}' is not defined{did_you_mean(value, names)}:"
+                    f" add {article} {target} with that name{instead}",
+                )
 
 
 def _insecure_outgoing(groups: Groups) -> Iterator[Diagnostic]:

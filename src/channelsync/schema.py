@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from channelsync import kinds
 from channelsync.fsio import write_atomic
-from channelsync.model import KINDS
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 COMBINED = "channelsync.schema.json"
@@ -28,16 +28,17 @@ def all_schemas() -> dict[str, dict[str, Any]]:
     """File name -> schema: one per kind, plus one that accepts any kind (for editors)."""
     from pydantic.json_schema import models_json_schema
 
-    out = {file_name(kind): schema_for(model) for kind, model in KINDS.items()}
-    refs, combined = models_json_schema([(m, "validation") for m in KINDS.values()])
+    models = {kind.name: kind.model_class() for kind in kinds.all_kinds()}
+    out = {file_name(kind): schema_for(model) for kind, model in models.items()}
+    refs, combined = models_json_schema([(m, "validation") for m in models.values()])
     out[COMBINED] = {
         "$schema": DRAFT,
         "title": "channelsync resource",
         "description": "One document of a channels.d/ file; 'kind' selects the resource type.",
         "type": "object",
         "required": ["kind"],
-        "properties": {"kind": {"enum": list(KINDS)}},
-        "oneOf": [refs[(m, "validation")] for m in KINDS.values()],
+        "properties": {"kind": {"enum": list(models)}},
+        "oneOf": [refs[(m, "validation")] for m in models.values()],
         **combined,
     }
     return out
@@ -49,7 +50,7 @@ def render(schema: dict[str, Any]) -> str:
 
 def _targets(directory: Path) -> dict[Path, str]:
     """Every generated file: the schemas/ folder, and the copy the package validates with."""
-    from channelsync.document import PACKAGED_SCHEMA
+    from channelsync.defaults import PACKAGED_SCHEMA
 
     schemas = all_schemas()
     out = {directory / name: render(schema) for name, schema in schemas.items()}

@@ -7,25 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from channelsync import kinds
 from channelsync.document import field_titles
 from channelsync.plan import Change, Plan
 
-_CHANNELS = "From the Configuration Menu, open Channels and go to the Email tab"
-_OPEN = {
-    "EmailChannel": _CHANNELS,
-    "SmtpServer": "From the Configuration Menu, open the outgoing email (SMTP) server settings",
-    "EmailScript": "From the Configuration Menu, open Scripts and go to the email scripts",
-}
-_ADD = {
-    "EmailChannel": "click Add new email channel",
-    "SmtpServer": "add a new SMTP server",
-    "EmailScript": "add a new email script",
-}
-_NOUN = {
-    "EmailChannel": "email channel",
-    "SmtpServer": "SMTP server",
-    "EmailScript": "email script",
-}
 _WORDS = {
     "pop3": "POP3",
     "pop3-ssl": "POP3 over SSL",
@@ -72,7 +57,7 @@ def _parking(change: Change) -> tuple[str, list[tuple[str, str]]]:
         "its address below)."
     )
     steps = [
-        f'{_CHANNELS}, and open "{current}" in the list.',
+        f'{kinds.get("EmailChannel").console.open}, and open "{current}" in the list.',
         f'Set {label} to "{change.temporary_email}".',
         "Click Save.",
     ]
@@ -80,7 +65,7 @@ def _parking(change: Change) -> tuple[str, list[tuple[str, str]]]:
 
 
 def _title(change: Change) -> str:
-    noun = _NOUN[change.kind]
+    noun = kinds.get(change.kind).console.noun
     if change.action == "create":
         return f'Add the {noun} "{change.name}".'
     if change.action == "delete":
@@ -92,9 +77,10 @@ def _title(change: Change) -> str:
 
 def _steps(change: Change) -> list[tuple[str, str]]:
     steps: list[str] = []
-    where = _OPEN[change.kind]
+    kind = kinds.get(change.kind)
+    where = kind.console.open
     if change.action == "create":
-        steps.append(f"{where}, and {_ADD[change.kind]}.")
+        steps.append(f"{where}, and {kind.console.add}.")
     else:
         current = change.previous_name or change.name
         steps.append(f'{where}, and open "{current}" in the list.')
@@ -108,7 +94,7 @@ def _steps(change: Change) -> list[tuple[str, str]]:
         n = len(change.followers)
         steps.append(f"The {n} channel(s) that use it follow the new name by themselves.")
     steps.extend(_field_step(change, f.path, f.after, f.sensitive) for f in change.fields)
-    if change.kind in ("EmailChannel", "SmtpServer"):
+    if kind.tested:
         steps.append(
             "Click Test connection and check that the connection to the mail server succeeds."
         )

@@ -23,19 +23,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from channelsync import kinds
 from channelsync.server import audit as audit_log
 from channelsync.server import resources as resource_handlers
 from channelsync.server import tenant, wire
 from channelsync.server.context import Context
 from channelsync.server.http import ApiError
 from channelsync.server.tokens import TokenStore
-
-COLLECTIONS: dict[str, str] = {
-    "channels": "EmailChannel",
-    "smtp-servers": "SmtpServer",
-    "scripts": "EmailScript",
-}
-
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": wire.Error, "description": text}
@@ -131,8 +125,8 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
     async def resources(request: Request) -> Response:
         return await resource_handlers.list_all(ctx, request)
 
-    for collection, kind in COLLECTIONS.items():
-        _resource_routes(app, ctx, collection, kind)
+    for kind in kinds.all_kinds():
+        _resource_routes(app, ctx, kind.collection, kind.name)
 
     @app.get(
         "/v1/default-smtp-server",

@@ -38,13 +38,18 @@ def _secret_fields(node: Any) -> None:
 def document() -> dict[str, Any]:
     from pydantic.json_schema import models_json_schema
 
-    from channelsync.model import KINDS
+    from channelsync import kinds
     from channelsync.server import wire
     from channelsync.server.app import create_app
 
     app = create_app("sqlite:///unused.db", Path("unused-tokens.json"))
     doc = app.openapi()
-    models = [*KINDS.values(), wire.Lock, wire.DefaultSmtpServer, wire.FingerprintRequest]
+    models = [
+        *(k.model_class() for k in kinds.all_kinds()),
+        wire.Lock,
+        wire.DefaultSmtpServer,
+        wire.FingerprintRequest,
+    ]
     _, defs = models_json_schema(
         [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
     )

@@ -132,7 +132,7 @@ def _checked_body(kind: str, name: str, raw: Any) -> dict[str, Any]:
     """Validate with the resource's pydantic model; secrets are values here, not references."""
     from pydantic import ValidationError
 
-    from channelsync.model import KINDS
+    from channelsync import kinds
 
     if not isinstance(raw, dict):
         raise ApiError(422, f"the body must be a JSON object (a {kind})")
@@ -153,7 +153,7 @@ def _checked_body(kind: str, name: str, raw: Any) -> dict[str, Any]:
             raise ApiError(422, f"{'.'.join(path)}: send the secret itself, not its fingerprint")
         set_path(probe, path, "${env:SECRET}")
     try:
-        KINDS[kind].model_validate(probe)
+        kinds.get(kind).model_class().model_validate(probe)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or kind

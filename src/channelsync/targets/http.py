@@ -27,6 +27,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from channelsync import kinds
 from channelsync.targets import TOKEN_ENV, refuse_credentials
 from channelsync.targets.base import (
     ConflictError,
@@ -42,11 +43,6 @@ from channelsync.trust import cert_error, trust_for
 if TYPE_CHECKING:
     import httpx
 
-COLLECTIONS: dict[str, str] = {
-    "EmailChannel": "channels",
-    "SmtpServer": "smtp-servers",
-    "EmailScript": "scripts",
-}
 PAGE_SIZE = 2000
 LOCK_HEADER = "Channelsync-Lock"
 MAX_RETRY_AFTER = 60.0
@@ -283,7 +279,7 @@ class HttpTarget:
 
     def apply(self, operation: Operation) -> None:
         op = operation
-        path = f"/v1/{COLLECTIONS[op.kind]}/{quote(op.name, safe='')}"
+        path = f"/v1/{kinds.get(op.kind).collection}/{quote(op.name, safe='')}"
         etag = f'"{op.expected_etag}"' if op.expected_etag is not None else "*"
         if op.action == "delete":
             self._write("DELETE", path, {"If-Match": etag})

@@ -192,6 +192,5 @@ def _listing(users: list[tuple[str, str, kinds.Path]]) -> str:
         if name not in names:
             names.append(name)
     return "; ".join(
-        f"{kinds.get(kind).console.noun.split()[-1]}(s) {', '.join(names[:5])}"
-        for kind, names in by_kind.items()
+        f"{kinds.get(kind).called}(s) {', '.join(names[:5])}" for kind, names in by_kind.items()
     )
