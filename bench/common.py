@@ -20,7 +20,7 @@ email: support{i:05d}@tenant{d}.example
 script: Script {s}
 enabled: {enabled}
 incoming:
-  server: imap.tenant{d}.example
+  server: {host}.tenant{d}.example
   protocol: {protocol}
   user: support{i:05d}@tenant{d}.example
   password: ${{env:IMAP_PASSWORD_{d}}}
@@ -56,7 +56,7 @@ def generate(n: int, directory: Path, tenants: int = 20) -> Path:
         d = i % tenants
         text = CHANNEL.format(
             i=i, d=d, s=d, enabled="true" if i % 3 else "false",
-            protocol="imap-ssl" if i % 2 else "pop3-ssl",
+            protocol="imap-ssl" if i % 2 else "pop3-ssl", host="imap" if i % 2 else "pop",
         )
         (directory / f"channel-{i:05d}.yaml").write_text(text)
     return directory

@@ -47,6 +47,22 @@ def test_export_updates_files_in_place_keeping_comments(tenant: Path, cli: Any) 
     assert plan_json(cli)["summary"]["no_op"] == 4
 
 
+def test_export_leaves_files_in_sync_untouched_byte_for_byte(tenant: Path, cli: Any) -> None:
+    # spellings a ruamel.yaml round-trip would rewrite: only a file that differs is edited
+    write(
+        tenant,
+        {"script.yaml": "kind:   EmailScript\nname: Support Script\nqueues:\n- Support\n- Sales\n"},
+    )
+    apply(cli)
+    script = tenant / "channels.d" / "script.yaml"
+    before = script.read_text(), script.stat().st_mtime_ns
+    edit_live(tenant, "Relay", lambda body: body.update(port=2525))
+    result = cli("export")
+    assert result.code == 0
+    assert result.out.splitlines() == ["wrote channels.d/relay.yaml"]
+    assert (script.read_text(), script.stat().st_mtime_ns) == before
+
+
 def test_export_keeps_explicit_fields_explicit_and_removes_gone_resources(
     tenant: Path, cli: Any
 ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from channelsync.document import (
 from channelsync.errors import ExportRefused as ExportRefused
 from channelsync.fsio import write_atomic
 from channelsync.loader import Config, Loaded
+from channelsync.plan import target_form
 from channelsync.secrets import placeholder
 from channelsync.targets.base import Key, LiveResource, Target
 
@@ -63,6 +64,13 @@ def wanted_document(
     res: LiveResource, existing: Loaded | None, report: ExportReport
 ) -> dict[str, Any]:
     """The live resource as a minimal config document, secrets as references."""
+    return _minimal(res.kind, _live_document(res, existing, report))
+
+
+def _live_document(
+    res: LiveResource, existing: Loaded | None, report: ExportReport
+) -> dict[str, Any]:
+    """The live resource in normalised form, secrets as references."""
     doc = copy_mappings(res.data)
     doc = {"kind": res.kind, **{k: v for k, v in doc.items() if k != "kind"}}
     for path in secret_paths(res.kind):
@@ -75,7 +83,7 @@ def wanted_document(
             report.placeholders.append((variable, f"{res.kind} '{res.name}' {'.'.join(path)}"))
             report._new.append((ref, res, path))
         set_path(doc, path, ref)
-    return _minimal(res.kind, normalize(res.kind, doc))  # normalize: schema key order
+    return normalize(res.kind, doc)  # also schema key order
 
 
 def _minimal(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -119,6 +127,7 @@ def export(
     resources = config.resources if config is not None else []
     defined: dict[Key, Loaded] = {(r.kind, r.name): r for r in resources}
     by_file: dict[str, list[tuple[Loaded, dict[str, Any] | None]]] = {}
+    in_sync = {r.source.path for r in resources}  # files whose every document is in sync
     for key, item in defined.items():
         res = live.get(key)
         if res is None and not prune:
@@ -126,13 +135,21 @@ def export(
                 f"{item.kind} '{item.name}' from {item.source.display} (not in the tenant)"
             )
             continue
-        wanted = wanted_document(res, item, report) if res is not None else None
-        by_file.setdefault(item.source.path, []).append((item, wanted))
+        full = _live_document(res, item, report) if res is not None else None
+        # in sync: what plan would compare (target forms) is the same on both sides
+        if full is None or (
+            full != item.data and target_form(replace(item, data=full)) != target_form(item)
+        ):
+            in_sync.discard(item.source.path)
+        by_file.setdefault(item.source.path, []).append((item, full))
         if res is None:
             report.removed.append(f"{item.kind} '{item.name}' (not in the tenant)")
-    for _, items in sorted(by_file.items()):
+    for source, items in sorted(by_file.items()):
+        if source in in_sync:
+            continue  # says what the tenant says: not round-tripped (nor reformatted)
         shown = Path(items[0][0].source.display)  # the path as given: errors name it so
-        if _update_file(shown, items):
+        minimal = [(i, _minimal(i.kind, full) if full is not None else None) for i, full in items]
+        if _update_file(shown, minimal):
             if shown.exists():
                 report.written.append(shown)
             else:
