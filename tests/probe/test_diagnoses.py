@@ -101,6 +101,21 @@ def test_timeouts_run_concurrently(probe: Probe, password: Password, silent_port
     assert {r.error.code for r in results if r.error} == {"timeout"}
 
 
+def test_by_default_a_hundred_slow_servers_take_one_timeout_not_four(
+    probe: Probe, password: Password, silent_port: int
+) -> None:
+    docs = [
+        channel("imap", silent_port, name=f"C{i}", server="127.0.0.1", ca=False) for i in range(128)
+    ]
+    for i, doc in enumerate(docs):
+        doc["email"] = f"c{i}@example.test"
+    started = time.monotonic()
+    results = probe(*docs, timeout=0.6)
+    assert time.monotonic() - started < 1.8  # 32 at a time took four timeouts: 2.4 s
+    assert len(results) == 128
+    assert {r.error.code for r in results if r.error} == {"timeout"}
+
+
 @pytest.mark.parametrize(("value", "problem"), [(None, "is not set"), ("", "is empty")])
 def test_missing_or_empty_secret_fails_the_check_at_its_reference_before_connecting(
     probe: Probe,
