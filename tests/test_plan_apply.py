@@ -665,3 +665,19 @@ def test_the_store_keeps_the_real_secret_for_the_tenant(tenant: Path, cli: Any) 
         "incoming.password": SECRETS["SUPPORT_IMAP_PASSWORD"],
         "outgoing.password": SECRETS["SUPPORT_SMTP_PASSWORD"],
     }
+
+
+def test_what_the_paused_collector_leaves_alive_is_frozen_not_walked_again() -> None:
+    import gc
+
+    from channelsync.perf import paused_gc
+
+    before = gc.get_freeze_count()
+    try:
+        with paused_gc():
+            kept = [[i] for i in range(1000)]  # lists: always tracked by the collector
+            assert not gc.isenabled()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= before + len(kept)
+    finally:
+        gc.unfreeze()
