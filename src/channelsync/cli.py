@@ -249,7 +249,7 @@ def _open(url: str | None, *, readonly: bool = False, existing: bool = False) ->
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from channelsync.plan import make_plan
+    from channelsync.plan import PlanWarning, WarningCategory, make_plan
     from channelsync.render import connections
     from channelsync.render import plan as render
     from channelsync.render.runbook import runbook
@@ -264,7 +264,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     finally:
         target.close()
     if missing:
-        plan.warnings.insert(0, missing)
+        plan.warnings.insert(0, PlanWarning(WarningCategory.TENANT_ABSENT, missing))
     if args.out:
         plan.save(args.out)
     results = None
@@ -396,7 +396,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from channelsync import ignore
-    from channelsync.plan import make_plan
+    from channelsync.plan import PlanWarning, WarningCategory, make_plan
     from channelsync.render import plan as render
 
     config = _load(args.dir)
@@ -410,8 +410,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
         plan = ignore.apply_rules(make_plan(config, target, for_apply=False), active)
     finally:
         target.close()
+    expiry = WarningCategory.IGNORE_RULE_EXPIRED
     plan.warnings.extend(
-        f"ignore rule expired and no longer applies: {r.describe()}" for r in expired
+        PlanWarning(expiry, f"ignore rule expired and no longer applies: {r.describe()}")
+        for r in expired
     )
     if args.format == "json":
         sys.stdout.write(render.as_json(plan, {"drift": plan.has_changes, "ignored": plan.ignored}))

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from channelsync.defaults import BUILTIN_SMTP_SERVER
+from channelsync.plan.diff import changed_paths
 from channelsync.targets.base import Operation
 from channelsync.targets.sqlite import SqliteTarget
 
@@ -62,7 +63,7 @@ class Store(SqliteTarget):
     def _audit(self, db: sqlite3.Connection, op: Operation, fields: list[str]) -> None:
         found = self.row(op.kind, op.name) if op.action != "delete" else None
         after = json.loads(found[0]) if found is not None else {}
-        changed = sorted(_changed_paths(self._before or {}, after))
+        changed = changed_paths(self._before or {}, after)
         self._record(db, op.kind, op.name, op.action, changed)
 
     def _record(
@@ -134,14 +135,3 @@ class Store(SqliteTarget):
         if row is None:
             return None
         return {"holder": row[0], "host": row[1], "pid": row[2], "since": row[3]}
-
-
-def _changed_paths(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> set[str]:
-    out: set[str] = set()
-    for key in before.keys() | after.keys():
-        old, new = before.get(key), after.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            out |= _changed_paths(old, new, f"{prefix}{key}.")
-        elif old != new:
-            out.add(f"{prefix}{key}")
-    return out
