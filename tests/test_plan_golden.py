@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.tenant_config import BASE, apply, write
+from tests.tenant_config import BASE, UNSET_SECRET, apply, write
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
@@ -32,16 +32,7 @@ def _representative(tenant: Path, cli: Any, monkeypatch: pytest.MonkeyPatch) -> 
             .replace("server: Relay", "server: Main Relay")
             .replace("  override: true\n  password: ${env:SUPPORT_SMTP_PASSWORD}\n", ""),
             "script.yaml": BASE["script.yaml"].replace("[Support, Billing]", "[Support, Sales]"),
-            "sales.yaml": """\
-kind: EmailChannel
-name: Sales
-email: sales@example.com
-incoming:
-  server: imap.example.com
-  protocol: imap-ssl
-  user: sales@example.com
-  password: ${env:SALES_PASSWORD_UNSET}
-""",
+            "sales.yaml": UNSET_SECRET,
         },
     )
 
@@ -51,28 +42,25 @@ def _golden(name: str, text: str, tenant: Path) -> None:
     assert text == (GOLDEN / name).read_text(encoding="utf-8")
 
 
-def test_json_plan_format_1_is_byte_for_byte_unchanged(
-    tenant: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("args", "code", "golden"),
+    [
+        (("plan", "--format", "json"), 0, "plan_format_1.json"),
+        (("plan", "--out", "saved.plan"), 0, "saved_plan_format_1.json"),
+        (("drift", "--format", "json"), 2, "drift_format_1.json"),
+    ],
+    ids=["json-plan", "saved-plan", "drift-json"],
+)
+def test_plan_formats_are_byte_for_byte_unchanged(
+    args: tuple[str, ...],
+    code: int,
+    golden: str,
+    tenant: Path,
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _representative(tenant, cli, monkeypatch)
-    result = cli("plan", "--format", "json")
-    assert result.code == 0, result.err
-    _golden("plan_format_1.json", result.out, tenant)
-
-
-def test_saved_plan_file_is_byte_for_byte_unchanged(
-    tenant: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _representative(tenant, cli, monkeypatch)
-    result = cli("plan", "--out", "saved.plan")
-    assert result.code == 0, result.err
-    _golden("saved_plan_format_1.json", (tenant / "saved.plan").read_text(encoding="utf-8"), tenant)
-
-
-def test_drift_json_is_byte_for_byte_unchanged(
-    tenant: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _representative(tenant, cli, monkeypatch)
-    result = cli("drift", "--format", "json")
-    assert result.code == 2, result.err
-    _golden("drift_format_1.json", result.out, tenant)
+    result = cli(*args)
+    assert result.code == code, result.err
+    saved = tenant / "saved.plan"
+    _golden(golden, saved.read_text(encoding="utf-8") if saved.exists() else result.out, tenant)

@@ -1,6 +1,7 @@
 """The plan, split by job: ``data`` (what a plan is), ``build`` (desired + live -> plan),
-``diff`` (which fields differ), ``saved`` (the ``plan --out`` file and its staleness).
-The JSON and text forms are in ``render/plan.py``."""
+``diff`` (which fields differ), ``saved`` (the ``plan --out`` file, imported only to save or
+load one), ``stale`` (whether a saved plan still holds). The JSON and text forms are in
+``render/plan.py``."""
 
 from channelsync.plan.build import (
     SAFETY_MAX_FRACTION,
@@ -22,11 +23,10 @@ from channelsync.plan.data import (
     Refusal,
     WarningCategory,
 )
-from channelsync.plan.saved import FORMAT_VERSION, StalePlan, check_current
+from channelsync.plan.stale import StalePlan, check_current
 
 __all__ = [
     "ACTIONS",
-    "FORMAT_VERSION",
     "SAFETY_MAX_FRACTION",
     "SAFETY_MIN_EXISTING",
     "SENSITIVE",

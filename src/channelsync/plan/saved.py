@@ -1,4 +1,4 @@
-"""The saved-plan file (``plan --out``): its own versioned format, and its staleness check.
+"""The saved-plan file (``plan --out``): its own versioned format (staleness: ``stale.py``).
 
 A saved plan holds what the public JSON plan holds, plus what binds it to the moment it was
 made: the config's fingerprint, each touched resource's live ETag, and the selection. A file
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import stat
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,10 +22,6 @@ from channelsync.plan.data import Action, Change, FieldChange, Plan
 FORMAT_VERSION = 1
 MAX_PLAN_FILE_BYTES = 512 * 1024 * 1024  # a plan of 100,000 changes is well under this
 _SAVED_START = b'{\n  "format_version": '
-
-
-class StalePlan(ChannelsyncError):
-    pass
 
 
 class _Field(BaseModel):
@@ -132,27 +127,3 @@ def _check_replaceable(path: Path) -> None:
         f"{path} exists and is not a saved plan: not replacing it. Choose another --out path "
         "or remove that file"
     )
-
-
-# --- staleness ---------------------------------------------------------------------------
-
-
-def _digest(change: Change) -> str:
-    """What a change does, field by field: a secret rotated since the plan makes it differ."""
-    return json.dumps([asdict(f) for f in change.fields], sort_keys=True, default=str)
-
-
-def check_current(saved: Plan, fresh: Plan) -> None:
-    """Refuse a saved plan when the config or a touched live resource changed since."""
-    if saved.target != fresh.target:
-        raise StalePlan(f"stale plan: it was made for {saved.target}, not {fresh.target}")
-    if saved.config_fingerprint != fresh.config_fingerprint:
-        raise StalePlan("stale plan: the configuration changed since it was made; plan again")
-    now = {(c.kind, c.name, c.action): (c.live_etag, _digest(c)) for c in fresh.changes}
-    then = {(c.kind, c.name, c.action): (c.live_etag, _digest(c)) for c in saved.changes}
-    if now != then:
-        changed = sorted({str(k[0][1]) for k in set(now.items()) ^ set(then.items())})
-        raise StalePlan(
-            "stale plan: the tenant changed since it was made "
-            f"({', '.join(changed[:5])}); plan again"
-        )
