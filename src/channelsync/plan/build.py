@@ -435,7 +435,7 @@ def _removed(kind: str, data: dict[str, Any]) -> list[FieldChange]:
     """What a delete removes, field by field (secrets hidden), in the order of a create."""
     sensitive = {".".join(p) for p in secret_paths(kind)}
     order = _field_order(kind)
-    leaves = sorted(_flatten(data), key=lambda leaf: order.get(leaf[0], len(order)))
+    leaves = sorted(_leaves(data), key=lambda leaf: order.get(leaf[0], len(order)))
     return [
         FieldChange(path, SENSITIVE if path in sensitive else value, None, path in sensitive)
         for path, value in leaves
@@ -453,7 +453,7 @@ def _field_order(kind: str) -> dict[str, int]:
 def _created(kind: str, desired: dict[str, Any]) -> list[FieldChange]:
     sensitive = {".".join(p) for p in secret_paths(kind)}
     out = []
-    for path, value in _flatten(desired):
+    for path, value in _leaves(desired):
         if value is None or path in ("kind", "name"):
             continue
         hidden = path in sensitive
@@ -461,7 +461,7 @@ def _created(kind: str, desired: dict[str, Any]) -> list[FieldChange]:
     return out
 
 
-def _flatten(doc: dict[str, Any]) -> Iterable[tuple[str, Any]]:
+def _leaves(doc: dict[str, Any]) -> Iterable[tuple[str, Any]]:
     """The leaves of a resource, each with its dotted path."""
     return ((".".join(path), value) for path, value in diff.leaves(doc))
 

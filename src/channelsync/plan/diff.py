@@ -2,8 +2,9 @@
 served store and export.
 
 A caller first finds the resources that differ with a plain ``==`` (cheap); only those come
-here. deepdiff is imported on the first diff, so commands that diff nothing never pay for it.
-A missing key and a key set to None are the same (a default the other side leaves out).
+here, and only their unequal parts reach deepdiff. deepdiff is imported on the first diff, so
+commands that diff nothing never pay for it. A missing key and a key set to None are the same
+(a default the other side leaves out).
 """
 
 from __future__ import annotations
@@ -36,32 +37,40 @@ def changed(pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> list[set[
     if not pairs:
         return []
     from deepdiff import DeepDiff
-    from deepdiff.helper import notpresent
-
-    def absent(value: Any, _path: str) -> bool:
-        return value is None or value is notpresent
 
     befores: dict[int, dict[str, Any]] = {}
     afters: dict[int, dict[str, Any]] = {}
     for index, (before, after) in enumerate(pairs):
-        # only the top-level fields that differ go in: fewer nodes for deepdiff to walk
-        keys = [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)]
-        befores[index] = {k: before.get(k) for k in keys}
-        afters[index] = {k: after.get(k) for k in keys}
+        befores[index], afters[index] = _unequal(before, after)
     out: list[set[FieldPath]] = [set() for _ in pairs]
-    diff = DeepDiff(
-        befores,
-        afters,
-        view="tree",
-        threshold_to_diff_deeper=0,  # a mapping's changed keys, never the mapping as a whole
-        exclude_obj_callback_strict=absent,
-    )
+    # threshold 0: a mapping's changed keys, never the mapping as a whole
+    diff = DeepDiff(befores, afters, view="tree", threshold_to_diff_deeper=0)
     for group in diff:
         for node in diff[group]:
             full = node.path(output_format="list")
             cut = next((i for i, p in enumerate(full[1:], 1) if isinstance(p, int)), len(full))
             out[full[0]].add(tuple(str(p) for p in full[1:cut]))
     return out
+
+
+def _unequal(
+    before: dict[str, Any], after: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cheap equality check, level by level: both mappings cut down to the keys whose
+    values are not ``==`` (a missing key reads as None). deepdiff costs tens of microseconds
+    per node it walks; without this cut a plan of 500 changed channels takes half as long
+    again. What changed, and how, deepdiff says."""
+    old: dict[str, Any] = {}
+    new: dict[str, Any] = {}
+    for key in before.keys() | after.keys():
+        a, b = before.get(key), after.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            old[key], new[key] = _unequal(a, b)
+        else:
+            old[key], new[key] = a, b
+    return old, new
 
 
 def changed_paths(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
