@@ -60,6 +60,18 @@ incoming:
 """,
 }
 
+# a channel whose secret is not set where plan runs
+UNSET_SECRET = """\
+kind: EmailChannel
+name: Sales
+email: sales@example.com
+incoming:
+  server: imap.example.com
+  protocol: imap-ssl
+  user: sales@example.com
+  password: ${env:SALES_PASSWORD_UNSET}
+"""
+
 
 def write(root: Path, files: dict[str, str]) -> None:
     for name, text in files.items():

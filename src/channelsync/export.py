@@ -27,6 +27,7 @@ from channelsync.errors import ExportRefused as ExportRefused
 from channelsync.fsio import write_atomic
 from channelsync.loader import Config, Loaded
 from channelsync.plan import target_form
+from channelsync.plan.diff import walk
 from channelsync.secrets import placeholder
 from channelsync.targets.base import Key, LiveResource, Target
 
@@ -89,24 +90,14 @@ def _live_document(
 def _minimal(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
     """Drop every field whose absence normalises back to the same value."""
     full = normalize(kind, doc)
-    for path in sorted(_paths(doc), key=len, reverse=True):
+    paths = [path for path, _ in walk(doc) if "kind" not in path and "name" not in path]
+    for path in sorted(paths, key=len, reverse=True):
         trial = copy_mappings(doc)
         parent = get_path(trial, path[:-1]) if len(path) > 1 else trial
         parent.pop(path[-1], None)
         if is_valid(kind, trial) and normalize(kind, trial) == full:
             doc = trial
     return doc
-
-
-def _paths(doc: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    out = []
-    for key, value in doc.items():
-        if key in ("kind", "name"):
-            continue
-        out.append((*prefix, key))
-        if isinstance(value, dict):
-            out.extend(_paths(value, (*prefix, key)))
-    return out
 
 
 def export(

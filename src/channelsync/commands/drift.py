@@ -17,7 +17,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from channelsync import ignore
-    from channelsync.plan import make_plan
+    from channelsync.plan import PlanWarning, WarningCategory, make_plan
     from channelsync.render import plan as render
 
     config = shared.load(args.dir)
@@ -32,8 +32,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
         plan = ignore.apply_rules(plan, active)
     finally:
         target.close()
+    expiry = WarningCategory.IGNORE_RULE_EXPIRED
     plan.warnings.extend(
-        f"ignore rule expired and no longer applies: {r.describe()}" for r in expired
+        PlanWarning(expiry, f"ignore rule expired and no longer applies: {r.describe()}")
+        for r in expired
     )
     if args.format == "json":
         sys.stdout.write(render.as_json(plan, {"drift": plan.has_changes, "ignored": plan.ignored}))

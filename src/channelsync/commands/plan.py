@@ -10,7 +10,7 @@ from channelsync.exitcodes import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from channelsync.plan import make_plan
+    from channelsync.plan import PlanWarning, WarningCategory, make_plan
     from channelsync.render import connections
     from channelsync.render import plan as render
     from channelsync.render.runbook import runbook
@@ -27,7 +27,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     finally:
         target.close()
     if missing:
-        plan.warnings.insert(0, missing)
+        plan.warnings.insert(0, PlanWarning(WarningCategory.TENANT_ABSENT, missing))
     if args.out:
         plan.save(args.out)
     results = None

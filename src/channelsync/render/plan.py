@@ -5,10 +5,12 @@ from __future__ import annotations
 import html
 import json
 import os
-import re
+from dataclasses import asdict
 from typing import Any, TextIO
 
-from channelsync.plan import Change, FieldChange, Plan
+from channelsync.plan import Change, FieldChange, Plan, PlanWarning
+
+FORMAT_VERSION = 1  # of the public JSON plan (README, 'JSON plan format')
 
 MARKDOWN_LIMIT = 60_000
 MARKDOWN_MARKER = "<!-- channelsync:plan -->"
@@ -17,7 +19,6 @@ DRIFT_MARKER = "<!-- channelsync:drift -->"
 _SYMBOL = {"create": "+", "update": "~", "rename": "->", "delete": "-"}
 _COLOUR = {"create": "32", "update": "33", "rename": "36", "delete": "31"}
 _VERB = {"create": "to create", "update": "to update", "rename": "to rename", "delete": "to delete"}
-_POSITIONED = re.compile(r"^[^\n]*:\d+:\d+: warning: ")  # already "file:line:col: warning:"
 
 
 def use_colour(stream: TextIO) -> bool:
@@ -62,11 +63,25 @@ def temporary_note(change: Change) -> str:
     )
 
 
+def warning_text(w: PlanWarning) -> str:
+    """A positioned warning reads like validate's (``file:line:col: warning: ...``)."""
+    if w.position is None:
+        return w.message
+    where = w.position
+    return f"{where.file}:{where.line}:{where.column}: {w.severity}: {w.message}"
+
+
+def warning_texts(plan: Plan) -> list[str]:
+    """What apply would refuse, then the plan's warnings, as the JSON plan lists them."""
+    return [str(r) for r in plan.refusals] + [warning_text(w) for w in plan.warnings]
+
+
 def warning_lines(plan: Plan) -> list[str]:
-    """What apply would refuse, then the plan's warnings, each as one line; positioned ones
-    read like validate's (``file:line:col: warning: ...``)."""
+    """The same, each as one line of text output."""
     lines = [f"warning: {r}" for r in plan.refusals]
-    lines.extend(w if _POSITIONED.match(w) else f"warning: {w}" for w in plan.warnings)
+    lines.extend(
+        warning_text(w) if w.position else f"{w.severity}: {w.message}" for w in plan.warnings
+    )
     return lines
 
 
@@ -100,8 +115,32 @@ def text(
     return "\n".join(lines) + "\n"
 
 
+def json_plan(plan: Plan) -> dict[str, Any]:
+    """The documented, versioned JSON plan (see README, 'JSON plan format')."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "target": plan.target,
+        "summary": plan.summary,
+        "changes": [_json_change(c) for c in plan.changes],
+        "warnings": warning_texts(plan),
+        "apply_needs": [r.flag for r in plan.refusals],
+    }
+
+
+def _json_change(change: Change) -> dict[str, Any]:
+    return {
+        "kind": change.kind,
+        "name": change.name,
+        "action": change.action.value,
+        "previous_name": change.previous_name,
+        "fields": [asdict(f) for f in change.fields],
+        "followers": change.followers,
+        "temporary_email": change.temporary_email,
+    }
+
+
 def as_json(plan: Plan, extra: dict[str, Any] | None = None) -> str:
-    return json.dumps({**plan.as_json(), **(extra or {})}, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps({**json_plan(plan), **(extra or {})}, indent=2, ensure_ascii=False) + "\n"
 
 
 def markdown(

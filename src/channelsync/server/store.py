@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from channelsync.plan.diff import changed_paths
 from channelsync.targets.base import LockInfo, Operation
 from channelsync.targets.sqlite import LOCK_LEASE_SECONDS, open_tenant, plain_errors
 from channelsync.tenant import lease
@@ -30,7 +31,7 @@ SERVER_ACTOR = "server"
 
 
 def _changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
-    return sorted(_changed_paths(before or {}, after or {}))
+    return changed_paths(before or {}, after or {})
 
 
 class Store:
@@ -160,14 +161,3 @@ class Store:
 def _lease(holder: str | None) -> lease.Lease | None:
     """The lease of a lock a client took over the API (renewed on every write), or None."""
     return None if holder is None else lease.Lease(holder, LOCK_LEASE_SECONDS)
-
-
-def _changed_paths(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> set[str]:
-    out: set[str] = set()
-    for key in before.keys() | after.keys():
-        old, new = before.get(key), after.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            out |= _changed_paths(old, new, f"{prefix}{key}.")
-        elif old != new:
-            out.add(f"{prefix}{key}")
-    return out

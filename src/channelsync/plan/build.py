@@ -1,9 +1,9 @@
-"""Desired state + live state -> Plan (the diff), saved plans and their staleness.
+"""Desired state + live state -> Plan (the data of ``plan/data.py``).
 
 Both sides are in the normalised form (every default applied once, in the model), so a file
 that omits a default never differs from a live value equal to it. Equal resources are found
-with a plain comparison; only the ones that differ go through deepdiff for field changes.
-Secrets compare by the target's keyed fingerprints and never enter a plan.
+with a plain comparison; only the ones that differ go through the diff (``plan/diff.py``)
+for field changes. Secrets compare by the target's keyed fingerprints and never enter a plan.
 """
 
 from __future__ import annotations
@@ -11,205 +11,37 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
-import json
-import stat
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from channelsync import kinds
 from channelsync.document import copy_mappings, get_path, secret_paths, set_path
 from channelsync.errors import ChannelsyncError
-from channelsync.errors import StalePlan as StalePlan
-from channelsync.fsio import write_atomic
-from channelsync.inputfile import TooDeep, UnreadableFile, read_json
 from channelsync.loader import Config, Loaded
 from channelsync.perf import paused_gc
+from channelsync.plan import diff
+from channelsync.plan.data import (
+    SENSITIVE,
+    Action,
+    Change,
+    FieldChange,
+    Plan,
+    PlanWarning,
+    Refusal,
+    WarningCategory,
+)
 from channelsync.secrets import Resolver, SecretUnavailable, parse_ref
 from channelsync.targets.base import FingerprintsMany, Key, LiveResource, Target
 
-FORMAT_VERSION = 1
-MAX_PLAN_BYTES = 64 * 1024 * 1024
-SENSITIVE = "(sensitive)"
-ACTIONS = ("create", "update", "rename", "delete")
 _UNRESOLVED = "(cannot compare)"
 _MAX_SECRET_WARNINGS = 10
 # apply refuses, without --force, to touch more than this share of at least this many
 SAFETY_MIN_EXISTING = 10
 SAFETY_MAX_FRACTION = 0.30
-
-
-@dataclass
-class FieldChange:
-    path: str
-    before: Any
-    after: Any
-    sensitive: bool = False
-
-
-@dataclass
-class Change:
-    kind: str
-    name: str
-    action: str
-    previous_name: str | None = None
-    fields: list[FieldChange] = field(default_factory=list)
-    live_etag: str | None = None
-    followers: list[str] = field(default_factory=list)  # channels the tenant carries along
-    # an address another channel takes in the same apply: this channel holds this one first
-    temporary_email: str | None = None
-
-    @property
-    def key(self) -> Key:
-        return (self.kind, self.name)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "action": self.action,
-            "previous_name": self.previous_name,
-            "fields": [asdict(f) for f in self.fields],
-            "followers": self.followers,
-            "temporary_email": self.temporary_email,
-        }
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Something apply refuses to do unless given ``flag``; the plan says so in advance."""
-
-    flag: str
-    reason: str
-    advice: str
-
-    def __str__(self) -> str:
-        return f"apply will need {self.flag}: {self.reason}"
-
-
-@dataclass
-class Plan:
-    target: str
-    changes: list[Change]
-    no_op: int
-    warnings: list[str]
-    config_fingerprint: str  # "" unless asked for (saving or checking a plan reads it)
-    live_count: int = 0
-    only: list[str] = field(default_factory=list)
-    refusals: list[Refusal] = field(default_factory=list)
-    ignored: int = 0  # drift: differences left out by ignore rules (resources)
-
-    @property
-    def summary(self) -> dict[str, int]:
-        counts = dict.fromkeys(ACTIONS, 0)
-        for change in self.changes:
-            counts[change.action] += 1
-        return {**counts, "no_op": self.no_op}
-
-    @property
-    def has_changes(self) -> bool:
-        return bool(self.changes)
-
-    def as_json(self) -> dict[str, Any]:
-        """The documented, versioned JSON plan (see README, 'JSON plan format')."""
-        return {
-            "format_version": FORMAT_VERSION,
-            "target": self.target,
-            "summary": self.summary,
-            "changes": [c.as_json() for c in self.changes],
-            "warnings": [str(r) for r in self.refusals] + self.warnings,
-            "apply_needs": [r.flag for r in self.refusals],
-        }
-
-    # --- saved plans ---------------------------------------------------------------
-
-    def save(self, path: Path) -> None:
-        assert self.config_fingerprint, "make_plan(..., fingerprint=True) for a saved plan"
-        saved = self.as_json()
-        saved["config_fingerprint"] = self.config_fingerprint
-        saved["live_count"] = self.live_count
-        saved["no_op"] = self.no_op
-        saved["only"] = self.only
-        for entry, change in zip(saved["changes"], self.changes, strict=True):
-            entry["live_etag"] = change.live_etag
-        _check_replaceable(path)
-        try:
-            write_atomic(path, json.dumps(saved, indent=2) + "\n")
-        except OSError as exc:
-            raise ChannelsyncError(f"cannot write plan file {path}: {exc.strerror}") from None
-
-    @classmethod
-    def load(cls, path: Path) -> Plan:
-        try:
-            saved = read_json(str(path), MAX_PLAN_BYTES, limit_text="64 MiB")
-            if saved.get("format_version") != FORMAT_VERSION:
-                raise ValueError("format_version")
-            changes = [
-                Change(
-                    _text(c["kind"]),
-                    _text(c["name"]),
-                    _text(c["action"]),
-                    _text(c.get("previous_name"), optional=True),
-                    [FieldChange(**f) for f in c["fields"]],
-                    _text(c.get("live_etag"), optional=True),
-                )
-                for c in saved["changes"]
-            ]
-            if not isinstance(saved["config_fingerprint"], str):
-                raise TypeError("config_fingerprint")
-            return cls(
-                saved["target"],
-                changes,
-                int(saved["no_op"]),
-                list(saved["warnings"]),
-                saved["config_fingerprint"],
-                int(saved.get("live_count", 0)),
-                list(saved.get("only", [])),
-            )
-        except OSError as exc:
-            raise ChannelsyncError(f"cannot read plan file {path}: {exc.strerror}") from None
-        except TooDeep as exc:
-            raise ChannelsyncError(
-                f"{path}:{exc.line}:{exc.column}: {exc}; it is not a channelsync plan file"
-            ) from None
-        except UnreadableFile as exc:
-            raise ChannelsyncError(f"cannot read plan file {path}: {exc}") from None
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise ChannelsyncError(
-                f"{path} is not a channelsync plan file (format_version {FORMAT_VERSION})"
-            ) from None
-
-
-def _text(value: Any, *, optional: bool = False) -> Any:
-    """A saved plan's string field, checked (a plan file may have been edited by hand)."""
-    if isinstance(value, str) or (optional and value is None):
-        return value
-    raise TypeError(value)
+_UNREADABLE = WarningCategory.SECRET_UNREADABLE
 
 
 # --- building a plan -----------------------------------------------------------------
-
-
-_SAVED_START = b'{\n  "format_version": '
-
-
-def _check_replaceable(path: Path) -> None:
-    """A saved plan replaces an older saved plan (or an empty file), never another file named
-    by mistake: a config file, the tenant database."""
-    try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
-            return  # a folder: the write says so; nothing of the user's to lose otherwise
-        with path.open("rb") as handle:
-            if handle.read(len(_SAVED_START)) == _SAVED_START:
-                return
-    except OSError:
-        return  # the write itself reports it, naming the file
-    raise ChannelsyncError(
-        f"{path} exists and is not a saved plan: not replacing it. Choose another --out path "
-        "or remove that file"
-    )
 
 
 def config_fingerprint(config: Config) -> str:
@@ -310,16 +142,16 @@ def _make_plan(config: Config, target: Target, only: list[str], resolver: Resolv
         key = (item.kind, item.name)
         current = live.get(key)
         previous = item.data.get("renamed_from")
-        action = "update"
+        action = Action.UPDATE
         if current is None and previous is not None and (item.kind, previous) in live:
             current = live[(item.kind, previous)]
-            action = "rename"
+            action = Action.RENAME
         if current is not None:
             seen.add((current.kind, current.name))
         desired = _comparable(item, target, current, unresolved, resolver)
         if current is None:
             created = _created(item.kind, desired)
-            changes.append(Change(item.kind, item.name, "create", fields=created))
+            changes.append(Change(item.kind, item.name, Action.CREATE, fields=created))
             continue
         before = dict(current.data, name=item.name) if action == "rename" else current.data
         if action == "update" and desired == before:
@@ -333,7 +165,9 @@ def _make_plan(config: Config, target: Target, only: list[str], resolver: Resolv
     for key in sorted(set(live) - seen):
         gone = live[key]
         removed = _removed(gone.kind, gone.data)
-        changes.append(Change(gone.kind, gone.name, "delete", fields=removed, live_etag=gone.etag))
+        changes.append(
+            Change(gone.kind, gone.name, Action.DELETE, fields=removed, live_etag=gone.etag)
+        )
     if selected is not None:
         kept = [c for c in changes if _matches(c, selected)]
         no_op += len(changes) - len(kept)
@@ -466,7 +300,7 @@ def _fold_followers(changes: list[Change]) -> int:
 Unresolved = tuple[Loaded, tuple[str, ...], str]  # a secret plan could not read, and why
 
 
-def _secret_warnings(unresolved: list[Unresolved], changes: list[Change]) -> list[str]:
+def _secret_warnings(unresolved: list[Unresolved], changes: list[Change]) -> list[PlanWarning]:
     """One warning per unreadable secret (variable or file), at its first reference, in the
     order validate uses, with the number of references; those that resources to be created
     or changed need make apply fail. Positions are found for the first few only (finding
@@ -486,12 +320,13 @@ def _secret_warnings(unresolved: list[Unresolved], changes: list[Change]) -> lis
             message = f"{why} ({refs}): apply will fail: {who} {verb} it"
         else:
             message = f"{why} ({refs}): cannot compare it, so the plan cannot show a rotation"
-        shown.append(item.diagnostic(path, "warning", message))
-    shown.sort(key=lambda d: (d.file, d.line, d.column))
-    lines = [str(d) for d in shown]
+        diagnostic = item.diagnostic(path, "warning", message)
+        shown.append(PlanWarning.at(_UNREADABLE, diagnostic, item.kind, item.name))
+    shown.sort(key=lambda w: w.order)
     if len(groups) > _MAX_SECRET_WARNINGS:
-        lines.append(f"{len(groups) - _MAX_SECRET_WARNINGS} more secret(s) cannot be read here")
-    return lines
+        more = f"{len(groups) - _MAX_SECRET_WARNINGS} more secret(s) cannot be read here"
+        shown.append(PlanWarning(WarningCategory.SECRETS_NOT_SHOWN, more))
+    return shown
 
 
 def _apply_order(change: Change, rank: dict[str, int]) -> tuple[int, int, int, str]:
@@ -606,7 +441,7 @@ def _removed(kind: str, data: dict[str, Any]) -> list[FieldChange]:
     """What a delete removes, field by field (secrets hidden), in the order of a create."""
     sensitive = {".".join(p) for p in secret_paths(kind)}
     order = _field_order(kind)
-    leaves = sorted(_flatten(data), key=lambda leaf: order.get(leaf[0], len(order)))
+    leaves = sorted(_leaves(data), key=lambda leaf: order.get(leaf[0], len(order)))
     return [
         FieldChange(path, SENSITIVE if path in sensitive else value, None, path in sensitive)
         for path, value in leaves
@@ -624,7 +459,7 @@ def _field_order(kind: str) -> dict[str, int]:
 def _created(kind: str, desired: dict[str, Any]) -> list[FieldChange]:
     sensitive = {".".join(p) for p in secret_paths(kind)}
     out = []
-    for path, value in _flatten(desired):
+    for path, value in _leaves(desired):
         if value is None or path in ("kind", "name"):
             continue
         hidden = path in sensitive
@@ -632,56 +467,16 @@ def _created(kind: str, desired: dict[str, Any]) -> list[FieldChange]:
     return out
 
 
-def _flatten(doc: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
-    for key, value in doc.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            yield from _flatten(value, path + ".")
-        else:
-            yield path, value
+def _leaves(doc: dict[str, Any]) -> Iterable[tuple[str, Any]]:
+    """The leaves of a resource, each with its dotted path."""
+    return ((".".join(path), value) for path, value in diff.leaves(doc))
 
 
 def _fill_field_changes(differing: list[tuple[Change, dict[str, Any], dict[str, Any]]]) -> None:
-    """Field-level changes of every differing resource, from one deepdiff run.
-
-    Only the fields that differ go into the diff, all resources at once: deepdiff costs per
-    node and per call, and plans of thousands of channels must stay fast.
-    """
-    if not differing:
-        return
-    from deepdiff import DeepDiff
-
-    befores: dict[int, dict[str, Any]] = {}
-    afters: dict[int, dict[str, Any]] = {}
-    for index, (_, before, after) in enumerate(differing):
-        befores[index], afters[index] = _differing(before, after)
-    paths: dict[int, set[tuple[str, ...]]] = {i: set() for i in befores}
-    diff = DeepDiff(befores, afters, view="tree")
-    for group in diff:
-        for node in diff[group]:
-            full = node.path(output_format="list")
-            # a list (queues) changes as a whole; so does a mapping that appears or goes
-            cut = next((i for i, p in enumerate(full[1:], 1) if isinstance(p, int)), len(full))
-            paths[full[0]].add(tuple(str(p) for p in full[1:cut]))
-    for index, (change, before, after) in enumerate(differing):
-        change.fields = _as_fields(change.kind, before, after, paths[index])
-
-
-def _differing(
-    before: dict[str, Any], after: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both mappings cut down to the keys whose values differ, through nested mappings."""
-    old: dict[str, Any] = {}
-    new: dict[str, Any] = {}
-    for key in before.keys() | after.keys():
-        a, b = before.get(key), after.get(key)
-        if a == b:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            old[key], new[key] = _differing(a, b)
-        else:
-            old[key], new[key] = a, b
-    return old, new
+    """Field-level changes of every differing resource, from one diff of them all."""
+    found = diff.changed([(before, after) for _, before, after in differing])
+    for (change, before, after), paths in zip(differing, found, strict=True):
+        change.fields = _as_fields(change.kind, before, after, paths)
 
 
 def _as_fields(
@@ -704,11 +499,11 @@ def _as_fields(
 def _section(
     path: tuple[str, ...], old: dict[str, Any], new: dict[str, Any], sensitive: set[Any]
 ) -> list[FieldChange]:
-    leaves = dict.fromkeys([*(p for p, _ in _flatten(old)), *(p for p, _ in _flatten(new))])
+    leaves = dict.fromkeys([*(p for p, _ in diff.leaves(old)), *(p for p, _ in diff.leaves(new))])
     out = []
     for leaf in leaves:
-        full = (*path, *leaf.split("."))
-        a, b = get_path(old, tuple(leaf.split("."))), get_path(new, tuple(leaf.split(".")))
+        full = (*path, *leaf)
+        a, b = get_path(old, leaf), get_path(new, leaf)
         if a == b:
             continue
         if full in sensitive:
@@ -723,27 +518,3 @@ def _section(
         else:
             out.append(FieldChange(".".join(full), a, b))
     return out
-
-
-# --- saved plans: staleness ----------------------------------------------------------
-
-
-def _digest(change: Change) -> str:
-    """What a change does, field by field: a secret rotated since the plan makes it differ."""
-    return json.dumps([asdict(f) for f in change.fields], sort_keys=True, default=str)
-
-
-def check_current(saved: Plan, fresh: Plan) -> None:
-    """Refuse a saved plan when the config or a touched live resource changed since."""
-    if saved.target != fresh.target:
-        raise StalePlan(f"stale plan: it was made for {saved.target}, not {fresh.target}")
-    if saved.config_fingerprint != fresh.config_fingerprint:
-        raise StalePlan("stale plan: the configuration changed since it was made; plan again")
-    now = {(c.kind, c.name, c.action): (c.live_etag, _digest(c)) for c in fresh.changes}
-    then = {(c.kind, c.name, c.action): (c.live_etag, _digest(c)) for c in saved.changes}
-    if now != then:
-        changed = sorted({str(k[0][1]) for k in set(now.items()) ^ set(then.items())})
-        raise StalePlan(
-            "stale plan: the tenant changed since it was made "
-            f"({', '.join(changed[:5])}); plan again"
-        )

@@ -1,0 +1,145 @@
+"""A plan as data: what changes, field by field, and what to warn about.
+
+Nothing here formats output (``render/plan.py`` does) or reads files (``plan/saved.py``
+does). Actions are a string enum, so a plan's JSON reads the same as plain strings.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from channelsync.errors import Diagnostic, Severity
+from channelsync.targets.base import Key
+
+SENSITIVE = "(sensitive)"
+
+
+class Action(enum.StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    RENAME = "rename"
+    DELETE = "delete"
+
+
+ACTIONS = tuple(a.value for a in Action)
+
+
+class WarningCategory(enum.StrEnum):
+    """What a plan warning is about, for tools that filter or count them."""
+
+    SECRET_UNREADABLE = "secret-unreadable"  # a secret reference plan cannot read
+    SECRETS_NOT_SHOWN = "secrets-not-shown"  # more unreadable secrets than are listed
+    TENANT_ABSENT = "tenant-absent"  # the target names no tenant yet
+    IGNORE_RULE_EXPIRED = "ignore-rule-expired"  # drift: a rule that no longer applies
+
+
+@dataclass(frozen=True)
+class Position:
+    file: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class PlanWarning:
+    """One warning of a plan; positioned ones point at the config line they are about."""
+
+    category: WarningCategory
+    message: str
+    kind: str | None = None
+    name: str | None = None
+    position: Position | None = None
+    severity: Severity = "warning"
+
+    @classmethod
+    def at(
+        cls, category: WarningCategory, diagnostic: Diagnostic, kind: str, name: str
+    ) -> PlanWarning:
+        """The warning ``diagnostic`` states about resource ``kind``/``name``."""
+        where = Position(diagnostic.file, diagnostic.line, diagnostic.column)
+        return cls(category, diagnostic.message, kind, name, where, diagnostic.severity)
+
+    @property
+    def order(self) -> tuple[str, int, int]:
+        """Where it stands in the order validate uses (file, line, column)."""
+        where = self.position or Position("", 0, 0)
+        return (where.file, where.line, where.column)
+
+
+@dataclass
+class FieldChange:
+    path: str
+    before: Any
+    after: Any
+    sensitive: bool = False
+
+
+@dataclass
+class Change:
+    kind: str
+    name: str
+    action: Action
+    previous_name: str | None = None
+    fields: list[FieldChange] = field(default_factory=list)
+    live_etag: str | None = None
+    followers: list[str] = field(default_factory=list)  # channels the tenant carries along
+    # an address another channel takes in the same apply: this channel holds this one first
+    temporary_email: str | None = None
+
+    def __post_init__(self) -> None:
+        self.action = Action(self.action)
+
+    @property
+    def key(self) -> Key:
+        return (self.kind, self.name)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Something apply refuses to do unless given ``flag``; the plan says so in advance."""
+
+    flag: str
+    reason: str
+    advice: str
+
+    def __str__(self) -> str:
+        return f"apply will need {self.flag}: {self.reason}"
+
+
+@dataclass
+class Plan:
+    target: str
+    changes: list[Change]
+    no_op: int
+    warnings: list[PlanWarning]
+    config_fingerprint: str  # "" unless asked for (saving or checking a plan reads it)
+    live_count: int = 0
+    only: list[str] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    ignored: int = 0  # drift: differences left out by ignore rules (resources)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys(ACTIONS, 0)
+        for change in self.changes:
+            counts[change.action.value] += 1
+        return {**counts, "no_op": self.no_op}
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def save(self, path: Path) -> None:
+        """Write the plan for a later ``apply PLANFILE`` (see ``plan/saved.py``)."""
+        from channelsync.plan.saved import save
+
+        save(self, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        from channelsync.plan.saved import load
+
+        return load(path)

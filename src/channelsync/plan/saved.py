@@ -1,0 +1,135 @@
+"""The saved-plan file (``plan --out``): its own versioned format (staleness: ``stale.py``).
+
+A saved plan holds what the public JSON plan holds, plus what binds it to the moment it was
+made: the config's fingerprint, each touched resource's live ETag, and the selection. A file
+may have been edited by hand or be something else entirely, so it is read with a size bound
+and parsed by a strict model; anything else is "not a channelsync plan file".
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError
+
+from channelsync.errors import ChannelsyncError
+from channelsync.fsio import write_atomic
+from channelsync.inputfile import TooDeep, UnreadableFile, read_json
+from channelsync.plan.data import Action, Change, FieldChange, Plan
+
+FORMAT_VERSION = 1
+MAX_PLAN_FILE_BYTES = 512 * 1024 * 1024  # a plan of 100,000 changes is well under this
+_SAVED_START = b'{\n  "format_version": '
+
+
+class _Field(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: StrictStr
+    before: Any
+    after: Any
+    sensitive: StrictBool = False
+
+
+class _Change(BaseModel):
+    kind: StrictStr
+    name: StrictStr
+    action: Action
+    previous_name: StrictStr | None = None
+    fields: list[_Field]
+    live_etag: StrictStr | None = None
+
+
+class _SavedPlan(BaseModel):
+    """Version 1. Unknown keys are ignored; the ones read here must be as written."""
+
+    format_version: Literal[1]
+    target: StrictStr
+    changes: list[_Change]
+    no_op: int
+    warnings: list[Any]
+    config_fingerprint: StrictStr
+    live_count: int = 0
+    only: list[StrictStr] = []
+
+
+def save(plan: Plan, path: Path) -> None:
+    """Version 1 is the public JSON plan (version 1) plus what binds the plan to its moment."""
+    from channelsync.render.plan import json_plan
+
+    assert plan.config_fingerprint, "make_plan(..., fingerprint=True) for a saved plan"
+    saved = json_plan(plan)
+    saved["config_fingerprint"] = plan.config_fingerprint
+    saved["live_count"] = plan.live_count
+    saved["no_op"] = plan.no_op
+    saved["only"] = plan.only
+    for entry, change in zip(saved["changes"], plan.changes, strict=True):
+        entry["live_etag"] = change.live_etag
+    _check_replaceable(path)
+    try:
+        write_atomic(path, json.dumps(saved, indent=2) + "\n")
+    except OSError as exc:
+        raise ChannelsyncError(f"cannot write plan file {path}: {exc.strerror}") from None
+
+
+def load(path: Path) -> Plan:
+    """The saved plan at ``path``. Its warnings were shown when it was made; a plan made
+    again for apply brings its own."""
+    not_a_plan = f"{path} is not a channelsync plan file (format_version {FORMAT_VERSION})"
+    try:
+        raw = read_json(str(path), MAX_PLAN_FILE_BYTES, limit_text="512 MiB")
+    except OSError as exc:
+        raise ChannelsyncError(f"cannot read plan file {path}: {exc.strerror}") from None
+    except TooDeep as exc:
+        raise ChannelsyncError(
+            f"{path}:{exc.line}:{exc.column}: {exc}; it is not a channelsync plan file"
+        ) from None
+    except UnreadableFile as exc:
+        raise ChannelsyncError(f"cannot read plan file {path}: {exc}") from None
+    except ValueError:  # not UTF-8 text, or not JSON
+        raise ChannelsyncError(not_a_plan) from None
+    try:
+        saved = _SavedPlan.model_validate(raw)
+    except (ValidationError, RecursionError):
+        raise ChannelsyncError(not_a_plan) from None
+    changes = [
+        Change(
+            c.kind,
+            c.name,
+            c.action,
+            c.previous_name,
+            [FieldChange(f.path, f.before, f.after, f.sensitive) for f in c.fields],
+            c.live_etag,
+        )
+        for c in saved.changes
+    ]
+    return Plan(
+        saved.target,
+        changes,
+        saved.no_op,
+        [],
+        saved.config_fingerprint,
+        saved.live_count,
+        list(saved.only),
+    )
+
+
+def _check_replaceable(path: Path) -> None:
+    """A saved plan replaces an older saved plan (or an empty file), never another file named
+    by mistake: a config file, the tenant database."""
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            return  # a folder: the write says so; nothing of the user's to lose otherwise
+        with path.open("rb") as handle:
+            if handle.read(len(_SAVED_START)) == _SAVED_START:
+                return
+    except OSError:
+        return  # the write itself reports it, naming the file
+    raise ChannelsyncError(
+        f"{path} exists and is not a saved plan: not replacing it. Choose another --out path "
+        "or remove that file"
+    )
