@@ -17,12 +17,12 @@ if TYPE_CHECKING:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from channelsync import apply as applying
-    from channelsync.plan import Plan
+    from channelsync.plan import saved as saved_plans
     from channelsync.render.apply import report as render_report
 
     config = shared.load(args.dir)
     bindings = shared.bindings(args)
-    saved = Plan.load(args.planfile) if args.planfile else None
+    saved = saved_plans.load(args.planfile) if args.planfile else None
     if saved is not None and args.only:
         print(
             "error: --only cannot be used with a saved plan: it is already limited to what "

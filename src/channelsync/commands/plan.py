@@ -29,7 +29,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if missing:
         plan.warnings.insert(0, PlanWarning(WarningCategory.TENANT_ABSENT, missing))
     if args.out:
-        plan.save(args.out)
+        from channelsync.plan import saved as saved_plans
+
+        saved_plans.save(plan, args.out)
     results = None
     if args.check_connections:
         from channelsync import gate

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from channelsync.errors import Diagnostic, Severity
@@ -131,15 +130,3 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return bool(self.changes)
-
-    def save(self, path: Path) -> None:
-        """Write the plan for a later ``apply PLANFILE`` (see ``plan/saved.py``)."""
-        from channelsync.plan.saved import save
-
-        save(self, path)
-
-    @classmethod
-    def load(cls, path: Path) -> Plan:
-        from channelsync.plan.saved import load
-
-        return load(path)

@@ -80,7 +80,12 @@ def load(path: Path) -> Plan:
     again for apply brings its own."""
     not_a_plan = f"{path} is not a channelsync plan file (format_version {FORMAT_VERSION})"
     try:
-        raw = read_json(str(path), MAX_PLAN_FILE_BYTES, limit_text="512 MiB")
+        limit = MAX_PLAN_FILE_BYTES
+        raw = read_json(
+            str(path),
+            limit,
+            limit_text=f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit} bytes",
+        )
     except OSError as exc:
         raise ChannelsyncError(f"cannot read plan file {path}: {exc.strerror}") from None
     except TooDeep as exc:

@@ -6,12 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from channelsync.errors import ChannelsyncError
+from channelsync.errors import StalePlan as StalePlan
 from channelsync.plan.data import Change, Plan
-
-
-class StalePlan(ChannelsyncError):
-    pass
 
 
 def _digest(change: Change) -> str:
