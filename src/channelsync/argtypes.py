@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from channelsync.defaults import DEFAULT_TARGET
+from channelsync.defaults import BINDINGS_ENV, BINDINGS_FILE, DEFAULT_TARGET
 from channelsync.exitcodes import EXIT_ERROR
 
 EXIT_USAGE = EXIT_ERROR  # a usage error is an error like any other, never 2 or 3
@@ -163,3 +163,25 @@ def only_option(p: argparse.ArgumentParser) -> None:
         default=[],
         help="limit to these resources: NAME or Kind/NAME (e.g. EmailChannel/Support)",
     )
+
+
+def secret_options(
+    p: argparse.ArgumentParser, *, bindings: bool = True, files: bool = True
+) -> None:
+    """``--secret-bindings`` (where secrets may be sent) and ``--allow-secret-files-outside``
+    (where secrets are read)."""
+    if bindings:
+        p.add_argument(
+            "--secret-bindings",
+            type=path,
+            metavar="FILE",
+            default=Path(os.environ[BINDINGS_ENV]) if os.environ.get(BINDINGS_ENV) else None,
+            help=f"send each secret only to the endpoints this file ({BINDINGS_FILE}) binds it "
+            f"to (default: ${BINDINGS_ENV}; none: no restriction)",
+        )
+    if files:
+        p.add_argument(
+            "--allow-secret-files-outside",
+            action="store_true",
+            help="allow ${file:...} secrets outside the config repository",
+        )

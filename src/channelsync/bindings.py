@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from channelsync import argtypes
+from channelsync.defaults import BINDINGS_ENV, BINDINGS_FILE
 from channelsync.errors import ConfigError, Diagnostic
 from channelsync.secrets import SecretRef, identity, parse_ref, ref_problem, source
 
-FILE_NAME = "channelsync.secrets.yaml"
-ENV_VAR = "CHANNELSYNC_SECRET_BINDINGS"
+FILE_NAME = BINDINGS_FILE
+ENV_VAR = BINDINGS_ENV
 NOT_BOUND = "secret_not_bound"
 
 _HOST_PORT = re.compile(
@@ -312,26 +312,6 @@ def _entry(
 
 
 # ---- the command line --------------------------------------------------------------------
-
-
-def add_arguments(p: argparse.ArgumentParser, *, bindings: bool = True, files: bool = True) -> None:
-    """``--secret-bindings`` (where secrets may be sent) and ``--allow-secret-files-outside``
-    (where secrets are read)."""
-    if bindings:
-        p.add_argument(
-            "--secret-bindings",
-            type=argtypes.path,
-            metavar="FILE",
-            default=Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None,
-            help=f"send each secret only to the endpoints this file ({FILE_NAME}) binds it "
-            f"to (default: ${ENV_VAR}; none: no restriction)",
-        )
-    if files:
-        p.add_argument(
-            "--allow-secret-files-outside",
-            action="store_true",
-            help="allow ${file:...} secrets outside the config repository",
-        )
 
 
 def from_args(args: argparse.Namespace) -> Bindings | None:

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    from channelsync.bindings import add_arguments as secret_options
+    from channelsync.argtypes import secret_options
 
     p = sub.add_parser("validate", help="check the config files and report every problem")
     _dir_option(p)

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 # The combined resource schema the package ships (``channelsync schema --write`` writes it).
 PACKAGED_SCHEMA = Path(__file__).with_name("resource.schema.json")
+
+# `channelsync serve`'s API tokens: where they are kept (hashed) and the roles a token can have.
+DEFAULT_TOKENS_FILE = Path(".channelsync") / "tokens.json"
+TokenRole = Literal["read", "write"]
+TOKEN_ROLES: tuple[TokenRole, ...] = ("read", "write")
+
+# The secret bindings file (which endpoints each secret may be sent to) and its variable.
+BINDINGS_FILE = "channelsync.secrets.yaml"
+BINDINGS_ENV = "CHANNELSYNC_SECRET_BINDINGS"
 
 DEFAULT_TARGET = "sqlite:///.channelsync/tenant.db"  # the embedded tenant, created on first use
 

@@ -26,10 +26,9 @@ check results, dnscheck.LookupFailed a result line, gitops.github.GitHubError a 
 
 from __future__ import annotations
 
-import difflib
+import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -48,18 +47,53 @@ def visible(text: str) -> str:
     return HIDDEN.sub(lambda m: f"\\u{ord(m[0]):04X}", text)
 
 
-@dataclass(frozen=True, order=True)
+@functools.total_ordering
 class Diagnostic:
+    """One positioned problem. Immutable, ordered by (file, line, column, severity, message).
+
+    A plain class rather than a dataclass: ``dataclasses`` imports ``inspect``, a cost every
+    ``channelsync --help`` would pay."""
+
+    __slots__ = ("column", "file", "line", "message", "severity")
+
     file: str
     line: int
     column: int
     severity: Severity
     message: str
 
-    def __post_init__(self) -> None:
+    def __init__(self, file: str, line: int, column: int, severity: Severity, message: str):
         # file names and messages may quote the config: show its hidden characters
-        object.__setattr__(self, "file", visible(self.file))
-        object.__setattr__(self, "message", visible(self.message))
+        set_ = object.__setattr__
+        set_(self, "file", visible(file))
+        set_(self, "line", line)
+        set_(self, "column", column)
+        set_(self, "severity", severity)
+        set_(self, "message", visible(message))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Diagnostic is immutable (cannot set {name})")
+
+    def _key(self) -> tuple[str, int, int, str, str]:
+        return (self.file, self.line, self.column, self.severity, self.message)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Diagnostic) and self._key() == other._key()
+
+    def __lt__(self, other: Diagnostic) -> bool:
+        return self._key() < other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __reduce__(self) -> tuple[type[Diagnostic], tuple[str, int, int, str, str]]:
+        return (Diagnostic, self._key())  # pickled to and from the loader's worker processes
+
+    def __repr__(self) -> str:
+        return (
+            f"Diagnostic(file={self.file!r}, line={self.line!r}, column={self.column!r}, "
+            f"severity={self.severity!r}, message={self.message!r})"
+        )
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
@@ -74,6 +108,8 @@ class Diagnostic:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    import difflib
+
     matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{matches[0]}'?)" if matches else ""
 

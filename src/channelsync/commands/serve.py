@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import socket
 
 from channelsync import argtypes
-from channelsync.defaults import DEFAULT_TARGET
+from channelsync.defaults import DEFAULT_TARGET, DEFAULT_TOKENS_FILE, TOKEN_ROLES
 from channelsync.errors import ChannelsyncError
 from channelsync.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
-from channelsync.server.tokens import DEFAULT_TOKENS_FILE, ROLES
 
 DEFAULT_PORT = 8765
 
@@ -59,7 +59,7 @@ def add_parsers(subparsers: Any) -> None:
     tokens.required = True
     q = tokens.add_parser("add", help="create a token and print it once")
     q.add_argument("name")
-    q.add_argument("--role", choices=ROLES, required=True)
+    q.add_argument("--role", choices=TOKEN_ROLES, required=True)
     _tokens_option(q)
     q.set_defaults(handler=cmd_token_add)
     q = tokens.add_parser("list", help="list token names and roles")
@@ -170,6 +170,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything starts, so a busy port is one clear error."""
+    import socket
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         return socket.create_server((host, port), family=family)
@@ -188,6 +190,8 @@ def _server_class() -> Any:
         """uvicorn's server, but SIGTERM is a clean stop (exit 0), not re-raised at the end."""
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            import signal
+
             super().handle_exit(sig, frame)
             if sig == signal.SIGTERM:
                 self._captured_signals.remove(sig)

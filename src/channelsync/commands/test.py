@@ -48,9 +48,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=email_address,
         help="also send a short message to ADDRESS through each SMTP check",
     )
-    from channelsync.bindings import add_arguments
+    from channelsync.argtypes import secret_options
 
-    add_arguments(p)
+    secret_options(p)
     p.add_argument(
         "--backlog-after",
         type=positive_minutes,

@@ -14,14 +14,14 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
+from channelsync.defaults import DEFAULT_TOKENS_FILE as DEFAULT_TOKENS_FILE
+from channelsync.defaults import TOKEN_ROLES, TokenRole
 from channelsync.errors import ChannelsyncError
 from channelsync.fsio import PRIVATE, write_atomic
 
-Role = Literal["read", "write"]
-ROLES: tuple[Role, ...] = ("read", "write")
-DEFAULT_TOKENS_FILE = Path(".channelsync") / "tokens.json"
+Role = TokenRole
+ROLES = TOKEN_ROLES
 TOKEN_PREFIX = "cst_"
 
 
