@@ -16,6 +16,7 @@ from channelsync.defaults import (
     DEFAULT_EMAIL_SCRIPT,
     DEFAULT_OAUTH_AUTHORITY,
     DEFAULT_OAUTH_SCOPE,
+    DNS_LABEL,
     HIDDEN_CHARACTERS,
 )
 from channelsync.secrets import SOURCE_NAME
@@ -28,8 +29,7 @@ NAME_PATTERN = rf"^[^{_H}]*[^\s{_H}][^{_H}]*$"  # and not blank
 # Any source name: which sources are installed is validate's check (secrets.usage_problem).
 SECRET_REF_PATTERN = rf"^\$\{{{SOURCE_NAME}:[^{{}}{_H}]+\}}$"
 EMAIL_PATTERN = rf"^[^@\s{_H}]+@[^@\s{_H}]+\.[^@\s{_H}]+$"
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-DKIM_SELECTOR_PATTERN = rf"^{_LABEL}(\.{_LABEL})*$"  # RFC 6376 3.1: DNS labels, 1-63 each
+DKIM_SELECTOR_PATTERN = rf"^{DNS_LABEL}(\.{DNS_LABEL})*$"  # RFC 6376 3.1: DNS labels, 1-63 each
 HOSTNAME_PATTERN = r"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$"
 
 Protocol = Literal["pop3", "pop3-ssl", "imap", "imap-ssl"]

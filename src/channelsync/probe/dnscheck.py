@@ -210,6 +210,16 @@ def parse_server(text: str) -> tuple[str, int]:
     return host, port
 
 
+def open_lookups(server: str | None) -> Lookups:
+    """The run's Lookups; LookupFailed (one line, naming --dns-server or the variable it came
+    from) when the resolver is not an address or there is no system resolver."""
+    try:
+        return Lookups(server)
+    except ValueError as exc:
+        where = "--dns-server" if server else DNS_SERVER_ENV
+        raise LookupFailed(f"{where}: {exc}; give an IP address, e.g. 127.0.0.1:5353") from None
+
+
 def _port(raw: str, text: str) -> int:
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise ValueError(f"'{text}' has no valid port")
