@@ -105,13 +105,16 @@ def as_json(
     trips: Sequence[Trip] | None,
     dns: Sequence[Report] | None = None,
 ) -> str:
-    """The login checks' document, with ``e2e`` and ``dns`` sections when those ran."""
-    from channelsync.render.checks import summary
+    """The login checks' document with their ``mailbox`` figures, and ``e2e`` and ``dns``
+    sections when those ran."""
+    from channelsync.render.checks import mailbox, summary
 
     document: dict[str, Any] = {
         "results": [r.to_json() for r in results],
         "summary": summary(results),
     }
+    if results:
+        document["mailbox"] = mailbox(results)
     if trips is not None:
         document["e2e"] = [t.to_json() for t in trips]
         document["summary"]["e2e"] = e2e_summary(trips)
