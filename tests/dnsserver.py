@@ -59,6 +59,8 @@ ZONE = (
     # cidr.test: SPF 'a' with a CIDR length (net.cidr.test's /24 holds 127.0.0.1)
     "host-record=net.cidr.test,127.0.0.9",
     'txt-record=cidr.test,"v=spf1 a:net.cidr.test/24 -all"',
+    # dangling.test: an SPF include of a name without an SPF record
+    'txt-record=dangling.test,"v=spf1 include:gone.dangling.test -all"',
     # nullmx.test: RFC 7505 null MX, accepts no mail
     "mx-host=nullmx.test,.,0",
     # broken._domainkey.acme.test: forwarded to a port nobody answers on (SERVFAIL)

@@ -310,3 +310,16 @@ def test_one_failing_lookup_keeps_the_other_findings(
     assert report.findings[2].detail.startswith(
         "the DNS server did not answer: TXT broken._domainkey.acme.test: "
     )
+
+
+def test_an_include_without_an_spf_record_is_a_permerror(
+    config_dir: Path, dns_server: DnsServer, cli: Any
+) -> None:
+    _, found = _check(cli, config_dir, dns_server, _relay(), _channel("help@dangling.test"))
+    spf = found["help@dangling.test"]["spf"]
+    assert (spf["code"], spf["detail"]) == (
+        "spf_fail",
+        "include:gone.dangling.test in the SPF of dangling.test has no SPF record (permerror: "
+        "receivers treat it as no SPF)",
+    )
+    assert spf["hint"].startswith("fix the record so that every name it refers to exists; ")

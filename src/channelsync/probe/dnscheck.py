@@ -558,7 +558,9 @@ def _spf(lookups: Lookups, domain: str, host: str) -> list[Finding]:
                 "fail",
                 str(exc),
                 exc.code,
-                "flatten the record: fewer include/a/mx terms (ip4/ip6 cost no lookup)",
+                "flatten the record: fewer include/a/mx terms (ip4/ip6 cost no lookup)"
+                if exc.code == "spf_too_many_lookups"
+                else f"fix the record so that every name it refers to exists; {SENDER_RULES}",
             )
         ]
     refused = {ip: v for ip, v in verdicts.items() if v != "pass"}
