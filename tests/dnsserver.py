@@ -49,6 +49,22 @@ ZONE = (
     # srv.test: RFC 6186 SRV records for discovery
     "srv-host=_imaps._tcp.srv.test,imap.srv.test,993,0,1",
     "srv-host=_submission._tcp.srv.test,smtp.srv.test,587,0,1",
+    # fan.test: an SPF that includes itself 20 times (exponential without RFC 7208's limits)
+    'txt-record=fan.test,"v=spf1 ' + " ".join(["include:fan.test"] * 20) + ' -all"',
+    # many.test: 11 includes before Microsoft 365's: too many lookups for a receiver
+    'txt-record=many.test,"v=spf1 '
+    + " ".join(f"include:i{i}.many.test" for i in range(11))
+    + ' include:spf.protection.outlook.com -all"',
+    *(f'txt-record=i{i}.many.test,"v=spf1 ip4:192.0.2.{i} -all"' for i in range(11)),
+    # cidr.test: SPF 'a' with a CIDR length (net.cidr.test's /24 holds 127.0.0.1)
+    "host-record=net.cidr.test,127.0.0.9",
+    'txt-record=cidr.test,"v=spf1 a:net.cidr.test/24 -all"',
+    # dangling.test: an SPF include of a name without an SPF record
+    'txt-record=dangling.test,"v=spf1 include:gone.dangling.test -all"',
+    # nullmx.test: RFC 7505 null MX, accepts no mail
+    "mx-host=nullmx.test,.,0",
+    # broken._domainkey.acme.test: forwarded to a port nobody answers on (SERVFAIL)
+    "server=/broken._domainkey.acme.test/127.0.0.1#9",
     "local=/test/",
     "local=/localhost/",
     "local=/127.in-addr.arpa/",

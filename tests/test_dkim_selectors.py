@@ -29,3 +29,18 @@ def test_dkim_selectors_are_not_sent_and_show_no_drift(
     planned = cli("plan", "--detailed-exitcode")
     assert planned.code == 0, planned.out
     assert "dkim" not in planned.out
+
+
+def test_a_selector_that_is_not_a_dns_label_is_refused_at_its_position(
+    workdir: Path, cli: Any
+) -> None:
+    selector = "s" * 70
+    (workdir / "channels.d" / "relay.yaml").write_text(
+        f"kind: SmtpServer\nname: Relay\nhost: smtp.acme.example\ndkim_selectors: [{selector}]\n"
+    )
+    result = cli("validate")
+    assert result.code == 1
+    assert result.out.splitlines()[0] == (
+        f"channels.d/relay.yaml:4:18: error: dkim_selectors[0]: '{selector}' is not a DKIM "
+        "selector (DNS labels of 1-63 letters, digits or hyphens, separated by dots)"
+    )

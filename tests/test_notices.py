@@ -158,8 +158,11 @@ def test_diagnosis_maps_the_notices_error_string_to_its_code_and_quotes_it() -> 
     diagnosis = diagnose(ServerRefusal(reply), attempt)
     assert diagnosis.code == "basic_auth_disabled"
     assert diagnosis.message == reply
+    notice = next(n for n in notices.load() if n.code == "basic_auth_disabled")
+    assert diagnosis.hint == notice.quote(dt.date.today())
     assert diagnosis.hint.startswith(
-        "Exchange Online, since 2026-12-31: Basic authentication (a password) for SMTP AUTH "
+        f"Exchange Online, {notice.when(dt.date.today())}: Basic authentication (a password) "
+        "for SMTP AUTH "
     )
     assert diagnosis.hint.endswith(
         "(https://admin.microsoft.com/AdminPortal/home#/MessageCenter/:/messages/MC786329)"
@@ -179,3 +182,11 @@ def test_exchange_imap_login_failed_with_a_password_is_basic_auth_disabled() -> 
     diagnosis = diagnose(ServerRefusal(b"LOGIN failed."), attempt)
     assert diagnosis.code == "basic_auth_disabled"
     assert "POP and IMAP is switched off; use auth: microsoft-exchange" in diagnosis.hint
+
+
+def test_a_quoted_notice_says_from_when_before_its_date_and_since_when_after() -> None:
+    notice = next(n for n in notices.load() if n.effective == dt.date(2026, 12, 31))
+    assert notice.quote(dt.date(2026, 12, 1)).startswith(
+        "Exchange Online, from 2026-12-31 (in 30 days): "
+    )
+    assert notice.quote(dt.date(2027, 1, 1)).startswith("Exchange Online, since 2026-12-31: ")

@@ -172,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", type=_path, metavar="FILE", help="write a commented channel YAML")
     p.add_argument("--autoconfig-url", metavar="URL", help="an https autoconfig file to read")
     p.add_argument("--dns-server", metavar="HOST[:PORT]", help="resolver for SRV and MX")
+    p.add_argument(
+        "--secret-bindings",
+        type=_path,
+        metavar="FILE",
+        help="with --write: bind the written placeholders to their endpoints in FILE "
+        "(default: channelsync.secrets.yaml at the root of the written file's repository)",
+    )
     p.set_defaults(handler=cmd_discover)
 
     p = sub.add_parser("schema", help="print or write the JSON Schemas generated from the model")

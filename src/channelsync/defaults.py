@@ -32,6 +32,7 @@ DEFAULT_EMAIL_SCRIPT = "Default Email Script"
 # terminals, bidirectional overrides (U+202A-U+202E, U+2066-U+2069) show text in another
 # order than it is (in plans and PR comments). A regex class, escaped so that Python's
 # `re` (jsonschema), Rust's `regex` (pydantic) and jsonschema-rs read it alike.
+DNS_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # RFC 1123: 1-63 characters
 HIDDEN_CHARACTERS = r"\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069"
 
 INCOMING_DEFAULT_PORTS: dict[str, int] = {

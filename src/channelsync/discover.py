@@ -7,17 +7,23 @@ Every source's answer is reported; the first that names an incoming server wins.
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from channelsync.defaults import DNS_LABEL
 from channelsync.errors import DiscoverError as DiscoverError
+from channelsync.errors import visible
 
 if TYPE_CHECKING:
     from channelsync.probe.dnscheck import Lookups
 
 MAX_AUTOCONFIG_BYTES = 1_000_000
+_HOST_NAME = re.compile(rf"^{DNS_LABEL}(\.{DNS_LABEL})*\.?$")
 SRV_INCOMING = (
     ("_imaps._tcp", "imap-ssl"),
     ("_imap._tcp", "imap"),
@@ -43,6 +49,29 @@ class Discovery:
     why: str = ""
 
 
+class Unusable(Exception):
+    """A source's answer that cannot be used (a host that is not a host name, a bad port)."""
+
+
+def host_name(text: str) -> str:
+    """``text`` when it is a host name or an IP address; remote text is never trusted to be."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    if len(text) > 253 or not _HOST_NAME.match(text):
+        raise Unusable(f"'{visible(text)}' is not a host name")
+    return text.rstrip(".")
+
+
+def port_number(text: str) -> int | None:
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit() and 0 < int(text) < 65536):
+        raise Unusable(f"port '{visible(text)}' is not a port number (1-65535)")
+    return int(text)
+
+
 def autoconfig_urls(address: str) -> list[str]:
     domain = address.rsplit("@", 1)[-1]
     return [
@@ -62,15 +91,23 @@ def discover(
         if not url.startswith("https://"):
             raise DiscoverError(f"{url}: only https autoconfig is trusted with the address")
         settings, said = _autoconfig(url, address, timeout)
-        found.said.append(f"autoconfig {url}: {said}")
+        found.said.append(visible(f"autoconfig {url}: {said}"))
         if settings is not None:
             candidates.append(settings)
             break
-    srv, srv_said = _srv(address, lookups)
+    from channelsync.probe.dnscheck import LookupFailed
+
+    try:
+        srv, srv_said = _srv(address, lookups)
+    except LookupFailed as exc:  # a good autoconfig answer still counts
+        srv, srv_said = None, [visible(f"SRV: the DNS server did not answer ({exc})")]
     found.said.extend(srv_said)
     if srv is not None:
         candidates.append(srv)
-    mx, said = _mx(address, lookups)
+    try:
+        mx, said = _mx(address, lookups)
+    except LookupFailed as exc:
+        mx, said = None, visible(f"MX: the DNS server did not answer ({exc})")
     found.said.append(said)
     if mx is not None:
         candidates.append(mx)
@@ -89,6 +126,7 @@ def _autoconfig(url: str, address: str, timeout: float) -> tuple[Settings | None
 
     import httpx
 
+    deadline = time.monotonic() + timeout  # for the whole download, however slowly it drips
     try:
         with (
             httpx.Client(verify=ssl.create_default_context(), timeout=timeout) as client,
@@ -101,6 +139,8 @@ def _autoconfig(url: str, address: str, timeout: float) -> tuple[Settings | None
                 body += chunk
                 if len(body) > MAX_AUTOCONFIG_BYTES:
                     return None, f"more than {MAX_AUTOCONFIG_BYTES:,} bytes; ignored"
+                if time.monotonic() > deadline:
+                    return None, f"not complete after {timeout:g} s; ignored"
     except httpx.HTTPError as exc:
         return None, f"not reachable ({exc})"
     try:
@@ -108,15 +148,18 @@ def _autoconfig(url: str, address: str, timeout: float) -> tuple[Settings | None
     except ET.ParseError as exc:
         return None, f"not valid XML ({exc})"
     settings = Settings("autoconfig")
-    for server in root.iter("incomingServer"):
-        kind = server.get("type")
-        if kind in ("imap", "pop3"):
-            settings.incoming = _incoming(server, kind, address)
-            break
-    for server in root.iter("outgoingServer"):
-        if server.get("type") == "smtp":
-            settings.outgoing = _outgoing(server, address)
-            break
+    try:
+        for server in root.iter("incomingServer"):
+            kind = server.get("type")
+            if kind in ("imap", "pop3"):
+                settings.incoming = _incoming(server, kind, address)
+                break
+        for server in root.iter("outgoingServer"):
+            if server.get("type") == "smtp":
+                settings.outgoing = _outgoing(server, address)
+                break
+    except Unusable as exc:
+        return None, f"{exc}; ignored"
     if settings.incoming is None:
         return None, "no IMAP or POP3 server in the file"
     return settings, _summary(settings)
@@ -128,6 +171,8 @@ def _text(server: ET.Element, tag: str) -> str:
 
 def _user(server: ET.Element, address: str) -> str:
     user = _text(server, "username") or "%EMAILADDRESS%"
+    if visible(user) != user or len(user) > 200:
+        raise Unusable(f"user name '{visible(user[:200])}' is not usable")
     return user.replace("%EMAILADDRESS%", address).replace(
         "%EMAILLOCALPART%", address.split("@")[0]
     )
@@ -137,9 +182,9 @@ def _incoming(server: ET.Element, kind: str, address: str) -> dict[str, Any]:
     tls = _text(server, "socketType").upper() == "SSL"
     oauth = _text(server, "authentication").upper() == "OAUTH2"
     return {
-        "server": _text(server, "hostname"),
+        "server": host_name(_text(server, "hostname")),
         "protocol": kind + ("-ssl" if tls else ""),
-        "port": int(_text(server, "port") or 0) or None,
+        "port": port_number(_text(server, "port")),
         "auth": "microsoft-exchange" if oauth else "normal",
         "user": _user(server, address),
     }
@@ -149,9 +194,9 @@ def _outgoing(server: ET.Element, address: str) -> dict[str, Any]:
     socket_type = _text(server, "socketType").upper()
     security = {"SSL": "ssl", "STARTTLS": "starttls"}.get(socket_type, "none")
     return {
-        "host": _text(server, "hostname"),
+        "host": host_name(_text(server, "hostname")),
         "security": security,
-        "port": int(_text(server, "port") or 0) or None,
+        "port": port_number(_text(server, "port")),
         "user": _user(server, address),
     }
 
@@ -170,7 +215,11 @@ def _srv(address: str, lookups: Lookups) -> tuple[Settings | None, list[str]]:
             if not offered:
                 said.append(f"SRV {name}: none")
                 continue
-            host, port = offered[0][3].rstrip("."), int(offered[0][2])
+            try:
+                host, port = host_name(offered[0][3]), port_number(offered[0][2])
+            except Unusable as exc:
+                said.append(f"SRV {name}: {exc}; ignored")
+                continue
             said.append(f"SRV {name}: {host}:{port}")
             if role == "incoming" and settings.incoming is None:
                 settings.incoming = {
@@ -194,6 +243,7 @@ def _mx(address: str, lookups: Lookups) -> tuple[Settings | None, str]:
         return None, f"MX {domain}: none"
     host = records[0].split()[-1].rstrip(".")
     provider = provider_of(host, "mx")
+    host = visible(host)
     if provider is None:
         return None, f"MX {domain}: {host} (not a known provider)"
     settings = Settings(
@@ -240,9 +290,9 @@ def channel_yaml(found: Discovery) -> str:
     if incoming.get("port") is None:
         incoming.pop("port", None)
     lines = [
-        f"# Found by 'channelsync discover {address}' from {chosen.source}: {found.why}.",
-        *(f"# {line}" for line in found.said),
-        *([f"# note: {chosen.note}"] if chosen.note else []),
+        _comment(f"Found by 'channelsync discover {address}' from {chosen.source}: {found.why}."),
+        *(_comment(line) for line in found.said),
+        *([_comment(f"note: {chosen.note}")] if chosen.note else []),
         "kind: EmailChannel",
         f"name: {json.dumps(address)}",
         f"email: {json.dumps(address)}",
@@ -268,6 +318,7 @@ def channel_yaml(found: Discovery) -> str:
             "outgoing:",
             f"  server: {json.dumps(server)}",
             "  override: true              # send with this mailbox's own account",
+            *([f"  user: {json.dumps(out['user'])}"] if out.get("user") else []),
             f"  password: ${{env:{env}_SMTP_PASSWORD}}",
             "---",
             "kind: SmtpServer",
@@ -278,6 +329,39 @@ def channel_yaml(found: Discovery) -> str:
         if out.get("port"):
             lines.append(f"port: {out['port']}")
     return "\n".join(lines) + "\n"
+
+
+def secret_bindings(text: str) -> dict[str, list[str]]:
+    """The endpoints each secret placeholder of ``channel_yaml``'s text is sent to, as
+    ``export --secret-bindings`` binds them (``bindings.endpoints_of``)."""
+    from ruamel.yaml import YAML
+
+    from channelsync.bindings import endpoints_of
+
+    docs = [d for d in YAML(typ="safe").load_all(text) if isinstance(d, dict)]
+    servers = {d["name"]: d for d in docs if d.get("kind") == "SmtpServer"}
+    wanted: dict[str, list[str]] = {}
+    for doc in docs:
+        if doc.get("kind") != "EmailChannel":
+            continue
+        incoming, outgoing = doc["incoming"], doc.get("outgoing") or {}
+        places: list[tuple[tuple[str, ...], Any]] = [
+            (("incoming", "password"), incoming.get("password")),
+            (
+                ("incoming", "oauth", "client_secret"),
+                (incoming.get("oauth") or {}).get("client_secret"),
+            ),
+            (("outgoing", "password"), outgoing.get("password")),
+        ]
+        for path, ref in places:
+            if isinstance(ref, str):
+                wanted[ref] = endpoints_of("EmailChannel", doc, path, servers)
+    return wanted
+
+
+def _comment(line: str) -> str:
+    """A YAML comment line of remote text: no line break or control character survives."""
+    return "# " + visible(line)
 
 
 def write_new(path: Path, text: str) -> None:

@@ -364,4 +364,9 @@ def _pattern_message(schema: dict[str, Any], value: Any) -> str:
         return "must not be blank"
     if schema.get("format") == "hostname":
         return f"'{value}' is not a valid host name or IP address"
+    if schema.get("format") == "dkim-selector":
+        return (
+            f"'{value}' is not a DKIM selector (DNS labels of 1-63 letters, digits or hyphens, "
+            "separated by dots)"
+        )
     return f"'{value}' does not match {schema.get('pattern')}"

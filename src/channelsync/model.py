@@ -16,6 +16,7 @@ from channelsync.defaults import (
     DEFAULT_EMAIL_SCRIPT,
     DEFAULT_OAUTH_AUTHORITY,
     DEFAULT_OAUTH_SCOPE,
+    DNS_LABEL,
     HIDDEN_CHARACTERS,
 )
 from channelsync.secrets import SOURCE_NAME
@@ -28,6 +29,7 @@ NAME_PATTERN = rf"^[^{_H}]*[^\s{_H}][^{_H}]*$"  # and not blank
 # Any source name: which sources are installed is validate's check (secrets.usage_problem).
 SECRET_REF_PATTERN = rf"^\$\{{{SOURCE_NAME}:[^{{}}{_H}]+\}}$"
 EMAIL_PATTERN = rf"^[^@\s{_H}]+@[^@\s{_H}]+\.[^@\s{_H}]+$"
+DKIM_SELECTOR_PATTERN = rf"^{DNS_LABEL}(\.{DNS_LABEL})*$"  # RFC 6376 3.1: DNS labels, 1-63 each
 HOSTNAME_PATTERN = r"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$"
 
 Protocol = Literal["pop3", "pop3-ssl", "imap", "imap-ssl"]
@@ -36,6 +38,15 @@ SmtpSecurity = Literal["starttls", "ssl", "none"]
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 Text = Annotated[str, Field(min_length=1, pattern=TEXT_PATTERN)]
+DkimSelector = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=DKIM_SELECTOR_PATTERN,
+        json_schema_extra={"format": "dkim-selector"},
+    ),
+]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Hostname = Annotated[
     str,
@@ -143,7 +154,7 @@ class Outgoing(_Strict):
         description="Allow the connection test to send this account's password to an "
         "SmtpServer with security: none (no TLS).",
     )
-    dkim_selectors: list[Name] | None = Field(
+    dkim_selectors: list[DkimSelector] | None = Field(
         default=None,
         description="DKIM selectors whose keys 'channelsync test --dns' checks "
         "(<selector>._domainkey.<domain>); channelsync's own, never sent to the tenant.",
@@ -195,7 +206,7 @@ class SmtpServer(_Strict):
         description="Allow the connection test to send the password with security: none "
         "(no TLS); without it validate refuses the password.",
     )
-    dkim_selectors: list[Name] | None = Field(
+    dkim_selectors: list[DkimSelector] | None = Field(
         default=None,
         description="DKIM selectors whose keys 'channelsync test --dns' checks "
         "(<selector>._domainkey.<domain>); channelsync's own, never sent to the tenant.",

@@ -63,12 +63,11 @@ class Notice:
             f"({words}{self.source})"
         )
 
-    def quote(self) -> str:
-        """The notice as a diagnosis hint: what changed, since when, what to do, and where."""
-        return (
-            f"{self.provider}, since {self.effective.isoformat()}: {self.change}; {self.hint} "
-            f"({self.source})"
-        )
+    def quote(self, as_of: dt.date | None = None) -> str:
+        """The notice as a diagnosis hint: what changed, since (or from) when, what to do, and
+        where; ``as_of`` is today unless given."""
+        when = self.when(as_of or dt.date.today())
+        return f"{self.provider}, {when}: {self.change}; {self.hint} ({self.source})"
 
 
 @cache

@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -506,3 +507,28 @@ def test_protocol_error_hint_uses_the_right_article() -> None:
     assert hint("protocol_error", pop3) == (
         "the server at mail.example.com:110 did not answer as a POP3 server should"
     )
+
+
+def test_junit_stays_well_formed_xml_when_the_server_sends_control_characters(
+    config_dir: Path,
+    password: Password,
+    responders: Responders,
+    tls: Callable[[str], object],
+    cli: Callable[..., object],
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    from tests.probe.conftest import write
+
+    server = responders(
+        *imap(login="NO [AUTHENTICATIONFAILED] bad\x1b[2J\x01\x0b password"), tls("localhost")
+    )
+    write(config_dir, channel("imap-ssl", server.port))
+    result: Any = cli("test", "--dir", str(config_dir), "--format", "junit")
+    assert result.code == 1
+    failure = ET.fromstring(result.out).find("testsuite/testcase/failure")
+    assert failure is not None
+    message = failure.get("message", "")
+    assert message.startswith("auth_failed: [AUTHENTICATIONFAILED] bad")
+    assert message.endswith(" password")
+    assert not any(c in message for c in "\x1b\x01\x0b")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,127 @@ def test_no_system_resolver_is_one_clear_line(
         1,
         "error: no system resolver (no nameservers); pass --dns-server\n",
     )
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "fan.test",  # includes itself 20 times: exponential without the limit
+        "many.test",  # 11 includes before Microsoft 365's own
+    ],
+)
+def test_the_lookup_limit_bounds_the_walk_to_a_known_providers_include(
+    domain: str, config_dir: Path, dns_server: DnsServer, cli: Any
+) -> None:
+    started = time.monotonic()
+    code, found = _check(
+        cli, config_dir, dns_server, _relay("smtp.office365.com"), _channel(f"help@{domain}")
+    )
+    assert time.monotonic() - started < 5
+    assert code == 1
+    spf = found[f"help@{domain}"]["spf"]
+    assert (spf["code"], spf["detail"]) == (
+        "spf_too_many_lookups",
+        f"evaluating the SPF of {domain} needs more than 10 DNS lookups (permerror: receivers "
+        "treat it as no SPF)",
+    )
+
+
+def test_spf_a_term_with_a_cidr_length_authorises_its_network(
+    config_dir: Path, dns_server: DnsServer, cli: Any
+) -> None:
+    _, found = _check(cli, config_dir, dns_server, _relay(), _channel("help@cidr.test"))
+    spf = found["help@cidr.test"]["spf"]
+    assert (spf["status"], spf["detail"]) == (
+        "ok",
+        "v=spf1 a:net.cidr.test/24 -all (pass for 127.0.0.1)",
+    )
+
+
+def test_spf_cidr_lengths_of_every_mechanism() -> None:
+    from channelsync.probe.dnscheck import _cidr, _terms
+
+    assert _terms("v=spf1 a/24 mx:m.test/16//64 ip4:10.0.0.0/8 -all redirect=r.test") == [
+        ("+", "a", "/24"), ("+", "mx", "m.test/16//64"), ("+", "ip4", "10.0.0.0/8"),
+        ("-", "all", ""), ("", "redirect=", "r.test"),
+    ]  # fmt: skip
+    assert _cidr("/24", "own.test") == ("own.test", 24, 128)
+    assert _cidr("m.test/16//64", "own.test") == ("m.test", 16, 64)
+
+
+def test_an_unknown_gateway_in_front_of_microsoft_365_is_a_note(
+    config_dir: Path, dns_server: DnsServer, cli: Any
+) -> None:
+    channel = _channel("help@acme.test")
+    channel["incoming"]["server"] = "outlook.office365.com"
+    code, found = _check(cli, config_dir, dns_server, _relay(), channel)
+    mx = found["help@acme.test"]["mx"]
+    assert (mx["status"], mx["code"], mx["detail"]) == (
+        "note",
+        None,
+        "MX of acme.test points at mail.acme.test, not at Microsoft 365, which the channel "
+        "polls (outlook.office365.com)",
+    )
+    assert code == 0
+
+
+def test_mx_at_one_known_provider_while_polling_another_is_a_mismatch(
+    config_dir: Path, dns_server: DnsServer, cli: Any
+) -> None:
+    channel = _channel("help@google.test")
+    channel["incoming"]["server"] = "outlook.office365.com"
+    _, found = _check(cli, config_dir, dns_server, _relay(), channel)
+    assert found["help@google.test"]["mx"]["detail"] == (
+        "MX of google.test points at Google (aspmx.l.google.com), but the channel polls "
+        "Microsoft 365 (outlook.office365.com)"
+    )
+
+
+def test_a_null_mx_accepts_no_mail(config_dir: Path, dns_server: DnsServer, cli: Any) -> None:
+    _, found = _check(cli, config_dir, dns_server, _relay(), _channel("help@nullmx.test"))
+    mx = found["help@nullmx.test"]["mx"]
+    assert (mx["code"], mx["detail"]) == (
+        "mx_missing",
+        "nullmx.test has a null MX (0 .): it accepts no mail",
+    )
+
+
+def test_a_subdomain_without_dmarc_falls_back_to_its_parent(
+    config_dir: Path, dns_server: DnsServer, cli: Any
+) -> None:
+    _, found = _check(cli, config_dir, dns_server, _relay(), _channel("help@sub.acme.test"))
+    dmarc = found["help@sub.acme.test"]["dmarc"]
+    assert dmarc["status"] == "ok"
+    assert dmarc["detail"].startswith("policy p=none (from _dmarc.acme.test): v=DMARC1; p=none")
+
+
+def test_one_failing_lookup_keeps_the_other_findings(
+    config_dir: Path, dns_server: DnsServer
+) -> None:
+    write(config_dir, _relay(dkim_selectors=["broken", "s1"]), _channel("support@acme.test"))
+    config = load_config(config_dir)
+    [report] = check_channels(
+        config.of_kind("EmailChannel"),
+        config.of_kind("SmtpServer"),
+        Lookups(dns_server.address, timeout=0.5),
+    )
+    assert [(f.check, f.status) for f in report.findings] == [
+        ("mx", "ok"), ("spf", "ok"), ("dns", "fail"), ("dkim", "ok"), ("ptr", "ok"),
+        ("dmarc", "ok"),
+    ]  # fmt: skip
+    assert report.findings[2].detail.startswith(
+        "the DNS server did not answer: TXT broken._domainkey.acme.test: "
+    )
+
+
+def test_an_include_without_an_spf_record_is_a_permerror(
+    config_dir: Path, dns_server: DnsServer, cli: Any
+) -> None:
+    _, found = _check(cli, config_dir, dns_server, _relay(), _channel("help@dangling.test"))
+    spf = found["help@dangling.test"]["spf"]
+    assert (spf["code"], spf["detail"]) == (
+        "spf_fail",
+        "include:gone.dangling.test in the SPF of dangling.test has no SPF record (permerror: "
+        "receivers treat it as no SPF)",
+    )
+    assert spf["hint"].startswith("fix the record so that every name it refers to exists; ")

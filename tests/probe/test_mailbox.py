@@ -117,3 +117,28 @@ def test_enabling_a_channel_warns_what_the_contact_centre_will_take(
     applied = cli("apply", "--auto-approve", "--dir", "channels.d")
     assert applied.code == 0
     assert f"warning: EmailChannel 'Backlog' (incoming): {warning}\n" in applied.err
+
+
+def test_text_and_the_json_mailbox_section_show_count_unseen_and_the_oldest_age(
+    mail: MailServers,
+    config_dir: Path,
+    mail_ca: Path,
+    password: Password,
+    cli: Any,
+    backlog_box: dt.datetime,
+) -> None:
+    write(config_dir, _box(mail))
+    text = cli("test", "--dir", str(config_dir))
+    assert text.code == 0, text.out
+    assert "ok (2 messages, 1 unseen, oldest 2 h old)" in text.out.splitlines()[1]
+    result = cli("test", "--dir", str(config_dir), "--format", "json")
+    [figures] = json.loads(result.out)["mailbox"]
+    assert figures == {
+        "name": "Backlog",
+        "endpoint": f"imap-ssl://localhost:{mail.ports['imaps']}",
+        "messages": 2,
+        "unseen": 1,
+        "oldest": backlog_box.isoformat(),
+        "oldest_age_minutes": figures["oldest_age_minutes"],
+    }
+    assert 120 <= figures["oldest_age_minutes"] < 125

@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
 def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any]) -> int:
     """--dns and --end-to-end: the selected channels (default: the enabled ones)."""
     from channelsync.bindings import from_args
-    from channelsync.probe.dnscheck import DNS_SERVER_ENV, LookupFailed, Lookups
+    from channelsync.probe.dnscheck import LookupFailed, open_lookups
     from channelsync.probe.e2e import run_trips
     from channelsync.render import probes as report
 
@@ -159,11 +159,7 @@ def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any
         r for r in resources if r.kind == "EmailChannel" and (args.names or r.data["enabled"])
     ]
     try:
-        lookups = Lookups(args.dns_server)
-    except ValueError as exc:
-        where = "--dns-server" if args.dns_server else DNS_SERVER_ENV
-        print(f"error: {where}: {exc}; give an IP address, e.g. 127.0.0.1:5353", file=sys.stderr)
-        return EXIT_ERROR
+        lookups = open_lookups(args.dns_server)
     except LookupFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -17,7 +17,7 @@ import ipaddress
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 DNS_SERVER_ENV = "CHANNELSYNC_DNS_SERVER"
 SPF_LOOKUP_LIMIT = 10  # RFC 7208 4.6.4
+SPF_VOID_LIMIT = 2  # RFC 7208 4.6.4
 CODES = (
     "mx_missing",
     "mx_mismatch",
@@ -209,6 +210,16 @@ def parse_server(text: str) -> tuple[str, int]:
     return host, port
 
 
+def open_lookups(server: str | None) -> Lookups:
+    """The run's Lookups; LookupFailed (one line, naming --dns-server or the variable it came
+    from) when the resolver is not an address or there is no system resolver."""
+    try:
+        return Lookups(server)
+    except ValueError as exc:
+        where = "--dns-server" if server else DNS_SERVER_ENV
+        raise LookupFailed(f"{where}: {exc}; give an IP address, e.g. 127.0.0.1:5353") from None
+
+
 def _port(raw: str, text: str) -> int:
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise ValueError(f"'{text}' has no valid port")
@@ -233,7 +244,11 @@ def spf_record(lookups: Lookups, domain: str) -> str | None:
 
 @dataclass
 class _Budget:
+    """RFC 7208 4.6.4: at most 10 DNS-querying terms and 2 void lookups per evaluation, so that
+    no record (however its includes fan out) costs more than a bounded number of queries."""
+
     lookups: int = 0
+    voids: int = 0
 
     def spend(self, domain: str) -> None:
         self.lookups += 1
@@ -244,6 +259,56 @@ class _Budget:
                 "(permerror: receivers treat it as no SPF)",
             )
 
+    def answered(self, domain: str, records: Sequence[str]) -> Sequence[str]:
+        if not records:
+            self.voids += 1
+            if self.voids > SPF_VOID_LIMIT:
+                raise SpfError(
+                    "spf_fail",
+                    f"evaluating the SPF of {domain} meets more than {SPF_VOID_LIMIT} names "
+                    "that do not exist (permerror: receivers treat it as no SPF)",
+                )
+        return records
+
+
+def _terms(record: str) -> list[tuple[str, str, str]]:
+    """(qualifier, mechanism or modifier name, value) per term; a modifier's name ends in '='."""
+    terms = []
+    for term in record.split()[1:]:
+        qualifier = term[0] if term[0] in "+-~?" else "+"
+        body = term.lstrip("+-~?")
+        colon, equals = body.find(":"), body.find("=")
+        if equals > 0 and (colon < 0 or equals < colon):
+            terms.append(("", body[:equals].lower() + "=", body[equals + 1 :]))
+        else:
+            name, _, value = body.partition(":")
+            if "/" in name:  # a/24, mx/24//64: a CIDR length on the own domain
+                name, slash, lengths = name.partition("/")
+                value = value + slash + lengths
+            terms.append((qualifier, name.lower(), value))
+    return terms
+
+
+def _cidr(value: str, domain: str) -> tuple[str, int, int]:
+    """An a/mx term's target and its IPv4 and IPv6 prefix lengths (RFC 7208 5.6)."""
+    value, _, ip6 = value.partition("//")
+    target, _, ip4 = value.partition("/")
+    four, six = int(ip4) if ip4 else 32, int(ip6) if ip6 else 128
+    if not (0 <= four <= 32 and 0 <= six <= 128):
+        raise ValueError(value)
+    return target or domain, four, six
+
+
+def _within(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, ips: Sequence[str], four: int, six: int
+) -> bool:
+    length = four if address.version == 4 else six
+    return any(
+        ipaddress.ip_address(ip).version == address.version
+        and address in ipaddress.ip_network(f"{ip}/{length}", strict=False)
+        for ip in ips
+    )
+
 
 def spf_check(lookups: Lookups, domain: str, ip: str, budget: _Budget | None = None) -> str:
     """pass, fail, softfail, neutral or none for ``ip`` sending as ``domain``."""
@@ -253,19 +318,13 @@ def spf_check(lookups: Lookups, domain: str, ip: str, budget: _Budget | None = N
         return "none"
     address = ipaddress.ip_address(ip)
     redirect = None
-    for term in record.split()[1:]:
-        qualifier = term[0] if term[0] in "+-~?" else "+"
-        mechanism = term.lstrip("+-~?")
-        name, _, value = mechanism.partition(":")
-        name = name.lower()
-        if "=" in name:
-            key, _, target = mechanism.partition("=")
-            if key.lower() == "redirect":
-                redirect = target
+    for qualifier, name, value in _terms(record):
+        if name.endswith("="):
+            redirect = value if name == "redirect=" else redirect
             continue
         try:
             matched = _spf_matches(lookups, domain, name, value, address, budget)
-        except ValueError:  # a malformed ip4:/ip6: term matches nothing
+        except ValueError:  # a malformed ip4:/ip6:/CIDR term matches nothing
             matched = False
         if matched:
             return {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}[qualifier]
@@ -283,39 +342,54 @@ def _spf_matches(
     address: ipaddress.IPv4Address | ipaddress.IPv6Address,
     budget: _Budget,
 ) -> bool:
-    name = name.partition("/")[0]  # a/24 and mx/24 are matched as a and mx
-    value, _, value_prefix = value.partition("/")
     if name == "all":
         return True
     if name in ("ip4", "ip6"):
-        return address in ipaddress.ip_network(
-            value + (f"/{value_prefix}" if value_prefix else ""), strict=False
-        )
+        return address in ipaddress.ip_network(value, strict=False)
     if name == "include":
         budget.spend(domain)
+        if spf_record(lookups, value) is None:
+            raise SpfError(
+                "spf_fail",
+                f"include:{value} in the SPF of {domain} has no SPF record "
+                "(permerror: receivers treat it as no SPF)",
+            )
         return spf_check(lookups, value, str(address), budget) == "pass"
     if name in ("a", "mx", "ptr", "exists"):
         budget.spend(domain)
     if name == "a":
-        return str(address) in lookups.addresses(value or domain)
+        target, four, six = _cidr(value, domain)
+        return _within(address, budget.answered(domain, lookups.addresses(target)), four, six)
     if name == "mx":
-        hosts = [mx.split()[-1] for mx in lookups.get(value or domain, "MX")]
-        return any(str(address) in lookups.addresses(h) for h in hosts)
+        target, four, six = _cidr(value, domain)
+        hosts = [mx.split()[-1] for mx in budget.answered(domain, lookups.get(target, "MX"))]
+        if len(hosts) > SPF_LOOKUP_LIMIT:
+            raise SpfError(
+                "spf_too_many_lookups",
+                f"mx:{target} in the SPF of {domain} names "
+                f"more than {SPF_LOOKUP_LIMIT} mail servers (permerror)",
+            )
+        return any(_within(address, lookups.addresses(h), four, six) for h in hosts)
     return False  # ptr (discouraged) and exists (macros) are not evaluated
 
 
-def spf_includes(lookups: Lookups, domain: str, include: str, depth: int = 0) -> bool:
-    """Whether the SPF of ``domain`` includes ``include``, directly or through other includes."""
+def spf_includes(
+    lookups: Lookups, domain: str, include: str, budget: _Budget | None = None
+) -> bool:
+    """Whether the SPF of ``domain`` includes ``include``, directly or through other includes,
+    counting the lookups a receiver makes on the way (the limit is the receiver's)."""
+    budget = budget or _Budget()
     record = spf_record(lookups, domain)
-    if record is None or depth > SPF_LOOKUP_LIMIT:
+    if record is None:
         return False
-    for term in record.split()[1:]:
-        target = term.lstrip("+-~?")
-        for prefix in ("include:", "redirect="):
-            if target.lower().startswith(prefix):
-                inner = target[len(prefix) :]
-                if inner.lower() == include or spf_includes(lookups, inner, include, depth + 1):
-                    return True
+    for _, name, value in _terms(record):
+        if name in ("include", "redirect=", "a", "mx", "ptr", "exists"):
+            budget.spend(domain)
+        if name in ("include", "redirect="):
+            if value.lower().rstrip(".") == include:
+                return True
+            if spf_includes(lookups, value, include, budget):
+                return True
     return False
 
 
@@ -345,25 +419,28 @@ def _channel(
     report = Report(channel["name"], domain)
     out = channel.get("outgoing") or {}
     server = servers.get(out.get("server") or default)
-    for step in ("mx", "outgoing", "dmarc"):
-        try:
-            if step == "mx":
-                report.findings.append(_mx(lookups, domain, channel["incoming"]["server"]))
-            elif step == "outgoing":
-                report.findings.extend(_outgoing(lookups, domain, server, out))
-            else:
-                report.findings.append(_dmarc(lookups, domain))
-        except LookupFailed as exc:
-            report.findings.append(
-                Finding(
-                    "dns",
-                    "fail",
-                    f"the DNS server did not answer: {exc}",
-                    "dns_error",
-                    "check --dns-server (or CHANNELSYNC_DNS_SERVER) and try again",
-                )
-            )
+    report.findings.extend(_answered(_mx, lookups, domain, channel["incoming"]["server"]))
+    report.findings.extend(_outgoing(lookups, domain, server, out))
+    report.findings.extend(_answered(_dmarc, lookups, domain))
     return report
+
+
+def _answered(check: Callable[..., Finding | list[Finding]], *args: Any) -> list[Finding]:
+    """One check's findings, or a dns_error finding when a lookup fails: one failing lookup
+    never drops the findings of the others."""
+    try:
+        found = check(*args)
+    except LookupFailed as exc:
+        return [
+            Finding(
+                "dns",
+                "fail",
+                f"the DNS server did not answer: {exc}",
+                "dns_error",
+                "check --dns-server (or CHANNELSYNC_DNS_SERVER) and try again",
+            )
+        ]
+    return found if isinstance(found, list) else [found]
 
 
 def _mx(lookups: Lookups, domain: str, incoming: str) -> Finding:
@@ -378,16 +455,33 @@ def _mx(lookups: Lookups, domain: str, incoming: str) -> Finding:
             "pointing at the mail server the channel polls",
         )
     hosts = [r.split()[-1].rstrip(".") for r in records]
-    at = provider_of(hosts[0], "mx")
-    polls = provider_of(incoming, "incoming")
-    shown = ", ".join(hosts)
-    if (at or polls) and at != polls:
-        where = at.name if at else "a server of its own"
-        polled = polls.name if polls else incoming
+    if hosts == [""]:  # RFC 7505 null MX: '0 .'
         return Finding(
             "mx",
             "fail",
-            f"MX of {domain} points at {where} ({shown}), but the channel polls "
+            f"{domain} has a null MX (0 .): it accepts no mail",
+            "mx_missing",
+            f"mail to this channel's address is refused: replace the null MX of {domain} with "
+            "one pointing at the mail server the channel polls",
+        )
+    at = provider_of(hosts[0], "mx")
+    polls = provider_of(incoming, "incoming")
+    shown = ", ".join(hosts)
+    polled = polls.name if polls else incoming
+    if at is None and polls is not None:
+        return Finding(
+            "mx",
+            "note",
+            f"MX of {domain} points at {shown}, not at {polls.name}, which the channel polls "
+            f"({incoming})",
+            hint=f"fine when {shown} is a filtering gateway that relays to {polls.name}; "
+            "otherwise mail to the address does not reach the mailbox the channel polls",
+        )
+    if at is not None and at != polls:
+        return Finding(
+            "mx",
+            "fail",
+            f"MX of {domain} points at {at.name} ({shown}), but the channel polls "
             f"{polled} ({incoming})",
             "mx_mismatch",
             "mail to the address lands where the MX points, not in the mailbox the channel "
@@ -408,14 +502,15 @@ def _outgoing(
                 "address, not from this channel's address (the vendor does not recommend it)",
                 hint="give the channel a custom SmtpServer so that replies come from its address",
             ),
-            *_spf_exists(lookups, domain),
+            *_answered(_spf_exists, lookups, domain),
         ]
     host = server["host"]
-    findings = [*_spf(lookups, domain, host)]
+    findings = _answered(_spf, lookups, domain, host)
     selectors = out.get("dkim_selectors") or server.get("dkim_selectors") or []
-    findings.extend(_dkim(lookups, domain, s) for s in selectors)
+    for selector in selectors:
+        findings.extend(_answered(_dkim, lookups, domain, selector))
     if provider_of(host, "smtp") is None:
-        findings.extend(_ptr(lookups, host))
+        findings.extend(_answered(_ptr, lookups, host))
     return findings
 
 
@@ -463,7 +558,9 @@ def _spf(lookups: Lookups, domain: str, host: str) -> list[Finding]:
                 "fail",
                 str(exc),
                 exc.code,
-                "flatten the record: fewer include/a/mx terms (ip4/ip6 cost no lookup)",
+                "flatten the record: fewer include/a/mx terms (ip4/ip6 cost no lookup)"
+                if exc.code == "spf_too_many_lookups"
+                else f"fix the record so that every name it refers to exists; {SENDER_RULES}",
             )
         ]
     refused = {ip: v for ip, v in verdicts.items() if v != "pass"}
@@ -483,8 +580,23 @@ def _spf(lookups: Lookups, domain: str, host: str) -> list[Finding]:
     return [Finding("spf", "ok", f"{record} (pass for {', '.join(addresses)})")]
 
 
+DMARC_WALK_LIMIT = 8  # DMARCbis's DNS tree walk: at most 8 names
+
+
+def _dmarc_record(lookups: Lookups, domain: str) -> tuple[str, list[str]]:
+    """The DMARC records that apply to ``domain``: its own, else the nearest parent's (the
+    DMARCbis tree walk, which stands in for the organisational domain without a suffix list)."""
+    labels = domain.split(".")
+    parents = [".".join(labels[i:]) for i in range(len(labels) - 1)][:DMARC_WALK_LIMIT]
+    for name in parents or [domain]:
+        records = [t for t in lookups.get(f"_dmarc.{name}", "TXT") if t.startswith("v=DMARC1")]
+        if records:
+            return name, records
+    return domain, []
+
+
 def _dmarc(lookups: Lookups, domain: str) -> Finding:
-    records = [t for t in lookups.get(f"_dmarc.{domain}", "TXT") if t.startswith("v=DMARC1")]
+    found_at, records = _dmarc_record(lookups, domain)
     hint = f"publish TXT _dmarc.{domain} 'v=DMARC1; p=none; rua=mailto:...'; {SENDER_RULES}"
     if not records:
         return Finding(
@@ -501,11 +613,12 @@ def _dmarc(lookups: Lookups, domain: str) -> Finding:
         return Finding(
             "dmarc",
             "fail",
-            f"_dmarc.{domain} does not parse ({why}): {records[0]}",
+            f"_dmarc.{found_at} does not parse ({why}): {records[0]}",
             "dmarc_invalid",
             f"p must be none, quarantine or reject; {SENDER_RULES}",
         )
-    return Finding("dmarc", "ok", f"policy p={policy}: {records[0]}")
+    inherited = f" (from _dmarc.{found_at})" if found_at != domain else ""
+    return Finding("dmarc", "ok", f"policy p={policy}{inherited}: {records[0]}")
 
 
 def _dkim(lookups: Lookups, domain: str, selector: str) -> Finding:

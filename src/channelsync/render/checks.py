@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from channelsync.probe.check import Result
 from channelsync.render.table import GAP as _GAP
@@ -23,11 +25,40 @@ def as_json(results: Sequence[Result]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+def mailbox(results: Sequence[Result], now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The figures each incoming check found in its mailbox (the JSON's ``mailbox`` section):
+    count (IMAP and POP3), unseen count and oldest message (IMAP), read-only."""
+    now = now or dt.datetime.now(dt.UTC)
+    return [
+        {
+            "name": r.name,
+            "endpoint": r.endpoint,
+            "messages": r.messages,
+            "unseen": r.unseen,
+            "oldest": r.oldest.isoformat() if r.oldest else None,
+            "oldest_age_minutes": int((now - r.oldest).total_seconds() // 60) if r.oldest else None,
+        }
+        for r in results
+        if r.check == "incoming" and r.messages is not None
+    ]
+
+
+def _figures(result: Result, now: dt.datetime | None = None) -> str:
+    from channelsync.probe.mailbox import _age
+
+    parts = [f"{result.messages} messages"]
+    if result.unseen is not None:
+        parts.append(f"{result.unseen} unseen")
+    if result.oldest is not None:
+        parts.append(f"oldest {_age((now or dt.datetime.now(dt.UTC)) - result.oldest)} old")
+    return ", ".join(parts)
+
+
 def _outcome(result: Result) -> str:
     if result.error is not None:
         return f"FAIL {result.error.code}"
     if result.messages is not None:
-        return f"ok ({result.messages} messages)"
+        return f"ok ({_figures(result)})"
     if result.queue_id is not None:
         return f"ok (queued as {result.queue_id})"
     return "ok"

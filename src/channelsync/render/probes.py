@@ -6,6 +6,7 @@ Rendering only: nothing is probed here. ``render/checks.py`` draws the login che
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -104,13 +105,16 @@ def as_json(
     trips: Sequence[Trip] | None,
     dns: Sequence[Report] | None = None,
 ) -> str:
-    """The login checks' document, with ``e2e`` and ``dns`` sections when those ran."""
-    from channelsync.render.checks import summary
+    """The login checks' document with their ``mailbox`` figures, and ``e2e`` and ``dns``
+    sections when those ran."""
+    from channelsync.render.checks import mailbox, summary
 
     document: dict[str, Any] = {
         "results": [r.to_json() for r in results],
         "summary": summary(results),
     }
+    if results:
+        document["mailbox"] = mailbox(results)
     if trips is not None:
         document["e2e"] = [t.to_json() for t in trips]
         document["summary"]["e2e"] = e2e_summary(trips)
@@ -195,11 +199,12 @@ def junit(
 
     def case(parent: ET.Element, classname: str, name: str, seconds: float = 0.0) -> ET.Element:
         return ET.SubElement(
-            parent, "testcase", classname=classname, name=name, time=f"{seconds:.3f}"
+            parent, "testcase", classname=_xml(classname), name=_xml(name), time=f"{seconds:.3f}"
         )
 
     def fail(element: ET.Element, code: str, message: str, hint: str) -> None:
-        ET.SubElement(element, "failure", type=code, message=f"{code}: {message}").text = hint
+        attrs = {"type": _xml(code), "message": _xml(f"{code}: {message}")}
+        ET.SubElement(element, "failure", attrs).text = _xml(hint)
 
     if results:
         login = suite("connections")
@@ -221,7 +226,7 @@ def junit(
         for t in trips:
             element = case(e2e, "e2e", t.name, (t.latency_ms or 0) / 1000)
             if t.status == "not_testable" and t.diagnosis is not None:
-                ET.SubElement(element, "skipped", message=str(t.diagnosis))
+                ET.SubElement(element, "skipped", message=_xml(str(t.diagnosis)))
             elif not t.ok and t.diagnosis is not None:
                 fail(element, t.diagnosis.code, t.diagnosis.message, t.diagnosis.hint)
     for element in suites:
@@ -231,6 +236,15 @@ def junit(
         element.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+
+
+# what XML 1.0 allows in a document (section 2.2): anything else makes the file unreadable
+_XML_FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml(text: str) -> str:
+    """``text`` with every character XML forbids shown as its code (a server's words included)."""
+    return _XML_FORBIDDEN.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def formatted(
