@@ -21,7 +21,7 @@ from channelsync.desired import Loaded as Loaded
 from channelsync.errors import HIDDEN, Diagnostic
 from channelsync.errors import did_you_mean as did_you_mean
 from channelsync.perf import paused_gc
-from channelsync.secrets import ref_problem
+from channelsync.secrets import ref_problem, repository_root
 from channelsync.yamlsource import Document, Path_, SourceFile, fast_documents, read_source
 
 if TYPE_CHECKING:
@@ -104,6 +104,13 @@ def find_files(root: Path) -> tuple[list[str], list[tuple[str, str]], set[str]]:
                         else:
                             pending.append(entry.path)
                     elif is_config_name(name):
+                        if (
+                            entry.is_symlink()
+                            and entry.is_file()
+                            and not _inside_repository(entry.path, root)
+                        ):
+                            unread.append((entry.path, _OUTSIDE_LINK))
+                            continue
                         found.append(entry.path)
                         if not entry.is_file(follow_symlinks=False):
                             unsure.add(entry.path)
@@ -115,6 +122,18 @@ def find_files(root: Path) -> tuple[list[str], list[tuple[str, str]], set[str]]:
 
 _FOLDER_LINK = "is a link to a folder, which is not followed; use a real folder"
 _CONFIG_FOLDER = "is a folder, not a file; rename it or move it out"
+_OUTSIDE_LINK = (
+    "is a link to a file outside the repository, which is not read; "
+    "move the file into the repository or remove the link"
+)
+
+
+def _inside_repository(link: str, root: Path) -> bool:
+    """Whether ``link`` (symlinks resolved) is a file of the config repository, the folder
+    ``${file:}`` secrets are confined to (``secrets.repository_root``): a link in a pull
+    request must not make the loader read, and echo in its errors, a file of the machine."""
+    repo = str(repository_root(root))
+    return os.path.realpath(link).startswith(repo.rstrip(os.sep) + os.sep)
 
 
 def _folder_problem(exc: OSError) -> str:

@@ -56,6 +56,7 @@ def scratch_repo(tmp_path: Path) -> Path:
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "channelsync init")
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")  # as a checkout fetches it
     return repo
 
 

@@ -40,6 +40,7 @@ class StepResult:
     stderr: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None  # its working-directory (stubbed steps too: where they would run)
 
 
 @dataclass
@@ -158,13 +159,15 @@ def run_job(
         )
     for index, step in enumerate(job_spec["steps"]):
         step_id = str(step.get("id") or f"step{index}")
+        cwd = workdir / evaluator.interpolate(str(step.get("working-directory", ".")))
         if not evaluator.condition(step.get("if")):
             result = StepResult(step_id, "skipped")
         elif step_id in stub or "uses" in step:
             result = _uses(step, step_id, evaluator, artifacts, runner_temp)
         else:
-            result = _run(step, step_id, evaluator, base_env, workdir, runner_temp)
+            result = _run(step, step_id, evaluator, base_env, cwd, runner_temp)
             summary_parts.append(result.env.pop("_summary", ""))
+        result.cwd = cwd
         steps[step_id] = result
         results.append(result)
     return JobResult(results, "".join(summary_parts), artifacts)

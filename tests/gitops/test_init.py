@@ -200,7 +200,9 @@ def test_workflow_triggers_and_permissions() -> None:
     plan = load((WORKFLOWS / "channels-plan.yml").read_text())
     apply = load((WORKFLOWS / "channels-apply.yml").read_text())
     drift = load((WORKFLOWS / "channels-drift.yml").read_text())
-    assert "channels.d/**" in plan["on"]["pull_request"]["paths"]
+    # the base branch's copy of the workflow runs, never the pull request's (issue 9)
+    assert set(plan["on"]) == {"pull_request_target"}
+    assert "channels.d/**" in plan["on"]["pull_request_target"]["paths"]
     assert plan["permissions"]["pull-requests"] == "write"
     assert plan["concurrency"]["cancel-in-progress"] is True
     assert apply["on"]["push"]["branches"] == ["main"]

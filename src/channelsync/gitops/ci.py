@@ -18,13 +18,14 @@ import os
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from io import BytesIO
 from pathlib import Path
 
 from channelsync.bindings import ENV_VAR as BINDINGS_ENV
 from channelsync.bindings import FILE_NAME as BINDINGS_FILE
+from channelsync.bindings import read as read_bindings
 from channelsync.exitcodes import EXIT_STALE
 from channelsync.fsio import write_atomic
 from channelsync.gitops.github import GitHub, GitHubError
@@ -36,8 +37,14 @@ PLAN_WORKFLOW = "channels-plan.yml"
 PLAN_ARTIFACT = "channelsync-plan"
 FORK_NOTE = (
     "> :information_source: Connection tests were not run: this pull request comes from a fork "
-    "(or Dependabot), and GitHub gives such runs no secrets. They run before apply on main."
+    "(or Dependabot), and its plan gets no channel secrets. They run before apply on main."
 )
+TRUSTED_NOTE = (
+    "> :information_source: This pull request changes {files}. This plan ran the workflow and "
+    "the channelsync of `{base}` (a pull request's files are only read as data, and nothing "
+    "from them runs where secrets are): the change takes effect once it is merged."
+)
+TRUSTED_DIR = ".github"  # the workflows and .github/channelsync/requirements.txt
 NO_BINDINGS_NOTE = (
     "> :information_source: Connection tests were not run: {why}. They send secrets only to "
     "the endpoints that `channelsync.secrets.yaml` on the default branch binds them to (never "
@@ -80,8 +87,9 @@ def notice(kind: str, message: str) -> None:
     print(f"::{kind}::{message}", flush=True)
 
 
-def secrets_env() -> dict[str, str]:
-    """The process environment plus the repository secrets passed as ``toJSON(secrets)``.
+def secrets_env(only: Collection[str] | None = None) -> dict[str, str]:
+    """The process environment plus the repository secrets passed as ``toJSON(secrets)``
+    (with ``only``, just the secrets of those names).
 
     Channel files name their secrets (``${env:NAME}``), so the workflows cannot list them; they
     hand over every secret instead and channelsync reads the ones the config references.
@@ -91,6 +99,8 @@ def secrets_env() -> dict[str, str]:
     raw = os.environ.get("CHANNELSYNC_SECRETS_JSON", "").strip()
     if raw:
         for name, value in json.loads(raw).items():
+            if only is not None and name not in only:
+                continue
             if name.lower() != "github_token" and isinstance(value, str) and name not in env:
                 env[name] = value
     return env
@@ -105,8 +115,8 @@ class Result:
 
 def channelsync(args: Sequence[str], env: dict[str, str] | None = None) -> Result:
     """Run the CLI as a child (its stderr is echoed to the job log as well as returned)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "channelsync", *args],
+    done = subprocess.run(  # -P: a `channelsync/` folder in the (pull request's) checkout
+        [sys.executable, "-P", "-m", "channelsync", *args],  # is not imported instead
         capture_output=True,
         text=True,
         env=env,
@@ -175,6 +185,28 @@ def base_bindings(out: Path) -> tuple[Path | None, str]:
     return path, ""
 
 
+def bound_names(bindings: Path | None) -> frozenset[str]:
+    """The ``${env:NAME}`` secrets a trusted bindings file binds: the only ones a pull
+    request's plan gets (none without a trusted file: the plan then tests no connection)."""
+    if bindings is None:
+        return frozenset()
+    found, _problems = read_bindings(bindings, Path.cwd())  # the plan reports the problems
+    return frozenset(b.key[1] for b in found.bindings if b.key[0] == "env")
+
+
+def changed_trusted_files(limit: int = 5) -> str:
+    """The files under ``.github/`` the pull request changes, for the comment ("" if none)."""
+    base = os.environ.get("BASE_REF", "")
+    fork_point = _git("merge-base", f"origin/{base}", "HEAD") if base else None
+    if fork_point is None:
+        return ""
+    names = _git("diff", "--name-only", fork_point.decode().strip(), "--", TRUSTED_DIR)
+    files = (names or b"").decode(errors="replace").splitlines()
+    shown = ["`" + name.replace("`", "'") + "`" for name in files[:limit]]
+    more = f" and {len(files) - limit} more" if len(files) > limit else ""
+    return ", ".join(shown) + more
+
+
 def _git(*args: str) -> bytes | None:
     done = subprocess.run(["git", *args], capture_output=True, check=False)
     return done.stdout if done.returncode == 0 else None
@@ -185,7 +217,7 @@ def step_plan() -> int:
     out = work_dir()
     secrets = _truthy("SECRETS_AVAILABLE")
     bindings, why = base_bindings(out) if secrets else (None, FORK_NOTE)
-    env = secrets_env()
+    env = secrets_env(only=bound_names(bindings))
     env.pop(BINDINGS_ENV, None)  # only the base branch's file, whatever the environment says
     result = channelsync(plan_args(out / "plan.json", bindings=bindings), env)
     set_output("exitcode", str(result.code))
@@ -195,6 +227,9 @@ def step_plan() -> int:
         write_atomic(out / "plan-error.txt", result.stderr)
     if result.stdout.startswith(MARKER):  # also when failed connection tests made it exit 1
         notes = [why] if why else []
+        if changed := changed_trusted_files():
+            base = os.environ.get("BASE_REF", "")
+            notes.append(TRUSTED_NOTE.format(files=changed, base=base))
         if bindings is not None:  # hints name the file reviewers know, not the runner's copy
             base = os.environ.get("BASE_REF", "")
             result = replace(
