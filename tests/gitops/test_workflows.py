@@ -87,6 +87,19 @@ def edit_example(repo: Path, old: str, new: str) -> None:
 # ---- channels-plan.yml -------------------------------------------------------------------------
 
 
+def test_a_forks_plan_never_reaches_the_tenant(
+    scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env
+) -> None:
+    """Its comment is public: with the tenant's URL and token, a fork's plan would show the
+    live tenant to anyone who opens a pull request."""
+    secrets = {"CHANNELSYNC_TARGET": "http://127.0.0.1:1", "CHANNELSYNC_TOKEN": "cst_x"}
+    result = plan_pr(scratch_repo, tmp_path, runner_env(), "run", fork=True, secrets=secrets)
+    assert result.ok, [(s.name, s.stderr) for s in result.steps]
+    body = fake_gh.state["comments"][0]["body"]
+    assert body.startswith(MARKER + "\n### channelsync Plan: 1 to create")
+    assert "127.0.0.1:1" not in body
+
+
 def test_plan_workflow_posts_one_sticky_comment_and_edits_it_in_place(
     scratch_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env
 ) -> None:
@@ -98,8 +111,8 @@ def test_plan_workflow_posts_one_sticky_comment_and_edits_it_in_place(
     body = comments[0]["body"]
     assert body.startswith(MARKER + "\n### channelsync Plan: 1 to create")
     assert "create EmailChannel <b>Example Support</b>" in body
-    assert "Connection tests were not run: this pull request comes from a fork" in body
-    assert "No `CHANNELSYNC_TARGET` in this run" in body
+    assert "This pull request comes from a fork (or Dependabot): its plan gets no secrets" in body
+    assert "No `CHANNELSYNC_TARGET` in this run" not in body  # the fork note says it all
     run_link = "https://github.example/acme/channels/actions/runs/4242"
     assert f"commit 111111111111 · [workflow run]({run_link})" in body
     assert first.summary.strip() == body.strip()  # the job summary shows the same comment
@@ -338,7 +351,7 @@ def reviewed_pull_request(
     repo: Path, tmp_path: Path, fake_gh: FakeGitHub, env: dict[str, str], target: str
 ) -> str:
     """Plan the PR head (with the target), publish its artifact, merge it; the merge sha."""
-    contexts = pr_contexts(tmp_path / "pr", fork=True, secrets={"CHANNELSYNC_TARGET": target})
+    contexts = pr_contexts(tmp_path / "pr", fork=False, secrets={"CHANNELSYNC_TARGET": target})
     planned = run(repo, "channels-plan.yml", "plan", contexts, env)
     assert planned.ok, [(s.name, s.stderr) for s in planned.steps]
     archive = tmp_path / "artifact.zip"

@@ -30,14 +30,17 @@ from channelsync.exitcodes import EXIT_STALE
 from channelsync.fsio import write_atomic
 from channelsync.gitops.github import GitHub, GitHubError
 from channelsync.render.plan import MARKDOWN_MARKER as MARKER
+from channelsync.targets import TOKEN_ENV
 
 DRIFT_LABEL = "drift"
 DRIFT_TITLE = "channelsync: the tenant has drifted from channels.d/"
 PLAN_WORKFLOW = "channels-plan.yml"
 PLAN_ARTIFACT = "channelsync-plan"
 FORK_NOTE = (
-    "> :information_source: Connection tests were not run: this pull request comes from a fork "
-    "(or Dependabot), and its plan gets no channel secrets. They run before apply on main."
+    "> :information_source: This pull request comes from a fork (or Dependabot): its plan gets "
+    "no secrets, neither the tenant's (so it is planned against no tenant: every resource shows "
+    "as a create) nor the channels' (no connection tests). A maintainer's plan on a branch of "
+    "this repository, and apply on main, compare with the tenant and test the connections."
 )
 TRUSTED_NOTE = (
     "> :information_source: This pull request changes {files}. This plan ran the workflow and "
@@ -219,6 +222,9 @@ def step_plan() -> int:
     bindings, why = base_bindings(out) if secrets else (None, FORK_NOTE)
     env = secrets_env(only=bound_names(bindings))
     env.pop(BINDINGS_ENV, None)  # only the base branch's file, whatever the environment says
+    if not secrets:  # a fork's comment is public: it must not show the tenant either
+        env.pop("CHANNELSYNC_TARGET", None)
+        env.pop(TOKEN_ENV, None)
     result = channelsync(plan_args(out / "plan.json", bindings=bindings), env)
     set_output("exitcode", str(result.code))
     set_output("changes", "true" if result.code == 2 else "false")
@@ -235,7 +241,7 @@ def step_plan() -> int:
             result = replace(
                 result, stdout=result.stdout.replace(str(bindings), f"{BINDINGS_FILE} on {base}")
             )
-        if not os.environ.get("CHANNELSYNC_TARGET"):
+        if secrets and not os.environ.get("CHANNELSYNC_TARGET"):
             notes.append(NO_TARGET_NOTE)
         body = result.stdout.rstrip("\n") + "".join(f"\n\n{n}" for n in notes) + "\n"
         write_atomic(out / "plan.md", body)
