@@ -14,6 +14,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import pairwise
 from typing import Any
 
 from channelsync.errors import Diagnostic
@@ -128,7 +129,7 @@ class SourceFile:
         if self.starts is None:
             self.starts = starts = _document_starts(self.text)
             self.shifts = [_line_breaks(self.text, 0, starts[0])]
-            for begin, end in zip(starts, starts[1:], strict=False):
+            for begin, end in pairwise(starts):
                 self.shifts.append(self.shifts[-1] + _line_breaks(self.text, begin, end))
         return self.starts
 
@@ -391,7 +392,7 @@ def _composer() -> Any:
     builder counts them again, through aliases)."""
     from ruamel.yaml.composer import Composer
 
-    class Counting(Composer):  # type: ignore[misc]
+    class Counting(Composer):
         count = 0
         start: Any = None
 
