@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from channelsync import apply as applying
+    from channelsync import targets
     from channelsync.plan import Plan
     from channelsync.render.apply import report as render_report
 
@@ -30,6 +31,21 @@ def cmd_apply(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
+    reader = shared.open_target(args.target, readonly=True)
+    try:
+        if targets.absent(reader):
+            applying.preflight(
+                config,
+                reader,
+                saved=saved,
+                only=args.only,
+                allow_delete=args.allow_delete,
+                force=args.force,
+                show=_show_plan,
+                secrets=args.secrets,
+            )
+    finally:
+        reader.close()
     target = shared.open_target(args.target)
     try:
         outcome = applying.run(
