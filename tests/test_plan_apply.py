@@ -665,3 +665,24 @@ def test_the_store_keeps_the_real_secret_for_the_tenant(tenant: Path, cli: Any) 
         "incoming.password": SECRETS["SUPPORT_IMAP_PASSWORD"],
         "outgoing.password": SECRETS["SUPPORT_SMTP_PASSWORD"],
     }
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/dev/zero", "is a device, not a regular file"),
+        ("missing.yaml", "does not exist"),
+        (".", "is a folder, not a regular file"),
+    ],
+)
+def test_drift_ignore_path_that_is_not_a_file_says_what_it_is(
+    path: str, reason: str, tenant: Path, cli: Any
+) -> None:
+    apply(cli)
+    result = cli("drift", "--ignore", path)
+    assert result.code == 1
+    detail = "; only regular files are read" if "regular" in reason else ""
+    assert result.err.splitlines() == [
+        f"{path}:1:1: error: ignore file {reason}{detail}",
+        f"error: the ignore file {reason}; fix the path",
+    ]
