@@ -166,7 +166,8 @@ def split_expired(
 
 def apply_rules(plan: Plan, rules: list[IgnoreRule]) -> Plan:
     """The plan without the changes (or field changes) that active rules accept; the changes
-    left out entirely are counted in ``ignored``, not as unchanged."""
+    left out entirely are counted in ``ignored``, not as unchanged; so are those with some
+    of their differences left out (and counted as changes too, for what is left)."""
     kept = []
     ignored = 0
     for change in plan.changes:
@@ -180,8 +181,8 @@ def apply_rules(plan: Plan, rules: list[IgnoreRule]) -> Plan:
             for f in change.fields
             if not any(fnmatchcase(f.path, r.field or "") for r in matching)
         ]
+        ignored += len(fields) < len(change.fields)
         if change.action == "update" and change.fields and not fields:
-            ignored += 1
             continue
         kept.append(replace(change, fields=fields))
     return replace(plan, changes=kept, ignored=plan.ignored + ignored)

@@ -98,13 +98,16 @@ class Plan:
     live_count: int = 0
     only: list[str] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
-    ignored: int = 0  # drift: differences left out by ignore rules (resources)
+    ignored: int = 0  # drift: resources with differences left out by ignore rules
+    not_selected: int = 0  # changes that --only left out (not counted as unchanged)
 
     @property
     def summary(self) -> dict[str, int]:
         counts = dict.fromkeys(ACTIONS, 0)
         for change in self.changes:
             counts[change.action] += 1
+        if self.only:  # what --only left out, not counted as unchanged
+            return {**counts, "no_op": self.no_op, "not_selected": self.not_selected}
         return {**counts, "no_op": self.no_op}
 
     @property
@@ -166,6 +169,7 @@ class Plan:
                 saved["config_fingerprint"],
                 int(saved.get("live_count", 0)),
                 list(saved.get("only", [])),
+                not_selected=int(saved["summary"].get("not_selected", 0)),
             )
         except OSError as exc:
             raise ChannelsyncError(f"cannot read plan file {path}: {exc.strerror}") from None
@@ -334,16 +338,19 @@ def _make_plan(config: Config, target: Target, only: list[str], resolver: Resolv
         gone = live[key]
         removed = _removed(gone.kind, gone.data)
         changes.append(Change(gone.kind, gone.name, "delete", fields=removed, live_etag=gone.etag))
+    not_selected = 0
     if selected is not None:
         kept = [c for c in changes if _matches(c, selected)]
-        no_op += len(changes) - len(kept)
+        not_selected = len(changes) - len(kept)
         changes = kept
         unresolved = [u for u in unresolved if (u[0].kind, u[0].name) in selected]
     followers = _fold_followers(changes)
     no_op += followers
     changes = _order(changes, config, live)
     warnings = _secret_warnings(unresolved, changes)
-    return Plan(target.url, changes, no_op, warnings, "", len(live), only)
+    return Plan(
+        target.url, changes, no_op, warnings, "", len(live), only, not_selected=not_selected
+    )
 
 
 # --- --only: which resources a plan is limited to ----------------------------------
