@@ -495,8 +495,14 @@ def test_an_unlocked_reader_reads_again_after_a_writer_changed_the_file(
             "error: 1 secret(s) the plan needs cannot be read here; set them and apply again. "
             "Nothing was changed",
         ),
+        (
+            [],  # stdin is not a terminal here
+            None,
+            "error: refusing to apply without confirmation: no terminal to ask on. "
+            "Review the plan and rerun with --auto-approve, or apply a saved plan",
+        ),
     ],
-    ids=["unknown-only", "unset-secret"],
+    ids=["unknown-only", "unset-secret", "no-terminal"],
 )
 def test_a_refused_apply_creates_no_tenant(
     args: list[str],

@@ -218,11 +218,13 @@ def preflight(
     allow_delete: bool,
     force: bool,
     show: Callable[[Plan], None],
+    can_confirm: Callable[[Plan], bool],
     secrets: Resolver | None = None,
-) -> None:
+) -> bool:
     """What ``run`` would refuse before changing anything, checked on a read-only ``reader``
     of a tenant that does not exist yet: opening it for writing would create it, so a
-    refused apply (a mistyped path?) would leave a new, empty tenant behind."""
+    refused apply (a mistyped path?) would leave a new, empty tenant behind. False: no
+    confirmation can be asked for (``can_confirm`` said why)."""
     secrets = secrets or Resolver()
     plan = _planned(config, reader, saved, only, secrets)
     if plan.has_changes:
@@ -232,3 +234,6 @@ def preflight(
         except (SafetyError, ConfigError):
             show(plan)  # as run shows it before the refusal
             raise
+        if saved is None and not can_confirm(plan):
+            return False
+    return True
