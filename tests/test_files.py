@@ -478,3 +478,44 @@ def test_an_unlocked_reader_reads_again_after_a_writer_changed_the_file(
         assert reader.read()[("EmailChannel", "Support")].data["enabled"] is False
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "unset", "error"),
+    [
+        (
+            ["--only", "Nope"],
+            None,
+            "error: --only: 'Nope' matches no resource. Give a resource name (or Kind/NAME) of "
+            "the config or the tenant",
+        ),
+        (
+            ["--auto-approve"],
+            "RELAY_PASSWORD",
+            "error: 1 secret(s) the plan needs cannot be read here; set them and apply again. "
+            "Nothing was changed",
+        ),
+        (
+            [],  # stdin is not a terminal here
+            None,
+            "error: refusing to apply without confirmation: no terminal to ask on. "
+            "Review the plan and rerun with --auto-approve, or apply a saved plan",
+        ),
+    ],
+    ids=["unknown-only", "unset-secret", "no-terminal"],
+)
+def test_a_refused_apply_creates_no_tenant(
+    args: list[str],
+    unset: str | None,
+    error: str,
+    tenant: Path,
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if unset:
+        monkeypatch.delenv(unset)
+    before = sorted(p.name for p in tenant.iterdir())
+    result = cli("apply", *args, "--target", "sqlite:///new/t.db")
+    assert result.code == 1
+    assert result.err.splitlines()[-1] == error
+    assert sorted(p.name for p in tenant.iterdir()) == before  # no new/, t.db, t.key

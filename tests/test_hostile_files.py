@@ -380,3 +380,43 @@ def test_fast_path_reports_what_the_careful_path_does(
 ) -> None:
     (workdir / "channels.d" / "x.yaml").write_text(text, encoding="utf-8", newline="")
     assert _errors(cli("validate").out) == ([expected] if expected else [])
+
+
+def test_many_bad_documents_find_the_document_starts_once(
+    workdir: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channelsync import yamlsource
+
+    calls: list[int] = []
+    real = yamlsource._document_starts
+
+    def counted(text: str) -> list[int]:
+        calls.append(len(text))
+        return real(text)
+
+    monkeypatch.setattr(yamlsource, "_document_starts", counted)
+    bad = "".join(
+        f"---\nkind: EmailScript\nname: s{i}\nqueues: [a]\nbogus: 1\n" for i in range(1_500)
+    )
+    (workdir / "channels.d" / "many.yaml").write_text("# notes\n" + bad)  # > 64 KiB
+    errors = _errors(cli("validate").out)
+    assert len(errors) == 1_500
+    assert errors[0] == (
+        "channels.d/many.yaml:6:1: error: unknown field 'bogus'; allowed: kind, name, "
+        "renamed_from, queues"
+    )
+    assert errors[-1].startswith("channels.d/many.yaml:7501:1: ")
+    assert len(calls) == 2  # the fast parse's check, then once for every document's lines
+
+
+def test_document_over_the_value_limit_is_refused_before_the_rest_is_composed(
+    workdir: Path, cli: Any
+) -> None:
+    values = "".join(f"- &a{i} v\n" for i in range(20_001))
+    # the syntax error after the limit is never reached: composing stopped there
+    text = f"---\nkind: EmailScript\nname: big\nqueues:\n{values}- [unclosed\n"
+    (workdir / "channels.d" / "big.yaml").write_text(text)
+    assert _errors(cli("validate").out) == [
+        "channels.d/big.yaml:2:1: error: document has more than 20,000 values; "
+        "split it into several files"
+    ]

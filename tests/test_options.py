@@ -81,3 +81,15 @@ def test_the_environment_rule_is_one_function(monkeypatch: pytest.MonkeyPatch) -
     assert argtypes.from_env("CHANNELSYNC_X") is None
     monkeypatch.setenv("CHANNELSYNC_X", "v")
     assert argtypes.from_env("CHANNELSYNC_X") == "v"
+
+
+@pytest.mark.parametrize("argv", [["drift", "--bogus"], ["test", "--timeout", "5", "--bogus"]])
+def test_unknown_option_shows_the_subcommands_usage(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(argv)
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"usage: channelsync {argv[0]} [-h]")
+    assert err[-1] == f"channelsync {argv[0]}: error: unrecognized arguments: --bogus"

@@ -681,3 +681,74 @@ def test_what_the_paused_collector_leaves_alive_is_frozen_not_walked_again() -> 
         assert gc.get_freeze_count() >= before + len(kept)
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/dev/zero", "is a device, not a regular file"),
+        ("missing.yaml", "does not exist"),
+        (".", "is a folder, not a regular file"),
+    ],
+)
+def test_drift_ignore_path_that_is_not_a_file_says_what_it_is(
+    path: str, reason: str, tenant: Path, cli: Any
+) -> None:
+    apply(cli)
+    result = cli("drift", "--ignore", path)
+    assert result.code == 1
+    detail = "; only regular files are read" if "regular" in reason else ""
+    assert result.err.splitlines() == [
+        f"{path}:1:1: error: ignore file {reason}{detail}",
+        f"error: the ignore file {reason}; fix the path",
+    ]
+
+
+def test_only_counts_the_changes_it_leaves_out_as_not_selected(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    write(tenant, {"script.yaml": BASE["script.yaml"].replace("Billing", "Sales")})
+    write(tenant, {"relay.yaml": BASE["relay.yaml"].replace("smtp.example", "mail.example")})
+    result = cli("plan", "--only", "Support Script")
+    assert result.code == 0
+    assert result.out.splitlines()[-1] == (
+        "Plan: 0 to create, 1 to update, 0 to rename, 0 to delete, 2 unchanged, 1 not selected."
+    )
+    plan = plan_json(cli, "--only", "Support Script")
+    assert plan["summary"] == {
+        "create": 0,
+        "update": 1,
+        "rename": 0,
+        "delete": 0,
+        "no_op": 2,
+        "not_selected": 1,
+    }
+    markdown = cli("plan", "--only", "Support Script", "--format", "markdown").out
+    assert markdown.splitlines()[1] == (
+        "### channelsync Plan: 0 to create, 1 to update, 0 to rename, 0 to delete, "
+        "2 unchanged, 1 not selected."
+    )
+    assert cli("plan", "--only", "Support Script", "--out", "plan.json").code == 0
+    assert json.loads(Path("plan.json").read_text())["summary"]["not_selected"] == 1
+
+
+def test_drift_counts_a_resource_with_an_ignored_difference_among_others(
+    tenant: Path, cli: Any
+) -> None:
+    apply(cli)
+    edit_live(tenant, "Support", lambda body: body.update(enabled=False, email="desk@example.com"))
+    (tenant / "ignore.yaml").write_text(
+        "ignore:\n"
+        "  - resource: EmailChannel/*\n"
+        "    field: enabled\n"
+        "    expires: 2999-01-01\n"
+        "    reason: toggled by the night shift\n"
+    )
+    result = cli("drift", "--ignore", "ignore.yaml")
+    assert result.code == 2
+    assert "enabled" not in result.out
+    assert result.out.splitlines()[-1] == (
+        "Drift: 0 to create, 1 to update, 0 to rename, 0 to delete, 3 unchanged, 1 ignored."
+    )
+    assert (
+        json.loads(cli("drift", "--ignore", "ignore.yaml", "--format", "json").out)["ignored"] == 1
+    )

@@ -260,3 +260,26 @@ def test_schema_check_says_missing_for_absent_files_and_stale_for_changed(
     assert result.err == (
         "schemas/SmtpServer.schema.json: stale; run 'channelsync schema --write'\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("ca_file", "message"),
+    [
+        (
+            "/dev/zero",
+            "ca_file '/dev/zero' is a device, not a regular file; only regular files are read",
+        ),
+        (".", "ca_file '.' is a folder, not a regular file; only regular files are read"),
+        (
+            "certs/none.pem",
+            "ca_file 'certs/none.pem' does not exist (paths are relative to this file's directory)",
+        ),
+    ],
+)
+def test_ca_file_that_is_not_a_regular_file_says_what_it_is(
+    ca_file: str, message: str, workdir: Path
+) -> None:
+    text = (CORPUS / "bad" / "32-missing-ca-file.yaml").read_text()
+    (workdir / "channels.d" / "x.yaml").write_text(text.replace("certs/missing-ca.pem", ca_file))
+    errors = [str(d) for d in load_config(workdir / "channels.d").errors]
+    assert f"channels.d/x.yaml:10:14: error: {message}" in errors

@@ -25,6 +25,10 @@ TRICKY = {
     "list.yaml": "- a: 1\n- b: 2\n",
     "control.yaml": "a: b\x00c\n",
     "c1.yaml": "a: b\x85c\x9fd\n",
+    "python-tag.yaml": "kind: !!python/object:os.system EmailScript\n",
+    "binary-tag.yaml": "name: !!binary aGVsbG8=\n",
+    "collection-tag.yaml": "a: !!set {b: null}\nc: !list [d]\n",
+    "core-tags.yaml": "a: !!str 1\nb: !!int '2'\nc: ! x\nd: !!map {e: !!seq [f]}\n",
 }
 
 
@@ -87,3 +91,27 @@ def test_validate_reports_the_same_with_and_without_the_fast_path(
     slow = load_config(folder)
     assert fast.diagnostics == slow.diagnostics
     assert [r.data for r in fast.resources] == [r.data for r in slow.resources]
+
+
+def test_tags_outside_the_yaml_core_schema_are_positioned_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channelsync.loader import load_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "channels.d").mkdir()
+    (tmp_path / "channels.d" / "x.yaml").write_text(
+        "kind: !!python/object:os.system EmailScript\n"
+        "name: !!binary aGVsbG8=\n"
+        "queues: !list [A]\n"
+        "---\n"
+        "kind: !!str EmailScript\n"
+        "name: !!set {B: null}\n"
+    )
+    assert [str(d) for d in load_config(tmp_path / "channels.d").errors][:4] == [
+        "channels.d/x.yaml:1:7: error: YAML tag '!!python/object:os.system' is not supported; "
+        "remove it",
+        "channels.d/x.yaml:2:7: error: YAML tag '!!binary' is not supported; remove it",
+        "channels.d/x.yaml:3:9: error: YAML tag '!list' is not supported; remove it",
+        "channels.d/x.yaml:6:7: error: YAML tag '!!set' is not supported; remove it",
+    ]

@@ -179,18 +179,11 @@ def run(
     resolver, which the gate should share."""
     import uuid
 
-    from channelsync.plan import check_current, make_plan
     from channelsync.targets.base import LockInfo
 
     secrets = secrets or Resolver()
     with target.lock(LockInfo.mine(uuid.uuid4().hex), lock_timeout):
-        selection = saved.only if saved else (only or [])
-        plan = make_plan(
-            config, target, only=selection, fingerprint=saved is not None, secrets=secrets
-        )
-        if saved is not None:
-            check_current(saved, plan)
-        plan.refusals = []  # the refusals that hold are errors below, not plan warnings
+        plan = _planned(config, target, saved, only, secrets)
         show(plan)
         if not plan.has_changes:
             return Outcome(plan)
@@ -201,3 +194,46 @@ def run(
         if not gate(plan):
             return Outcome(plan, stopped="gate")
         return Outcome(plan, execute(ops, target))
+
+
+def _planned(
+    config: Config, target: Target, saved: Plan | None, only: list[str] | None, secrets: Resolver
+) -> Plan:
+    from channelsync.plan import check_current, make_plan
+
+    selection = saved.only if saved else (only or [])
+    plan = make_plan(config, target, only=selection, fingerprint=saved is not None, secrets=secrets)
+    if saved is not None:
+        check_current(saved, plan)
+    plan.refusals = []  # the refusals that hold are errors below, not plan warnings
+    return plan
+
+
+def preflight(
+    config: Config,
+    reader: Target,
+    *,
+    saved: Plan | None,
+    only: list[str] | None = None,
+    allow_delete: bool,
+    force: bool,
+    show: Callable[[Plan], None],
+    can_confirm: Callable[[Plan], bool],
+    secrets: Resolver | None = None,
+) -> bool:
+    """What ``run`` would refuse before changing anything, checked on a read-only ``reader``
+    of a tenant that does not exist yet: opening it for writing would create it, so a
+    refused apply (a mistyped path?) would leave a new, empty tenant behind. False: no
+    confirmation can be asked for (``can_confirm`` said why)."""
+    secrets = secrets or Resolver()
+    plan = _planned(config, reader, saved, only, secrets)
+    if plan.has_changes:
+        try:
+            check_safety(plan, allow_delete=allow_delete, force=force)
+            operations(plan, config, secrets)
+        except (SafetyError, ConfigError):
+            show(plan)  # as run shows it before the refusal
+            raise
+        if saved is None and not can_confirm(plan):
+            return False
+    return True

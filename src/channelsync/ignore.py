@@ -21,6 +21,7 @@ from typing import get_args
 from pydantic import BaseModel
 
 from channelsync.errors import ConfigError, Diagnostic, Severity
+from channelsync.inputfile import regular_problem
 from channelsync.plan import Plan
 from channelsync.yamlsource import Document, read_source
 
@@ -42,9 +43,11 @@ class IgnoreRule:
 def load_rules(path: Path, warnings: list[Diagnostic] | None = None) -> list[IgnoreRule]:
     """The rules; ``warnings`` gets rules that can never match (a kind misspelt or missing,
     a field no resource has), at the rule's line."""
-    if not path.is_file():
-        problem = Diagnostic(str(path), 1, 1, "error", "ignore file does not exist")
-        raise ConfigError([problem], summary="the ignore file does not exist; fix the path")
+    reason = regular_problem(path)
+    if reason is not None:
+        problem = Diagnostic(str(path), 1, 1, "error", f"ignore file {reason}")
+        summary = f"the ignore file {reason.split(';')[0]}; fix the path"
+        raise ConfigError([problem], summary=summary)
     source = read_source(str(path), str(path))
     if not source.problems:
         source.ensure_positions()
@@ -163,7 +166,8 @@ def split_expired(
 
 def apply_rules(plan: Plan, rules: list[IgnoreRule]) -> Plan:
     """The plan without the changes (or field changes) that active rules accept; the changes
-    left out entirely are counted in ``ignored``, not as unchanged."""
+    left out entirely are counted in ``ignored``, not as unchanged; so are those with some
+    of their differences left out (and counted as changes too, for what is left)."""
     kept = []
     ignored = 0
     for change in plan.changes:
@@ -177,8 +181,8 @@ def apply_rules(plan: Plan, rules: list[IgnoreRule]) -> Plan:
             for f in change.fields
             if not any(fnmatchcase(f.path, r.field or "") for r in matching)
         ]
+        ignored += len(fields) < len(change.fields)
         if change.action == "update" and change.fields and not fields:
-            ignored += 1
             continue
         kept.append(replace(change, fields=fields))
     return replace(plan, changes=kept, ignored=plan.ignored + ignored)

@@ -63,6 +63,16 @@ def open_regular(path: str) -> tuple[int, int]:
     return fd, info.st_size
 
 
+def regular_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is not a readable regular file ("does not exist", "is a device, not a
+    regular file; ..."), or None; for a check that comes before the file is read."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "does not exist"
+    return None if stat.S_ISREG(mode) else _not_regular(mode)
+
+
 def _not_regular(mode: int) -> str:
     return f"is {describe_mode(mode)}, not a regular file; only regular files are read"
 

@@ -20,6 +20,7 @@ from channelsync.defaults import (
     SMTP_PORT_SECURITY,
 )
 from channelsync.errors import Diagnostic, did_you_mean
+from channelsync.inputfile import regular_problem
 
 if TYPE_CHECKING:
     from channelsync.desired import Config, Loaded
@@ -455,12 +456,15 @@ def _ca_file(
     item: Loaded, path: tuple[str, ...], tls: dict[str, Any] | None
 ) -> Iterator[Diagnostic]:
     ca_file = tls["ca_file"] if tls else None
-    if ca_file is not None and not (item.base_dir / ca_file).is_file():
+    problem = regular_problem(item.base_dir / ca_file) if ca_file is not None else None
+    if problem == "does not exist":
         yield item.diagnostic(
             path,
             "error",
             f"ca_file '{ca_file}' does not exist (paths are relative to this file's directory)",
         )
+    elif problem is not None:
+        yield item.diagnostic(path, "error", f"ca_file '{ca_file}' {problem}")
 
 
 _GMAIL_SUFFIXES = tuple("." + d for d in GMAIL_DOMAINS)

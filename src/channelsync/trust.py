@@ -85,6 +85,19 @@ def untrusted_hint(trust: Trust) -> str:
     )
 
 
+def unreadable_hint(trust: Trust) -> str:
+    """What to do about CA certificates of ``trust`` that cannot be loaded: the setting in
+    force is the one to fix."""
+    if trust.setting.startswith("SSL_CERT_FILE="):
+        return (
+            "SSL_CERT_FILE must name a file of PEM certificates; fix it, or unset it to "
+            f"trust {SYSTEM_STORE}"
+        )
+    if trust.cafile is None:
+        return "set SSL_CERT_FILE (or tls.ca_file) to a file of PEM certificates"
+    return "tls.ca_file is relative to the YAML file and must hold PEM certificates"
+
+
 def cert_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
     """The certificate failure behind ``exc``, however deep an HTTP library wrapped it."""
     seen: set[int] = set()

@@ -14,6 +14,7 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import pairwise
 from typing import Any
 
 from channelsync.errors import Diagnostic
@@ -79,6 +80,8 @@ class SourceFile:
     precise: bool = False
     fast: int = 0  # documents yaml-rs read (their '---' lines split the text: see _parse_fast)
     positioned: dict[int, Document] = field(default_factory=dict)
+    starts: list[int] | None = None  # where each document begins, and the lines before it
+    shifts: list[int] = field(default_factory=list)
 
     def error(self, line: int, column: int, message: str) -> None:
         self.problems.append(Diagnostic(self.display, line, column, "error", message))
@@ -119,10 +122,21 @@ class SourceFile:
             return False
         return True
 
+    def document_starts(self) -> list[int]:
+        """Where each document begins (``_document_starts``) and, in ``shifts``, how many
+        lines come before it: counted once per file, as a large file may have many bad
+        documents."""
+        if self.starts is None:
+            self.starts = starts = _document_starts(self.text)
+            self.shifts = [_line_breaks(self.text, 0, starts[0])]
+            for begin, end in pairwise(starts):
+                self.shifts.append(self.shifts[-1] + _line_breaks(self.text, begin, end))
+        return self.starts
+
     def _parse_one(self, index: int) -> Document:
         if not self.text and not self._read_text():
             return Document(index, None)
-        starts = _document_starts(self.text)
+        starts = self.document_starts()
         if len(starts) != self.fast:
             return _WHOLE_FILE
         end = starts[index + 1] if index + 1 < len(starts) else len(self.text)
@@ -130,7 +144,7 @@ class SourceFile:
         _parse_precise(part)
         if len(part.documents) > 1:  # pragma: no cover - the '---' count said otherwise
             return _WHOLE_FILE
-        shift = len(_LINE_BREAK.findall(self.text, 0, starts[index]))
+        shift = self.shifts[index]
         self.problems.extend(
             Diagnostic(p.file, p.line + shift, p.column, p.severity, p.message)
             for p in part.problems
@@ -144,6 +158,10 @@ class SourceFile:
 
 
 _WHOLE_FILE = Document(-1, None)
+
+
+def _line_breaks(text: str, start: int, end: int) -> int:
+    return len(_LINE_BREAK.findall(text, start, end))
 
 
 def _document_starts(text: str) -> list[int]:
@@ -215,10 +233,10 @@ def read_source(path: str, display: str) -> SourceFile:
     src.fast = len(fast)
     src.documents = [Document(i, d) for i, d in enumerate(fast)]
     if _oversized(src.text, fast):  # refused here: parsing it again for positions takes long
-        starts = _document_starts(src.text)
+        src.document_starts()
         for document in list(src.documents):
             if too_many_values(document.data):
-                line = len(_LINE_BREAK.findall(src.text, 0, starts[document.index])) + 1
+                line = src.shifts[document.index] + 1
                 src.error(line, 1, _too_many_message(aliased=False))
                 src.documents.remove(document)
     return src
@@ -297,6 +315,7 @@ def _parse_precise(src: SourceFile) -> None:
         return
     yaml = YAML(typ="rt", pure=True)
     yaml.Scanner = _scanner()
+    yaml.Composer = _composer()
     yaml.max_depth = MAX_DEPTH  # checked while composing, before anything deeper is built
     yaml.composer.warn_double_anchors = False  # legal YAML: the later anchor counts
     try:
@@ -304,6 +323,9 @@ def _parse_precise(src: SourceFile) -> None:
     except MaxDepthExceededError as exc:
         mark = exc.problem_mark
         src.error(mark.line + 1, mark.column + 1, f"nesting deeper than {MAX_DEPTH} levels")
+        return
+    except _TooManyNodes as exc:
+        src.error(exc.line, exc.column, _too_many_message(aliased=False))
         return
     except MarkedYAMLError as exc:
         _report_syntax(src, exc)
@@ -321,6 +343,7 @@ def _parse_precise(src: SourceFile) -> None:
     if not nodes:
         src.error(1, 1, "file has no YAML documents; add a resource or delete the file")
         return
+    lines: list[str] | None = None  # split once, for the empty documents' markers
     for index, node in enumerate(nodes):
         builder = _Builder(src)
         mark = node.start_mark
@@ -332,7 +355,8 @@ def _parse_precise(src: SourceFile) -> None:
             continue
         line, column = mark.line + 1, mark.column + 1
         if data is None:  # an empty document: point at its '---'
-            line, column = _document_marker(src.text, line), 1
+            lines = src.text.splitlines() if lines is None else lines
+            line, column = _document_marker(lines, line), 1
         src.documents.append(Document(index, data, line, column, builder.values, builder.keys))
 
 
@@ -353,6 +377,41 @@ def _scanner() -> Any:
     return Scanner
 
 
+class _TooManyNodes(Exception):
+    """A document with more than MAX_NODES values, refused while composing: composing the
+    rest of a large document takes long."""
+
+    def __init__(self, line: int, column: int) -> None:
+        super().__init__(line, column)
+        self.line, self.column = line, column
+
+
+@cache
+def _composer() -> Any:
+    """ruamel.yaml's composer, counting the values of each document as it builds them (the
+    builder counts them again, through aliases)."""
+    from ruamel.yaml.composer import Composer
+
+    class Counting(Composer):
+        count = 0
+        start: Any = None
+
+        def compose_document(self) -> Any:
+            self.count = 0
+            return super().compose_document()
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if parent is None:  # the document's root, where the builder would point
+                self.start = self.parser.peek_event().start_mark
+            if parent is None or index is not None:  # a value, not a mapping's key
+                self.count += 1
+            if self.count > MAX_NODES:
+                raise _TooManyNodes(self.start.line + 1, self.start.column + 1)
+            return super().compose_node(parent, index)
+
+    return Counting
+
+
 def _supported_version(src: SourceFile) -> bool:
     """ruamel.yaml asserts (rather than reports) on a %YAML version it does not know."""
     for match in _YAML_DIRECTIVE.finditer(src.text):
@@ -369,8 +428,7 @@ def _supported_version(src: SourceFile) -> bool:
     return True
 
 
-def _document_marker(text: str, line: int) -> int:
-    lines = text.splitlines()
+def _document_marker(lines: list[str], line: int) -> int:
     for number in range(min(line, len(lines)), 0, -1):
         if lines[number - 1].startswith("---"):
             return number
@@ -409,6 +467,8 @@ class _Refused(Exception):
 
 
 _TAG = "tag:yaml.org,2002:"
+# the YAML core schema's scalar tags; any other explicit tag (!!binary, !!python/...) is refused
+_CORE_SCALARS = frozenset({"null", "bool", "int", "float", "str"})
 
 
 class _Builder:
@@ -447,6 +507,9 @@ class _Builder:
                 "a value cannot contain itself",
                 node,
             )
+        expected = _TAG + ("map" if isinstance(node, MappingNode) else "seq")
+        if node.tag not in (expected, "!"):
+            self._unsupported_tag(node)
         self.open.add(id(node))
         try:
             if isinstance(node, MappingNode):
@@ -504,16 +567,22 @@ class _Builder:
             if isinstance(data, dict):
                 yield data
 
+    def _unsupported_tag(self, node: Any) -> None:
+        tag: str = node.tag
+        shown = "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
+        mark = node.start_mark
+        self.src.error(
+            mark.line + 1, mark.column + 1, f"YAML tag '{shown}' is not supported; remove it"
+        )
+
     def _scalar(self, node: Any) -> Any:
         tag: str = node.tag
         value: str = node.value
-        if not tag.startswith(_TAG) and tag != "!":
-            mark = node.start_mark
-            self.src.error(
-                mark.line + 1, mark.column + 1, f"YAML tag '{tag}' is not supported; remove it"
-            )
+        kind = tag.removeprefix(_TAG)
+        explicit = getattr(node.ctag, "handle", None) is not None  # not resolved from the text
+        if tag != "!" and (kind == tag or (explicit and kind not in _CORE_SCALARS)):
+            self._unsupported_tag(node)
             return value
-        kind = tag[len(_TAG) :]
         mark = node.start_mark
         try:
             if kind == "null":

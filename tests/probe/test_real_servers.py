@@ -456,6 +456,11 @@ def test_unreadable_trust_is_a_clear_failure(
         f"cannot load the CA certificates of SSL_CERT_FILE={config_dir / 'missing.pem'} "
         "(No such file or directory); fix the path or the file; nothing was sent to the server",
     ]
+    assert [r.error.hint if r.error else None for r in results] == [
+        "tls.ca_file is relative to the YAML file and must hold PEM certificates",
+        "SSL_CERT_FILE must name a file of PEM certificates; fix it, or unset it to trust "
+        "the system store",
+    ]
 
 
 def _oauth_channel(mail: MailServers, monkeypatch: pytest.MonkeyPatch, ca: bool = True) -> Any:

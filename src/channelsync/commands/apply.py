@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from channelsync import apply as applying
+    from channelsync import targets
     from channelsync.plan import saved as saved_plans
     from channelsync.render.apply import report as render_report
 
@@ -30,6 +31,22 @@ def cmd_apply(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
+    reader = shared.open_target(args.target, readonly=True)
+    try:
+        if targets.absent(reader) and not applying.preflight(
+            config,
+            reader,
+            saved=saved,
+            only=args.only,
+            allow_delete=args.allow_delete,
+            force=args.force,
+            show=_show_plan,
+            can_confirm=lambda plan: args.auto_approve or _can_ask(plan),
+            secrets=args.secrets,
+        ):
+            return EXIT_ERROR
+    finally:
+        reader.close()
     target = shared.open_target(args.target)
     try:
         outcome = applying.run(
@@ -58,8 +75,21 @@ def _show_plan(plan: Plan) -> None:
     sys.stdout.write(render.text(plan, colour=render.use_colour(sys.stdout)))
 
 
+def _can_ask(plan: Plan) -> bool:
+    """Whether there is a terminal to confirm on; if not, show the plan and say so."""
+    if _no_terminal():
+        _show_plan(plan)
+        _confirm()
+        return False
+    return True
+
+
+def _no_terminal() -> bool:
+    return sys.stdin is None or not sys.stdin.isatty()  # None: started without a stdin at all
+
+
 def _confirm() -> bool:
-    if sys.stdin is None or not sys.stdin.isatty():  # None: started without a stdin at all
+    if _no_terminal():
         print(
             "error: refusing to apply without confirmation: no terminal to ask on. "
             "Review the plan and rerun with --auto-approve, or apply a saved plan",

@@ -168,16 +168,19 @@ def _make_plan(config: Config, target: Target, only: list[str], resolver: Resolv
         changes.append(
             Change(gone.kind, gone.name, Action.DELETE, fields=removed, live_etag=gone.etag)
         )
+    not_selected = 0
     if selected is not None:
         kept = [c for c in changes if _matches(c, selected)]
-        no_op += len(changes) - len(kept)
+        not_selected = len(changes) - len(kept)
         changes = kept
         unresolved = [u for u in unresolved if (u[0].kind, u[0].name) in selected]
     followers = _fold_followers(changes)
     no_op += followers
     changes = _order(changes, config, live)
     warnings = _secret_warnings(unresolved, changes)
-    return Plan(target.url, changes, no_op, warnings, "", len(live), only)
+    return Plan(
+        target.url, changes, no_op, warnings, "", len(live), only, not_selected=not_selected
+    )
 
 
 # --- --only: which resources a plan is limited to ----------------------------------

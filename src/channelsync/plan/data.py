@@ -118,13 +118,16 @@ class Plan:
     live_count: int = 0
     only: list[str] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
-    ignored: int = 0  # drift: differences left out by ignore rules (resources)
+    ignored: int = 0  # drift: resources with differences left out by ignore rules
+    not_selected: int = 0  # changes that --only left out (not counted as unchanged)
 
     @property
     def summary(self) -> dict[str, int]:
         counts = dict.fromkeys(ACTIONS, 0)
         for change in self.changes:
             counts[change.action.value] += 1
+        if self.only:  # what --only left out, not counted as unchanged
+            return {**counts, "no_op": self.no_op, "not_selected": self.not_selected}
         return {**counts, "no_op": self.no_op}
 
     @property

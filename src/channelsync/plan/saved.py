@@ -54,6 +54,7 @@ class _SavedPlan(BaseModel):
     config_fingerprint: StrictStr
     live_count: int = 0
     only: list[StrictStr] = []
+    summary: dict[StrictStr, int] = {}
 
 
 def save(plan: Plan, path: Path) -> None:
@@ -119,6 +120,7 @@ def load(path: Path) -> Plan:
         saved.config_fingerprint,
         saved.live_count,
         list(saved.only),
+        not_selected=saved.summary.get("not_selected", 0),
     )
 
 

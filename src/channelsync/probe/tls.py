@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from channelsync.probe.check import Attempt, Check, ProbeFailure, TlsInfo
-from channelsync.trust import Trust, TrustUnavailable, trust_for
+from channelsync.trust import Trust, TrustUnavailable, trust_for, unreadable_hint
 
 EXPIRY_WARNING_DAYS = 21
 
@@ -21,13 +21,12 @@ def trust_of(check: Check) -> Trust:
 
 
 def context_for(check: Check) -> ssl.SSLContext:
+    trust = trust_of(check)
     try:
-        return trust_of(check).context()
+        return trust.context()
     except TrustUnavailable as exc:
         raise ProbeFailure(
-            "cert_untrusted",
-            f"{exc}; nothing was sent to the server",
-            "tls.ca_file is relative to the YAML file and must hold PEM certificates",
+            "cert_untrusted", f"{exc}; nothing was sent to the server", unreadable_hint(trust)
         ) from None
 
 

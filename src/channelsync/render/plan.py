@@ -87,7 +87,8 @@ def warning_lines(plan: Plan) -> list[str]:
 
 def summary_line(plan: Plan, label: str = "Plan") -> str:
     s = plan.summary
-    ignored = f", {plan.ignored} ignored" if plan.ignored else ""
+    ignored = f", {plan.not_selected} not selected" if plan.not_selected else ""
+    ignored += f", {plan.ignored} ignored" if plan.ignored else ""
     if not plan.has_changes:
         return (
             f"No changes. The tenant matches the configuration ({s['no_op']} resource(s){ignored})."
