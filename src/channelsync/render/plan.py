@@ -21,7 +21,9 @@ _POSITIONED = re.compile(r"^[^\n]*:\d+:\d+: warning: ")  # already "file:line:co
 
 
 def use_colour(stream: TextIO) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
+    """Colour on a terminal unless NO_COLOR is set to a non-empty value (no-color.org: an
+    empty NO_COLOR counts as unset)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
 def value(v: Any) -> str:
