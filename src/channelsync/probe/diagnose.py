@@ -269,6 +269,25 @@ def _parts(secret: str) -> set[str]:
     return {folded[i : i + size] for i in range(len(folded) - size + 1)}
 
 
+def _spanned(words: list[str], content: list[int], parts: list[str]) -> set[int]:
+    """The words that share in a part of a secret written out over several words."""
+    folded = [words[i].casefold() for i in content]
+    joined = "".join(folded)
+    starts = [0]
+    for word in folded:
+        starts.append(starts[-1] + len(word))
+    found: set[int] = set()
+    for part in parts:
+        at = joined.find(part)
+        while at >= 0:
+            end = at + len(part)
+            found.update(
+                content[n] for n in range(len(folded)) if starts[n] < end and starts[n + 1] > at
+            )
+            at = joined.find(part, at + 1)
+    return found
+
+
 def without_secret_parts(text: str, secrets: list[str]) -> str:
     """``text`` (a server's reply after login) with every word cut that holds, or decodes to,
     a part of a secret, alone or joined with its neighbours; status codes stay."""
@@ -278,7 +297,7 @@ def without_secret_parts(text: str, secrets: list[str]) -> str:
     pieces = re.split(r"(\s+)", _bounded(text))  # words at the even places, spaces between
     words = pieces[0::2]
     content = [i for i, word in enumerate(words) if word and not _MARKER.fullmatch(word)]
-    cut = {i for i in content if _reveals(words[i], parts)}
+    cut = {i for i in content if _reveals(words[i], parts)} | _spanned(words, content, parts)
     for start, first in enumerate(content):
         joined = words[first]
         for end in range(start + 1, min(start + _JOIN_WORDS, len(content))):
