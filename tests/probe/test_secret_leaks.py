@@ -185,7 +185,13 @@ def test_a_part_of_the_password_echoed_in_any_form_is_cut_and_the_status_kept(
     ) in result.out.splitlines(), result.out
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(PASSWORD[:3], PASSWORD[3:]), (_RAW.hex()[:8], _RAW.hex()[8:])],  # plain, hex
+)
 def test_a_password_split_over_two_reply_lines_is_cut_from_both(
+    first: str,
+    second: str,
     tenant_dir: Path,
     server_tls: ssl.SSLContext,
     responders: Callable[..., Responder],
@@ -193,7 +199,7 @@ def test_a_password_split_over_two_reply_lines_is_cut_from_both(
     cli: Any,
 ) -> None:
     password(PASSWORD)
-    reply = f"535-5.7.8 you sent {PASSWORD[:3]}\r\n535 5.7.8 {PASSWORD[3:]} ok"
+    reply = f"535-5.7.8 you sent {first}\r\n535 5.7.8 {second} ok"
     server = responders(*smtp(auth_reply=reply, mechanisms="PLAIN"), server_tls)
     write(tenant_dir, smtp_server("ssl", server.port))
     result = cli("test", "--dir", "channels.d")

@@ -259,7 +259,7 @@ _AFTER_LOGIN = frozenset({"auth", "mailbox", "send", "search", "cleanup"})
 # continuation prefixes and status codes ("*", "+", "535-", "535", "5.7.8"): kept, and skipped
 # when words are joined, so that a secret split over two reply lines is seen whole
 _MARKER = re.compile(r"[*+]|\d{3}-?|(\d{3}[- ])?[245]\.\d{1,3}\.\d{1,3}")
-_JOIN_WORDS = 8  # a secret split over more words than this is cut word by word
+_JOIN_WORDS = 4  # an encoded secret split over more words than this is cut word by word
 _JOIN_CHARS = 96
 
 
