@@ -157,6 +157,10 @@ PARTS_ECHOED = {
     "base32": (f"you sent {base64.b32encode(_RAW).decode()} no", "you sent *** no"),
     "utf-16-hex": (f"you sent {PASSWORD.encode('utf-16-le').hex()}", "you sent ***"),
     "octal-escapes": ("you sent " + "".join(f"\\{b:03o}" for b in _RAW), "you sent ***"),
+    "hex-bytes-as-words": (
+        "bad " + " ".join(f"{b:02x}" for b in _RAW),
+        "bad " + " ".join(["***"] * len(_RAW)),
+    ),
     "split-in-words": (
         f"you sent {PASSWORD[:3]} {PASSWORD[3:6]} {PASSWORD[6:]}",
         "you sent *** *** ***",

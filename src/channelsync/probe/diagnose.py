@@ -259,7 +259,7 @@ _AFTER_LOGIN = frozenset({"auth", "mailbox", "send", "search", "cleanup"})
 # continuation prefixes and status codes ("*", "+", "535-", "535", "5.7.8"): kept, and skipped
 # when words are joined, so that a secret split over two reply lines is seen whole
 _MARKER = re.compile(r"[*+]|\d{3}-?|(\d{3}[- ])?[245]\.\d{1,3}\.\d{1,3}")
-_JOIN_WORDS = 4  # an encoded secret split over more words than this is cut word by word
+_JOIN_WORDS = PART_OF_SECRET  # one encoded character a word (hex bytes, entities) is found too
 _JOIN_CHARS = 96
 
 
@@ -297,20 +297,22 @@ def without_secret_parts(text: str, secrets: list[str]) -> str:
     pieces = re.split(r"(\s+)", _bounded(text))  # words at the even places, spaces between
     words = pieces[0::2]
     content = [i for i, word in enumerate(words) if word and not _MARKER.fullmatch(word)]
-    cut = {i for i in content if _reveals(words[i], parts)} | _spanned(words, content, parts)
-    for start, first in enumerate(content):
-        joined = words[first]
+    alone = {i: _revealed(words[i], parts) for i in content}
+    cut = {i for i, found in alone.items() if found} | _spanned(words, content, parts)
+
+    def together(low: int, high: int) -> set[str]:
+        """The parts that only words ``low..high`` (of content) joined hold."""
+        span = content[low : high + 1]
+        joined = "".join(words[k] for k in span)
+        if len(joined) > _JOIN_CHARS:
+            return set()
+        return _revealed(joined, parts) - set().union(*(alone[k] for k in span))
+
+    for start in range(len(content)):
         for end in range(start + 1, min(start + _JOIN_WORDS, len(content))):
-            if first in cut or content[end] in cut:
-                break
-            joined += words[content[end]]
-            if len(joined) > _JOIN_CHARS:
-                break
-            if _reveals(joined, parts):
-                low = start  # the fewest words that still hold the part
-                while low < end and _reveals(
-                    "".join(words[k] for k in content[low + 1 : end + 1]), parts
-                ):
+            if together(start, end):
+                low = start  # the fewest words that still hold it
+                while low < end - 1 and together(low + 1, end):
                     low += 1
                 cut.update(content[low : end + 1])
                 break
@@ -419,10 +421,18 @@ def _base64_core(raw: bytes, shift: int) -> str:
 def _reveals(token: str, folded: list[str], limit: int = _MAX_TOKEN) -> bool:
     """Whether ``token``, or something it decodes to, contains one of the (casefolded) secrets;
     a token longer than ``limit`` counts as one."""
+    return bool(_revealed(token, folded, limit, first=True))
+
+
+def _revealed(
+    token: str, folded: list[str], limit: int = _MAX_TOKEN, *, first: bool = False
+) -> set[str]:
+    """Which of ``folded`` ``token`` or what it decodes to contains (``first``: stop at one)."""
     from collections import deque
 
     if len(token) > limit:
-        return True
+        return set(folded)
+    found: set[str] = set()
     seen: set[str] = set()
     pending = deque([token])
     while pending and len(seen) < _MAX_DECODED:
@@ -431,10 +441,11 @@ def _reveals(token: str, folded: list[str], limit: int = _MAX_TOKEN) -> bool:
             continue
         seen.add(candidate)
         lowered = candidate.casefold()
-        if any(secret in lowered for secret in folded):
-            return True
+        found.update(secret for secret in folded if secret in lowered)
+        if first and found:
+            return found
         pending.extend(_decodings(candidate))
-    return False
+    return found
 
 
 def _decodings(text: str) -> list[str]:
