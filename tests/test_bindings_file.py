@@ -37,8 +37,8 @@ def test_validate_reports_every_problem_of_the_bindings_file_at_its_position(
         "to the CI system or to channelsync itself, never to a channel; store the secret under "
         "a name of its own",
         f"{f}:3:17: error: endpoint 'imap.example.com:99999': port 99999 is outside 1-65535",
-        f"{f}:3:43: error: endpoint 'https://u@login.example' is not a plain https:// URL (no "
-        "user, query or fragment; letters, digits and . - _ ~ in the path)",
+        f"{f}:3:43: error: endpoint 'https://***@login.example' carries credentials "
+        "(USER[:PASSWORD]@HOST); remove them: a binding names only where a secret may go",
         f"{f}:3:70: error: endpoint must be text",
         f"{f}:4:5: error: unknown field 'extra'; a binding has secret and endpoints",
         f"{f}:6:16: error: endpoints: expected a non-empty list of host:port or https:// URLs",
@@ -91,6 +91,25 @@ def test_endpoints_are_compared_in_canonical_form(text: str, canonical: str) -> 
 )
 def test_malformed_endpoints_are_refused(text: str) -> None:
     assert isinstance(parse_endpoint(text), str)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("https://u:SECRETPW@login.example", "https://***@login.example"),
+        ("https:/u:SECRETPW@login.example/t", "https:/***@login.example/t"),
+        ("https:///u:SECRETPW@login.example", "https:///***@login.example"),
+        ("https:\\\\u:SECRETPW@login.example", "https:\\\\***@login.example"),
+        ("https://login.example\\SECRETPW@evil.example", "https://***@evil.example"),
+    ],
+)
+def test_an_endpoint_with_credentials_is_refused_without_repeating_them(
+    text: str, shown: str
+) -> None:
+    assert parse_endpoint(text) == (
+        f"'{shown}' carries credentials (USER[:PASSWORD]@HOST); remove them: a binding names "
+        "only where a secret may go"
+    )
 
 
 def test_a_url_endpoint_covers_its_paths_only_at_segment_boundaries() -> None:

@@ -278,14 +278,24 @@ def test_hidden_characters_in_messages_are_shown_escaped(workdir: Path, cli: Any
 
 
 def test_the_model_refuses_hidden_characters_like_the_schema() -> None:
+    from jsonschema import Draft202012Validator
     from pydantic import ValidationError
 
     from channelsync import kinds
-    from channelsync.document import is_valid
+    from channelsync.document import is_valid, kind_schema
 
-    for name in ("Sales\u202e", "Sa\x1bles", "\u2066Sales", "   "):
+    slow = Draft202012Validator(kind_schema("EmailScript"))
+    invisible = "\u200b\u200c\u200d\u200e\u200f\u061c\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"
+    for name in (
+        "Sales\u202e",
+        "Sa\x1bles",
+        "\u2066Sales",
+        "   ",
+        *(f"Sa{c}les" for c in invisible),
+    ):
         doc = {"kind": "EmailScript", "name": name}
-        assert not is_valid("EmailScript", doc)
+        assert not is_valid("EmailScript", doc), repr(name)
+        assert not slow.is_valid(doc), repr(name)
         with pytest.raises(ValidationError):
             kinds.get("EmailScript").model_class().model_validate(doc)
     assert is_valid("EmailScript", {"kind": "EmailScript", "name": "Ventes é 東京"})

@@ -88,7 +88,13 @@ def mail_endpoint(host: str, port: int) -> Endpoint:
 def parse_endpoint(text: str) -> Endpoint | str:
     """The endpoint ``text`` names, or why it is not one."""
     from channelsync.model import HOSTNAME_PATTERN
+    from channelsync.targets import has_credentials, without_userinfo
 
+    if has_credentials(text):
+        return (
+            f"'{without_userinfo(text)}' carries credentials (USER[:PASSWORD]@HOST); "
+            "remove them: a binding names only where a secret may go"
+        )
     url = _URL.match(text)
     if url is not None:
         path = url["path"].rstrip("/")

@@ -29,11 +29,17 @@ BUILTIN_SMTP_SERVER = "VCC Internal"
 DEFAULT_EMAIL_SCRIPT = "Default Email Script"
 
 # Characters no configured text may hold: controls hide text and move the cursor in
-# terminals, bidirectional overrides (U+202A-U+202E, U+2066-U+2069) show text in another
-# order than it is (in plans and PR comments). A regex class, escaped so that Python's
-# `re` (jsonschema), Rust's `regex` (pydantic) and jsonschema-rs read it alike.
+# terminals, bidirectional overrides (U+202A-U+202E, U+2066-U+2069) and marks (U+200E,
+# U+200F, U+061C) show text in another order than it is (in plans and PR comments), and
+# invisible format characters (zero-width U+200B-U+200D, U+2060-U+2064, a BOM U+FEFF inside
+# a value, the soft hyphen U+00AD) make two different values look the same. A regex class,
+# escaped so that Python's `re` (jsonschema), Rust's `regex` (pydantic) and jsonschema-rs
+# read it alike.
+HIDDEN_CHARACTERS = (
+    r"\u0000-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+    r"\u2066-\u2069\ufeff"
+)
 DNS_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # RFC 1123: 1-63 characters
-HIDDEN_CHARACTERS = r"\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069"
 
 INCOMING_DEFAULT_PORTS: dict[str, int] = {
     "pop3": 110,

@@ -88,6 +88,12 @@ def discover(
     found = Discovery(address)
     candidates: list[Settings] = []
     for url in [autoconfig_url] if autoconfig_url else autoconfig_urls(address):
+        from channelsync.targets import has_credentials
+
+        if has_credentials(url):
+            raise DiscoverError(
+                "the autoconfig URL carries credentials (USER[:PASSWORD]@HOST); remove them"
+            )
         if not url.startswith("https://"):
             raise DiscoverError(f"{url}: only https autoconfig is trusted with the address")
         settings, said = _autoconfig(url, address, timeout)

@@ -40,7 +40,7 @@ HIDDEN = re.compile(f"[{HIDDEN_CHARACTERS}]")
 
 
 def visible(text: str) -> str:
-    """``text`` with control characters and bidirectional overrides written as ``\\uXXXX``,
+    """``text`` with control, bidirectional and invisible format characters written as ``\\uXXXX``,
     so that a message quoting hostile input shows what is there."""
     if HIDDEN.search(text) is None:
         return text

@@ -369,9 +369,16 @@ def _explain(error: SchemaError) -> Iterator[tuple[Path_, str, bool]]:
 
 def _hidden_message(value: str, at: int) -> str:
     code = ord(value[at])
-    what = "control character" if code < 0x2000 else "bidirectional override"
+    if code < 0xA0:
+        what = "a control character"
+    elif 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+        what = "a bidirectional override"
+    elif code in (0x061C, 0x200E, 0x200F):
+        what = "a bidirectional mark"
+    else:
+        what = "an invisible format character"
     return (
-        f"contains a {what} (U+{code:04X}) at character {at + 1}; remove it: it hides or "
+        f"contains {what} (U+{code:04X}) at character {at + 1}; remove it: it hides or "
         "reorders text in terminals, plans and pull request comments"
     )
 

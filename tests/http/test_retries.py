@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -73,7 +75,9 @@ def scripted() -> Iterator[Scripted]:
 
 
 def target_for(server: Scripted) -> HttpTarget:
-    return HttpTarget(f"http://127.0.0.1:{server.server_address[1]}", token="t", backoff=0.01)
+    return HttpTarget(
+        f"http://127.0.0.1:{server.server_address[1]}", token="tok-0123456789", backoff=0.01
+    )
 
 
 def update_script(server: Scripted) -> None:
@@ -126,3 +130,63 @@ def test_retries_give_up_with_one_clear_line(scripted: Scripted) -> None:
         target.close()
     assert str(caught.value) == f"{target.url}: database is locked (500)"
     assert len(scripted.seen) == 5  # the first try and four retries
+
+
+TOKEN = "TOKSECRET123"
+ECHO = {"code": "bad_request", "message": f"you sent  with Bearer {TOKEN}"}
+
+
+@pytest.mark.parametrize("command", [["drift"], ["export"], ["list", "--live"], ["plan"]])
+def test_an_error_body_shows_only_its_message_without_the_token(
+    command: list[str],
+    scripted: Scripted,
+    workdir: object,
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scripted.replies[("GET", "/v1/")] = [(400, {}, {"error": ECHO})]
+    url = f"http://127.0.0.1:{scripted.server_address[1]}"
+    monkeypatch.setenv("CHANNELSYNC_TOKEN", TOKEN)
+    result = cli(*command, "--target", url)
+    assert (result.code, result.out, result.err) == (
+        1,
+        "",
+        f"error: {url}: you sent with Bearer *** (400)\n",
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": {"message": "bad password S3cr3t-Pw-77 for x"}},
+        {"error": "bad password " + base64.b64encode(b"S3cr3t-Pw-77").decode() + " for x"},
+        {"message": "bad password s3cr3t-pw-77 for x"},
+    ],
+)
+def test_an_apply_error_hides_the_secrets_it_was_sent(
+    body: dict[str, object], scripted: Scripted
+) -> None:
+    scripted.replies[("PUT", "/v1/")] = [(400, {}, body)]
+    target = target_for(scripted)
+    doc = {"kind": "EmailChannel", "name": "C", "incoming": {"password": "S3cr3t-Pw-77"}}
+    try:
+        with pytest.raises(HttpTargetError) as raised:
+            target.apply(Operation("create", "EmailChannel", "C", body=doc))
+    finally:
+        target.close()
+    url = f"http://127.0.0.1:{scripted.server_address[1]}"
+    assert str(raised.value) == f"{url}: bad password *** for x (400)"
+
+
+def test_a_long_error_message_is_cut_and_hidden_characters_shown(scripted: Scripted) -> None:
+    scripted.replies[("GET", "/v1/")] = [(400, {}, {"error": "\x1b[2J" + "word " * 500})]
+    target = target_for(scripted)
+    try:
+        with pytest.raises(HttpTargetError) as raised:
+            target.read()
+    finally:
+        target.close()
+    url = f"http://127.0.0.1:{scripted.server_address[1]}"
+    message = str(raised.value)
+    assert message.startswith(f"{url}: \\u001B[2Jword word ")
+    assert message.endswith(" [...] (400)") and len(message) < 400, message

@@ -26,6 +26,11 @@ URLS = [
     "http://admin@127.0.0.1:8080",
     f"sqlite://admin:{SECRET}@/tenant.db",
     f"https:admin:{SECRET}@tenant.example.test",
+    f"https:/admin:{SECRET}@tenant.example.test",
+    f"https:///admin:{SECRET}@tenant.example.test",
+    f"https:\\\\admin:{SECRET}@tenant.example.test",
+    f"http:/admin:{SECRET}@127.0.0.1:8080/",
+    f"HTTPS:/admin:{SECRET}@tenant.example.test",
 ]
 
 

@@ -182,6 +182,15 @@ def encodings(text: str) -> dict[str, str]:
         "base64-offset-2": b64(b"xy" + raw + b"t").decode(),
         "base64url": base64.urlsafe_b64encode(b"\xff\xfe>" + raw).decode(),
         "base64-of-hex": b64(raw.hex().encode()).decode(),
+        "hex-colons": ":".join(f"{b:02x}" for b in raw),
+        "hex-dashes-upper": "-".join(f"{b:02X}" for b in raw),
+        "html-decimal": "".join(f"&#{ord(c)};" for c in text),
+        "html-hex": "".join(f"&#x{ord(c):x};" for c in text),
+        "base32": base64.b32encode(raw).decode(),
+        "base32-lower": base64.b32encode(raw).decode().lower(),
+        "utf-16-le-hex": text.encode("utf-16-le").hex(),
+        "utf-16-be-hex": text.encode("utf-16-be").hex().upper(),
+        "octal-escapes": "".join(f"\\{b:03o}" for b in raw),
     }
 
 

@@ -155,7 +155,8 @@ def test_colour_marks_ok_and_fail() -> None:
 
 
 @pytest.mark.parametrize(
-    ("tty", "no_color", "coloured"), [(True, None, True), (True, "1", False), (False, None, False)]
+    ("tty", "no_color", "coloured"),
+    [(True, None, True), (True, "1", False), (True, "", True), (False, None, False)],
 )
 def test_colour_only_on_a_terminal_and_never_with_no_color(
     config_dir: Path,

@@ -274,7 +274,7 @@ def test_imap_quoted_password_echoed_by_the_server_is_scrubbed(
     )
     assert result.error is not None
     message = result.error.message
-    assert message.endswith(' LOGIN "testuser@example.test" "***"'), message
+    assert message.endswith(' LOGIN "testuser@example.test" ***'), message  # the word, whole
     assert "xyz" not in message.lower() and "ss" not in message
     assert "xyz" not in json.dumps(result.to_json()).lower()
 
@@ -296,7 +296,7 @@ def test_case_changed_echo_of_the_password_is_scrubbed(
     message = result.error.message
     assert echo("SimpleSecret99") not in message
     assert "simplesecret99" not in message.lower()
-    assert message.lower().endswith(' login "testuser@example.test" "***"'), message
+    assert message.lower().endswith(' login "testuser@example.test" ***'), message
 
 
 @pytest.mark.parametrize("echo", [str, str.upper, str.lower], ids=lambda f: f.__name__)
@@ -337,7 +337,7 @@ def test_smtp_case_changed_sasl_blob_is_scrubbed(
     result = only(probe(smtp_server("ssl", server.port)))
     assert_failed(result, "auth_failed")
     assert result.error is not None
-    assert result.error.message == "535 5.7.8 bad credentials *** (***)"
+    assert result.error.message == "535 5.7.8 bad credentials *** ***"
 
 
 def test_xoauth2_payload_and_token_are_scrubbed() -> None:

@@ -164,6 +164,26 @@ def test_only_https_autoconfig_is_trusted_with_the_address(dns_server: DnsServer
     )
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://u:SECRETPW@127.0.0.1:9/config.xml",
+        "https:/u:SECRETPW@127.0.0.1:9/config.xml",
+        "https:///u:SECRETPW@127.0.0.1:9/config.xml",
+        "http:/u:SECRETPW@127.0.0.1:9/config.xml",
+    ],
+)
+def test_an_autoconfig_url_with_credentials_is_refused_without_repeating_them(
+    url: str, dns_server: DnsServer, cli: Any
+) -> None:
+    result = _discover(cli, dns_server, "a@acme.test", url)
+    assert (result.code, result.out, result.err) == (
+        1,
+        "",
+        "error: the autoconfig URL carries credentials (USER[:PASSWORD]@HOST); remove them\n",
+    )
+
+
 def test_nothing_found_is_an_error_exit(autoconfig: str, dns_server: DnsServer, cli: Any) -> None:
     result = _discover(cli, dns_server, "a@bare.test", f"{autoconfig}/nothing")
     assert result.code == 1

@@ -145,3 +145,70 @@ def test_xoauth2_blob_and_token_echoed_back_leak_nowhere(
     texts = [token, client_secret, blob, base64.b64encode(blob.encode()).decode()]
     leaks = [form for text in texts for form in encodings(text).values()]
     assert [form for form in leaks if form.lower() in output.lower()] == [], output
+
+
+PASSWORD = "Tr0ub4dor&3xyz"
+_RAW = PASSWORD.encode()
+# what a server echoes of the password -> (IMAP tagged reply, its diagnosis)
+PARTS_ECHOED = {
+    "partial": (f"bad password {PASSWORD[:-2]}", "bad password ***"),
+    "hex-colons": ("bad password " + ":".join(f"{b:02x}" for b in _RAW), "bad password ***"),
+    "html-entities": ("bad " + "".join(f"&#{ord(c)};" for c in PASSWORD) + " (x)", "bad *** (x)"),
+    "base32": (f"you sent {base64.b32encode(_RAW).decode()} no", "you sent *** no"),
+    "utf-16-hex": (f"you sent {PASSWORD.encode('utf-16-le').hex()}", "you sent ***"),
+    "octal-escapes": ("you sent " + "".join(f"\\{b:03o}" for b in _RAW), "you sent ***"),
+    "hex-bytes-as-words": (
+        "bad " + " ".join(f"{b:02x}" for b in _RAW),
+        "bad " + " ".join(["***"] * len(_RAW)),
+    ),
+    "split-in-words": (
+        f"you sent {PASSWORD[:3]} {PASSWORD[3:6]} {PASSWORD[6:]}",
+        "you sent *** *** ***",
+    ),
+}
+
+
+@pytest.mark.parametrize("form", sorted(PARTS_ECHOED))
+def test_a_part_of_the_password_echoed_in_any_form_is_cut_and_the_status_kept(
+    form: str,
+    tenant_dir: Path,
+    server_tls: ssl.SSLContext,
+    responders: Callable[..., Responder],
+    password: Callable[[str], str],
+    cli: Any,
+) -> None:
+    password(PASSWORD)
+    echoed, shown = PARTS_ECHOED[form]
+    server = responders(*imap(login=f"NO [AUTHENTICATIONFAILED] {echoed}"), server_tls)
+    write(tenant_dir, {**channel("imap-ssl", server.port), "enabled": True})
+    result = cli("test", "--dir", "channels.d")
+    assert result.code == 1
+    assert (
+        "error: EmailChannel 'Test Channel' (incoming): auth_failed: "
+        f"[AUTHENTICATIONFAILED] {shown}"
+    ) in result.out.splitlines(), result.out
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(PASSWORD[:3], PASSWORD[3:]), (_RAW.hex()[:8], _RAW.hex()[8:])],  # plain, hex
+)
+def test_a_password_split_over_two_reply_lines_is_cut_from_both(
+    first: str,
+    second: str,
+    tenant_dir: Path,
+    server_tls: ssl.SSLContext,
+    responders: Callable[..., Responder],
+    password: Callable[[str], str],
+    cli: Any,
+) -> None:
+    password(PASSWORD)
+    reply = f"535-5.7.8 you sent {first}\r\n535 5.7.8 {second} ok"
+    server = responders(*smtp(auth_reply=reply, mechanisms="PLAIN"), server_tls)
+    write(tenant_dir, smtp_server("ssl", server.port))
+    result = cli("test", "--dir", "channels.d")
+    assert result.code == 1
+    assert (
+        "error: SmtpServer 'Test Relay' (outgoing): auth_failed: "
+        "535 5.7.8 you sent *** 5.7.8 *** ok"
+    ) in result.out.splitlines(), result.out

@@ -80,6 +80,14 @@ class Diagnosis:
     message: str
     hint: str
 
+    def __post_init__(self) -> None:
+        # the server chooses some of these words: its control characters and bidirectional
+        # overrides would reach the terminal, the PR comment and the JUnit file
+        from channelsync.errors import visible
+
+        object.__setattr__(self, "message", visible(self.message))
+        object.__setattr__(self, "hint", visible(self.hint))
+
     def __str__(self) -> str:
         return f"{self.code}: {self.message}; {self.hint}"
 

@@ -248,6 +248,78 @@ def scrub(text: str, secrets: list[str]) -> str:
     return "".join(pieces)
 
 
+# Once the credentials are sent (the auth stage and after) the server holds them and may echo
+# any part of them, in any encoding, over any number of lines. Its reply is then shown only as
+# the words that neither contain nor decode to PART_OF_SECRET consecutive characters of a
+# secret (the whole secret when it is shorter), alone or joined with the words next to them
+# (a secret split over words or continuation lines). 5 characters: a partial echo (all but the
+# last few) is caught, while few ordinary reply words hold 5 characters of a password.
+PART_OF_SECRET = 5
+_AFTER_LOGIN = frozenset({"auth", "mailbox", "send", "search", "cleanup"})
+# continuation prefixes and status codes ("*", "+", "535-", "535", "5.7.8"): kept, and skipped
+# when words are joined, so that a secret split over two reply lines is seen whole
+_MARKER = re.compile(r"[*+]|\d{3}-?|(\d{3}[- ])?[245]\.\d{1,3}\.\d{1,3}")
+_JOIN_WORDS = PART_OF_SECRET  # one encoded character a word (hex bytes, entities) is found too
+_JOIN_CHARS = 96
+
+
+def _parts(secret: str) -> set[str]:
+    folded = secret.casefold()
+    size = min(len(folded), PART_OF_SECRET)
+    return {folded[i : i + size] for i in range(len(folded) - size + 1)}
+
+
+def _spanned(words: list[str], content: list[int], parts: list[str]) -> set[int]:
+    """The words that share in a part of a secret written out over several words."""
+    folded = [words[i].casefold() for i in content]
+    joined = "".join(folded)
+    starts = [0]
+    for word in folded:
+        starts.append(starts[-1] + len(word))
+    found: set[int] = set()
+    for part in parts:
+        at = joined.find(part)
+        while at >= 0:
+            end = at + len(part)
+            found.update(
+                content[n] for n in range(len(folded)) if starts[n] < end and starts[n + 1] > at
+            )
+            at = joined.find(part, at + 1)
+    return found
+
+
+def without_secret_parts(text: str, secrets: list[str]) -> str:
+    """``text`` (a server's reply after login) with every word cut that holds, or decodes to,
+    a part of a secret, alone or joined with its neighbours; status codes stay."""
+    parts = sorted({part for secret in secrets if secret for part in _parts(secret)})
+    if not parts:
+        return text
+    pieces = re.split(r"(\s+)", _bounded(text))  # words at the even places, spaces between
+    words = pieces[0::2]
+    content = [i for i, word in enumerate(words) if word and not _MARKER.fullmatch(word)]
+    alone = {i: _revealed(words[i], parts) for i in content}
+    cut = {i for i, found in alone.items() if found} | _spanned(words, content, parts)
+
+    def together(low: int, high: int) -> set[str]:
+        """The parts that only words ``low..high`` (of content) joined hold."""
+        span = content[low : high + 1]
+        joined = "".join(words[k] for k in span)
+        if len(joined) > _JOIN_CHARS:
+            return set()
+        return _revealed(joined, parts) - set().union(*(alone[k] for k in span))
+
+    for start in range(len(content)):
+        for end in range(start + 1, min(start + _JOIN_WORDS, len(content))):
+            if together(start, end):
+                low = start  # the fewest words that still hold it
+                while low < end - 1 and together(low + 1, end):
+                    low += 1
+                cut.update(content[low : end + 1])
+                break
+    pieces[0::2] = ["***" if i in cut else word for i, word in enumerate(words)]
+    return "".join(pieces)
+
+
 def _join_wrapped(words: list[str], folded: list[str]) -> list[str]:
     """Base64 wrapped over lines (MIME wraps at 76) comes back as several words: each run of
     base64-only words is checked joined, and the words that make up a secret are cut."""
@@ -349,10 +421,18 @@ def _base64_core(raw: bytes, shift: int) -> str:
 def _reveals(token: str, folded: list[str], limit: int = _MAX_TOKEN) -> bool:
     """Whether ``token``, or something it decodes to, contains one of the (casefolded) secrets;
     a token longer than ``limit`` counts as one."""
+    return bool(_revealed(token, folded, limit, first=True))
+
+
+def _revealed(
+    token: str, folded: list[str], limit: int = _MAX_TOKEN, *, first: bool = False
+) -> set[str]:
+    """Which of ``folded`` ``token`` or what it decodes to contains (``first``: stop at one)."""
     from collections import deque
 
     if len(token) > limit:
-        return True
+        return set(folded)
+    found: set[str] = set()
     seen: set[str] = set()
     pending = deque([token])
     while pending and len(seen) < _MAX_DECODED:
@@ -361,15 +441,17 @@ def _reveals(token: str, folded: list[str], limit: int = _MAX_TOKEN) -> bool:
             continue
         seen.add(candidate)
         lowered = candidate.casefold()
-        if any(secret in lowered for secret in folded):
-            return True
+        found.update(secret for secret in folded if secret in lowered)
+        if first and found:
+            return found
         pending.extend(_decodings(candidate))
-    return False
+    return found
 
 
 def _decodings(text: str) -> list[str]:
     """What ``text`` may be an encoding of: unescaped first, then the longest base64/hex runs."""
     import binascii
+    import html
     import urllib.parse
 
     decoded: list[str] = []
@@ -377,7 +459,17 @@ def _decodings(text: str) -> list[str]:
         decoded.append(_ESCAPE.sub(_unescape, text))
     if "%" in text or "+" in text:
         decoded.append(urllib.parse.unquote_plus(text))
+    if "&" in text:
+        decoded.append(html.unescape(text))
+    if _SEPARATORS.search(text):  # 54:72:30, 54-72-30, 54,72,30
+        decoded.append(_SEPARATORS.sub("", text))
     found: list[bytes] = []
+    for run in sorted(_B32_RUN.findall(text.upper()), key=len, reverse=True)[:_MAX_RUNS]:
+        for offset in range(8):
+            chunk = run.rstrip("=")[offset:]
+            chunk = chunk[: len(chunk) - len(chunk) % 8] if len(chunk) % 8 in (1, 3, 6) else chunk
+            with contextlib.suppress(binascii.Error, ValueError):
+                found.append(base64.b32decode(chunk + "=" * (-len(chunk) % 8)))
     for run in sorted(_B64_RUN.findall(text), key=len, reverse=True)[:_MAX_RUNS]:
         standard = run.replace("-", "+").replace("_", "/")
         for offset in range(4):
@@ -393,16 +485,23 @@ def _decodings(text: str) -> list[str]:
             found.append(bytes.fromhex(chunk[: len(chunk) - len(chunk) % 2]))
     decoded += [raw.decode("utf-8", "replace") for raw in found]
     decoded += [raw.decode("latin-1") for raw in found if not raw.isascii()]
+    for raw in (raw for raw in found if b"\0" in raw):  # UTF-16, either byte order
+        decoded.append(raw.replace(b"\0", b"").decode("utf-8", "replace"))
+        decoded += [raw[i:].decode(f"utf-16-{e}", "replace") for i in (0, 1) for e in ("le", "be")]
     return [item for item in decoded if item and item != text]
 
 
-_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|x([0-9A-Fa-f]{2})|(.))", re.S)
+_ESCAPE = re.compile(r"\\(?:u([0-9A-Fa-f]{4})|x([0-9A-Fa-f]{2})|([0-7]{1,3})|(.))", re.S)
+_SEPARATORS = re.compile(r"[:,-]")
+_B32_RUN = re.compile(r"[A-Z2-7]{8,}=*")
 
 
 def _unescape(found: re.Match[str]) -> str:
-    """JSON, Python and IMAP-quoted backslash escapes, any case."""
+    """JSON, Python (also octal) and IMAP-quoted backslash escapes, any case."""
     code = found.group(1) or found.group(2)
-    return chr(int(code, 16)) if code else found.group(3)
+    if code:
+        return chr(int(code, 16))
+    return chr(int(found.group(3), 8)) if found.group(3) else found.group(4)
 
 
 def words(raw: Any) -> str:
@@ -453,14 +552,15 @@ def _classify(exc: BaseException, attempt: Attempt) -> tuple[str, str, str | Non
         other = _other_protocol(_greeting_of(exc), check)
         if other is not None:
             return other
-    reply = _reply_of(exc)
+    said = _reply_of(exc)  # matched as the server said it, shown without the secret's parts
+    reply = without_secret_parts(said, attempt.secrets) if attempt.stage in _AFTER_LOGIN else said
     from channelsync.notices import for_failed_check
 
-    notice = for_failed_check(reply, check)
+    notice = for_failed_check(said, check)
     if notice is not None:
         return notice.code, reply, notice.quote()
     for fragment, code, vendor_hint in _VENDOR_REPLIES:
-        if fragment in reply.lower():
+        if fragment in said.lower():
             return code, reply, vendor_hint
     if attempt.stage == "auth":
         return "auth_failed", reply, None

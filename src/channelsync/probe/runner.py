@@ -221,9 +221,12 @@ def _login(attempt: Attempt, bindings: Bindings | None) -> Login | None:
         # the client secret goes to the token endpoint, the token it buys to the mail server
         token_at = token_endpoint(settings.authority, settings.tenant_id)
         if token_at is None and bindings is not None:
+            from channelsync.targets import without_userinfo
+
+            where = without_userinfo(f"{settings.authority.rstrip('/')}/{settings.tenant_id}")
             raise ProbeFailure(
                 NOT_BOUND,
-                f"the token endpoint {settings.authority.rstrip('/')}/{settings.tenant_id} is "
+                f"the token endpoint {where} is "
                 "not a plain https:// URL, so its destination is uncertain; nothing was sent",
                 "write incoming.oauth.authority as https://host[:port] and tenant_id as the "
                 "Directory (tenant) ID",

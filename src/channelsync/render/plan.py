@@ -22,7 +22,9 @@ _VERB = {"create": "to create", "update": "to update", "rename": "to rename", "d
 
 
 def use_colour(stream: TextIO) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
+    """Colour on a terminal unless NO_COLOR is set to a non-empty value (no-color.org: an
+    empty NO_COLOR counts as unset)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
 def value(v: Any) -> str:

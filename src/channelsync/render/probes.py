@@ -235,7 +235,12 @@ def junit(
         element.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
         element.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+    xml = ET.tostring(suites, "unicode")  # ElementTree writes characters XML 1.0 forbids
+    xml = _NOT_XML.sub(lambda found: f"\\u{ord(found[0]):04X}", xml)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + xml + "\n"
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 # what XML 1.0 allows in a document (section 2.2): anything else makes the file unreadable

@@ -24,13 +24,31 @@ TOKEN_ENV = "CHANNELSYNC_TOKEN"
 DEFAULT_URL = DEFAULT_TARGET
 
 
+def _authority(url: str) -> tuple[str, str, str]:
+    """``url`` as (scheme and slashes, authority, rest). Any number of slashes or backslashes
+    may follow the scheme (``https:/u:pw@h``, ``https:///u:pw@h``, ``https:\\\\u:pw@h``): URL
+    parsers differ on those, so each counts as the start of an authority."""
+    head, sep, rest = url.partition(":")
+    if not sep:
+        head, rest = "", url
+    authority = rest.lstrip("/\\")
+    prefix = head + sep + rest[: len(rest) - len(authority)]
+    end = min((i for i in (authority.find(c) for c in "/?#") if i >= 0), default=len(authority))
+    return prefix, authority[:end], authority[end:]
+
+
 def has_credentials(url: str) -> bool:
-    """Whether ``url`` names a user (``scheme://USER[:PASSWORD]@host``), with or without //."""
-    rest = url.split(":", 1)[1] if ":" in url else url
-    authority = rest.removeprefix("//")
-    for end in "/?#":
-        authority = authority.split(end, 1)[0]
-    return "@" in authority
+    """Whether ``url`` names a user (``scheme://USER[:PASSWORD]@host``), however many slashes
+    follow the scheme."""
+    return "@" in _authority(url)[1]
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` fit to show: a user name and password in it are replaced by ``***``."""
+    prefix, authority, rest = _authority(url)
+    if "@" not in authority:
+        return url
+    return f"{prefix}***@{authority.rsplit('@', 1)[1]}{rest}"
 
 
 def refuse_credentials(url: str) -> None:

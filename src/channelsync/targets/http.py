@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 PAGE_SIZE = 2000
 LOCK_HEADER = "Channelsync-Lock"
 MAX_RETRY_AFTER = 60.0
+MAX_REASON = 300  # characters of a server's error message shown
 
 
 class HttpTargetError(TargetError):
@@ -127,6 +128,7 @@ class HttpTarget:
                 "'channelsync token add NAME --role read|write')"
             )
         self.url = url.rstrip("/")
+        self._token = token
         self.readonly = readonly
         self.retries = retries
         self.backoff = backoff
@@ -193,15 +195,33 @@ class HttpTarget:
             "set SSL_CERT_FILE to a PEM file with the CA that signed it"
         )
 
-    def _check(self, response: httpx.Response, *, ok: tuple[int, ...] = ()) -> httpx.Response:
+    def _reason(self, response: httpx.Response, secrets: tuple[str, ...]) -> str:
+        """The server's own sentence for an error (``error``, or ``error.message``), without the
+        token or the request's secrets in any form, without hidden characters, and short: a
+        hostile or broken server chooses these words."""
+        from channelsync.errors import visible
+        from channelsync.probe.diagnose import scrub
+
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        error = body.get("error", body) if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            error = error.get("message")
+        text = " ".join(error.split()) if isinstance(error, str) else ""
+        text = visible(scrub(text, [self._token, *secrets]))
+        if len(text) > MAX_REASON:
+            text = text[: text.rfind(" ", 0, MAX_REASON) if " " in text else MAX_REASON] + " [...]"
+        return text or response.reason_phrase or "error"
+
+    def _check(
+        self, response: httpx.Response, *, ok: tuple[int, ...] = (), secrets: tuple[str, ...] = ()
+    ) -> httpx.Response:
         status = response.status_code
         if status < 300 or status in ok:
             return response
-        try:
-            message = str(response.json()["error"])
-        except (ValueError, KeyError, TypeError):
-            message = response.reason_phrase or "error"
-        where = f"{self.url}: {message}"
+        where = f"{self.url}: {self._reason(response, secrets)}"
         if status == 401:
             raise Unauthorized(
                 f"{self.url} refused the API token (401): set {TOKEN_ENV} to a valid token"
@@ -220,7 +240,12 @@ class HttpTarget:
         return self._check(self._send("GET", path, idempotent=True, params=params))
 
     def _write(
-        self, method: str, path: str, headers: dict[str, str], **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        secrets: tuple[str, ...] = (),
+        **kwargs: Any,
     ) -> httpx.Response:
         """Send a write once; after a lost answer, find out whether it happened before resending."""
         if self.readonly:
@@ -237,10 +262,10 @@ class HttpTarget:
                 )
                 if done.status_code == 200:
                     return done
-                self._check(done, ok=(404,))
+                self._check(done, ok=(404,), secrets=secrets)
                 self._pause(attempt)
                 continue
-            return self._check(response)
+            return self._check(response, secrets=secrets)
         raise Unreachable(
             f"{method} {path} on {self.url}: no answer after {self.retries + 1} tries; "
             "it was not applied (checked); run apply again"
@@ -272,7 +297,8 @@ class HttpTarget:
         missing = sorted({s for s in secrets if s not in self._fingerprints})
         if missing:
             response = self._check(
-                self._send("POST", "/v1/fingerprints", idempotent=True, json={"values": missing})
+                self._send("POST", "/v1/fingerprints", idempotent=True, json={"values": missing}),
+                secrets=tuple(missing),
             )
             self._fingerprints.update(zip(missing, response.json()["fingerprints"], strict=True))
         return [self._fingerprints[s] for s in secrets]
@@ -286,13 +312,17 @@ class HttpTarget:
             return
         if op.body is None:
             raise TargetError(f"{op.action} of {op.kind} '{op.name}' carries no body")
+        from channelsync.document import get_path, secret_paths
+
+        found = (get_path(op.body, p) for p in secret_paths(op.kind))
+        secrets = tuple(value for value in found if isinstance(value, str))
         if op.action == "create":
-            self._write("PUT", path, {"If-None-Match": "*"}, json=op.body)
+            self._write("PUT", path, {"If-None-Match": "*"}, secrets, json=op.body)
         elif op.action == "rename":
             params = {"renamed_from": op.previous_name}
-            self._write("PUT", path, {"If-Match": etag}, json=op.body, params=params)
+            self._write("PUT", path, {"If-Match": etag}, secrets, json=op.body, params=params)
         else:
-            self._write("PUT", path, {"If-Match": etag}, json=op.body)
+            self._write("PUT", path, {"If-Match": etag}, secrets, json=op.body)
 
     @contextlib.contextmanager
     def lock(self, info: LockInfo, timeout: float) -> Iterator[None]:
