@@ -197,8 +197,14 @@ def _trip(
         before = _before(looked, bindings)
     except Exception as exc:  # a failure becomes a diagnosis, like every check's
         return _mailbox_failed(trip, exc, looked)
+    # the watch's budget starts once the probe is out (below): e2e_timeout to arrive, and
+    # timeout more for the last look at the mailbox to finish
+    watch = Attempt(incoming, timeout + e2e_timeout, resolver=resolver, stop=stop)
+    early = _Early(watch, bindings) if incoming.protocol.startswith("imap") else None
     failed = _send(p.outgoing, email, _message(trip), timeout, bindings, resolver, stop)
     if failed is not None:
+        if early is not None:
+            early.discard()
         trip.status = "failed"
         trip.diagnosis = Diagnosis(
             "e2e_send_failed",
@@ -206,12 +212,9 @@ def _trip(
             failed.hint,
         )
         return trip
-    # the watch's budget starts once the probe is out: e2e_timeout to arrive, and timeout
-    # more for the last look at the mailbox to finish
-    watch = Attempt(incoming, timeout + e2e_timeout, resolver=resolver, stop=stop)
-    sent = watch.started
+    watch.started = sent = time.monotonic()
     try:
-        found = _watch(watch, trip, sent + e2e_timeout, cleanup, before, bindings)
+        found = _watch(watch, trip, sent + e2e_timeout, cleanup, before, bindings, early)
     except Exception as exc:  # a failure becomes a diagnosis, like every check's
         return _mailbox_failed(trip, exc, watch)
     trip.warnings.extend(dict.fromkeys(looked.warnings + watch.warnings))
@@ -311,22 +314,54 @@ def _watch(
     cleanup: bool,
     before: set[bytes],
     bindings: Bindings | None,
+    early: _Early | None = None,
 ) -> float | None:
     """When the probe was first seen (monotonic), or None when the deadline passed first."""
     from channelsync.probe.runner import _login
 
-    login = _login(attempt, bindings)
     if attempt.check.protocol.startswith("imap"):
-        return _watch_imap(attempt, login, trip, deadline, cleanup)
-    return _watch_pop3(attempt, login, trip, deadline, cleanup, before)
+        early = early or _Early(attempt, bindings)
+        return _watch_imap(attempt, early.result(), trip, deadline, cleanup)
+    return _watch_pop3(attempt, _login(attempt, bindings), trip, deadline, cleanup, before)
+
+
+class _Early:
+    """The IMAP session of a watch, opened while the probe goes out: a login's wait less."""
+
+    def __init__(self, attempt: Attempt, bindings: Bindings | None) -> None:
+        self._client: Any = None
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._open, args=(attempt, bindings), daemon=True)
+        self._thread.start()
+
+    def _open(self, attempt: Attempt, bindings: Bindings | None) -> None:
+        from channelsync.probe import imap
+        from channelsync.probe.runner import _login
+
+        try:
+            self._client = imap.session(attempt, _login(attempt, bindings))
+        except Exception as exc:  # given to the watch, which diagnoses it
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._client
+
+    def discard(self) -> None:
+        from channelsync.probe import imap
+
+        self._thread.join()
+        if self._client is not None:
+            imap.close(self._client)
 
 
 def _watch_imap(
-    attempt: Attempt, login: Login | None, trip: Trip, deadline: float, cleanup: bool
+    attempt: Attempt, client: Any, trip: Trip, deadline: float, cleanup: bool
 ) -> float | None:
     from channelsync.probe import imap
 
-    client = imap.session(attempt, login)
     try:
         pause = _FIRST_POLL
         while True:
