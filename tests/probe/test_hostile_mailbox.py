@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -329,3 +330,63 @@ def test_the_watch_budget_starts_when_the_probe_is_out_so_a_lost_probe_is_e2e_ti
     [trip] = json.loads(result.out)["e2e"]
     assert trip["error"]["code"] == "e2e_timeout", trip["error"]
     assert "look for the subject" in trip["error"]["hint"]
+
+
+@pytest.mark.usefixtures("_dns")
+def test_round_trips_all_run_at_once_whatever_the_connection_tests_concurrency(
+    mail: MailServers, config_dir: Path, mail_ca: Path, password: Password, cli: Any,
+    responders: Responders,
+) -> None:  # fmt: skip
+    # each mailbox answers its first listing only once the other one is being listed too
+    both = threading.Barrier(2, timeout=20)
+
+    def listing(n: int) -> str:
+        if n == 1:
+            try:
+                both.wait()
+            except threading.BrokenBarrierError:
+                return "-ERR the round trips ran one after the other\r\n"
+        return "+OK\r\n.\r\n"
+
+    channels = []
+    for i in (1, 2):
+        doc = _hostile_channel(responders("+OK hi\r\n", _pop3(listing)).port, "pop3")
+        channels.append({**doc, "name": f"Hostile {i}", "email": f"lost{i}@google.test"})
+    write(config_dir, _relay(mail), *channels)
+    result = cli(
+        "test", "--dir", str(config_dir), "--end-to-end", "--format", "json",
+        "--concurrency", "1", "--timeout", "30", "--e2e-timeout", "1",
+    )  # fmt: skip
+    trips = json.loads(result.out)["e2e"]
+    assert [t["error"]["code"] for t in trips] == ["e2e_timeout", "e2e_timeout"], trips
+
+
+def test_a_pipelining_relay_gets_mail_rcpt_and_data_in_one_write(
+    config_dir: Path, password: Password, cli: Any, responders: Responders
+) -> None:
+    # this relay answers MAIL and RCPT only once DATA has arrived: a client that waited for
+    # each answer (two round trips more) would time out
+    def script(line: str, state: dict[str, str]) -> Any:
+        command = line.split(" ")[0].upper()
+        if state.get("data"):
+            return "" if line != "." else "250 2.0.0 queued as 1234\r\n"
+        if command == "EHLO":
+            return "250-relay\r\n250 PIPELINING\r\n"
+        if command in ("MAIL", "RCPT"):
+            return ""
+        if command == "DATA":
+            state["data"] = "1"
+            return "250 ok\r\n250 ok\r\n354 go on\r\n"
+        return None if command == "QUIT" else "250 ok\r\n"
+
+    relay = responders("220 relay ESMTP\r\n", script)
+    mailbox = responders("+OK hi\r\n", _pop3(lambda n: "+OK\r\n.\r\n"))
+    smtp = {"kind": "SmtpServer", "name": "Piped", "host": "127.0.0.1", "port": relay.port}
+    channel = _hostile_channel(mailbox.port, "pop3")
+    write(config_dir, {**smtp, "security": "none", "default": True}, channel)
+    result = cli(
+        "test", "--dir", str(config_dir), "--end-to-end", "--format", "json",
+        "--timeout", "2", "--e2e-timeout", "0.5",
+    )  # fmt: skip
+    [trip] = json.loads(result.out)["e2e"]
+    assert trip["error"]["code"] == "e2e_timeout", trip["error"]  # sent, and never seen
