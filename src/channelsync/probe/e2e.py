@@ -38,6 +38,7 @@ PROBE_HEADER = "X-Channelsync-Probe"
 SUBJECT_PREFIX = "[channelsync probe]"
 CODES = ("e2e_timeout", "e2e_send_failed", "e2e_mailbox_failed", "e2e_not_testable")
 _FIRST_POLL, _MAX_POLL = 0.1, 2.0
+_MAX_IMAP_POLL = 0.5  # a look over the open IMAP session is cheap (POP3 logs in each time)
 _MAX_HEADER_BYTES = 256 * 1024
 _MAX_MESSAGES = 500_000  # lines of a UIDL listing
 _MAX_HEADER_LINES = 1_000_000  # lines of a TOP answer, read to its end even when skipped
@@ -380,7 +381,7 @@ def _watch_imap(
             if time.monotonic() + pause > deadline:
                 return None
             attempt.pause(pause)
-            pause = min(pause * 1.5, _MAX_POLL)
+            pause = min(pause * 1.5, _MAX_IMAP_POLL)
             client.noop()
     finally:
         imap.close(client)
