@@ -2,8 +2,9 @@
 
 1. `test --end-to-end` of 100 channels through the local Postfix -> Dovecot with a 100 ms
    latency proxy (bench/probe.py's DelayProxy) in front of both SMTP submission and IMAPS.
-   Target: the wall time is at most 1.5 x a single delivery (one channel's whole round trip,
-   run alone first) + 2 s.
+   Target: the wall time is at most 1.5 x the slowest single delivery + 2 s: one channel's
+   delivery latency (probe sent -> seen in the mailbox), measured alone first (3 times), so
+   that the target does not rise with what the 100-channel run itself measures.
 2. `test --dns` of 1,000 channels over 200 domains against the local dnsmasq. Target: <= 1 s.
 
     python bench/mailflow.py [--channels 100] [--delay-ms 100] [--dns-channels 1000]
@@ -79,11 +80,9 @@ def round_trips(channels: int, delay_ms: float) -> bool:
         every = config.of_kind("EmailChannel")
         smtp_servers = config.of_kind("SmtpServer")
 
+        singles = [run_trips(every[:1], smtp_servers, e2e_timeout=60)[0] for _ in range(3)]
         started = time.perf_counter()
-        [single] = run_trips(every[:1], smtp_servers, e2e_timeout=60)
-        single_wall = time.perf_counter() - started
-        started = time.perf_counter()
-        trips = run_trips(every, smtp_servers, e2e_timeout=60, concurrency=channels)
+        trips = run_trips(every, smtp_servers, e2e_timeout=60)
         wall = time.perf_counter() - started
     finally:
         smtp.stop()
@@ -93,15 +92,19 @@ def round_trips(channels: int, delay_ms: float) -> bool:
         shutil.rmtree(folder, ignore_errors=True)
     arrived = [t for t in trips if t.status == "arrived"]
     slowest = max((t.latency_ms or 0) for t in arrived) / 1000 if arrived else float("nan")
-    # a single delivery: one channel's whole round trip alone (send, deliver, see it arrive)
-    target = 1.5 * max(single_wall, slowest) + 2
+    single = max((t.latency_ms or 0) for t in singles) / 1000
+    target = 1.5 * single + 2
     print(
-        f"test --end-to-end: 1 channel {single_wall:.2f} s wall (latency {single.latency_ms} ms); "
+        f"test --end-to-end: 1 channel alone: slowest delivery {single:.2f} s of 3; "
         f"{channels} channels, +{delay_ms:g} ms per round trip: {wall:.2f} s wall, "
         f"{len(arrived)} arrived, slowest delivery {slowest:.2f} s "
-        f"(target <= 1.5 x the single round trip + 2 s = {target:.2f} s)"
+        f"(target <= 1.5 x the slowest single delivery + 2 s = {target:.2f} s)"
     )
-    return len(arrived) == channels and wall <= target
+    return (
+        len(arrived) == channels
+        and all(t.status == "arrived" for t in singles)
+        and (wall <= target)
+    )
 
 
 def dns_checks(channels: int, domains: int) -> bool:

@@ -64,6 +64,7 @@ PROBE_TIMEOUT = 15.0
 # End-to-end round trips: seconds to wait for the probe message; mail older than this many
 # minutes in an enabled channel's mailbox is a backlog.
 E2E_TIMEOUT = 120.0
+E2E_CONCURRENCY = 256  # round trips at the same time: they mostly wait for the mail
 BACKLOG_AFTER_MINUTES = 15.0
 
 DEFAULT_OAUTH_AUTHORITY = "https://login.microsoftonline.com"

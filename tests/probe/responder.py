@@ -13,8 +13,10 @@ import threading
 from collections.abc import Callable
 
 # A script gets one received line and returns the reply (CRLF-terminated lines), or None to
-# hang up. It may keep state in the dict it is given (one per connection).
-Script = Callable[[str, dict[str, str]], str | None]
+# hang up. It may keep state in the dict it is given (one per connection). A hostile peer's
+# reply can be a Stream instead: it writes to the connection until the client hangs up.
+Stream = Callable[[socket.socket], None]
+Script = Callable[[str, dict[str, str]], str | Stream | None]
 
 
 class Responder:
@@ -69,6 +71,9 @@ class Responder:
                     self.received.append(line)
                     reply = self.script(line, state)
                     if reply is None:
+                        return
+                    if callable(reply):
+                        reply(conn)
                         return
                     conn.sendall(reply.encode())
 

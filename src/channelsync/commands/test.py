@@ -173,7 +173,6 @@ def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any
             servers,
             e2e_timeout=args.e2e_timeout,
             timeout=args.timeout,
-            concurrency=args.concurrency,
             cleanup=args.cleanup,
             bindings=from_args(args),
             resolver=getattr(args, "secrets", None),

@@ -7,6 +7,7 @@ duration of one check, so that every message leaving a check can be scrubbed of 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,10 @@ class ProbeFailure(Exception):
         self.code, self.message, self.hint = code, message, hint
 
 
+class Stopped(Exception):
+    """The run was interrupted (Ctrl-C): a check still under way ends at its next read."""
+
+
 class ServerRefusal(Exception):
     """The server answered a command with an error; ``reply`` is its own words."""
 
@@ -171,8 +176,11 @@ class Attempt:
     unseen: int | None = None
     oldest: dt.datetime | None = None  # INTERNALDATE of the mailbox's first message (UTC)
     resolver: Resolver | None = None  # the run's secrets (None: read on their own)
+    stop: threading.Event | None = None  # set when the run is interrupted
 
     def remaining(self) -> float:
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped("the run was interrupted")
         left = self.started + self.timeout - time.monotonic()
         if left <= 0:
             raise TimeoutError(f"no answer within {self.timeout:g} s")
@@ -183,6 +191,13 @@ class Attempt:
         self.stage = stage
         if sock is not None:
             sock.settimeout(self.remaining())
+
+    def pause(self, seconds: float) -> None:
+        """Wait between two looks at a mailbox; an interrupted run ends at once."""
+        if self.stop is None:
+            time.sleep(seconds)
+        elif self.stop.wait(seconds):
+            self.remaining()  # raises Stopped
 
     def secret(self, value: str) -> str:
         if value:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from channelsync.defaults import (
     BUILTIN_SMTP_SERVER,
+    E2E_CONCURRENCY,
     E2E_TIMEOUT,
-    PROBE_CONCURRENCY,
     PROBE_TIMEOUT,
     tenant_default_server,
 )
@@ -37,7 +38,10 @@ PROBE_HEADER = "X-Channelsync-Probe"
 SUBJECT_PREFIX = "[channelsync probe]"
 CODES = ("e2e_timeout", "e2e_send_failed", "e2e_mailbox_failed", "e2e_not_testable")
 _FIRST_POLL, _MAX_POLL = 0.1, 2.0
+_MAX_IMAP_POLL = 0.5  # a look over the open IMAP session is cheap (POP3 logs in each time)
 _MAX_HEADER_BYTES = 256 * 1024
+_MAX_MESSAGES = 500_000  # lines of a UIDL listing
+_MAX_HEADER_LINES = 1_000_000  # lines of a TOP answer, read to its end even when skipped
 _HEADER_PART = f"(BODY.PEEK[HEADER]<0.{_MAX_HEADER_BYTES}>)"  # unread, and at most this much
 _VERDICT = re.compile(r"\b(spf|dkim|dmarc)=([a-z]+)", re.I)
 
@@ -129,13 +133,14 @@ def run_trips(
     *,
     e2e_timeout: float = E2E_TIMEOUT,
     timeout: float = PROBE_TIMEOUT,
-    concurrency: int = PROBE_CONCURRENCY,
+    concurrency: int = E2E_CONCURRENCY,
     cleanup: bool = False,
     bindings: Bindings | None = None,
     resolver: Resolver | None = None,
 ) -> list[Trip]:
     """Every channel's round trip, concurrently; the run takes about the slowest delivery.
-    ``resolver``: the run's secrets (default: one for these trips)."""
+    ``resolver``: the run's secrets (default: one for these trips). The trips mostly wait,
+    so they are not held to the connection tests' concurrency."""
     from channelsync.secrets import Resolver
 
     plans = plan(channels, servers)
@@ -143,7 +148,9 @@ def run_trips(
         return []
     resolver = resolver or Resolver()
     workers = max(1, min(concurrency, len(plans)))
-    with ThreadPoolExecutor(workers, thread_name_prefix="e2e") as pool:
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="e2e")
+    try:
         futures = [
             pool.submit(
                 _trip,
@@ -153,10 +160,18 @@ def run_trips(
                 cleanup=cleanup,
                 bindings=bindings,
                 resolver=resolver,
+                stop=stop,
             )
             for p in plans
         ]
-        return [f.result() for f in futures]
+        trips = [f.result() for f in futures]
+    except BaseException:
+        # Ctrl-C: stop at once, as run_checks does; the trips under way end at their next read
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return trips
 
 
 def _trip(
@@ -167,6 +182,7 @@ def _trip(
     cleanup: bool,
     bindings: Bindings | None,
     resolver: Resolver,
+    stop: threading.Event | None = None,
 ) -> Trip:
     email = p.channel.data["email"]
     incoming = p.incoming
@@ -177,13 +193,19 @@ def _trip(
         return trip
     trip.probe_id = secrets.token_hex(8)
     trip.sent_through = f"{p.outgoing.protocol}://{p.outgoing.host}:{p.outgoing.port}"
-    watch = Attempt(incoming, timeout + e2e_timeout, resolver=resolver)
+    looked = Attempt(incoming, timeout, resolver=resolver, stop=stop)
     try:
-        before = _before(watch, bindings)
+        before = _before(looked, bindings)
     except Exception as exc:  # a failure becomes a diagnosis, like every check's
-        return _mailbox_failed(trip, exc, watch)
-    failed = _send(p.outgoing, email, _message(trip), timeout, bindings, resolver)
+        return _mailbox_failed(trip, exc, looked)
+    # the watch's budget starts once the probe is out (below): e2e_timeout to arrive, and
+    # timeout more for the last look at the mailbox to finish
+    watch = Attempt(incoming, timeout + e2e_timeout, resolver=resolver, stop=stop)
+    early = _Early(watch, bindings) if incoming.protocol.startswith("imap") else None
+    failed = _send(p.outgoing, email, _message(trip), timeout, bindings, resolver, stop)
     if failed is not None:
+        if early is not None:
+            early.discard()
         trip.status = "failed"
         trip.diagnosis = Diagnosis(
             "e2e_send_failed",
@@ -191,12 +213,12 @@ def _trip(
             failed.hint,
         )
         return trip
-    sent = time.monotonic()
+    watch.started = sent = time.monotonic()
     try:
-        found = _watch(watch, trip, sent + e2e_timeout, cleanup, before, bindings)
+        found = _watch(watch, trip, sent + e2e_timeout, cleanup, before, bindings, early)
     except Exception as exc:  # a failure becomes a diagnosis, like every check's
         return _mailbox_failed(trip, exc, watch)
-    trip.warnings.extend(watch.warnings)
+    trip.warnings.extend(dict.fromkeys(looked.warnings + watch.warnings))
     if found is None:
         trip.status = "timeout"
         trip.diagnosis = Diagnosis(
@@ -257,12 +279,13 @@ def _send(
     timeout: float,
     bindings: Bindings | None,
     resolver: Resolver,
+    stop: threading.Event | None = None,
 ) -> Diagnosis | None:
     from channelsync.probe import smtp
     from channelsync.probe.diagnose import diagnose
     from channelsync.probe.runner import _login
 
-    attempt = Attempt(check, timeout, resolver=resolver)
+    attempt = Attempt(check, timeout, resolver=resolver, stop=stop)
     attempt.message = message
     try:
         smtp.probe(attempt, _login(attempt, bindings), to)
@@ -292,22 +315,54 @@ def _watch(
     cleanup: bool,
     before: set[bytes],
     bindings: Bindings | None,
+    early: _Early | None = None,
 ) -> float | None:
     """When the probe was first seen (monotonic), or None when the deadline passed first."""
     from channelsync.probe.runner import _login
 
-    login = _login(attempt, bindings)
     if attempt.check.protocol.startswith("imap"):
-        return _watch_imap(attempt, login, trip, deadline, cleanup)
-    return _watch_pop3(attempt, login, trip, deadline, cleanup, before)
+        early = early or _Early(attempt, bindings)
+        return _watch_imap(attempt, early.result(), trip, deadline, cleanup)
+    return _watch_pop3(attempt, _login(attempt, bindings), trip, deadline, cleanup, before)
+
+
+class _Early:
+    """The IMAP session of a watch, opened while the probe goes out: a login's wait less."""
+
+    def __init__(self, attempt: Attempt, bindings: Bindings | None) -> None:
+        self._client: Any = None
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._open, args=(attempt, bindings), daemon=True)
+        self._thread.start()
+
+    def _open(self, attempt: Attempt, bindings: Bindings | None) -> None:
+        from channelsync.probe import imap
+        from channelsync.probe.runner import _login
+
+        try:
+            self._client = imap.session(attempt, _login(attempt, bindings))
+        except Exception as exc:  # given to the watch, which diagnoses it
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._client
+
+    def discard(self) -> None:
+        from channelsync.probe import imap
+
+        self._thread.join()
+        if self._client is not None:
+            imap.close(self._client)
 
 
 def _watch_imap(
-    attempt: Attempt, login: Login | None, trip: Trip, deadline: float, cleanup: bool
+    attempt: Attempt, client: Any, trip: Trip, deadline: float, cleanup: bool
 ) -> float | None:
     from channelsync.probe import imap
 
-    client = imap.session(attempt, login)
     try:
         pause = _FIRST_POLL
         while True:
@@ -325,8 +380,8 @@ def _watch_imap(
                 return seen
             if time.monotonic() + pause > deadline:
                 return None
-            time.sleep(pause)
-            pause = min(pause * 1.5, _MAX_POLL)
+            attempt.pause(pause)
+            pause = min(pause * 1.5, _MAX_IMAP_POLL)
             client.noop()
     finally:
         imap.close(client)
@@ -388,7 +443,7 @@ def _watch_pop3(
                     continue
                 known.add(uid)
                 header = _top(client, number)
-                if _probe_id_of(header) != trip.probe_id:
+                if header is None or _probe_id_of(header) != trip.probe_id:
                     continue
                 seen = time.monotonic()
                 _read_headers(trip, header)
@@ -401,34 +456,36 @@ def _watch_pop3(
             pop3.close(client)
         if time.monotonic() + pause > deadline:
             return None
-        time.sleep(pause)
+        attempt.pause(pause)
         pause = min(pause * 1.5, _MAX_POLL)
 
 
-def _top(client: Any, number: int) -> bytes:
-    """TOP n 0 (the header), read line by line up to ``_MAX_HEADER_BYTES``."""
-    from channelsync.probe.check import ProbeFailure
+def _top(client: Any, number: int) -> bytes | None:
+    """TOP n 0 (the header), or None when it is over ``_MAX_HEADER_BYTES`` or has a line over
+    the POP3 limit: not a probe, and skipped (read to its end, none of it kept)."""
+    from channelsync.probe import pop3
 
-    client._putcmd(f"TOP {number} 0")
-    client._getresp()  # -ERR raises poplib.error_proto
     lines: list[bytes] = []
     size = 0
-    while True:
-        line, octets = client._getline()
-        if line == b".":
-            return b"\n".join(lines)
-        size += octets
-        if size > _MAX_HEADER_BYTES:
-            raise ProbeFailure(
-                "protocol_error", f"the header of message {number} is over {size:,} bytes"
-            )
-        lines.append(line[1:] if line.startswith(b"..") else line)
+    for line in pop3.listing(client, f"TOP {number} 0", _MAX_HEADER_LINES):
+        size += _MAX_HEADER_BYTES + 1 if line is None else len(line) + 2
+        if size <= _MAX_HEADER_BYTES and line is not None:
+            lines.append(line)
+    return b"\n".join(lines) if size <= _MAX_HEADER_BYTES else None
 
 
 def _uidl(client: Any) -> list[tuple[int, bytes]]:
+    from channelsync.probe import pop3
+    from channelsync.probe.check import ProbeFailure
+
     listing = []
-    for line in client.uidl()[1]:
-        number, _, uid = line.partition(b" ")
+    for line in pop3.listing(client, "UIDL", _MAX_MESSAGES):
+        number, _, uid = (line or b"").partition(b" ")
+        if not number.isdigit() or not uid.strip():
+            raise ProbeFailure(
+                "protocol_error",
+                f"the UIDL listing has a line that is not 'number uid': {(line or b'')[:60]!r}",
+            )
         listing.append((int(number), uid.strip()))
     return listing
 

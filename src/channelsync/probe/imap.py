@@ -9,6 +9,7 @@ import re
 from channelsync.probe.check import Attempt, Login, ServerRefusal, needs_login
 from channelsync.probe.oauth import xoauth2
 from channelsync.probe.tls import (
+    BoundedReads,
     connect,
     context_for,
     hang_up,
@@ -28,7 +29,7 @@ _INTERNALDATE = re.compile(
 )
 
 
-class _IMAP(imaplib.IMAP4):
+class _IMAP(BoundedReads, imaplib.IMAP4):  # type: ignore[misc]
     """imaplib on a socket that ``tls.connect`` made, so that stages and TLS are ours."""
 
     def __init__(self, attempt: Attempt) -> None:
@@ -180,7 +181,7 @@ def session(attempt: Attempt, login: Login | None, *, stats: bool = False) -> _I
             attempt.step("starttls", client.sock)
             if require_tls_or_consent(attempt, "STARTTLS" in client.capabilities):
                 client.starttls(ssl_context=context_for(check))
-                record(attempt, client.sock)  # type: ignore[arg-type]
+                record(attempt, client.sock)
         attempt.step("auth", client.sock)
         if login.token is not None:
             response = xoauth2(login.user, login.token)

@@ -9,11 +9,14 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from typing import Any
 
 from channelsync.probe.check import Attempt, Check, ProbeFailure, TlsInfo
 from channelsync.trust import Trust, TrustUnavailable, trust_for, unreadable_hint
 
 EXPIRY_WARNING_DAYS = 21
+MAX_READ_BYTES = 32 * 1024 * 1024  # what one connection may send: far over any real answer
+HOSTILE_HINT = "check that the host and port are the mail server's; nothing more was read"
 
 
 def trust_of(check: Check) -> Trust:
@@ -86,9 +89,9 @@ def require_tls_or_consent(attempt: Attempt, offered: bool) -> bool:
             "insecure_auth_refused",
             f"{check.host}:{check.port} offers no STARTTLS, so the credentials were not sent",
         )
-    attempt.warnings.append(
-        "the credentials were sent without TLS (incoming.allow_insecure_auth: true)"
-    )
+    warning = "the credentials were sent without TLS (incoming.allow_insecure_auth: true)"
+    if warning not in attempt.warnings:  # once, however many sessions the attempt opens
+        attempt.warnings.append(warning)
     return False
 
 
@@ -107,3 +110,101 @@ def send_goodbye(sock: socket.socket | None, line: bytes) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.sendall(line)
+
+
+class Reader:
+    """What a check reads from its server, bounded: each receive waits only for what is left
+    of the check's deadline (a socket timeout alone restarts on every byte a server drips),
+    and one connection may send at most ``budget`` bytes (an endless answer or a huge
+    literal ends as protocol_error instead of filling the memory).
+
+    ``sock`` gives the connection's current socket (it changes after STARTTLS).
+    """
+
+    def __init__(
+        self,
+        attempt: Attempt,
+        sock: Callable[[], socket.socket],
+        budget: int = MAX_READ_BYTES,
+    ) -> None:
+        self._attempt, self._sock, self._left = attempt, sock, budget
+        self._budget = budget
+        self._buffer = bytearray()
+        self._current: socket.socket | None = None
+
+    def close(self) -> None:
+        self._buffer.clear()
+
+    def _follow(self) -> socket.socket:
+        """The current socket; what was read before STARTTLS is never taken as after it."""
+        sock = self._sock()
+        if sock is not self._current:
+            self._buffer.clear()
+            self._current = sock
+        return sock
+
+    def readline(self, limit: int = -1) -> bytes:
+        """One line (with its LF), at most ``limit`` bytes; shorter only at the end of data."""
+        self._follow()
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0 and (limit < 0 or end < limit):
+                return self._take(end + 1)
+            if 0 <= limit <= len(self._buffer):
+                return self._take(limit)
+            if not self._fill():
+                return self._take(len(self._buffer))
+
+    def read(self, size: int) -> bytes:
+        """``size`` bytes (fewer only at the end of data); over the budget fails at once."""
+        self._follow()
+        if size > self._left + len(self._buffer):
+            raise self._too_much(f"announced an answer of {size:,} bytes")
+        while len(self._buffer) < size and self._fill():
+            pass
+        return self._take(min(size, len(self._buffer)))
+
+    def _take(self, size: int) -> bytes:
+        taken = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return taken
+
+    def _fill(self) -> bool:
+        if self._left <= 0:
+            raise self._too_much(f"sent over {self._budget // (1024 * 1024)} MiB")
+        sock = self._follow()
+        sock.settimeout(self._attempt.remaining())
+        chunk = sock.recv(min(65536, self._left))
+        self._left -= len(chunk)
+        self._buffer += chunk
+        return bool(chunk)
+
+    def _too_much(self, what: str) -> ProbeFailure:
+        return ProbeFailure(
+            "protocol_error",
+            f"the server {what} during {self._attempt.stage}; a mail server does not",
+            HOSTILE_HINT,
+        )
+
+
+class BoundedReads:
+    """For imaplib and poplib clients: everything they read goes through a ``Reader``.
+
+    They read from ``self.file``, which they make with ``sock.makefile`` (again after
+    STARTTLS); here ``file`` is always the attempt's reader, and what they made is closed.
+    """
+
+    _attempt: Attempt
+    sock: Any
+    _reader: Reader | None = None
+
+    @property
+    def file(self) -> Reader:
+        if self._reader is None:
+            self._reader = Reader(self._attempt, lambda: self.sock)
+        return self._reader
+
+    @file.setter
+    def file(self, made: Any) -> None:
+        if made is not None:
+            hang_up(made.close)
