@@ -562,6 +562,10 @@ def _classify(exc: BaseException, attempt: Attempt) -> tuple[str, str, str | Non
     for fragment, code, vendor_hint in _VENDOR_REPLIES:
         if fragment in said.lower():
             return code, reply, vendor_hint
+    import imaplib
+
+    if isinstance(exc, imaplib.IMAP4.abort):  # the server broke the protocol, or a read bound
+        return "protocol_error", reply or type(exc).__name__, None
     if attempt.stage == "auth":
         return "auth_failed", reply, None
     if attempt.stage == "mailbox":
