@@ -25,8 +25,11 @@ def use_colour(stream: TextIO) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ
 
 
+_VALUE = json.JSONEncoder(ensure_ascii=False)  # one encoder: json.dumps makes one per call
+
+
 def value(v: Any) -> str:
-    return json.dumps(v, ensure_ascii=False)
+    return _VALUE.encode(v)
 
 
 def field_line(f: FieldChange, action: str) -> str:
