@@ -6,6 +6,7 @@ failure to resolve one stops the apply before anything changes.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import cast
@@ -17,7 +18,7 @@ from channelsync.errors import SafetyError as SafetyError
 from channelsync.loader import Config, Loaded
 from channelsync.plan import Change, Plan, refusals, target_form
 from channelsync.secrets import Resolver, SecretUnavailable, parse_ref
-from channelsync.targets.base import Action, Operation, Target, TargetError
+from channelsync.targets.base import Action, Batches, Operation, Target, TargetError
 
 
 @dataclass
@@ -116,6 +117,11 @@ def _with_secrets(
 
 def execute(ops: list[tuple[Change, Operation]], target: Target) -> ApplyReport:
     """Apply in order; stop at the first failure and say what was and was not done."""
+    with target.batch() if isinstance(target, Batches) else contextlib.nullcontext():
+        return _execute(ops, target)
+
+
+def _execute(ops: list[tuple[Change, Operation]], target: Target) -> ApplyReport:
     report = ApplyReport()
     refreshed: dict[tuple[str, str], str] | None = None
     for index, (change, op) in enumerate(ops):

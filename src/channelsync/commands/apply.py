@@ -72,7 +72,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def _show_plan(plan: Plan) -> None:
     from channelsync.render import plan as render
 
-    sys.stdout.write(render.text(plan, colour=render.use_colour(sys.stdout)))
+    for chunk in render.text_chunks(plan, colour=render.use_colour(sys.stdout)):
+        sys.stdout.write(chunk)
 
 
 def _can_ask(plan: Plan) -> bool:

@@ -68,7 +68,7 @@ class PlanWarning:
         return (where.file, where.line, where.column)
 
 
-@dataclass
+@dataclass(slots=True)  # a plan of 100,000 creates holds over a million
 class FieldChange:
     path: str
     before: Any
@@ -76,7 +76,7 @@ class FieldChange:
     sensitive: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
     kind: str
     name: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any, TextIO
 
@@ -27,8 +28,11 @@ def use_colour(stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
+_VALUE = json.JSONEncoder(ensure_ascii=False)  # one encoder: json.dumps makes one per call
+
+
 def value(v: Any) -> str:
-    return json.dumps(v, ensure_ascii=False)
+    return _VALUE.encode(v)
 
 
 def field_line(f: FieldChange, action: str) -> str:
@@ -102,20 +106,26 @@ def summary_line(plan: Plan, label: str = "Plan") -> str:
 def text(
     plan: Plan, *, colour: bool = False, extra: list[str] | None = None, label: str = "Plan"
 ) -> str:
-    lines = [f"Target: {plan.target}", ""]
+    return "".join(text_chunks(plan, colour=colour, extra=extra, label=label))
+
+
+def text_chunks(
+    plan: Plan, *, colour: bool = False, extra: list[str] | None = None, label: str = "Plan"
+) -> Iterator[str]:
+    """``text`` in pieces, one per change, to write as they come (the text of a plan of
+    100,000 creates would be a hundred megabytes in memory at once)."""
+    yield f"Target: {plan.target}\n\n"
     for change in plan.changes:
         head = headline(change)
         if colour:
             head = f"\x1b[{_COLOUR[change.action]}m{head}\x1b[0m"
-        lines.append("  " + head)
+        lines = ["  " + head]
         if change.temporary_email:
             lines.append("      " + temporary_note(change))
         lines.extend("      " + field_line(f, change.action) for f in change.fields)
         lines.append("")
-    lines.append(summary_line(plan, label))
-    lines.extend(warning_lines(plan))
-    lines.extend(extra or [])
-    return "\n".join(lines) + "\n"
+        yield "\n".join(lines) + "\n"
+    yield "\n".join([summary_line(plan, label), *warning_lines(plan), *(extra or [])]) + "\n"
 
 
 def json_plan(plan: Plan) -> dict[str, Any]:

@@ -100,6 +100,15 @@ class FingerprintsMany(Protocol):
 
 
 @runtime_checkable
+class Batches(Protocol):
+    """A driver that gathers the operations applied inside ``batch()`` into fewer commits,
+    each operation still all or nothing, and everything applied before a failure committed
+    before ``apply`` raises it (so the apply's report holds)."""
+
+    def batch(self) -> AbstractContextManager[None]: ...
+
+
+@runtime_checkable
 class SecretValues(Protocol):
     """A driver that can show the secrets it stores for one resource (the embedded tenant:
     what it polls and sends with), as ``{"incoming.password": VALUE}``."""

@@ -15,7 +15,8 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -177,26 +178,49 @@ class SqliteRepository:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
+        """One IMMEDIATE transaction; a block inside another is a savepoint of it: all or
+        nothing on its own, committed with the outer one."""
         if self._db is None or self.readonly:
             raise TargetError("this target was opened read-only")
+        db = self._db
         if self._depth:
+            savepoint = f"nested_{self._depth}"
+            db.execute(f"SAVEPOINT {savepoint}")
             self._depth += 1
             try:
                 yield
+            except BaseException:
+                if db.in_transaction:  # SQLite itself may have rolled everything back
+                    db.execute(f"ROLLBACK TO {savepoint}")
+                    db.execute(f"RELEASE {savepoint}")
+                raise
             finally:
                 self._depth -= 1
+            db.execute(f"RELEASE {savepoint}")
             return
-        db = self._db
         db.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
             yield
         except BaseException:
             self._depth = 0
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         self._depth = 0
-        db.execute("COMMIT")
+        if db.in_transaction:  # not when a failure made SQLite roll back (a batch went on)
+            db.execute("COMMIT")
+
+    def lost_transaction(self) -> bool:
+        """A failure inside the open transaction made SQLite roll all of it back."""
+        return self._depth > 0 and self._db is not None and not self._db.in_transaction
+
+    def commit(self) -> None:
+        """Commit the open outermost transaction and begin the next one (for a batch)."""
+        if self._depth != 1 or self._db is None:
+            raise TargetError("a commit outside a batch")
+        self._db.execute("COMMIT")
+        self._db.execute("BEGIN IMMEDIATE")
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         if not self._depth or self._db is None:
@@ -207,7 +231,10 @@ class SqliteRepository:
 
     def all(self) -> list[Stored]:
         rows = self._query("SELECT kind, name, body, etag FROM resources")
-        return [Stored(kind, name, json.loads(body), etag) for kind, name, body, etag in rows]
+        bodies = _bodies(row[2] for row in rows)
+        return [
+            Stored(k, n, body, etag) for (k, n, _, etag), body in zip(rows, bodies, strict=True)
+        ]
 
     def get(self, kind: str, name: str) -> Stored | None:
         rows = self._query(
@@ -298,6 +325,12 @@ class SqliteRepository:
         return bool(self._write("DELETE FROM apply_lock WHERE holder = ?", (holder,)))
 
 
+def _bodies(texts: Iterable[str]) -> list[dict[str, Any]]:
+    """The stored bodies, parsed as one JSON array (a third faster than one by one)."""
+    found: list[dict[str, Any]] = json.loads("[" + ",".join(texts) + "]")
+    return found
+
+
 def open_tenant(
     url: str, *, readonly: bool, audit_fields: AuditFields = stored_fields
 ) -> tuple[SqliteRepository, Tenant]:
@@ -333,6 +366,17 @@ def renew_elsewhere(path: Path, holder: str, seconds: float) -> Callable[[], Non
     return renew
 
 
+COMMITS_ALONE = 256
+BATCH_SECONDS = 0.1
+
+
+@dataclass
+class _Batch:
+    started: float = field(default_factory=time.monotonic)
+    pending: int = 0  # operations since the last commit
+    done: int = 0
+
+
 class SqliteTarget:
     """``sqlite:///PATH``: the embedded default target."""
 
@@ -345,6 +389,7 @@ class SqliteTarget:
         self.repo, self.tenant = open_tenant(url, readonly=readonly)
         self.absent = self.repo.absent
         self._lease: lease.Lease | None = None  # the lock this object holds
+        self._batch: _Batch | None = None  # the commit operations are gathered into
 
     def close(self) -> None:
         self.repo.close()
@@ -369,7 +414,43 @@ class SqliteTarget:
 
     @plain_errors
     def apply(self, operation: Operation) -> None:
-        self.tenant.apply(operation, actor=self.actor, lease=self._lease)
+        if self._batch is None:
+            self.tenant.apply(operation, actor=self.actor, lease=self._lease)
+            return
+        try:
+            self.tenant.apply(operation, actor=self.actor, lease=self._lease)  # a savepoint
+        except (sqlite3.Error, TargetError) as exc:
+            if not self.repo.lost_transaction():
+                self.repo.commit()  # what the report calls applied is applied
+                raise
+            lost, self._batch = self._batch, None
+            what = exc if isinstance(exc, TargetError) else f"tenant database {self.path}: {exc}"
+            raise TargetError(
+                f"{what} (and the database undid the {lost.pending} change(s) before it "
+                "since its last commit: run apply again)"
+            ) from None
+        batch = self._batch
+        batch.pending += 1
+        batch.done += 1
+        if batch.done <= COMMITS_ALONE or time.monotonic() - batch.started >= BATCH_SECONDS:
+            self.repo.commit()
+            batch.started, batch.pending = time.monotonic(), 0
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Operations applied in the block: the first ``COMMITS_ALONE`` each commit on their
+        own (a small apply behaves as one without a batch); the later ones share commits, at
+        most ``BATCH_SECONDS`` apart (a commit costs more than a change). Each is still all or
+        nothing (a savepoint), and what was applied before a failure is committed before the
+        failure is raised, so the apply's report stays true. A process killed in the block
+        loses the changes since the last commit, which the next apply makes again, as it does
+        the ones never attempted."""
+        with self.repo.transaction():
+            self._batch = _Batch()
+            try:
+                yield
+            finally:
+                self._batch = None
 
     @plain_errors
     def _try_lock(self, info: LockInfo, seconds: float) -> LockInfo | None:

@@ -85,7 +85,10 @@ class Repository(Protocol):
     def drop_lock(self, holder: str) -> bool: ...
 
 
+_STORED = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # json.dumps: one per call
+
+
 def serialise(body: dict[str, Any]) -> tuple[str, str]:
     """The stored text of a body and its ETag (a hash of exactly that text), for every store."""
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    text = _STORED.encode(body)
     return text, hashlib.sha256(text.encode()).hexdigest()[:20]

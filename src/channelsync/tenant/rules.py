@@ -12,13 +12,12 @@ Every operation is one transaction of the repository, with its audit entry in it
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from channelsync import kinds
 from channelsync.defaults import BUILTIN_SMTP_SERVER, DEFAULT_EMAIL_SCRIPT, tenant_default_server
-from channelsync.document import set_path
+from channelsync.document import copy_mappings, set_path
 from channelsync.targets.base import ConflictError, Operation, TargetError
 from channelsync.tenant.lease import Lease
 from channelsync.tenant.repository import Repository, Row, Stored
@@ -117,7 +116,7 @@ class Tenant:
             raise TargetError(f"{op.action} of {op.kind} '{name}' carries no body")
         if kinds.get(op.kind).builtin == name:
             raise TargetError(f"'{name}' is built in and cannot be changed")
-        body = json.loads(json.dumps(op.body))
+        body = copy_mappings(op.body)  # the caller's stays as it was
         body["name"] = name
         unique = self._check(op.kind, name, body)
         sealed = self.sealer.seal(op.kind, body)

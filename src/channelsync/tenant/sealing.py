@@ -23,6 +23,7 @@ from channelsync.targets.base import TargetError
 from channelsync.tenant.repository import Repository
 
 KEY_SIZE = 64
+_MAX_SEALED = 1024
 
 
 class Keys:
@@ -89,6 +90,7 @@ class Sealer:
         self.keys = keys
         self._fernet: Any = None
         self._fingerprints: dict[str, str] = {}
+        self._sealed: dict[str, bytes] = {}
 
     def fingerprint(self, secret: str) -> str:
         if self.keys.hmac_key is None:
@@ -106,7 +108,17 @@ class Sealer:
             if value is not None:
                 secrets[".".join(path)] = value
                 set_path(body, path, self.fingerprint(value))
-        return self._cipher().encrypt(json.dumps(secrets).encode()) if secrets else None
+        if not secrets:
+            return None
+        plain = json.dumps(secrets)
+        found = self._sealed.get(plain)
+        if found is None:
+            # the same secrets sealed once per process: the fingerprints in the bodies show
+            # which resources share them anyway
+            if len(self._sealed) >= _MAX_SEALED:
+                self._sealed.clear()
+            found = self._sealed[plain] = self._cipher().encrypt(plain.encode())
+        return found
 
     def unseal(self, sealed: bytes | None) -> dict[str, str]:
         if sealed is None:
