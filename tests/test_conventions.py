@@ -14,7 +14,7 @@ import pytest
 from channelsync import argtypes
 from channelsync.cli import build_parser
 from channelsync.cli import main as cli_main
-from channelsync.server import command as server_command
+from channelsync.commands import serve as server_command
 
 # Every argument type any parser uses, with values it refuses and the exact sentence.
 BAD_VALUES: dict[Callable[[str], object], list[tuple[str, str]]] = {

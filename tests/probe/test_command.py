@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from channelsync.cli import main as cli_main
+from channelsync.commands import test as command
 from channelsync.loader import load_config
-from channelsync.probe import command, render
 from channelsync.probe.check import Diagnosis, Result
 from channelsync.probe.runner import checks_for
+from channelsync.render import checks as render
 from tests.mailservers import free_port
 from tests.probe.conftest import channel, smtp_server, write
 
