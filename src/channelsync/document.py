@@ -16,6 +16,7 @@ from typing import Any
 from channelsync import kinds
 from channelsync.defaults import PACKAGED_SCHEMA, apply_derived
 from channelsync.errors import ChannelsyncError
+from channelsync.kinds import get_path as get_path
 
 
 @cache
@@ -155,15 +156,6 @@ def _is_write_only(schema: dict[str, Any]) -> bool:
 def copy_mappings(doc: dict[str, Any]) -> dict[str, Any]:
     """A copy of the mappings of a document (lists and text are shared), to change in place."""
     return {k: copy_mappings(v) if type(v) is dict else v for k, v in doc.items()}
-
-
-def get_path(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
-    node: Any = doc
-    for key in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node
 
 
 def set_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

@@ -108,10 +108,11 @@ def builtin_names() -> dict[str, str]:
 # --- the reference walker ------------------------------------------------------------------
 
 
-def _get(data: Mapping[str, Any], path: Path) -> Any:
-    node: Any = data
+def get_path(doc: Mapping[str, Any], path: Path) -> Any:
+    """The value at ``path`` in a resource, or None when a step of it is missing."""
+    node: Any = doc
     for key in path:
-        if not isinstance(node, Mapping):
+        if not isinstance(node, dict):
             return None
         node = node.get(key)
     return node
@@ -120,7 +121,7 @@ def _get(data: Mapping[str, Any], path: Path) -> Any:
 def references_of(kind: str, data: Mapping[str, Any]) -> Iterator[tuple[Path, str, str]]:
     """(path, kind referred to, name referred to) of every reference a resource holds."""
     for path, target in _KINDS[kind].references.items():
-        value = _get(data, path)
+        value = get_path(data, path)
         if isinstance(value, str):
             yield path, target, value
 

@@ -8,7 +8,6 @@ for field changes. Secrets compare by the target's keyed fingerprints and never 
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import os
@@ -17,7 +16,7 @@ from typing import Any
 
 from channelsync import kinds
 from channelsync.document import copy_mappings, get_path, secret_paths, set_path
-from channelsync.errors import ChannelsyncError
+from channelsync.errors import ChannelsyncError, did_you_mean
 from channelsync.loader import Config, Loaded
 from channelsync.perf import paused_gc
 from channelsync.plan import diff
@@ -250,8 +249,8 @@ def _did_you_mean(text: str, kind: str, known: set[Key]) -> str:
     _, _, name = text.rpartition("/")
     by_case = [c for c in candidates if c.lower() == text.lower()]
     by_name = [c for c in candidates if c.rpartition("/")[2].lower() == name.lower()]
-    near = by_case or by_name or difflib.get_close_matches(text, candidates, n=1, cutoff=0.6)
-    hint = f" (did you mean '{near[0]}'?)" if near else ""
+    near = by_case or by_name
+    hint = f" (did you mean '{near[0]}'?)" if near else did_you_mean(text, candidates)
     return f"'{text}' matches no resource{hint}"
 
 

@@ -14,7 +14,7 @@ from channelsync.defaults import BACKLOG_AFTER_MINUTES
 from channelsync.probe.check import Result
 
 
-def _age(delta: dt.timedelta) -> str:
+def age(delta: dt.timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     if minutes < 120:
         return f"{minutes} min"
@@ -39,12 +39,12 @@ def add_backlog_warnings(
     for result in results:
         if result.check != "incoming" or result.name not in enabled or result.oldest is None:
             continue
-        age = now - result.oldest
-        if age > dt.timedelta(minutes=after_minutes):
+        waited = now - result.oldest
+        if waited > dt.timedelta(minutes=after_minutes):
             result.warnings.append(
                 "backlog: mail is waiting: the contact centre may not be polling this mailbox "
                 f"({result.messages} message(s), the oldest from {_stamp(result.oldest)}, "
-                f"{_age(age)} ago)"
+                f"{age(waited)} ago)"
             )
 
 

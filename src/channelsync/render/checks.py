@@ -44,13 +44,13 @@ def mailbox(results: Sequence[Result], now: dt.datetime | None = None) -> list[d
 
 
 def _figures(result: Result, now: dt.datetime | None = None) -> str:
-    from channelsync.probe.mailbox import _age
+    from channelsync.probe.mailbox import age
 
     parts = [f"{result.messages} messages"]
     if result.unseen is not None:
         parts.append(f"{result.unseen} unseen")
     if result.oldest is not None:
-        parts.append(f"oldest {_age((now or dt.datetime.now(dt.UTC)) - result.oldest)} old")
+        parts.append(f"oldest {age((now or dt.datetime.now(dt.UTC)) - result.oldest)} old")
     return ", ".join(parts)
 
 
