@@ -28,6 +28,7 @@ from channelsync.commands.apply import cmd_apply
 from channelsync.commands.discover import cmd_discover
 from channelsync.commands.drift import cmd_drift
 from channelsync.commands.export import cmd_export
+from channelsync.commands.fmt import cmd_fmt
 from channelsync.commands.list import cmd_list
 from channelsync.commands.plan import cmd_plan
 from channelsync.commands.schema import cmd_schema
@@ -180,6 +181,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: channelsync.secrets.yaml at the root of the written file's repository)",
     )
     p.set_defaults(handler=cmd_discover)
+
+    p = sub.add_parser(
+        "fmt", help="lay the config files out canonically (key order, indentation, quoting)"
+    )
+    p.add_argument(
+        "paths", nargs="*", type=_path, metavar="PATH", help="files or folders (default: --dir)"
+    )
+    _dir_option(p)
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; list the files that would change and exit 1 if any",
+    )
+    p.set_defaults(handler=cmd_fmt)
 
     p = sub.add_parser("schema", help="print or write the JSON Schemas generated from the model")
     mode = p.add_mutually_exclusive_group()

@@ -69,6 +69,9 @@ def _object_schema(schema: dict[str, Any]) -> dict[str, Any] | None:
     return schema if schema.get("type") == "object" else None
 
 
+object_schema = _object_schema  # public: fmt orders keys by it
+
+
 # A filler is the compiled form of an object schema: (key, default, nested filler) per property.
 _Filler = list[tuple[str, Any, Any]]
 _NO_DEFAULT = object()

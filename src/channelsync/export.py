@@ -30,6 +30,7 @@ from channelsync.plan import target_form
 from channelsync.plan.diff import walk
 from channelsync.secrets import placeholder
 from channelsync.targets.base import Key, LiveResource, Target
+from channelsync.yamlsource import round_trip
 
 
 @dataclass
@@ -44,13 +45,7 @@ class ExportReport:
 
 
 def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.width = 4096
-    return yaml
+    return round_trip(preserve_quotes=True)
 
 
 def slug(text: str) -> str:

@@ -242,6 +242,25 @@ def read_source(path: str, display: str) -> SourceFile:
     return src
 
 
+def parse_text(text: str, display: str) -> SourceFile:
+    """``text`` read by the precise parser, as the loader reads a file of that name."""
+    src = SourceFile(display, display, text=text)
+    _parse_precise(src)
+    return src
+
+
+def round_trip(*, preserve_quotes: bool) -> Any:
+    """ruamel.yaml's round trip in channelsync's layout: two spaces per level, list items
+    indented under their key, no line wrapping (export and fmt write with it)."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = preserve_quotes
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
 def _oversized(text: str, docs: list[Any]) -> bool:
     # a value takes two characters at least, so only a long text can hold too many
     return len(text) > 2 * MAX_NODES and any(too_many_values(d) for d in docs)

@@ -217,12 +217,18 @@ def test_workflow_triggers_and_permissions() -> None:
     assert test["env"] == {"CI": "true"}
 
 
-def test_pre_commit_hook_runs_validate_on_channel_files() -> None:
-    (hook,) = YAML(typ="safe").load((REPO / ".pre-commit-hooks.yaml").read_text())
+def test_pre_commit_hooks_run_validate_and_fmt_on_channel_files() -> None:
+    hook, fmt = YAML(typ="safe").load((REPO / ".pre-commit-hooks.yaml").read_text())
     assert hook["id"] == "channelsync-validate"
     assert hook["entry"] == "channelsync validate"
     assert hook["pass_filenames"] is False
     assert hook["files"] == r"^channels\.d/"
+    assert (fmt["id"], fmt["entry"], fmt["pass_filenames"]) == (
+        "channelsync-fmt",
+        "channelsync fmt",
+        True,
+    )
+    assert fmt["files"] == r"^channels\.d/.*\.ya?ml$"
 
 
 def test_workflow_linters_pass_on_this_repository_and_a_scaffolded_one(tmp_path: Path) -> None:

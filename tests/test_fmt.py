@@ -1,0 +1,197 @@
+"""``channelsync fmt``: one layout for the config files, comments kept, meaning never changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES
+from tests.queue_kind import queue_kind
+
+__all__ = ["queue_kind"]  # the fixture
+
+CORPUS = Path(__file__).parent / "corpus" / "bad"
+
+SCRAMBLED = """\
+# the support mailbox
+name: Support   # shown to agents
+incoming:
+  password: ${env:SUPPORT_IMAP_PASSWORD}
+  user: "support@example.com"
+  protocol: 'imap-ssl'
+  server: imap.example.com
+enabled: true
+kind: EmailChannel
+email: support@example.com
+script: Support Script
+"""
+
+CANONICAL = """\
+# the support mailbox
+kind: EmailChannel
+name: Support   # shown to agents
+email: support@example.com
+script: Support Script
+enabled: true
+incoming:
+  server: imap.example.com
+  protocol: imap-ssl
+  user: support@example.com
+  password: ${env:SUPPORT_IMAP_PASSWORD}
+"""
+
+
+def test_fmt_puts_keys_in_schema_order_with_plain_quoting_and_keeps_comments(cli, workdir):
+    path = workdir / "channels.d" / "support.yaml"
+    path.write_text(SCRAMBLED)
+    result = cli("fmt")
+    assert (result.code, result.out, result.err) == (0, "formatted channels.d/support.yaml\n", "")
+    assert path.read_text() == CANONICAL
+    again = cli("fmt")
+    assert (again.code, again.out, again.err) == (0, "", "")  # a second fmt changes nothing
+    assert path.read_text() == CANONICAL
+
+
+def test_fmt_check_lists_the_files_that_would_change_and_writes_nothing(cli, workdir):
+    (workdir / "channels.d" / "a.yaml").write_text(SCRAMBLED)
+    (workdir / "channels.d" / "b.yaml").write_text(CANONICAL)
+    result = cli("fmt", "--check")
+    assert result.code == 1
+    assert result.out == "channels.d/a.yaml\n"
+    assert result.err == ("error: 1 file(s) not in the canonical layout; run 'channelsync fmt'\n")
+    assert (workdir / "channels.d" / "a.yaml").read_text() == SCRAMBLED
+    assert cli("fmt").code == 0
+    assert cli("fmt", "--check").code == 0
+
+
+def test_fmt_takes_files_and_folders_and_writes_atomically(cli, workdir):
+    path = workdir / "elsewhere.yaml"
+    path.write_text(SCRAMBLED)
+    path.chmod(0o640)
+    inode = path.stat().st_ino
+    assert cli("fmt", str(path)).out == f"formatted {path}\n"
+    assert path.stat().st_ino != inode  # a new file renamed over the old one
+    assert path.stat().st_mode & 0o777 == 0o640
+    missing = cli("fmt", "nowhere.yaml")
+    assert (missing.code, missing.err) == (
+        1,
+        "nowhere.yaml:1:1: error: does not exist; give a file or folder\n",
+    )
+
+
+def test_fmt_reports_a_syntax_error_with_its_position_and_leaves_the_file(cli, workdir):
+    broken = workdir / "channels.d" / "broken.yaml"
+    text = "kind: EmailScript\nname: x\nqueues: [a, b\nother: 1\n"
+    broken.write_text(text)
+    (workdir / "channels.d" / "fine.yaml").write_text(SCRAMBLED)
+    result = cli("fmt")
+    assert result.code == 1
+    assert result.err.startswith("channels.d/broken.yaml:4:6: error: YAML syntax error: ")
+    assert result.out == "formatted channels.d/fine.yaml\n"  # the other files are formatted
+    assert broken.read_text() == text
+
+
+def test_fmt_refuses_fifos_and_does_not_follow_links(cli, workdir):
+    folder = workdir / "channels.d"
+    os.mkfifo(folder / "pipe.yaml")
+    (workdir / "real.yaml").write_text(SCRAMBLED)
+    (folder / "link.yaml").symlink_to(workdir / "real.yaml")
+    result = cli("fmt")
+    assert result.code == 1
+    assert result.err == (
+        "channels.d/link.yaml:1:1: warning: is a symbolic link: not formatted (fmt formats "
+        "the file it points to on its own)\n"
+        "channels.d/pipe.yaml:1:1: error: is a FIFO (named pipe), not a regular file; only "
+        "regular files are read\n"
+    )
+    assert (workdir / "real.yaml").read_text() == SCRAMBLED
+
+
+def test_fmt_leaves_invisible_characters_escaped(cli, workdir):
+    path = workdir / "channels.d" / "hidden.yaml"
+    text = 'queues: [Support]\nkind: EmailScript\nname: "Sales\\u202e"\n'
+    path.write_text(text)
+    result = cli("fmt")
+    assert (result.code, result.err) == (
+        0,
+        "channels.d/hidden.yaml:1:1: warning: not formatted: it has invisible characters "
+        "written as escapes (kept so)\n",
+    )
+    assert path.read_text() == text
+
+
+def test_fmt_orders_a_registered_kind_by_its_model(cli, workdir, queue_kind):
+    path = workdir / "channels.d" / "queue.yaml"
+    path.write_text("max_wait_minutes: 5\nscript: S\nname: Q\nkind: EmailQueue\n")
+    assert cli("fmt").code == 0
+    assert path.read_text() == "kind: EmailQueue\nname: Q\nscript: S\nmax_wait_minutes: 5\n"
+
+
+def _plan(cli) -> str:
+    """The JSON plan against an empty tenant, positions left out (keys move, lines with them)."""
+    result = cli("plan", "--format", "json")
+    assert result.code == 0, result.err
+    plan = json.loads(result.out)
+    plan["warnings"] = sorted(re.sub(r"\.yaml:\d+:\d+:", ".yaml:", w) for w in plan["warnings"])
+    return json.dumps(plan)
+
+
+def _clean_fixtures() -> list[str]:
+    """The corpus files the loader reads without an error (fmt refuses the others)."""
+    import tempfile
+
+    from channelsync.loader import load_config
+
+    clean = []
+    for path in sorted(CORPUS.glob("*.y*ml")):
+        with tempfile.TemporaryDirectory() as folder:
+            shutil.copy(path, folder)
+            if not load_config(Path(folder)).errors:
+                clean.append(path.name)
+    return clean
+
+
+@pytest.mark.parametrize("source", ["examples", "tenant", *_clean_fixtures()])
+def test_fmt_never_changes_the_plan(cli, workdir, source, monkeypatch):
+    """Every example, the shared test tenant's config and every corpus file that loads
+    cleanly: scrambled key order first (fmt's real work), then formatted; the plan is the
+    same before and after, and a second fmt changes nothing."""
+    from tests.tenant_config import BASE, SECRETS, write
+
+    folder = workdir / "channels.d"
+    if source == "examples":
+        shutil.rmtree(folder)
+        shutil.copytree(EXAMPLES, folder)
+    elif source == "tenant":
+        for key, value in SECRETS.items():
+            monkeypatch.setenv(key, value)
+        write(workdir, BASE)
+    else:
+        shutil.copy(CORPUS / source, folder)
+    _reverse_keys(folder)
+    before = _plan(cli)
+    assert cli("fmt").code == 0
+    assert _plan(cli) == before
+    assert cli("fmt", "--check").code == 0
+
+
+def _reverse_keys(folder: Path) -> None:
+    """Each document's top-level keys in reverse order (comments kept by the round trip)."""
+    import io
+
+    from channelsync.yamlsource import round_trip
+
+    yaml = round_trip(preserve_quotes=True)
+    for path in folder.rglob("*.yaml"):
+        docs = list(yaml.load_all(path.read_text()))
+        for doc in docs:
+            for key in reversed(list(doc)):
+                doc.move_to_end(key)
+        stream = io.StringIO()
+        yaml.dump_all(docs, stream)
+        path.write_text(stream.getvalue())
