@@ -26,9 +26,28 @@ def cli(capsys: pytest.CaptureFixture[str]) -> object:
     def run(*args: str) -> Result:
         code = main(list(args))
         captured = capsys.readouterr()
+        _show_matches_plan(args, code, captured.out, capsys)
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+def _show_matches_plan(
+    args: tuple[str, ...], code: int, out: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every plan the suite saves: 'show PLANFILE' renders it as the plan that saved it."""
+    if not args or args[0] != "plan" or "--out" not in args or code not in (0, 2):
+        return
+    if "--check-connections" in args:  # the connection results are not part of the plan
+        return
+    planfile = args[args.index("--out") + 1]
+    form = args[args.index("--format") + 1] if "--format" in args else "text"
+    assert main(["show", planfile, "--format", form]) == 0
+    shown = capsys.readouterr()
+    expected = out
+    if form == "text":  # the one line that is about saving
+        expected = out[: out.rindex("Plan saved to ")]
+    assert (shown.out, shown.err) == (expected, "")
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ def _representative(tenant: Path, cli: Any, monkeypatch: pytest.MonkeyPatch) -> 
 
 def _golden(name: str, text: str, tenant: Path) -> None:
     text = re.sub(r'"live_etag": "[0-9a-f]+"', '"live_etag": "ETAG"', text)  # new per apply
+    text = re.sub(r'"digest": "sha256:[0-9a-f]+"', '"digest": "DIGEST"', text)  # of the ETags
     assert text == (GOLDEN / name).read_text(encoding="utf-8")
 
 
@@ -64,3 +65,28 @@ def test_plan_formats_are_byte_for_byte_unchanged(
     assert result.code == code, result.err
     saved = tenant / "saved.plan"
     _golden(golden, saved.read_text(encoding="utf-8") if saved.exists() else result.out, tenant)
+
+
+@pytest.mark.parametrize("form", ["text", "json", "markdown", "runbook"])
+def test_show_renders_a_saved_plan_as_plan_did_without_config_target_or_secrets(
+    form: str, tenant: Path, cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: Any
+) -> None:
+    from tests.tenant_config import SECRETS
+
+    _representative(tenant, cli, monkeypatch)
+    made = cli("plan", "--out", "saved.plan", "--format", form)
+    assert made.code == 0, made.err
+    elsewhere = tmp_path_factory.mktemp("elsewhere")  # no config, no tenant, no secrets
+    (tenant / "saved.plan").rename(elsewhere / "saved.plan")
+    monkeypatch.chdir(elsewhere)
+    for name in SECRETS:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CHANNELSYNC_TARGET", "https://unreachable.invalid/tenants/x")
+    shown = cli("show", "saved.plan", "--format", form)
+    expected = made.out.split("Plan saved to ")[0] if form == "text" else made.out
+    assert (shown.code, shown.out, shown.err) == (0, expected, "")
+    assert "Delete" in shown.out or "delete" in shown.out
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["saved.plan"]  # nothing created
+    for secret in [*SECRETS.values(), "rotated-Secret-9zz"]:
+        assert secret not in shown.out
+        assert secret not in (elsewhere / "saved.plan").read_text()

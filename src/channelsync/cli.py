@@ -30,7 +30,7 @@ from channelsync.commands.drift import cmd_drift
 from channelsync.commands.export import cmd_export
 from channelsync.commands.fmt import cmd_fmt
 from channelsync.commands.list import cmd_list
-from channelsync.commands.plan import cmd_plan
+from channelsync.commands.plan import cmd_plan, cmd_show
 from channelsync.commands.schema import cmd_schema
 from channelsync.commands.shared import secrets
 from channelsync.commands.validate import cmd_validate
@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     secret_options(p)
     p.set_defaults(handler=cmd_plan)
+
+    p = sub.add_parser("show", help="render a plan saved with 'plan --out' (no target needed)")
+    p.add_argument("planfile", type=_path, metavar="PLANFILE")
+    _format_option(p, "text", "json", "markdown", "runbook")
+    p.set_defaults(handler=cmd_show)
 
     p = sub.add_parser("apply", help="make the target match the config")
     p.add_argument("planfile", nargs="?", type=_path, help="a plan saved with 'plan --out'")

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from channelsync.commands import shared
 from channelsync.exitcodes import EXIT_CHANGES, EXIT_ERROR, EXIT_OK
+
+if TYPE_CHECKING:
+    from channelsync.plan import Plan
+    from channelsync.probe.check import Result as CheckResult
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from channelsync.plan import PlanWarning, WarningCategory, make_plan
     from channelsync.render import connections
-    from channelsync.render import plan as render
-    from channelsync.render.runbook import runbook
     from channelsync.targets import absent
 
     config = shared.load(args.dir)
@@ -40,19 +44,40 @@ def cmd_plan(args: argparse.Namespace) -> int:
         blocking = gate.blocking(config, results)
         for line in connections.failure_lines(results, blocking)[1]:  # disabled: warnings
             print(line, file=sys.stderr)
-    if args.format == "json":
-        sys.stdout.write(render.as_json(plan, connections.as_json(results)))
-    elif args.format == "markdown":
-        sys.stdout.write(render.markdown(plan, extra=connections.markdown(results)))
-    elif args.format == "runbook":
-        sys.stdout.write(runbook(plan) + connections.text(results))
-    else:
-        saved = [f"Plan saved to {args.out}; apply it with: channelsync apply {args.out}"]
-        colour = render.use_colour(sys.stdout)
-        sys.stdout.write(render.text(plan, colour=colour, extra=saved if args.out else None))
-        sys.stdout.write(connections.text(results))
+    saved = [f"Plan saved to {args.out}; apply it with: channelsync apply {args.out}"]
+    write(plan, args.format, results, saved if args.out else None)
     if results and gate.blocking(config, results):
         return EXIT_ERROR
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES
+    return EXIT_OK
+
+
+def write(
+    plan: Plan,
+    form: str,
+    results: Sequence[CheckResult] | None = None,
+    extra: list[str] | None = None,
+) -> None:
+    """The plan on stdout in ``form`` (``--format``), with the connection test results."""
+    from channelsync.render import connections
+    from channelsync.render import plan as render
+    from channelsync.render.runbook import runbook
+
+    if form == "json":
+        sys.stdout.write(render.as_json(plan, connections.as_json(results)))
+    elif form == "markdown":
+        sys.stdout.write(render.markdown(plan, extra=connections.markdown(results)))
+    elif form == "runbook":
+        sys.stdout.write(runbook(plan) + connections.text(results))
+    else:
+        sys.stdout.write(render.text(plan, colour=render.use_colour(sys.stdout), extra=extra))
+        sys.stdout.write(connections.text(results))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """A saved plan, rendered as 'plan' rendered it (no config, target or secret needed)."""
+    from channelsync.plan import saved as saved_plans
+
+    write(saved_plans.load(args.planfile), args.format)
     return EXIT_OK

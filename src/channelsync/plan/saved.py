@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import json
 import stat
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
 
 from channelsync.errors import ChannelsyncError
 from channelsync.fsio import write_atomic
 from channelsync.inputfile import TooDeep, UnreadableFile, read_json
-from channelsync.plan.data import Action, Change, FieldChange, Plan
+from channelsync.plan.data import (
+    Action,
+    Change,
+    FieldChange,
+    Plan,
+    PlanWarning,
+    Position,
+    Refusal,
+    WarningCategory,
+)
 
 FORMAT_VERSION = 1
 MAX_PLAN_FILE_BYTES = 512 * 1024 * 1024  # a plan of 100,000 changes is well under this
@@ -41,6 +51,29 @@ class _Change(BaseModel):
     previous_name: StrictStr | None = None
     fields: list[_Field]
     live_etag: StrictStr | None = None
+    followers: list[StrictStr] = []
+    temporary_email: StrictStr | None = None
+
+
+class _Position(BaseModel):
+    file: StrictStr
+    line: StrictInt
+    column: StrictInt
+
+
+class _Warning(BaseModel):
+    category: WarningCategory
+    message: StrictStr
+    kind: StrictStr | None = None
+    name: StrictStr | None = None
+    position: _Position | None = None
+    severity: Literal["error", "warning"] = "warning"
+
+
+class _Refusal(BaseModel):
+    flag: StrictStr
+    reason: StrictStr
+    advice: StrictStr
 
 
 class _SavedPlan(BaseModel):
@@ -55,6 +88,9 @@ class _SavedPlan(BaseModel):
     live_count: int = 0
     only: list[StrictStr] = []
     summary: dict[StrictStr, int] = {}
+    # for 'channelsync show' (older files have neither: shown without warnings)
+    plan_warnings: list[_Warning] = []
+    refusals: list[_Refusal] = []
 
 
 def save(plan: Plan, path: Path) -> None:
@@ -69,6 +105,9 @@ def save(plan: Plan, path: Path) -> None:
     saved["only"] = plan.only
     for entry, change in zip(saved["changes"], plan.changes, strict=True):
         entry["live_etag"] = change.live_etag
+    saved["plan_warnings"] = [_warning_json(w) for w in plan.warnings]
+    saved["refusals"] = [asdict(r) for r in plan.refusals]
+    saved[DIGEST] = _digest(saved)
     _check_replaceable(path)
     try:
         write_atomic(path, json.dumps(saved, indent=2) + "\n")
@@ -97,10 +136,21 @@ def load(path: Path) -> Plan:
         raise ChannelsyncError(f"cannot read plan file {path}: {exc}") from None
     except ValueError:  # not UTF-8 text, or not JSON
         raise ChannelsyncError(not_a_plan) from None
+    version = raw.get("format_version") if isinstance(raw, dict) else None
+    if type(version) is int and version > FORMAT_VERSION:
+        raise ChannelsyncError(
+            f"{path} was saved by a newer channelsync (saved-plan format {version}); this one "
+            f"reads format {FORMAT_VERSION}: upgrade channelsync, or plan again with this one"
+        )
     try:
         saved = _SavedPlan.model_validate(raw)
     except (ValidationError, RecursionError):
         raise ChannelsyncError(not_a_plan) from None
+    if DIGEST in raw and raw[DIGEST] != _digest(raw):
+        raise ChannelsyncError(
+            f"{path} was changed after it was saved (its digest does not match its contents): "
+            "it cannot be trusted; make a new plan with 'channelsync plan --out'"
+        )
     changes = [
         Change(
             c.kind,
@@ -109,19 +159,57 @@ def load(path: Path) -> Plan:
             c.previous_name,
             [FieldChange(f.path, f.before, f.after, f.sensitive) for f in c.fields],
             c.live_etag,
+            list(c.followers),
+            c.temporary_email,
         )
         for c in saved.changes
+    ]
+    warnings = [
+        PlanWarning(
+            w.category,
+            w.message,
+            w.kind,
+            w.name,
+            Position(w.position.file, w.position.line, w.position.column) if w.position else None,
+            w.severity,
+        )
+        for w in saved.plan_warnings
     ]
     return Plan(
         saved.target,
         changes,
         saved.no_op,
-        [],
+        warnings,
         saved.config_fingerprint,
         saved.live_count,
         list(saved.only),
+        refusals=[Refusal(r.flag, r.reason, r.advice) for r in saved.refusals],
         not_selected=saved.summary.get("not_selected", 0),
     )
+
+
+DIGEST = "digest"
+
+
+def _digest(saved: dict[str, Any]) -> str:
+    """A checksum of everything else in the file: an edit by hand (or a damaged copy) shows.
+    Not a signature: it proves nothing about who made the file."""
+    import hashlib
+
+    rest = {k: v for k, v in saved.items() if k != DIGEST}
+    text = json.dumps(rest, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _warning_json(w: PlanWarning) -> dict[str, Any]:
+    return {
+        "category": w.category.value,
+        "message": w.message,
+        "kind": w.kind,
+        "name": w.name,
+        "position": asdict(w.position) if w.position else None,
+        "severity": w.severity,
+    }
 
 
 def _check_replaceable(path: Path) -> None:
