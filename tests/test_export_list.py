@@ -248,3 +248,55 @@ def test_export_refuses_a_broken_bindings_file_before_writing(tenant: Path, cli:
         "file\nerror: fix bad.yaml first; nothing was exported\n"
     )
     assert not (tenant / "exported").exists()
+
+
+def test_export_only_adopts_chosen_resources_and_names_what_they_need(
+    tenant: Path, cli: Any
+) -> None:
+    apply(cli)
+    folder = tenant / "channels.d"
+    (folder / "support.yaml").unlink()
+    (folder / "relay.yaml").unlink()
+    # a file where the adopted resource would go: never overwritten
+    taken = folder / "emailchannel-support.yaml"
+    taken.write_text(BASE["exchange.yaml"])
+    (folder / "exchange.yaml").unlink()
+    before = {p.name: p.read_text() for p in folder.iterdir()}
+    result = cli("export", "--only", "Support", "Support Script")
+    assert result.code == 0, result.err
+    assert result.out == (
+        "wrote channels.d/emailchannel-support-2.yaml\n"
+        "already in the config, left as it is: EmailScript 'Support Script' "
+        "(channels.d/script.yaml)\n"
+        "note: EmailChannel 'Support' needs SmtpServer 'Relay' (outgoing.server), which the "
+        "config does not have: adopt it too with --only 'SmtpServer/Relay'\n"
+        "\n"
+        "Set these secrets before plan or apply (their values never leave the tenant):\n"
+        "  SUPPORT_INCOMING_PASSWORD  (EmailChannel 'Support' incoming.password)\n"
+        "  SUPPORT_OUTGOING_PASSWORD  (EmailChannel 'Support' outgoing.password)\n"
+    )
+    assert {p.name: p.read_text() for p in folder.iterdir() if p.name in before} == before
+    assert cli("export", "--only", "SmtpServer/Relay").out.startswith(
+        "wrote channels.d/smtpserver-relay.yaml\n"
+    )
+    plan = plan_json(cli)
+    assert plan["summary"] == {"create": 0, "update": 0, "rename": 0, "delete": 0, "no_op": 4}
+
+
+def test_export_only_refuses_an_unknown_name_with_the_nearest_one(tenant: Path, cli: Any) -> None:
+    apply(cli)
+    before = sorted(p.name for p in (tenant / "channels.d").iterdir())
+    result = cli("export", "--only", "Suport", "SmtpServer/relay")
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        "error: --only: 'Suport' matches no resource (did you mean 'Support'?); "
+        "'SmtpServer/relay' matches no resource (did you mean 'SmtpServer/Relay'?). "
+        "Give a resource name (or Kind/NAME) of the tenant\n"
+    )
+    assert sorted(p.name for p in (tenant / "channels.d").iterdir()) == before
+    both = cli("export", "--only", "Support", "--prune")
+    assert (both.code, both.err) == (
+        1,
+        "error: --only adopts chosen resources and touches nothing else; --prune cannot go "
+        "with it\n",
+    )

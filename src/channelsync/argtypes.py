@@ -166,13 +166,13 @@ def format_option(p: argparse.ArgumentParser, *choices: str) -> None:
     p.add_argument("--format", choices=choices, default=choices[0])
 
 
-def only_option(p: argparse.ArgumentParser) -> None:
+def only_option(p: argparse.ArgumentParser, what: str = "limit to these resources") -> None:
     p.add_argument(
         "--only",
         nargs="+",
         metavar="NAME",
         default=[],
-        help="limit to these resources: NAME or Kind/NAME (e.g. EmailChannel/Support)",
+        help=f"{what}: NAME or Kind/NAME (e.g. EmailChannel/Support)",
     )
 
 

@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also remove the documents of resources the tenant does not have",
     )
+    _only_option(p, "adopt just these live resources into new files (nothing else is touched)")
     p.add_argument(
         "--secret-bindings",
         type=_path,

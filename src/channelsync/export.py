@@ -27,6 +27,7 @@ from channelsync.errors import ExportRefused as ExportRefused
 from channelsync.fsio import write_atomic
 from channelsync.loader import Config, Loaded
 from channelsync.plan import target_form
+from channelsync.plan.build import select
 from channelsync.plan.diff import walk
 from channelsync.secrets import placeholder
 from channelsync.targets.base import Key, LiveResource, Target
@@ -38,6 +39,8 @@ class ExportReport:
     written: list[Path] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     not_pruned: list[str] = field(default_factory=list)  # not in the tenant, kept (no --prune)
+    already: list[str] = field(default_factory=list)  # --only: in the config already, untouched
+    needs: list[str] = field(default_factory=list)  # --only: references the config lacks
     placeholders: list[tuple[str, str]] = field(default_factory=list)  # (variable, what)
     # each new placeholder reference -> the endpoints its connection test sends it to
     bindings: dict[str, list[str]] = field(default_factory=dict)
@@ -96,12 +99,19 @@ def _minimal(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def export(
-    target: Target, directory: Path, config: Config | None, *, prune: bool = False
+    target: Target,
+    directory: Path,
+    config: Config | None,
+    *,
+    prune: bool = False,
+    only: list[str] | None = None,
 ) -> ExportReport:
     """``config`` is the valid config already in ``directory`` (None: nothing there yet).
 
     A resource the tenant does not have keeps its document unless ``prune``; an empty tenant
     is refused outright (a wrong or new tenant must not turn into deleted config files).
+    ``only`` (NAME or Kind/NAME): adopt just these live resources, each into a new file;
+    nothing the config has is touched.
     """
     report = ExportReport()
     live = target.read()
@@ -112,6 +122,9 @@ def export(
         )
     resources = config.resources if config is not None else []
     defined: dict[Key, Loaded] = {(r.kind, r.name): r for r in resources}
+    if only:
+        _adopt(target, directory, live, defined, select(only, set(live), "the tenant"), report)
+        return report
     by_file: dict[str, list[tuple[Loaded, dict[str, Any] | None]]] = {}
     in_sync = {r.source.path for r in resources}  # files whose every document is in sync
     for key, item in defined.items():
@@ -140,19 +153,56 @@ def export(
                 report.written.append(shown)
             else:
                 report.removed.append(f"{shown} (no resource left in it)")
-    directory.mkdir(parents=True, exist_ok=True)
-    for key in sorted(set(live) - set(defined)):
-        res = live[key]
-        target_file = directory / f"{slug(res.kind)}-{slug(res.name)}.yaml"
-        counter = 2
-        while target_file.exists():
-            target_file = directory / f"{slug(res.kind)}-{slug(res.name)}-{counter}.yaml"
-            counter += 1
-        header = f"# exported by channelsync from {target.url}\n"
-        write_atomic(target_file, header + _dump([wanted_document(res, None, report)]))
-        report.written.append(target_file)
+    _write_new(target, directory, [live[k] for k in sorted(set(live) - set(defined))], report)
     _bind_placeholders(report, live)
     return report
+
+
+def _write_new(
+    target: Target, directory: Path, new: list[LiveResource], report: ExportReport
+) -> None:
+    """A file of its own for each resource, never over an existing file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for res in new:
+        header = f"# exported by channelsync from {target.url}\n"
+        text = header + _dump([wanted_document(res, None, report)])
+        counter = 1
+        while True:
+            suffix = f"-{counter}" if counter > 1 else ""
+            target_file = directory / f"{slug(res.kind)}-{slug(res.name)}{suffix}.yaml"
+            try:
+                write_atomic(target_file, text, exclusive=True)
+                break
+            except FileExistsError:
+                counter += 1
+        report.written.append(target_file)
+
+
+def _adopt(
+    target: Target,
+    directory: Path,
+    live: dict[Key, LiveResource],
+    defined: dict[Key, Loaded],
+    selected: set[Key],
+    report: ExportReport,
+) -> None:
+    """``export --only``: the selected live resources the config lacks, and what they need."""
+    for key in sorted(selected & set(defined)):
+        item = defined[key]
+        report.already.append(f"{item.kind} '{item.name}' ({item.source.display})")
+    adopted = sorted(selected - set(defined))
+    _write_new(target, directory, [live[k] for k in adopted], report)
+    builtin = kinds.builtin_names()
+    for key in adopted:
+        res = live[key]
+        for path, kind, name in kinds.references_of(res.kind, res.data):
+            if (kind, name) in defined or (kind, name) in selected or builtin.get(kind) == name:
+                continue
+            report.needs.append(
+                f"{res.kind} '{res.name}' needs {kind} '{name}' ({'.'.join(path)}), which the "
+                f"config does not have: adopt it too with --only '{kind}/{name}'"
+            )
+    _bind_placeholders(report, live)
 
 
 def _bind_placeholders(report: ExportReport, live: dict[Key, LiveResource]) -> None:

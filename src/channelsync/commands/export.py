@@ -11,10 +11,15 @@ from channelsync.exitcodes import EXIT_ERROR, EXIT_OK
 
 def cmd_export(args: argparse.Namespace) -> int:
     from channelsync import rules
+    from channelsync.errors import UsageError
     from channelsync.export import export
     from channelsync.loader import load_config
     from channelsync.render import export as render
 
+    if args.only and args.prune:
+        raise UsageError(
+            "--only adopts chosen resources and touches nothing else; --prune cannot go with it"
+        )
     config = load_config(args.dir) if args.dir.exists() else None
     # a reference to a resource whose file is gone does not block: export writes it back
     references = set(rules.reference_problems(config)) if config is not None else set()
@@ -40,7 +45,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         check_writable(args.secret_bindings)
     target = shared.open_target(args.target, readonly=True, existing=True)
     try:
-        report = export(target, args.dir, config, prune=args.prune)
+        report = export(target, args.dir, config, prune=args.prune, only=args.only)
     finally:
         target.close()
     sys.stdout.write(render.changes(report))

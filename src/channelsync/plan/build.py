@@ -225,6 +225,13 @@ def _selection(only: list[str], config: Config, live: dict[Key, LiveResource]) -
         for r in config.resources
         if r.data.get("renamed_from")
     }
+    found = select(only, known, "the config or the tenant")
+    return found | {renamed[k] for k in found if k in renamed}
+
+
+def select(only: list[str], known: set[Key], where: str) -> set[Key]:
+    """The keys of ``known`` that ``--only NAME|Kind/NAME`` selects; a selector that matches
+    nothing is an error, with the nearest name (``where`` says what the names are of)."""
     selected: set[Key] = set()
     unknown = []
     for text in only:
@@ -234,11 +241,10 @@ def _selection(only: list[str], config: Config, live: dict[Key, LiveResource]) -
         found = {k for k in known if k[1] == name and kind in ("", k[0])}
         if not found:
             unknown.append(_did_you_mean(text, kind, known))
-        selected |= found | {renamed[k] for k in found if k in renamed}
+        selected |= found
     if unknown:
         raise ChannelsyncError(
-            f"--only: {'; '.join(unknown)}. Give a resource name (or Kind/NAME) of the config "
-            "or the tenant"
+            f"--only: {'; '.join(unknown)}. Give a resource name (or Kind/NAME) of {where}"
         )
     return selected
 

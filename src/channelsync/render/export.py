@@ -13,6 +13,8 @@ def changes(report: ExportReport) -> str:
     lines = [f"wrote {path}" for path in report.written]
     lines += [f"removed {what}" for what in report.removed]
     lines += [f"would remove {what}" for what in report.not_pruned]
+    lines += [f"already in the config, left as it is: {what}" for what in report.already]
+    lines += [f"note: {what}" for what in report.needs]
     if report.not_pruned:
         lines.append(
             f"{len(report.not_pruned)} resource(s) not in the tenant were left in the config; "
