@@ -70,6 +70,7 @@ def test_every_format_option_defaults_to_its_first_choice() -> None:
     assert formats == {
         "validate": "text",
         "plan": "text",
+        "show": "text",
         "drift": "text",
         "list": "table",
         "test": "text",

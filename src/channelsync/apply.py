@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import cast
 
-from channelsync import kinds
+from channelsync import kinds, log
 from channelsync.document import get_path, secret_paths, set_path
 from channelsync.errors import ConfigError
 from channelsync.errors import SafetyError as SafetyError
@@ -128,7 +128,8 @@ def _execute(ops: list[tuple[Change, Operation]], target: Target) -> ApplyReport
         if refreshed is not None and op.expected_etag is not None and op.key in refreshed:
             op = replace(op, expected_etag=refreshed[op.key])
         try:
-            target.apply(op)
+            with log.step("apply", action=op.action, kind=change.kind, name=change.name):
+                target.apply(op)
         except TargetError as exc:
             report.failed = change
             report.error = str(exc)

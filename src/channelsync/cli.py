@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from channelsync import __version__
+from channelsync import __version__, log
 from channelsync.argtypes import Parser as _Parser
 from channelsync.argtypes import date as _date
 from channelsync.argtypes import dir_option as _dir_option
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Email channels as code: validate, plan and apply channels.d/ to a tenant.",
     )
     parser.add_argument("--version", action="version", version=f"channelsync {__version__}")
+    _verbose_options(parser, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -212,7 +213,26 @@ def build_parser() -> argparse.ArgumentParser:
     from channelsync.commands.serve import add_parsers as add_server_parsers
 
     add_server_parsers(sub)
+    for command in sub.choices.values():  # also after the command: 'channelsync plan -v'
+        _verbose_options(command, argparse.SUPPRESS)
     return parser
+
+
+def _verbose_options(p: argparse.ArgumentParser, default: object) -> None:
+    """``-v/--verbose`` and ``--log-format``, before or after the command."""
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="log what each step does and how long it takes, on stderr",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=log.FORMATS,
+        default=default,
+        help="with --verbose: text (default) or JSON lines",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,7 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         args.secrets = secrets(args)
-        return handler(args)
+        _log(args)
+        with log.step(f"command {args.command}"):
+            return handler(args)
     except ConfigError as exc:
         if not exc.already_shown:
             for diagnostic in exc.diagnostics:
@@ -249,6 +271,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
+
+
+def _log(args: argparse.Namespace) -> None:
+    """The run's logging (``channelsync.log``), scrubbed of the secrets the run reads."""
+    verbose = getattr(args, "verbose", False)
+    scrub = None
+    resolver = args.secrets
+    if verbose and resolver is not None:
+        from channelsync.probe.diagnose import scrub as scrub_all
+
+        def scrub(text: str) -> str:
+            values = resolver.values()
+            return scrub_all(text, values) if values else text
+
+    log.configure(verbose, getattr(args, "log_format", "text"), sys.stderr, scrub)
 
 
 def run() -> NoReturn:

@@ -57,18 +57,21 @@ def run(
     resources = resources_to_test(config, plan)
     if not resources:
         return []
+    from channelsync import log
     from channelsync.probe import gate
     from channelsync.probe.mailbox import add_enabling_warnings
 
     servers = config.of_kind("SmtpServer")
-    results = gate(
-        resources,
-        servers=servers,
-        bindings=bindings,
-        timeout=timeout,
-        progress=progress,
-        secrets=secrets,
-    )
+    with log.step("connection tests", resources=len(resources)) as found:
+        results = gate(
+            resources,
+            servers=servers,
+            bindings=bindings,
+            timeout=timeout,
+            progress=progress,
+            secrets=secrets,
+        )
+        found["failures"] = sum(1 for r in results if not r.ok)
     add_enabling_warnings(results, {c.name for c in plan.changes if _enables(c, config)})
     return results
 

@@ -33,8 +33,15 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 def load_config(root: Path) -> Config:
     """Every problem in the config under ``root``, and its valid resources."""
-    with paused_gc():
-        return _load_config(root)
+    from channelsync import log
+
+    with log.step("load config", dir=str(root)) as found, paused_gc():
+        config = _load_config(root)
+        found.update(files=config.files, resources=len(config.resources))
+        found.update(
+            errors=len(config.errors), warnings=len(config.diagnostics) - len(config.errors)
+        )
+    return config
 
 
 def _load_config(root: Path) -> Config:

@@ -229,6 +229,11 @@ class Resolver:
             raise SecretUnavailable(str(value))
         return value
 
+    def values(self) -> list[str]:
+        """The values read so far (for scrubbing what the run writes, never for showing)."""
+        with self._lock:
+            return [v for v in self._values.values() if isinstance(v, str)]
+
     def try_resolve(self, ref: SecretRef, base_dir: Path | None = None) -> str | None:
         with contextlib.suppress(SecretUnavailable):
             return self.resolve(ref, base_dir)

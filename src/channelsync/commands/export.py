@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from channelsync import log
 from channelsync.commands import shared
 from channelsync.exitcodes import EXIT_ERROR, EXIT_OK
 
@@ -45,7 +46,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         check_writable(args.secret_bindings)
     target = shared.open_target(args.target, readonly=True, existing=True)
     try:
-        report = export(target, args.dir, config, prune=args.prune, only=args.only)
+        with log.step("export", dir=str(args.dir)) as found:
+            report = export(target, args.dir, config, prune=args.prune, only=args.only)
+            found.update(written=len(report.written), removed=len(report.removed))
     finally:
         target.close()
     sys.stdout.write(render.changes(report))

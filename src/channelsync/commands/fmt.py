@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from channelsync import log
 from channelsync.exitcodes import EXIT_ERROR, EXIT_OK
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
     from channelsync import fmt
 
-    report = fmt.run(args.paths or [args.dir], check=args.check)
+    with log.step("fmt", check=args.check) as found:
+        report = fmt.run(args.paths or [args.dir], check=args.check)
+        found.update(changed=len(report.changed), unchanged=report.unchanged)
     for problem in report.problems:
         print(problem, file=sys.stderr)
     for path in report.changed:

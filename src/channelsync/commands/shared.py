@@ -48,10 +48,13 @@ def secrets(args: argparse.Namespace) -> Resolver | None:
 
 def open_target(url: str | None, *, readonly: bool = False, existing: bool = False) -> Target:
     """``existing``: refuse a target that names no tenant yet (nothing to read from)."""
-    from channelsync import targets
+    from channelsync import log, targets
     from channelsync.targets.base import TargetError
 
-    target = targets.open_target(targets.target_url(url), readonly=readonly)
+    where = targets.target_url(url)
+    # the scheme only: a URL is never logged (it may carry credentials)
+    with log.step("open target", scheme=where.partition(":")[0], readonly=readonly):
+        target = targets.open_target(where, readonly=readonly)
     missing = targets.absent(target) if existing else None
     if missing:
         target.close()

@@ -144,17 +144,25 @@ def make_plan(
     one (it reads every resource again, so only then). ``for_apply``: also say what apply
     would refuse (drift compares only). ``secrets``: the run's resolver (default: one for
     this plan, confining nothing)."""
-    with paused_gc():
-        plan = _make_plan(config, target, list(only), secrets or Resolver())
-    if fingerprint:
-        plan.config_fingerprint = config_fingerprint(config)
-    if for_apply:
-        plan.refusals = refusals(plan)
+    from channelsync import log
+
+    with log.step("plan", selected=len(list(only)) or "all") as found:
+        with paused_gc():
+            plan = _make_plan(config, target, list(only), secrets or Resolver())
+        if fingerprint:
+            plan.config_fingerprint = config_fingerprint(config)
+        if for_apply:
+            plan.refusals = refusals(plan)
+        found.update(plan.summary, warnings=len(plan.warnings))
     return plan
 
 
 def _make_plan(config: Config, target: Target, only: list[str], resolver: Resolver) -> Plan:
-    live = target.read()
+    from channelsync import log
+
+    with log.step("read live state") as found:
+        live = target.read()
+        found["resources"] = len(live)
     selected = _selection(only, config, live)
     _prefetch_fingerprints(config, target, resolver)
     fingerprints = _Fingerprints(target, resolver)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
 
+from channelsync import log
 from channelsync.errors import ChannelsyncError
 from channelsync.fsio import write_atomic
 from channelsync.inputfile import TooDeep, UnreadableFile, read_json
@@ -110,7 +111,8 @@ def save(plan: Plan, path: Path) -> None:
     saved[DIGEST] = _digest(saved)
     _check_replaceable(path)
     try:
-        write_atomic(path, json.dumps(saved, indent=2) + "\n")
+        with log.step("save plan", path=str(path), changes=len(plan.changes)):
+            write_atomic(path, json.dumps(saved, indent=2) + "\n")
     except OSError as exc:
         raise ChannelsyncError(f"cannot write plan file {path}: {exc.strerror}") from None
 
@@ -121,11 +123,12 @@ def load(path: Path) -> Plan:
     not_a_plan = f"{path} is not a channelsync plan file (format_version {FORMAT_VERSION})"
     try:
         limit = MAX_PLAN_FILE_BYTES
-        raw = read_json(
-            str(path),
-            limit,
-            limit_text=f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit} bytes",
-        )
+        with log.step("read saved plan", path=str(path)):
+            raw = read_json(
+                str(path),
+                limit,
+                limit_text=f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit} bytes",
+            )
     except OSError as exc:
         raise ChannelsyncError(f"cannot read plan file {path}: {exc.strerror}") from None
     except TooDeep as exc:

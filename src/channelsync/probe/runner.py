@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
+from channelsync import log
 from channelsync.defaults import BUILTIN_SMTP_SERVER, PROBE_CONCURRENCY, PROBE_TIMEOUT
 from channelsync.probe.check import (
     Attempt,
@@ -145,7 +146,16 @@ def run_checks(
             for i, check in enumerate(checks)
         }
         for future in as_completed(futures):
-            results[futures[future]] = future.result()
+            result = results[futures[future]] = future.result()
+            log.note(
+                "connection test",
+                kind=result.kind,
+                name=result.name,
+                check=result.check,
+                endpoint=result.endpoint,
+                ok=result.ok,
+                ms=result.elapsed_ms,
+            )
             done += 1
             if progress is not None:
                 progress(done, len(checks))
