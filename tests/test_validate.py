@@ -63,10 +63,20 @@ def test_json_format_lists_errors_and_warnings(workdir: Path, cli: Any) -> None:
             "file": "channels.d/17-port-too-high.yaml",
             "line": 7,
             "column": 9,
+            "severity": "error",
             "message": "incoming.port: port 70000 is outside 1-65535",
         }
     ]
     assert [w["line"] for w in report["warnings"]] == [6, 7, 15, 15]
+    # the error document every command's --format json has on failure
+    error = report["error"]
+    assert (error["message"], error["code"], error["exit_code"]) == (
+        "the configuration has 1 error(s); run 'channelsync validate'",
+        "config_error",
+        1,
+    )
+    every = [*report["errors"], *report["warnings"]]
+    assert sorted(error["diagnostics"], key=json.dumps) == sorted(every, key=json.dumps)
 
 
 def test_github_format_is_workflow_annotations(workdir: Path, cli: Any) -> None:

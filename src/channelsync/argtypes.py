@@ -27,6 +27,15 @@ MAX_SECONDS = 86_400
 MAX_COUNT = 1024
 
 
+class UsageExit(SystemExit):
+    """A refused command line (exit 1), with the message shown (``cli.main`` also writes it
+    as a JSON error document under ``--format json``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(EXIT_USAGE)
+        self.message = message
+
+
 class Parser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -40,7 +49,8 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise UsageExit(f"{self.prog}: {message}")
 
 
 def _number(text: str, kind: type[int] | type[float], what: str) -> float:

@@ -12,10 +12,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from channelsync import __version__, log
 from channelsync.argtypes import Parser as _Parser
+from channelsync.argtypes import UsageExit
 from channelsync.argtypes import date as _date
 from channelsync.argtypes import dir_option as _dir_option
 from channelsync.argtypes import format_option as _format_option
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("planfile", nargs="?", type=_path, help="a plan saved with 'plan --out'")
     _dir_option(p)
     _target_option(p)
+    _format_option(p, "text", "json")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     p.add_argument("--allow-delete", action="store_true", help="allow deleting resources")
     p.add_argument("--force", action="store_true", help="allow changing over 30%% of resources")
@@ -236,10 +238,17 @@ def _verbose_options(p: argparse.ArgumentParser, default: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from channelsync.errors import ChannelsyncError, ConfigError
+    from channelsync.errors import ChannelsyncError, ConfigError, error_code
 
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(words)
+    except UsageExit as exc:
+        if _wants_json(words):
+            _failed(True, exc.message, "usage_error", EXIT_ERROR)
+        raise
     handler: Handler = args.handler
+    machine = getattr(args, "format", None) == "json"
     try:
         args.secrets = secrets(args)
         _log(args)
@@ -250,27 +259,46 @@ def main(argv: Sequence[str] | None = None) -> int:
             for diagnostic in exc.diagnostics:
                 print(diagnostic, file=sys.stderr)
         print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _failed(machine, str(exc), error_code(type(exc)), exc.exit_code, exc.diagnostics)
     except ChannelsyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _failed(machine, str(exc), error_code(type(exc)), exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _failed(machine, "interrupted", "interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:
         return EXIT_ERROR
     except OSError as exc:  # a file or folder the command was pointed at
         where = f" {exc.filename}" if exc.filename else ""
         print(f"error:{where}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_ERROR
+        message = f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc)
+        return _failed(machine, message, "file_error", EXIT_ERROR)
     except Exception as exc:  # the last line of defence: no tracebacks for users
         if os.environ.get("CHANNELSYNC_DEBUG"):
             raise
-        print(
-            f"internal error: {type(exc).__name__}; rerun with CHANNELSYNC_DEBUG=1 and report it",
-            file=sys.stderr,
+        message = (
+            f"internal error: {type(exc).__name__}; rerun with CHANNELSYNC_DEBUG=1 and report it"
         )
-        return EXIT_ERROR
+        print(message, file=sys.stderr)
+        return _failed(machine, message, "internal_error", EXIT_ERROR)
+
+
+def _failed(
+    machine: bool, message: str, code: str, exit_code: int, diagnostics: Sequence[Any] = ()
+) -> int:
+    """``exit_code``; under ``--format json`` the JSON error document goes to stdout first,
+    so that CI never parses stderr (README "JSON error document")."""
+    if machine:
+        from channelsync.errors import error_document
+
+        sys.stdout.write(error_document(message, code, exit_code, diagnostics))
+    return exit_code
+
+
+def _wants_json(words: list[str]) -> bool:
+    """Whether a command line that did not parse asked for ``--format json``."""
+    pairs = zip(words, [*words[1:], ""], strict=True)
+    return "--format=json" in words or any(a == "--format" and b == "json" for a, b in pairs)
 
 
 def _log(args: argparse.Namespace) -> None:

@@ -103,6 +103,7 @@ class Diagnostic:
             "file": self.file,
             "line": self.line,
             "column": self.column,
+            "severity": self.severity,
             "message": self.message,
         }
 
@@ -112,6 +113,36 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
     matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{matches[0]}'?)" if matches else ""
+
+
+def error_code(error: type[BaseException]) -> str:
+    """The stable name of an error for machines (README "JSON error document"): the class
+    name in snake case, ``ConfigError`` -> ``config_error``."""
+    if error is ChannelsyncError:
+        return "error"
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", error.__name__).lower()
+
+
+def error_json(
+    message: str, code: str, exit_code: int, diagnostics: Iterable[Diagnostic] = ()
+) -> dict[str, object]:
+    """The ``error`` member of a JSON output (README "JSON error document")."""
+    return {
+        "message": message,
+        "code": code,
+        "exit_code": exit_code,
+        "diagnostics": [d.as_json() for d in diagnostics],
+    }
+
+
+def error_document(
+    message: str, code: str, exit_code: int, diagnostics: Iterable[Diagnostic] = ()
+) -> str:
+    """What a command with ``--format json`` prints on stdout when it fails."""
+    import json
+
+    error = error_json(message, code, exit_code, diagnostics)
+    return json.dumps({"error": error}, indent=2, ensure_ascii=False) + "\n"
 
 
 class ChannelsyncError(Exception):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -12,7 +11,6 @@ from typing import Any
 import pytest
 
 from channelsync.cli import main as cli_main
-from channelsync.commands import test as command
 from channelsync.loader import load_config
 from channelsync.probe.check import Diagnosis, Result
 from channelsync.probe.runner import checks_for
@@ -22,11 +20,8 @@ from tests.probe.conftest import channel, smtp_server, write
 
 
 def _run(config_dir: Path, *names: str, fmt: str = "text") -> int:
-    parser = argparse.ArgumentParser()
-    command.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["test", *names, "--dir", str(config_dir), "--format", fmt])
-    result: int = args.handler(args)
-    return result
+    """Through the CLI's main, which maps the command's errors to messages and exit codes."""
+    return cli_main(["test", *names, "--dir", str(config_dir), "--format", fmt])
 
 
 def test_checks_cover_incoming_overrides_and_servers_once(config_dir: Path) -> None:

@@ -18,19 +18,26 @@ if TYPE_CHECKING:
 def cmd_apply(args: argparse.Namespace) -> int:
     from channelsync import apply as applying
     from channelsync import targets
+    from channelsync.errors import UsageError
     from channelsync.plan import saved as saved_plans
+    from channelsync.render.apply import as_json as render_json
     from channelsync.render.apply import report as render_report
 
+    machine = args.format == "json"
+    if machine and not (args.auto_approve or args.planfile):
+        raise UsageError(
+            "apply --format json cannot ask for confirmation: add --auto-approve, or apply a "
+            "saved plan"
+        )
     config = shared.load(args.dir)
     bindings = shared.bindings(args)
     saved = saved_plans.load(args.planfile) if args.planfile else None
     if saved is not None and args.only:
-        print(
-            "error: --only cannot be used with a saved plan: it is already limited to what "
-            "'plan --only' selected",
-            file=sys.stderr,
+        raise UsageError(
+            "--only cannot be used with a saved plan: it is already limited to what "
+            "'plan --only' selected"
         )
-        return EXIT_ERROR
+    show = _no_plan if machine else _show_plan
     reader = shared.open_target(args.target, readonly=True)
     try:
         if targets.absent(reader) and not applying.preflight(
@@ -40,7 +47,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             only=args.only,
             allow_delete=args.allow_delete,
             force=args.force,
-            show=_show_plan,
+            show=show,
             can_confirm=lambda plan: args.auto_approve or _can_ask(plan),
             secrets=args.secrets,
         ):
@@ -57,16 +64,22 @@ def cmd_apply(args: argparse.Namespace) -> int:
             allow_delete=args.allow_delete,
             force=args.force,
             lock_timeout=args.lock_timeout,
-            show=_show_plan,
+            show=show,
             confirm=lambda plan: args.auto_approve or _confirm(),
             gate=lambda plan: _connection_gate(args, config, plan, bindings),
             secrets=args.secrets,
         )
     finally:
         target.close()
-    if outcome.report is not None:
+    if machine:
+        sys.stdout.write(render_json(outcome))
+    elif outcome.report is not None:
         sys.stdout.write(render_report(outcome.report))
     return EXIT_OK if outcome.ok else EXIT_ERROR
+
+
+def _no_plan(plan: Plan) -> None:
+    """--format json: the plan is part of the apply report, not shown before it."""
 
 
 def _show_plan(plan: Plan) -> None:

@@ -17,6 +17,7 @@ from channelsync.argtypes import (
 from channelsync.defaults import BACKLOG_AFTER_MINUTES, E2E_TIMEOUT
 from channelsync.defaults import PROBE_CONCURRENCY as DEFAULT_CONCURRENCY
 from channelsync.defaults import PROBE_TIMEOUT as DEFAULT_TIMEOUT
+from channelsync.errors import ChannelsyncError, ConfigError, UsageError
 from channelsync.exitcodes import EXIT_ERROR, EXIT_OK
 
 
@@ -103,9 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.dir)
     if config.errors:
-        for diagnostic in config.errors:
-            print(str(diagnostic), file=sys.stderr)
-        return EXIT_ERROR
+        raise ConfigError(config.errors)
     bindings = from_args(args)
     resources = config.resources
     if args.names:
@@ -113,12 +112,10 @@ def run(args: argparse.Namespace) -> int:
         unknown = sorted(wanted - {r.name for r in resources})
         if unknown:
             names = ", ".join(f"'{n}'" for n in unknown)
-            print(f"error: no channel or SMTP server named {names}", file=sys.stderr)
-            return EXIT_ERROR
+            raise UsageError(f"no channel or SMTP server named {names}")
         resources = [r for r in resources if r.name in wanted]
     if args.cleanup and not args.end_to_end:
-        print("error: --cleanup works with --end-to-end only", file=sys.stderr)
-        return EXIT_ERROR
+        raise UsageError("--cleanup works with --end-to-end only")
     if args.end_to_end or args.dns:
         return _mail_flow(args, resources, config.of_kind("SmtpServer"))
     checks = checks_for(resources, servers=config.of_kind("SmtpServer"))
@@ -161,8 +158,7 @@ def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any
     try:
         lookups = open_lookups(args.dns_server)
     except LookupFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        raise ChannelsyncError(str(exc)) from None
     from channelsync.probe.dnscheck import check_channels
 
     dns = check_channels(channels, servers, lookups, concurrency=args.concurrency)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from channelsync.apply import ApplyReport
-from channelsync.render.plan import headline
+import json
+from typing import Any
+
+from channelsync.apply import ApplyReport, Outcome
+from channelsync.plan import Change
+from channelsync.render.connections import STOPPED
+from channelsync.render.plan import headline, json_plan
 
 
 def report(outcome: ApplyReport) -> str:
@@ -28,3 +33,41 @@ def report(outcome: ApplyReport) -> str:
     lines.extend("  " + headline(c) for c in outcome.not_attempted)
     lines.append("Apply stopped at the first failure. Fix it and run apply again to converge.")
     return "\n".join(lines) + "\n"
+
+
+def as_json(outcome: Outcome) -> str:
+    """``apply --format json`` (README "JSON apply report"): the plan, what was applied,
+    what failed and what was not attempted; on failure also the error document's ``error``."""
+    from channelsync.errors import error_json
+    from channelsync.exitcodes import EXIT_ERROR
+
+    done = outcome.report or ApplyReport()
+    report: dict[str, Any] = {
+        "format_version": 1,
+        "ok": outcome.ok,
+        "plan": json_plan(outcome.plan) if outcome.plan is not None else None,
+        "applied": [_change(c) for c in done.applied],
+        "failed": {**_change(done.failed), "error": done.error} if done.failed else None,
+        "not_attempted": [_change(c) for c in done.not_attempted],
+        "parked": [_change(c) for c in done.parked],
+        "stopped": outcome.stopped or None,
+    }
+    if done.failed is not None:
+        failure = f"{headline(done.failed)}: {done.error}"
+        report["error"] = error_json(failure, "apply_failed", EXIT_ERROR)
+    elif outcome.stopped == "gate":
+        report["error"] = error_json(STOPPED, "connection_tests_failed", EXIT_ERROR)
+    elif outcome.stopped:
+        report["error"] = error_json(
+            "Apply cancelled; nothing was changed.", "declined", EXIT_ERROR
+        )
+    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+
+
+def _change(change: Change) -> dict[str, Any]:
+    return {
+        "kind": change.kind,
+        "name": change.name,
+        "action": change.action.value,
+        "previous_name": change.previous_name,
+    }

@@ -17,11 +17,17 @@ def text(diagnostics: list[Diagnostic], files: int) -> str:
 
 
 def as_json(diagnostics: list[Diagnostic]) -> str:
+    from channelsync.errors import ConfigError, error_code, error_json
+
     errors = [d.as_json() for d in diagnostics if d.severity == "error"]
     warnings = [d.as_json() for d in diagnostics if d.severity == "warning"]
-    return (
-        json.dumps({"valid": not errors, "errors": errors, "warnings": warnings}, indent=2) + "\n"
-    )
+    report: dict[str, object] = {"valid": not errors, "errors": errors, "warnings": warnings}
+    if errors:  # the error document every command's --format json has on failure
+        failure = ConfigError(diagnostics)
+        report["error"] = error_json(
+            str(failure), error_code(ConfigError), failure.exit_code, diagnostics
+        )
+    return json.dumps(report, indent=2) + "\n"
 
 
 def github(diagnostics: list[Diagnostic]) -> str:
