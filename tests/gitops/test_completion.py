@@ -61,6 +61,14 @@ def test_bash_completes_every_command_of_the_parser(bash_script: Path) -> None:
         ("channelsync completion ", ["bash", "zsh", "fish"]),
         ("channelsync init --f", ["--force"]),
         ("channelsync apply --allow-d", ["--allow-delete"]),
+        ("channelsync fm", ["fmt"]),
+        ("channelsync fmt --ch", ["--check"]),
+        ("channelsync sh", ["show"]),
+        ("channelsync show x --format ", ["text", "json", "markdown", "runbook"]),
+        ("channelsync export --on", ["--only"]),
+        ("channelsync apply --format ", ["text", "json"]),
+        ("channelsync drift --log-format ", ["text", "json"]),
+        ("channelsync --verb", ["--verbose"]),
     ],
 )
 def test_bash_completes_options_and_choices(
@@ -112,6 +120,8 @@ def test_zsh_script_is_valid_and_registers_the_completion() -> None:
         ("channelsync plan --fo", ["--format"]),
         ("channelsync plan --format ", ["text", "json", "markdown", "runbook"]),
         ("channelsync completion ", ["bash", "zsh", "fish"]),
+        ("channelsync fm", ["fmt"]),
+        ("channelsync show x --format ", ["text", "json", "markdown", "runbook"]),
     ],
 )
 def test_fish_completes_commands_options_and_choices(line: str, expected: list[str]) -> None:
