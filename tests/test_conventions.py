@@ -145,6 +145,7 @@ def test_test_command_reads_channelsync_dir(
     assert cli_main(["test"]) == 1
     assert capsys.readouterr().err == (
         "elsewhere.d:1:1: error: config directory does not exist; create it or pass --dir\n"
+        "error: the configuration has 1 error(s); run 'channelsync validate'\n"
     )
     monkeypatch.setenv("CHANNELSYNC_DIR", "")  # set but empty: the default, as for the target
     assert cli_main(["test"]) == 0

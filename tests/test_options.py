@@ -71,6 +71,7 @@ def test_every_format_option_defaults_to_its_first_choice() -> None:
         "validate": "text",
         "plan": "text",
         "show": "text",
+        "apply": "text",
         "drift": "text",
         "list": "table",
         "test": "text",

@@ -206,3 +206,29 @@ def secret_options(
             action="store_true",
             help="allow ${file:...} secrets outside the config repository",
         )
+
+
+def verbose_options(p: argparse.ArgumentParser) -> None:
+    """``-v/--verbose`` and ``--log-format`` (``channelsync.log``), on the top-level parser and
+    every command's, so that they go before or after the command (unset unless given)."""
+    from channelsync.log import FORMATS
+
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log what each step does and how long it takes, on stderr",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=argparse.SUPPRESS,
+        help="with --verbose: text (default) or JSON lines",
+    )
+
+
+def wants_json(words: Sequence[str]) -> bool:
+    """Whether a command line that did not parse asked for ``--format json``."""
+    pairs = zip(words, [*words[1:], ""], strict=True)
+    return "--format=json" in words or any(a == "--format" and b == "json" for a, b in pairs)

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from channelsync import __version__, log
 from channelsync.argtypes import Parser as _Parser
@@ -25,6 +25,9 @@ from channelsync.argtypes import path as _path
 from channelsync.argtypes import positive_seconds as _positive_seconds
 from channelsync.argtypes import seconds as _seconds
 from channelsync.argtypes import target_option as _target_option
+from channelsync.argtypes import verbose_options as _verbose_options
+from channelsync.argtypes import wants_json as _wants_json
+from channelsync.commands import shared
 from channelsync.commands.apply import cmd_apply
 from channelsync.commands.discover import cmd_discover
 from channelsync.commands.drift import cmd_drift
@@ -46,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Email channels as code: validate, plan and apply channels.d/ to a tenant.",
     )
     parser.add_argument("--version", action="version", version=f"channelsync {__version__}")
-    _verbose_options(parser, argparse.SUPPRESS)
+    _verbose_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -216,25 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_server_parsers(sub)
     for command in sub.choices.values():  # also after the command: 'channelsync plan -v'
-        _verbose_options(command, argparse.SUPPRESS)
+        _verbose_options(command)
     return parser
-
-
-def _verbose_options(p: argparse.ArgumentParser, default: object) -> None:
-    """``-v/--verbose`` and ``--log-format``, before or after the command."""
-    p.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        default=default,
-        help="log what each step does and how long it takes, on stderr",
-    )
-    p.add_argument(
-        "--log-format",
-        choices=log.FORMATS,
-        default=default,
-        help="with --verbose: text (default) or JSON lines",
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -245,13 +231,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(words)
     except UsageExit as exc:
         if _wants_json(words):
-            _failed(True, exc.message, "usage_error", EXIT_ERROR)
+            shared.failed(True, exc.message, "usage_error", EXIT_ERROR)
         raise
     handler: Handler = args.handler
     machine = getattr(args, "format", None) == "json"
     try:
         args.secrets = secrets(args)
-        _log(args)
+        shared.configure_logging(args)
         with log.step(f"command {args.command}"):
             return handler(args)
     except ConfigError as exc:
@@ -259,20 +245,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             for diagnostic in exc.diagnostics:
                 print(diagnostic, file=sys.stderr)
         print(f"error: {exc}", file=sys.stderr)
-        return _failed(machine, str(exc), error_code(type(exc)), exc.exit_code, exc.diagnostics)
+        return shared.failed(
+            machine, str(exc), error_code(type(exc)), exc.exit_code, exc.diagnostics
+        )
     except ChannelsyncError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return _failed(machine, str(exc), error_code(type(exc)), exc.exit_code)
+        return shared.failed(machine, str(exc), error_code(type(exc)), exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return _failed(machine, "interrupted", "interrupted", EXIT_INTERRUPTED)
+        return shared.failed(machine, "interrupted", "interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:
         return EXIT_ERROR
     except OSError as exc:  # a file or folder the command was pointed at
         where = f" {exc.filename}" if exc.filename else ""
         print(f"error:{where}: {exc.strerror or exc}", file=sys.stderr)
         message = f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc)
-        return _failed(machine, message, "file_error", EXIT_ERROR)
+        return shared.failed(machine, message, "file_error", EXIT_ERROR)
     except Exception as exc:  # the last line of defence: no tracebacks for users
         if os.environ.get("CHANNELSYNC_DEBUG"):
             raise
@@ -280,40 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"internal error: {type(exc).__name__}; rerun with CHANNELSYNC_DEBUG=1 and report it"
         )
         print(message, file=sys.stderr)
-        return _failed(machine, message, "internal_error", EXIT_ERROR)
-
-
-def _failed(
-    machine: bool, message: str, code: str, exit_code: int, diagnostics: Sequence[Any] = ()
-) -> int:
-    """``exit_code``; under ``--format json`` the JSON error document goes to stdout first,
-    so that CI never parses stderr (README "JSON error document")."""
-    if machine:
-        from channelsync.errors import error_document
-
-        sys.stdout.write(error_document(message, code, exit_code, diagnostics))
-    return exit_code
-
-
-def _wants_json(words: list[str]) -> bool:
-    """Whether a command line that did not parse asked for ``--format json``."""
-    pairs = zip(words, [*words[1:], ""], strict=True)
-    return "--format=json" in words or any(a == "--format" and b == "json" for a, b in pairs)
-
-
-def _log(args: argparse.Namespace) -> None:
-    """The run's logging (``channelsync.log``), scrubbed of the secrets the run reads."""
-    verbose = getattr(args, "verbose", False)
-    scrub = None
-    resolver = args.secrets
-    if verbose and resolver is not None:
-        from channelsync.probe.diagnose import scrub as scrub_all
-
-        def scrub(text: str) -> str:
-            values = resolver.values()
-            return scrub_all(text, values) if values else text
-
-    log.configure(verbose, getattr(args, "log_format", "text"), sys.stderr, scrub)
+        return shared.failed(machine, message, "internal_error", EXIT_ERROR)
 
 
 def run() -> NoReturn:

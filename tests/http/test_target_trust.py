@@ -3,6 +3,7 @@ the probes."""
 
 from __future__ import annotations
 
+import json
 import ssl
 import threading
 from collections.abc import Iterator
@@ -41,13 +42,16 @@ def test_credentials_in_a_target_url_are_refused_without_echoing_them(
     (workdir / "channels.d" / "s.yaml").write_text("kind: EmailScript\nname: S\nqueues: [Q]\n")
     runs = [
         cli("plan", "--target", url),
-        cli("plan", "--format", "json", "--target", url),
         cli("serve", "--target", url, "--tokens", str(workdir / "tokens.json")),
     ]
     monkeypatch.setenv("CHANNELSYNC_TARGET", url)
     runs.append(cli("drift"))
     for run in runs:
         assert (run.code, run.out, run.err) == (1, "", REFUSED)
+    machine = cli("plan", "--format", "json", "--target", url)
+    assert (machine.code, machine.err) == (1, REFUSED)
+    assert json.loads(machine.out)["error"]["message"] == REFUSED.removeprefix("error: ").strip()
+    assert SECRET not in machine.out
     assert not (workdir / "tenant.db").exists()
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from channelsync.bindings import Bindings
+    from channelsync.errors import Diagnostic
     from channelsync.loader import Config
     from channelsync.secrets import Resolver
     from channelsync.targets.base import Target
@@ -60,3 +62,36 @@ def open_target(url: str | None, *, readonly: bool = False, existing: bool = Fal
         target.close()
         raise TargetError(missing)
     return target
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    """The run's logging (``channelsync.log``), scrubbed of the secrets the run reads."""
+    from channelsync import log
+
+    verbose = getattr(args, "verbose", False)
+    scrub = None
+    resolver = args.secrets
+    if verbose and resolver is not None:
+        from channelsync.probe.diagnose import scrub as scrub_all
+
+        def scrub(text: str) -> str:
+            values = resolver.values()
+            return scrub_all(text, values) if values else text
+
+    log.configure(verbose, getattr(args, "log_format", "text"), sys.stderr, scrub)
+
+
+def failed(
+    machine: bool,
+    message: str,
+    code: str,
+    exit_code: int,
+    diagnostics: Sequence[Diagnostic] = (),
+) -> int:
+    """``exit_code``; under ``--format json`` (``machine``) the JSON error document goes to
+    stdout first, so that CI never parses stderr (README "JSON error document")."""
+    if machine:
+        from channelsync.errors import error_document
+
+        sys.stdout.write(error_document(message, code, exit_code, diagnostics))
+    return exit_code
