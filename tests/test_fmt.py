@@ -57,6 +57,31 @@ def test_fmt_puts_keys_in_schema_order_with_plain_quoting_and_keeps_comments(cli
     assert path.read_text() == CANONICAL
 
 
+def test_fmt_keeps_each_comment_line_above_the_key_it_was_above(cli, workdir):
+    path = workdir / "channels.d" / "relay.yaml"
+    path.write_text(
+        "kind: SmtpServer\n"
+        "name: Relay   # the tenant's relay\n"
+        "# who logs in\n"
+        "password: ${env:RELAY_PASSWORD}\n"
+        "\n"
+        "# the account\n"
+        "user: relay\n"
+        "host: smtp.example.com\n"
+    )
+    assert cli("fmt").code == 0
+    assert path.read_text() == (
+        "kind: SmtpServer\n"
+        "name: Relay   # the tenant's relay\n"
+        "host: smtp.example.com\n"
+        "\n"
+        "# the account\n"
+        "user: relay\n"
+        "# who logs in\n"
+        "password: ${env:RELAY_PASSWORD}\n"
+    )
+
+
 def test_fmt_check_lists_the_files_that_would_change_and_writes_nothing(cli, workdir):
     (workdir / "channels.d" / "a.yaml").write_text(SCRAMBLED)
     (workdir / "channels.d" / "b.yaml").write_text(CANONICAL)
@@ -178,6 +203,9 @@ def test_fmt_never_changes_the_plan(cli, workdir, source, monkeypatch):
     assert cli("fmt").code == 0
     assert _plan(cli) == before
     assert cli("fmt", "--check").code == 0
+    if source == "examples":  # in the canonical layout already: restored byte for byte
+        for path in EXAMPLES.rglob("*.yaml"):
+            assert (folder / path.relative_to(EXAMPLES)).read_text() == path.read_text()
 
 
 def _reverse_keys(folder: Path) -> None:

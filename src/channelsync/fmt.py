@@ -106,8 +106,10 @@ def _order(node: Any, schema: dict[str, Any]) -> None:
     keys = list(node)
     wanted = sorted(keys, key=lambda k: rank.get(k, len(rank)) if isinstance(k, str) else len(rank))
     if wanted != keys:
+        leads = _detach_leads(node, keys, wanted)
         for key in wanted:
             node.move_to_end(key)
+        _attach_leads(node, wanted, leads)
     for key in keys:
         sub = properties.get(key) if isinstance(key, str) else None
         if sub is None:
@@ -122,6 +124,69 @@ def _order(node: Any, schema: dict[str, Any]) -> None:
             for item in value:
                 if nested is not None and hasattr(item, "move_to_end"):
                     _order(item, nested)
+
+
+# ruamel.yaml keeps the comment lines above a key with the entry before it (after its value,
+# below its end-of-line comment): moved as they are, they would end up above another key.
+
+
+def _detach_leads(node: Any, keys: list[Any], wanted: list[Any]) -> dict[Any, str]:
+    """Cut out the comment lines above each key, to put them back above the same key once
+    the keys are reordered; none when one could not go back (then they move with the entry)."""
+    found: dict[Any, tuple[Any, str, str]] = {}  # key -> (token, what stays, lines above key)
+    for before, key in zip(keys, keys[1:], strict=False):
+        token = _post_comment(node, before)
+        if token is not None:
+            head, newline, rest = token.value.partition("\n")
+            if rest.strip():
+                found[key] = (token, head + newline, rest)
+    if not all(
+        i > 0 and _last_scalar(node, wanted[i - 1]) is not None
+        for i, key in enumerate(wanted)
+        if key in found
+    ):
+        return {}
+    for token, stays, _ in found.values():
+        token.value = stays
+    return {key: lines for key, (_, _, lines) in found.items()}
+
+
+def _attach_leads(node: Any, wanted: list[Any], leads: dict[Any, str]) -> None:
+    from ruamel.yaml.error import CommentMark
+    from ruamel.yaml.tokens import CommentToken
+
+    for before, key in zip(wanted, wanted[1:], strict=False):
+        text = leads.get(key)
+        if text is None:
+            continue
+        owner, last = _last_scalar(node, before) or (None, None)
+        assert owner is not None  # _detach_leads checked
+        entry = owner.ca.items.setdefault(last, [None, None, None, None])
+        if entry[2] is None:
+            entry[2] = CommentToken("\n" + text, CommentMark(0), None)
+        else:
+            entry[2].value += text
+
+
+def _post_comment(node: Any, key: Any) -> Any:
+    """The comment token after the value of ``node[key]`` (at its deepest last entry)."""
+    found = _last_scalar(node, key)
+    if found is None:
+        return None
+    owner, last = found
+    entry = owner.ca.items.get(last)
+    return entry[2] if entry and len(entry) > 2 else None
+
+
+def _last_scalar(node: Any, key: Any) -> tuple[Any, Any] | None:
+    """(mapping, key) of the last scalar entry of ``node[key]``'s value, where ruamel.yaml
+    keeps the comments that follow it; None below a block list (kept elsewhere)."""
+    value = node[key]
+    if hasattr(value, "move_to_end") and len(value) and not value.fa.flow_style():
+        return _last_scalar(value, list(value)[-1])
+    if isinstance(value, list) and value and not value.fa.flow_style():
+        return None
+    return node, key
 
 
 def _same_meaning(source: SourceFile, new: str) -> bool:
