@@ -18,6 +18,7 @@ import io
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,7 @@ def _detach_leads(node: Any, keys: list[Any], wanted: list[Any]) -> dict[Any, st
     """Cut out the comment lines above each key, to put them back above the same key once
     the keys are reordered; none when one could not go back (then they move with the entry)."""
     found: dict[Any, tuple[Any, str, str]] = {}  # key -> (token, what stays, lines above key)
-    for before, key in zip(keys, keys[1:], strict=False):
+    for before, key in pairwise(keys):
         token = _post_comment(node, before)
         if token is not None:
             head, newline, rest = token.value.partition("\n")
@@ -155,7 +156,7 @@ def _attach_leads(node: Any, wanted: list[Any], leads: dict[Any, str]) -> None:
     from ruamel.yaml.error import CommentMark
     from ruamel.yaml.tokens import CommentToken
 
-    for before, key in zip(wanted, wanted[1:], strict=False):
+    for before, key in pairwise(wanted):
         text = leads.get(key)
         if text is None:
             continue
