@@ -183,9 +183,11 @@ def _last_scalar(node: Any, key: Any) -> tuple[Any, Any] | None:
     """(mapping, key) of the last scalar entry of ``node[key]``'s value, where ruamel.yaml
     keeps the comments that follow it; None below a block list (kept elsewhere)."""
     value = node[key]
-    if hasattr(value, "move_to_end") and len(value) and not value.fa.flow_style():
+    style = getattr(value, "fa", None)  # a mapping's or list's flow/block style
+    block = style is not None and not style.flow_style()
+    if hasattr(value, "move_to_end") and len(value) and block:
         return _last_scalar(value, list(value)[-1])
-    if isinstance(value, list) and value and not value.fa.flow_style():
+    if isinstance(value, list) and value and block:
         return None
     return node, key
 
