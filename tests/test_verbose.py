@@ -69,12 +69,20 @@ def test_verbose_output_of_every_command_holds_no_secret(tenant: Path, cli: Any,
         ("fmt", "--check"),
         ("plan", "--format", "runbook"),
     ]
+    local = tenant / "local.d"  # 'test' logs in where the config says: a closed local port
+    local.mkdir()
+    (local / "s.yaml").write_text(
+        "kind: SmtpServer\nname: Local\nhost: 127.0.0.1\nport: 1\nsecurity: none\n"
+        "user: relay\npassword: ${env:RELAY_PASSWORD}\nallow_insecure_auth: true\n"
+    )
+    runs.append(("test", "--dir", "local.d", "--timeout", "2"))
     seen = ""
     for args in runs:
         result = cli("-v", "--log-format", form, *args)
         assert result.code in (0, 1, 2), (args, result.err)
         assert "command " + args[0] in result.err, args
         seen += result.out + result.err
+    assert "connection test" in seen  # the one of 'test'
     for secret in SECRETS.values():
         for shown in (secret, base64.b64encode(secret.encode()).decode()):
             assert shown not in seen
