@@ -45,17 +45,9 @@ def run(paths: Iterable[Path], *, check: bool = False) -> FmtReport:
     ``check``: write nothing, only say which files would change."""
     report = FmtReport()
     for path, display in _files(paths, report):
-        source = read_source(path, display)
-        if not source.problems:
-            source = parse_text(source.text, display)  # positions, and the precise rules
-        errors = [p for p in source.problems if p.severity == "error"]
-        if errors:
-            report.problems.extend(errors)
+        new, source = _laid_out(read_source(path, display), report)
+        if new is None:
             continue
-        if not all(hasattr(d.data, "items") for d in source.documents):
-            report.problems.append(_skipped(display, "it has a document that is not a mapping"))
-            continue
-        new = canonical(source.text)
         if new == source.text:
             report.unchanged += 1
             continue
@@ -80,6 +72,34 @@ def run(paths: Iterable[Path], *, check: bool = False) -> FmtReport:
         if not check:
             write_atomic(Path(path), new)
     return report
+
+
+def _laid_out(source: SourceFile, report: FmtReport) -> tuple[str | None, SourceFile]:
+    """The canonical text of a file and the file read precisely (for the comparison), or
+    None when it is not formatted (the report says why). A file the fast parser read and
+    that fmt leaves as it is is not parsed a second time."""
+    from ruamel.yaml.error import YAMLError
+
+    if any(p.severity == "error" for p in source.problems):  # not read: a FIFO, not UTF-8
+        report.problems.extend(p for p in source.problems if p.severity == "error")
+        return None, source
+    if not source.precise:
+        try:
+            new = canonical(source.text)
+        except (YAMLError, AssertionError, LookupError, RecursionError, ValueError, TypeError):
+            new = None
+        if new == source.text:
+            return new, source
+    if not source.precise:
+        source = parse_text(source.text, source.display)
+        errors = [p for p in source.problems if p.severity == "error"]
+        if errors:
+            report.problems.extend(errors)
+            return None, source
+    if not all(hasattr(d.data, "items") for d in source.documents):
+        report.problems.append(_skipped(source.display, "it has a document that is not a mapping"))
+        return None, source
+    return canonical(source.text), source
 
 
 def canonical(text: str) -> str:
