@@ -159,8 +159,7 @@ def _upgrade(db: sqlite3.Connection, path: Path) -> None:
             for table in old:
                 columns = _V0_COLUMNS[table]
                 db.execute(
-                    f"INSERT INTO {table} (tenant, {columns})"
-                    f" SELECT ?, {columns} FROM v0_{table}",
+                    f"INSERT INTO {table} (tenant, {columns}) SELECT ?, {columns} FROM v0_{table}",
                     (DEFAULT_TENANT,),
                 )
                 db.execute(f"DROP TABLE v0_{table}")
@@ -184,9 +183,11 @@ def _read_version_0(db: sqlite3.Connection) -> bool:
         return False
     for table in TENANT_TABLES:
         columns = _V0_COLUMNS[table]
-        source = f"main.{table}" if table in found else "(SELECT NULL AS " + ", NULL AS ".join(
-            columns.split(", ")
-        ) + " WHERE 0)"
+        source = (
+            f"main.{table}"
+            if table in found
+            else "(SELECT NULL AS " + ", NULL AS ".join(columns.split(", ")) + " WHERE 0)"
+        )
         db.execute(
             f"CREATE TEMP VIEW {table} AS SELECT '{DEFAULT_TENANT}' AS tenant, {columns}"
             f" FROM {source}"
@@ -221,6 +222,8 @@ class SqliteRepository:
     checks that no writer changed the file meanwhile (a checkpoint is the only way one
     changes it). With a -wal file that holds changes, SQLite's read-only mode reads it.
     """
+
+    _shared: _Shared
 
     def __init__(
         self,

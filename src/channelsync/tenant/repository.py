@@ -125,8 +125,8 @@ def check_tenant_name(name: str) -> str:
     """``name`` if it can name a tenant, else a TargetError saying what can."""
     if not valid_tenant_name(name):
         raise TargetError(
-            f"'{visible(name)}' cannot name a tenant: use 1 to 63 lower-case letters, digits and '-', "
-            "starting with a letter or digit"
+            f"'{visible(name)}' cannot name a tenant: use 1 to 63 lower-case letters, digits "
+            "and '-', starting with a letter or digit"
         )
     return name
 
