@@ -176,10 +176,12 @@ def test_each_tenant_sees_only_its_own_rows_and_unique_values(tmp_path: Path, cl
             assert sorted(r.name for r in repo.all()) == ["Relay", "Support"]
             sealer = store.tenant(name).sealer
             assert sealer.unseal(repo.sealed("SmtpServer", "Relay")) == {"password": password}
-        acme, default = (store.repository(n).get("SmtpServer", "Relay") for n in ("acme", "default"))
+        acme, default = (
+            store.repository(n).get("SmtpServer", "Relay") for n in ("acme", "default")
+        )
         assert acme is not None and default is not None
         assert acme.body["password"] != default.body["password"]  # keyed per tenant
-        with pytest.raises(TargetError, match="^the tenant 'default' cannot be removed$"):
+        with pytest.raises(TargetError, match=r"^the tenant 'default' cannot be removed$"):
             store.tenants.remove("default")
     finally:
         store.close()
