@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import hashlib
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +296,42 @@ def test_a_failure_in_the_middle_of_a_rotation_leaves_the_old_key_and_secrets(
     store = SqliteStore(url, readonly=True)
     try:
         assert store.tenants.data_key("acme") == old_key
+    finally:
+        store.close()
+
+
+KILLED_ROTATION = """
+import os, signal, sys
+from channelsync.cli import main
+from channelsync.tenant.sealing import Sealer
+sealed, calls = Sealer.seal, []
+def seal(self, kind, body):
+    calls.append(kind)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return sealed(self, kind, body)
+Sealer.seal = seal
+main(["keys", "rotate", "--tenant", "acme", "--store", sys.argv[1]])
+"""
+
+
+def test_a_rotation_killed_in_the_middle_leaves_the_old_key_and_secrets(
+    tmp_path: Path, cli: Any
+) -> None:
+    url = two_tenants(tmp_path, cli)
+    acme_rows = rows_of(url, "acme")
+    store = SqliteStore(url, readonly=True)
+    old_key = store.tenants.data_key("acme")
+    store.close()
+    killed = subprocess.run([sys.executable, "-c", KILLED_ROTATION, url], timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    assert rows_of(url, "acme") == acme_rows
+    store = SqliteStore(url, readonly=True)
+    try:
+        assert store.tenants.data_key("acme") == old_key
+        sealer = store.tenant("acme").sealer
+        found = store.repository("acme").sealed("SmtpServer", "Relay")
+        assert sealer.unseal(found) == {"password": "pw-acme"}
     finally:
         store.close()
 
