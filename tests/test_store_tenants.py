@@ -272,14 +272,22 @@ def test_rotating_one_tenants_key_leaves_the_others_byte_identical(
         store.close()
 
 
+def acme_state(url: str) -> tuple[Any, ...]:
+    """Tenant acme's rows, sealed data key, and its relay's secrets as they unseal."""
+    store = SqliteStore(url, readonly=True)
+    try:
+        sealed = store.repository("acme").sealed("SmtpServer", "Relay")
+        secrets = store.tenant("acme").sealer.unseal(sealed)
+        return rows_of(url, "acme"), store.tenants.data_key("acme"), secrets
+    finally:
+        store.close()
+
+
 def test_a_failure_in_the_middle_of_a_rotation_leaves_the_old_key_and_secrets(
     tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = two_tenants(tmp_path, cli)
-    acme_rows = rows_of(url, "acme")
-    store = SqliteStore(url, readonly=True)
-    old_key = store.tenants.data_key("acme")
-    store.close()
+    before = acme_state(url)
     sealed = Sealer.seal
     calls = []
 
@@ -292,12 +300,7 @@ def test_a_failure_in_the_middle_of_a_rotation_leaves_the_old_key_and_secrets(
     monkeypatch.setattr(Sealer, "seal", crash_on_the_second)
     assert cli("keys", "rotate", "--tenant", "acme", "--store", url).code == 130
     assert len(calls) == 2
-    assert rows_of(url, "acme") == acme_rows
-    store = SqliteStore(url, readonly=True)
-    try:
-        assert store.tenants.data_key("acme") == old_key
-    finally:
-        store.close()
+    assert acme_state(url) == before
 
 
 KILLED_ROTATION = """
@@ -319,21 +322,11 @@ def test_a_rotation_killed_in_the_middle_leaves_the_old_key_and_secrets(
     tmp_path: Path, cli: Any
 ) -> None:
     url = two_tenants(tmp_path, cli)
-    acme_rows = rows_of(url, "acme")
-    store = SqliteStore(url, readonly=True)
-    old_key = store.tenants.data_key("acme")
-    store.close()
+    before = acme_state(url)
+    assert before[2] == {"password": "pw-acme"}
     killed = subprocess.run([sys.executable, "-c", KILLED_ROTATION, url], timeout=60)
     assert killed.returncode == -signal.SIGKILL
-    assert rows_of(url, "acme") == acme_rows
-    store = SqliteStore(url, readonly=True)
-    try:
-        assert store.tenants.data_key("acme") == old_key
-        sealer = store.tenant("acme").sealer
-        found = store.repository("acme").sealed("SmtpServer", "Relay")
-        assert sealer.unseal(found) == {"password": "pw-acme"}
-    finally:
-        store.close()
+    assert acme_state(url) == before
 
 
 def test_the_default_tenant_sealed_by_the_key_file_gets_a_data_key_on_rotation(
