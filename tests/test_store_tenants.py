@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,32 @@ def test_a_single_tenant_file_is_read_as_is_and_upgraded_by_the_first_writer(
         assert target.secret_values("SmtpServer", "Relay") == {"password": "relay-Secret-3ez"}
     finally:
         target.close()
+
+
+def test_writers_opening_a_single_tenant_file_at_once_upgrade_it_once(
+    tenant: Path, cli: Any
+) -> None:
+    assert apply(cli).code == 0
+    rows = rows_of(URL, "default")
+    as_single_tenant_file(tenant / DB)
+    failures: list[BaseException] = []
+
+    def open_and_close() -> None:
+        try:
+            SqliteStore(URL, readonly=False).close()
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_and_close) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    assert rows_of(URL, "default") == rows
+    db = sqlite3.connect(tenant / DB)
+    assert db.execute("SELECT name FROM tenants").fetchall() == [("default",)]
+    db.close()
 
 
 def test_a_store_of_a_newer_schema_is_refused(tenant: Path, cli: Any) -> None:

@@ -54,6 +54,46 @@ def test_a_tenant_added_to_a_running_server_is_planned_and_applied_apart(
         assert {e["actor"] for e in audit} == {"acme-ci"} and len(audit) == 4
 
 
+def test_a_plan_for_a_tenant_the_server_does_not_have_is_one_line(
+    server: Server,
+    workdir: Path,
+    secrets_env: dict[str, str],
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_config(workdir / "channels.d", 1)
+    monkeypatch.setenv("CHANNELSYNC_TOKEN", server.write_token)
+    plan = cli("plan", "--target", f"{server.url}/tenants/acme")
+    assert plan.code == 1
+    assert plan.err == (
+        f"error: {server.url}/tenants/acme: no tenant 'acme' on this server (404)\n"
+    )
+
+
+def test_serve_upgrades_a_single_tenant_store_and_serves_it_as_default(
+    tmp_path: Path,
+    workdir: Path,
+    secrets_env: dict[str, str],
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.test_store_tenants import as_single_tenant_file
+
+    served = Server(tmp_path / "server")
+    write_config(workdir / "channels.d", 2)
+    target = ("--target", f"sqlite:///{served.db}")
+    assert cli("apply", *target, "--auto-approve", "--skip-connection-tests").code == 0
+    as_single_tenant_file(served.db)
+    served.start()
+    try:
+        monkeypatch.setenv("CHANNELSYNC_TOKEN", served.read_token)
+        plan = cli("plan", "--target", served.url, "--detailed-exitcode")
+        assert plan.code == 0, plan.err
+        assert "No changes." in plan.out
+    finally:
+        served.stop()
+
+
 def tenant_routes(tenant: str) -> list[tuple[str, str]]:
     """(method, path) of every route of one tenant, from the OpenAPI document."""
     doc = json.loads((ROOT / COMMITTED).read_text())
