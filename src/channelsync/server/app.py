@@ -41,6 +41,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in {
         401: "No or unknown bearer token.",
         403: "The token's role is read; the call needs write.",
+        404: "No such resource, or no tenant by that name that the token may reach.",
         412: "If-Match / If-None-Match did not hold: the resource changed since it was read.",
         428: "A write without If-Match (or If-None-Match: * to create).",
     }.items()
