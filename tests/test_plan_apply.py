@@ -612,8 +612,8 @@ def test_expired_lock_is_taken_over_even_if_its_pid_exists(tenant: Path, cli: An
     db = sqlite3.connect(tenant / ".channelsync" / "tenant.db")
     with db:
         db.execute(
-            "INSERT INTO apply_lock (id, holder, host, pid, since, expires)"
-            " VALUES (1, 'old', ?, 1, '2026-01-01T00:00:00Z', 0)",
+            "INSERT INTO apply_lock (tenant, holder, host, pid, since, expires)"
+            " VALUES ('default', 'old', ?, 1, '2026-01-01T00:00:00Z', 0)",
             (os.uname().nodename,),
         )
     db.close()

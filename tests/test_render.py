@@ -25,10 +25,11 @@ def test_one_table_helper_pads_cuts_and_trims() -> None:
 def test_token_list_keeps_the_role_column_five_wide() -> None:
     entries = [
         TokenEntry("ci", "read", "digest", "2026-01-01T00:00:00Z"),
-        TokenEntry("deploy-bot", "read", "digest", "2026-01-02T00:00:00Z"),
+        TokenEntry("deploy-bot", "read", "digest", "2026-01-02T00:00:00Z", ("acme", "beta")),
     ]
     assert tokens.text(entries) == (
-        "ci          read   2026-01-01T00:00:00Z\ndeploy-bot  read   2026-01-02T00:00:00Z\n"
+        "ci          read   default    2026-01-01T00:00:00Z\n"
+        "deploy-bot  read   acme,beta  2026-01-02T00:00:00Z\n"
     )
 
 

@@ -25,6 +25,11 @@ BINDINGS_ENV = "CHANNELSYNC_SECRET_BINDINGS"
 
 DEFAULT_TARGET = "sqlite:///.channelsync/tenant.db"  # the embedded tenant, created on first use
 
+# The tenants of one store: the one every single-tenant path and sqlite:/// target means, and
+# what a tenant's name may be (it appears in URLs: https://HOST/tenants/NAME).
+DEFAULT_TENANT = "default"
+TENANT_NAME_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$"
+
 BUILTIN_SMTP_SERVER = "VCC Internal"
 DEFAULT_EMAIL_SCRIPT = "Default Email Script"
 

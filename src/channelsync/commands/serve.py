@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import socket
 
 from channelsync import argtypes
-from channelsync.defaults import DEFAULT_TARGET, DEFAULT_TOKENS_FILE, TOKEN_ROLES
+from channelsync.defaults import DEFAULT_TARGET, DEFAULT_TENANT, DEFAULT_TOKENS_FILE, TOKEN_ROLES
 from channelsync.errors import ChannelsyncError
 from channelsync.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 
@@ -60,9 +60,15 @@ def add_parsers(subparsers: Any) -> None:
     q = tokens.add_parser("add", help="create a token and print it once")
     q.add_argument("name")
     q.add_argument("--role", choices=TOKEN_ROLES, required=True)
+    q.add_argument(
+        "--tenant",
+        action="append",
+        metavar="NAME",
+        help="a tenant the token reaches (repeatable; '*': every tenant; default: default)",
+    )
     _tokens_option(q)
     q.set_defaults(handler=cmd_token_add)
-    q = tokens.add_parser("list", help="list token names and roles")
+    q = tokens.add_parser("list", help="list token names, roles and tenants")
     _tokens_option(q)
     q.set_defaults(handler=cmd_token_list)
     q = tokens.add_parser("revoke", help="revoke a token by name")
@@ -70,14 +76,20 @@ def add_parsers(subparsers: Any) -> None:
     _tokens_option(q)
     q.set_defaults(handler=cmd_token_revoke)
 
+    from channelsync.commands.tenants import add_parsers as add_tenant_parsers
+
+    add_tenant_parsers(subparsers)
+
 
 def cmd_token_add(args: argparse.Namespace) -> int:
     from channelsync.server import tokens
 
-    token = tokens.add(args.tokens, args.name, args.role)
+    scope = args.tenant or [DEFAULT_TENANT]
+    token = tokens.add(args.tokens, args.name, args.role, scope)
     print(token)
     print(
-        f"Token '{args.name}' ({args.role}) added to {args.tokens}. It is shown only now; "
+        f"Token '{args.name}' ({args.role}, tenants: {', '.join(scope)}) added to "
+        f"{args.tokens}. It is shown only now; "
         "store it as CHANNELSYNC_TOKEN in your CI secrets.",
         file=sys.stderr,
     )

@@ -1,4 +1,5 @@
-"""``channelsync token list``: one line per token (name, role, when it was created)."""
+"""``channelsync token list``: one line per token (name, role, the tenants it reaches, when it
+was created)."""
 
 from __future__ import annotations
 
@@ -14,5 +15,5 @@ ROLE_WIDTH = 5  # "write": the column keeps its width when every token reads
 
 
 def text(entries: Sequence[TokenEntry]) -> str:
-    rows = [(e.name, e.role, e.created) for e in entries]
+    rows = [(e.name, e.role, ",".join(e.tenants), e.created) for e in entries]
     return "".join(f"{line}\n" for line in lines(rows, widths(rows, (0, ROLE_WIDTH))))

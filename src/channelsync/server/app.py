@@ -10,6 +10,9 @@ Secrets travel only in PUT and ``POST /v1/fingerprints`` request bodies; no resp
 line or audit entry carries one. The access log (``accesslog.py``) is structured (one JSON
 object per request) and names the token, never its value.
 
+Every route but health is served twice: ``/v1/...`` for the tenant "default" (the paths of
+the single-tenant server) and ``/v1/tenants/{tenant}/...`` for any tenant.
+
 This module only wires routes to handlers (``resources.py``, ``tenant.py``, ``audit.py``) and
 describes them for the OpenAPI document.
 """
@@ -20,10 +23,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 
 from channelsync import kinds
+from channelsync.defaults import DEFAULT_TENANT, TENANT_NAME_PATTERN
 from channelsync.server import audit as audit_log
 from channelsync.server import resources as resource_handlers
 from channelsync.server import tenant, wire
@@ -36,6 +41,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in {
         401: "No or unknown bearer token.",
         403: "The token's role is read; the call needs write.",
+        404: "No such resource, or no tenant by that name that the token may reach.",
         412: "If-Match / If-None-Match did not hold: the resource changed since it was read.",
         428: "A write without If-Match (or If-None-Match: * to create).",
     }.items()
@@ -51,7 +57,17 @@ def _body_of(schema: str) -> dict[str, Any]:
     }
 
 
-def _resource_routes(app: FastAPI, ctx: Context, collection: str, kind: str) -> None:
+def _tenant_path(
+    tenant: str = PathParam(
+        description=f"A tenant's name ({TENANT_NAME_PATTERN}); the paths without it are the "
+        f"tenant '{DEFAULT_TENANT}'. A tenant the token may not reach is 404, as one that "
+        "does not exist."
+    ),
+) -> None:
+    """Documents the tenant in the path; ``Context.auth`` checks it."""
+
+
+def _resource_routes(app: APIRouter, ctx: Context, collection: str, kind: str) -> None:
     """One set of routes per collection, so the OpenAPI document types each one."""
     tag: list[str | Enum] = [collection]
     doc: dict[int | str, dict[str, Any]] = {
@@ -59,7 +75,7 @@ def _resource_routes(app: FastAPI, ctx: Context, collection: str, kind: str) -> 
     }
 
     @app.get(
-        f"/v1/{collection}",
+        f"/{collection}",
         tags=tag,
         responses={200: {"model": wire.Page}},
         summary=f"List {kind} resources, one page at a time",
@@ -68,7 +84,7 @@ def _resource_routes(app: FastAPI, ctx: Context, collection: str, kind: str) -> 
         return await resource_handlers.list_kind(ctx, kind, request)
 
     @app.get(
-        f"/v1/{collection}/{{name:path}}",
+        f"/{collection}/{{name:path}}",
         tags=tag,
         responses={**doc, 404: {}},
         summary=f"Read one {kind}",
@@ -77,7 +93,7 @@ def _resource_routes(app: FastAPI, ctx: Context, collection: str, kind: str) -> 
         return await resource_handlers.get_one(ctx, kind, name, request)
 
     @app.put(
-        f"/v1/{collection}/{{name:path}}",
+        f"/{collection}/{{name:path}}",
         tags=tag,
         responses={**doc, 201: {"description": "Created."}, 409: {"model": wire.Error}, **_ERRORS},
         openapi_extra=_body_of(kind),
@@ -87,7 +103,7 @@ def _resource_routes(app: FastAPI, ctx: Context, collection: str, kind: str) -> 
         return await resource_handlers.put(ctx, kind, name, request)
 
     @app.delete(
-        f"/v1/{collection}/{{name:path}}",
+        f"/{collection}/{{name:path}}",
         tags=tag,
         status_code=204,
         responses={409: {"model": wire.Error}, **_ERRORS},
@@ -116,8 +132,10 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get(
-        "/v1/resources",
+    router = APIRouter()
+
+    @router.get(
+        "/resources",
         tags=["resources"],
         responses={200: {"model": wire.Page}},
         summary="Every resource of the tenant, ordered by kind and name, in pages",
@@ -126,18 +144,18 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
         return await resource_handlers.list_all(ctx, request)
 
     for kind in kinds.all_kinds():
-        _resource_routes(app, ctx, kind.collection, kind.name)
+        _resource_routes(router, ctx, kind.collection, kind.name)
 
-    @app.get(
-        "/v1/default-smtp-server",
+    @router.get(
+        "/default-smtp-server",
         tags=["tenant"],
         responses={200: {"model": wire.DefaultSmtpServer}},
     )
     async def get_default(request: Request) -> Response:
         return await tenant.get_default(ctx, request)
 
-    @app.put(
-        "/v1/default-smtp-server",
+    @router.put(
+        "/default-smtp-server",
         tags=["tenant"],
         responses={200: {"model": wire.DefaultSmtpServer}, **_ERRORS},
         openapi_extra=_body_of("DefaultSmtpServer"),
@@ -145,12 +163,12 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
     async def put_default(request: Request) -> Response:
         return await tenant.put_default(ctx, request)
 
-    @app.get("/v1/lock", tags=["lock"], responses={200: {"model": wire.Lock}, 404: {}})
+    @router.get("/lock", tags=["lock"], responses={200: {"model": wire.Lock}, 404: {}})
     async def get_lock(request: Request) -> Response:
         return await tenant.get_lock(ctx, request)
 
-    @app.put(
-        "/v1/lock",
+    @router.put(
+        "/lock",
         tags=["lock"],
         openapi_extra=_body_of("Lock"),
         responses={201: {"model": wire.Lock}, 409: {"model": wire.Lock}, **_ERRORS},
@@ -158,16 +176,16 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
     async def put_lock(request: Request) -> Response:
         return await tenant.put_lock(ctx, request)
 
-    @app.delete("/v1/lock", tags=["lock"], status_code=204, responses=_ERRORS)
+    @router.delete("/lock", tags=["lock"], status_code=204, responses=_ERRORS)
     async def delete_lock(request: Request) -> Response:
         return await tenant.delete_lock(ctx, request)
 
-    @app.get("/v1/audit", tags=["audit"], responses={200: {"model": wire.AuditPage}})
+    @router.get("/audit", tags=["audit"], responses={200: {"model": wire.AuditPage}})
     async def audit(request: Request) -> Response:
         return await audit_log.audit(ctx, request)
 
-    @app.post(
-        "/v1/fingerprints",
+    @router.post(
+        "/fingerprints",
         tags=["secrets"],
         openapi_extra=_body_of("FingerprintRequest"),
         responses={200: {"model": wire.Fingerprints}},
@@ -176,8 +194,8 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
     async def fingerprints(request: Request) -> Response:
         return await tenant.fingerprints(ctx, request)
 
-    @app.get(
-        "/v1/writes/{key}",
+    @router.get(
+        "/writes/{key}",
         tags=["audit"],
         responses={200: {"model": wire.WriteOutcome}},
         summary="Whether the write sent with this Idempotency-Key happened",
@@ -185,6 +203,8 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
     async def write_outcome(key: str, request: Request) -> Response:
         return await audit_log.write_outcome(ctx, key, request)
 
+    app.include_router(router, prefix="/v1")
+    app.include_router(router, prefix="/v1/tenants/{tenant}", dependencies=[Depends(_tenant_path)])
     app.router.on_startup.append(ctx.open)
     app.router.on_shutdown.append(ctx.close)
     return app

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from fastapi import Request
 
+from channelsync.defaults import DEFAULT_TENANT
 from channelsync.server.http import LOCK_HEADER, ApiError
 from channelsync.server.store import Store
 from channelsync.server.tokens import Role, TokenEntry, TokenStore
+from channelsync.tenant.repository import valid_tenant_name
 
 T = TypeVar("T")
+
+# The tenant the request's path names, set by ``Context.auth`` once the token may reach it.
+_TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("channelsync_tenant")
+
+
+def no_tenant(name: str) -> ApiError:
+    """What a token hears of a tenant that does not exist or that it may not reach: the same,
+    so a token never learns which other tenants there are."""
+    shown = f"'{name}' " if valid_tenant_name(name) else ""
+    return ApiError(404, f"no tenant {shown}on this server")
 
 
 class Acting:
@@ -43,10 +56,19 @@ class Context:
         self._thread: ThreadPoolExecutor | None = None
 
     async def db(self, work: Callable[[Store], T]) -> T:
-        """Run ``work`` with the store on the database thread."""
+        """Run ``work`` on the database thread with the store bound to the request's tenant
+        (the one ``auth`` let the token reach)."""
         assert self._thread is not None and self._store is not None, "opens at start-up"
         store = self._store
-        return await asyncio.get_running_loop().run_in_executor(self._thread, work, store)
+        tenant = _TENANT.get()
+
+        def run() -> T:
+            bound = store.of(tenant)
+            if bound is None:
+                raise no_tenant(tenant)
+            return work(bound)
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, run)
 
     async def open(self) -> None:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="channelsync-db")
@@ -63,7 +85,8 @@ class Context:
         self._thread = None
 
     def auth(self, request: Request, role: Role) -> TokenEntry:
-        """The caller's token, which must have ``role``; its name goes to the access log."""
+        """The caller's token, which must reach the tenant the path names (else 404, as for
+        a tenant that does not exist) and have ``role``; its name goes to the access log."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         entry = self.tokens.authenticate(token.strip()) if scheme.lower() == "bearer" else None
@@ -74,6 +97,10 @@ class Context:
                 {"WWW-Authenticate": 'Bearer realm="channelsync"'},
             )
         request.state.actor = entry.name
+        tenant = str(request.path_params.get("tenant", DEFAULT_TENANT))
+        if not valid_tenant_name(tenant) or not entry.reaches(tenant):
+            raise no_tenant(tenant)
+        _TENANT.set(tenant)
         if role == "write" and entry.role != "write":
             raise ApiError(403, f"token '{entry.name}' has the read role; this needs write")
         return entry

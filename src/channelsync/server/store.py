@@ -8,25 +8,34 @@ Each write's audit entry lists the changed field paths (never values), and its
 Idempotency-Key lands in ``http_writes``; both in the same transaction as the write, so after
 a lost response a client can ask ``GET /v1/writes/KEY`` whether its write happened before
 deciding to resend it.
+
+One ``Store`` object is bound to one tenant of the file (``name``); ``of(tenant)`` is the
+same store bound to another (``None``: no such tenant), sharing the connection. Each
+tenant's keys are looked up again whenever its data key changes (``keys rotate`` in
+another process), and checked inside every write's transaction.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from typing import Any
 
+from channelsync.defaults import DEFAULT_TENANT
 from channelsync.plan.diff import changed_paths
-from channelsync.targets.base import LockInfo, Operation
-from channelsync.targets.sqlite import LOCK_LEASE_SECONDS, open_tenant, plain_errors
+from channelsync.targets.base import LockInfo, Operation, TargetError
+from channelsync.targets.sqlite import (
+    LOCK_LEASE_SECONDS,
+    SqliteRepository,
+    SqliteStore,
+    SqliteTenants,
+    plain_errors,
+)
 from channelsync.tenant import lease
+from channelsync.tenant.rules import Tenant
+from channelsync.tenant.sealing import Sealer
 
-_WRITES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS http_writes (
-    key TEXT PRIMARY KEY, at REAL NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
-    action TEXT NOT NULL
-);
-"""
 SERVER_ACTOR = "server"
 
 
@@ -40,12 +49,52 @@ class Store:
     @plain_errors
     def __init__(self, url: str) -> None:
         self.url = url
-        self.repo, self.tenant = open_tenant(url, readonly=False, audit_fields=_changed)
-        self.path = self.repo.path
-        self.repo.connection.executescript(_WRITES_SCHEMA)
+        self.files = SqliteStore(url, readonly=False)
+        self.path = self.files.path
+        self.tenants: SqliteTenants = self.files.tenants
+        self._bound: dict[str, Store] = {}  # the store bound to each tenant, shared by all
+        try:
+            self._bind(DEFAULT_TENANT, self.tenants.data_key(DEFAULT_TENANT))
+        except BaseException:
+            self.files.close()
+            raise
+
+    def _bind(self, name: str, data_key: bytes | None) -> None:
+        self.name = name
+        self._data_key = data_key
+        self.repo = self.files.repository(name)
+        keys = self.files.keys(name)
+        self.tenant = Tenant(self.repo, Sealer(keys), audit_fields=_changed)
+        self._bound[name] = self
+
+    def repository(self, tenant: str) -> SqliteRepository:
+        return self.files.repository(tenant)
+
+    @plain_errors
+    def of(self, name: str) -> Store | None:
+        """This store bound to tenant ``name``, or None when there is no such tenant."""
+        try:
+            data_key = self.tenants.data_key(name)
+        except KeyError:
+            self._bound.pop(name, None)
+            return None
+        found = self._bound.get(name)
+        if found is None or found._data_key != data_key:
+            found = copy.copy(self)
+            found._bind(name, data_key)
+        return found
+
+    def _current_keys(self) -> None:
+        """Inside a write's transaction: the keys the tenant seals with now."""
+        try:
+            data_key = self.tenants.data_key(self.name)
+        except KeyError:
+            raise TargetError(f"tenant '{self.name}' was removed") from None
+        if data_key != self._data_key:
+            self._bind(self.name, data_key)
 
     def close(self) -> None:
-        self.repo.close()
+        self.files.close()
 
     # --- writing ---------------------------------------------------------------------
 
@@ -74,12 +123,13 @@ class Store:
         self, key: str | None, kind: str, name: str, action: str, write: Callable[[], bool]
     ) -> bool:
         with self.repo.transaction():
+            self._current_keys()
             done = write()
             if done and key is not None:
                 self.repo.connection.execute(
-                    "INSERT OR IGNORE INTO http_writes (key, at, kind, name, action)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (key, time.time(), kind, name, action),
+                    "INSERT OR IGNORE INTO http_writes (tenant, key, at, kind, name, action)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (self.name, key, time.time(), kind, name, action),
                 )
         return done
 
@@ -108,34 +158,35 @@ class Store:
     def resources_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]:
         """Up to ``limit`` (kind, name, body, etag) rows after (kind, name), in that order."""
         return self.repo.connection.execute(
-            "SELECT kind, name, body, etag FROM resources WHERE (kind, name) > (?, ?)"
-            " ORDER BY kind, name LIMIT ?",
-            (kind, name, limit),
+            "SELECT kind, name, body, etag FROM resources"
+            " WHERE tenant = ? AND (kind, name) > (?, ?) ORDER BY kind, name LIMIT ?",
+            (self.name, kind, name, limit),
         ).fetchall()
 
     @plain_errors
     def kind_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]:
         """Up to ``limit`` rows of one kind with names after ``name``, ordered by name."""
         return self.repo.connection.execute(
-            "SELECT kind, name, body, etag FROM resources WHERE kind = ? AND name > ?"
-            " ORDER BY name LIMIT ?",
-            (kind, name, limit),
+            "SELECT kind, name, body, etag FROM resources"
+            " WHERE tenant = ? AND kind = ? AND name > ? ORDER BY name LIMIT ?",
+            (self.name, kind, name, limit),
         ).fetchall()
 
     @plain_errors
     def audit_after(self, entry_id: int, limit: int) -> list[tuple[Any, ...]]:
         """Up to ``limit`` audit rows (id, at, actor, kind, name, action, fields) after an id."""
         return self.repo.connection.execute(
-            "SELECT id, at, actor, kind, name, action, fields FROM audit WHERE id > ?"
-            " ORDER BY id LIMIT ?",
-            (entry_id, limit),
+            "SELECT id, at, actor, kind, name, action, fields FROM audit"
+            " WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?",
+            (self.name, entry_id, limit),
         ).fetchall()
 
     @plain_errors
     def outcome(self, key: str) -> dict[str, Any] | None:
         """What the write sent with Idempotency-Key ``key`` did, or None if none happened."""
         row = self.repo.connection.execute(
-            "SELECT kind, name, action FROM http_writes WHERE key = ?", (key,)
+            "SELECT kind, name, action FROM http_writes WHERE tenant = ? AND key = ?",
+            (self.name, key),
         ).fetchone()
         if row is None:
             return None

@@ -4,6 +4,10 @@ Only a SHA-256 hash of each token is stored. Tokens are 256-bit random strings, 
 hash is enough (no password stretching needed), and a stolen tokens file does not let anyone
 call the API. The server re-reads the file whenever it changes on disk, so ``token add`` and
 ``token revoke`` take effect without a restart.
+
+Each token reaches the tenants it names (``tenants``; ``*``: every tenant, an operator's
+token). A token in a file from before tenants names none: it reaches the tenant "default"
+only, which was the only one there was.
 """
 
 from __future__ import annotations
@@ -12,17 +16,19 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from channelsync.defaults import DEFAULT_TENANT, TOKEN_ROLES, TokenRole
 from channelsync.defaults import DEFAULT_TOKENS_FILE as DEFAULT_TOKENS_FILE
-from channelsync.defaults import TOKEN_ROLES, TokenRole
 from channelsync.errors import ChannelsyncError
 from channelsync.fsio import PRIVATE, write_atomic
 
 Role = TokenRole
 ROLES = TOKEN_ROLES
 TOKEN_PREFIX = "cst_"
+EVERY_TENANT = "*"
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,33 @@ class TokenEntry:
     role: Role
     hash: str
     created: str
+    tenants: tuple[str, ...] = (DEFAULT_TENANT,)
+
+    def reaches(self, tenant: str) -> bool:
+        return EVERY_TENANT in self.tenants or tenant in self.tenants
+
+
+def _scope(tenants: Sequence[str]) -> tuple[str, ...]:
+    """The tenants a token may name: tenant names, or ``*`` alone."""
+    from channelsync.tenant.repository import check_tenant_name
+
+    found = tuple(dict.fromkeys(tenants))
+    if EVERY_TENANT in found:
+        if len(found) > 1:
+            raise ChannelsyncError("--tenant '*' (every tenant) goes alone")
+        return found
+    if not found:
+        raise ChannelsyncError("a token needs at least one --tenant")
+    for name in found:
+        check_tenant_name(name)
+    return found
+
+
+def _entry(raw: dict[str, object]) -> TokenEntry:
+    tenants = raw.get("tenants", [DEFAULT_TENANT])
+    if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
+        raise TypeError("tenants")
+    return TokenEntry(**{**raw, "tenants": _scope(tenants)})  # type: ignore[arg-type]
 
 
 def _digest(token: str) -> str:
@@ -40,12 +73,12 @@ def _digest(token: str) -> str:
 def load(path: Path) -> list[TokenEntry]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return [TokenEntry(**entry) for entry in raw["tokens"]]
+        return [_entry(entry) for entry in raw["tokens"]]
     except FileNotFoundError:
         return []
     except OSError as exc:
         raise ChannelsyncError(f"cannot read tokens file {path}: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, ChannelsyncError):
         raise ChannelsyncError(f"{path} is not a channelsync tokens file") from None
 
 
@@ -59,10 +92,12 @@ def _save(path: Path, entries: list[TokenEntry]) -> None:
         raise ChannelsyncError(f"cannot write tokens file {path}: {exc.strerror}") from None
 
 
-def add(path: Path, name: str, role: Role) -> str:
-    """Create a token; the only time its value exists outside the caller's memory is here."""
+def add(path: Path, name: str, role: Role, tenants: Sequence[str] = (DEFAULT_TENANT,)) -> str:
+    """Create a token for ``tenants``; the only time its value exists outside the caller's
+    memory is here."""
     if role not in ROLES:
         raise ChannelsyncError(f"unknown role '{role}'; use read or write")
+    scope = _scope(tenants)
     entries = load(path)
     if any(e.name == name for e in entries):
         raise ChannelsyncError(
@@ -72,7 +107,7 @@ def add(path: Path, name: str, role: Role) -> str:
 
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    entries.append(TokenEntry(name, role, _digest(token), created))
+    entries.append(TokenEntry(name, role, _digest(token), created, scope))
     _save(path, entries)
     return token
 

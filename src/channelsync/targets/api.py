@@ -37,9 +37,9 @@ from channelsync.targets.base import (
     TargetError,
 )
 from channelsync.tenant import lease
-from channelsync.tenant.repository import Repository, Row, Stored, serialise
+from channelsync.tenant.repository import Repository, Row, Stored, Tenants, serialise
 from channelsync.tenant.rules import Tenant
-from channelsync.tenant.sealing import Keys, Sealer
+from channelsync.tenant.sealing import Keys, Sealer, new_data_key, tenant_keys
 
 __all__ = [
     "FINGERPRINT_PREFIX",
@@ -63,13 +63,16 @@ __all__ = [
     "Target",
     "TargetError",
     "Tenant",
+    "Tenants",
     "all_kinds",
     "builtin_names",
     "fingerprint",
     "get_path",
     "lease",
+    "new_data_key",
     "normalize",
     "secret_paths",
     "serialise",
     "set_path",
+    "tenant_keys",
 ]

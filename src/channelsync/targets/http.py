@@ -1,5 +1,8 @@
 """``https://host:port`` (and loopback ``http://``): a tenant shared over the REST API.
 
+``https://host/tenants/NAME`` names one tenant of a server of many (its API under
+``/v1/tenants/NAME``); ``https://host`` is the server's tenant "default" (``/v1``).
+
 The server fingerprints secrets with its own key, which never leaves it: the client asks
 ``POST /v1/fingerprints`` (read role) and caches the answers for the process. State is read
 in pages of up to 2,000 resources, so planning 1,000 channels takes a handful of requests.
@@ -96,6 +99,21 @@ def _retry_after(value: str | None) -> float | None:
     return min(MAX_RETRY_AFTER, max(0.0, when.timestamp() - time.time()))
 
 
+def _api_root(url: str, path: str, extra: str) -> str:
+    """The API's root for the tenant the URL's path names: none, or ``/tenants/NAME``."""
+    from channelsync.tenant.repository import valid_tenant_name
+
+    parts = path.strip("/").split("/") if path.strip("/") else []
+    if not extra and not parts:
+        return "/v1"
+    if not extra and len(parts) == 2 and parts[0] == "tenants" and valid_tenant_name(parts[1]):
+        return f"/v1/tenants/{parts[1]}"
+    raise TargetError(
+        f"bad target URL '{url}': use https://HOST[:PORT] for the server's tenant 'default' or "
+        "https://HOST[:PORT]/tenants/NAME for another (NAME: lower-case letters, digits, '-')"
+    )
+
+
 class HttpTarget:
     """A tenant served by ``channelsync serve`` (or any server implementing docs/rest-api.md)."""
 
@@ -116,6 +134,7 @@ class HttpTarget:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TargetError(f"bad target URL '{url}': use https://HOST[:PORT]")
+        self._api = _api_root(url, parts.path, parts.query or parts.fragment)
         if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise TargetError(
                 f"refusing plain http:// to {parts.hostname}: the token and secrets would "
@@ -128,6 +147,7 @@ class HttpTarget:
                 "'channelsync token add NAME --role read|write')"
             )
         self.url = url.rstrip("/")
+        base = f"{parts.scheme}://{parts.netloc}"
         self._token = token
         self.readonly = readonly
         self.retries = retries
@@ -136,7 +156,7 @@ class HttpTarget:
         self._fingerprints: dict[str, str] = {}
         self._trust = trust_for()
         self._client = httpx.Client(
-            base_url=self.url,
+            base_url=base,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
@@ -258,7 +278,7 @@ class HttpTarget:
                 response = self._send(method, path, idempotent=False, headers=headers, **kwargs)
             except _OutcomeUnknown:
                 done = self._send(
-                    "GET", f"/v1/writes/{headers['Idempotency-Key']}", idempotent=True
+                    "GET", f"{self._api}/writes/{headers['Idempotency-Key']}", idempotent=True
                 )
                 if done.status_code == 200:
                     return done
@@ -277,7 +297,7 @@ class HttpTarget:
         out: dict[Key, LiveResource] = {}
         params: dict[str, Any] = {"limit": PAGE_SIZE}
         while True:
-            page = self._get("/v1/resources", **params).json()
+            page = self._get(f"{self._api}/resources", **params).json()
             for item in page["items"]:
                 data = item["resource"]
                 key = (data["kind"], data["name"])
@@ -297,7 +317,9 @@ class HttpTarget:
         missing = sorted({s for s in secrets if s not in self._fingerprints})
         if missing:
             response = self._check(
-                self._send("POST", "/v1/fingerprints", idempotent=True, json={"values": missing}),
+                self._send(
+                    "POST", f"{self._api}/fingerprints", idempotent=True, json={"values": missing}
+                ),
                 secrets=tuple(missing),
             )
             self._fingerprints.update(zip(missing, response.json()["fingerprints"], strict=True))
@@ -305,7 +327,7 @@ class HttpTarget:
 
     def apply(self, operation: Operation) -> None:
         op = operation
-        path = f"/v1/{kinds.get(op.kind).collection}/{quote(op.name, safe='')}"
+        path = f"{self._api}/{kinds.get(op.kind).collection}/{quote(op.name, safe='')}"
         etag = f'"{op.expected_etag}"' if op.expected_etag is not None else "*"
         if op.action == "delete":
             self._write("DELETE", path, {"If-Match": etag})
@@ -336,7 +358,7 @@ class HttpTarget:
             response = self._check(
                 self._send(
                     "PUT",
-                    "/v1/lock",
+                    f"{self._api}/lock",
                     idempotent=True,
                     json=asdict(info),
                     headers={"If-None-Match": "*"},
@@ -362,5 +384,8 @@ class HttpTarget:
             self._holder = None
             with contextlib.suppress(TargetError):
                 self._send(
-                    "DELETE", "/v1/lock", idempotent=True, headers={"If-Match": f'"{info.holder}"'}
+                    "DELETE",
+                    f"{self._api}/lock",
+                    idempotent=True,
+                    headers={"If-Match": f'"{info.holder}"'},
                 )

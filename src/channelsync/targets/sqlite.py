@@ -4,6 +4,13 @@ The tenant's rules (``tenant/rules.py``), secret sealing (``tenant/sealing.py``)
 lock (``tenant/lease.py``) are shared by every store; this module is the SQLite repository
 they run over, and ``SqliteTarget``, the driver composed of them. Every operation is one
 IMMEDIATE transaction, so concurrent writers serialise.
+
+One file holds many tenants (``SqliteStore``): every table of tenant data has a ``tenant``
+column leading its keys, and a repository is bound to one tenant. ``PRAGMA user_version``
+is the schema's version: 0 is the single-tenant file of the versions before tenants, which
+the first writer upgrades in place (one transaction: its rows become the tenant "default");
+a reader never changes a file, and reads an old one as its tenant "default" through
+temporary views of its tables.
 """
 
 from __future__ import annotations
@@ -21,38 +28,53 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from channelsync.defaults import DEFAULT_TARGET, tenant_default_server
+from channelsync.defaults import DEFAULT_TARGET, DEFAULT_TENANT, tenant_default_server
 from channelsync.targets.base import Key, LiveResource, LockInfo, Operation, TargetError
 from channelsync.tenant import lease
-from channelsync.tenant.repository import Row, Stored, serialise
+from channelsync.tenant.repository import (
+    Row,
+    Stored,
+    cannot_remove,
+    check_tenant_name,
+    serialise,
+)
 from channelsync.tenant.rules import AuditFields, Tenant, stored_fields
-from channelsync.tenant.sealing import Keys, Sealer
+from channelsync.tenant.sealing import Keys, Sealer, tenant_keys
 
 LOCK_LEASE_SECONDS = lease.LEASE_SECONDS  # read when a lock is taken (tests shorten it)
 _READ_ATTEMPTS = 5
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS resources (
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    body TEXT NOT NULL,
-    secrets BLOB,
-    etag TEXT NOT NULL,
-    email TEXT,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (kind, name)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS channel_email ON resources (email) WHERE email IS NOT NULL;
-CREATE TABLE IF NOT EXISTS apply_lock (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, since TEXT NOT NULL,
-    expires REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL, actor TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
-    action TEXT NOT NULL, fields TEXT NOT NULL
-);
-"""
+SCHEMA_VERSION = 1  # PRAGMA user_version; 0: a single-tenant file from before tenants
+TENANT_TABLES = ("resources", "apply_lock", "audit", "http_writes")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS tenants ("
+    " name TEXT PRIMARY KEY, data_key BLOB, created REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS resources ("
+    " tenant TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,"
+    " secrets BLOB, etag TEXT NOT NULL, email TEXT, updated_at REAL NOT NULL,"
+    " PRIMARY KEY (tenant, kind, name))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS channel_email ON resources (tenant, email)"
+    " WHERE email IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS apply_lock ("
+    " tenant TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,"
+    " since TEXT NOT NULL, expires REAL NOT NULL)",
+    # the id stays the one key (AUTOINCREMENT: the audit pages' cursor); the index leads with
+    # the tenant
+    "CREATE TABLE IF NOT EXISTS audit ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, at REAL NOT NULL,"
+    " actor TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, action TEXT NOT NULL,"
+    " fields TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS audit_tenant ON audit (tenant, id)",
+    "CREATE TABLE IF NOT EXISTS http_writes ("
+    " tenant TEXT NOT NULL, key TEXT NOT NULL, at REAL NOT NULL, kind TEXT NOT NULL,"
+    " name TEXT NOT NULL, action TEXT NOT NULL, PRIMARY KEY (tenant, key))",
+)
+# The columns of version 0's tables (http_writes: only in a file a server wrote).
+_V0_COLUMNS = {
+    "resources": "kind, name, body, secrets, etag, email, updated_at",
+    "apply_lock": "holder, host, pid, since, expires",
+    "audit": "id, at, actor, kind, name, action, fields",
+    "http_writes": "key, at, kind, name, action",
+}
 
 
 def path_from_url(url: str) -> Path:
@@ -108,8 +130,90 @@ def _require_tenant_file(path: Path) -> None:
     )
 
 
+def _schema_version(db: sqlite3.Connection, path: Path) -> int:
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise TargetError(
+            f"tenant database {path} has schema version {version}, newer than this channelsync "
+            f"knows ({SCHEMA_VERSION}); upgrade channelsync"
+        )
+    return version
+
+
+def _tables(db: sqlite3.Connection, schema: str = "main") -> set[str]:
+    return {r[0] for r in db.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type='table'")}
+
+
+def _upgrade(db: sqlite3.Connection, path: Path) -> None:
+    """Create the schema, or upgrade a file of version 0 in place, in one transaction (a
+    second process waits for it, then finds the work done)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if _schema_version(db, path) < SCHEMA_VERSION:
+            old = [t for t in TENANT_TABLES if t in _tables(db)]
+            db.execute("DROP INDEX IF EXISTS channel_email")
+            for table in old:
+                db.execute(f"ALTER TABLE {table} RENAME TO v0_{table}")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            for table in old:
+                columns = _V0_COLUMNS[table]
+                db.execute(
+                    f"INSERT INTO {table} (tenant, {columns}) SELECT ?, {columns} FROM v0_{table}",
+                    (DEFAULT_TENANT,),
+                )
+                db.execute(f"DROP TABLE v0_{table}")
+            db.execute(
+                "INSERT OR IGNORE INTO tenants (name, data_key, created) VALUES (?, NULL, ?)",
+                (DEFAULT_TENANT, time.time()),
+            )
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _read_version_0(db: sqlite3.Connection) -> bool:
+    """A reader's view of a file of version 0 as the current schema with one tenant,
+    "default" (temporary views: nothing in the file changes); False when it has no tables."""
+    found = _tables(db)
+    if "resources" not in found:
+        return False
+    for table in TENANT_TABLES:
+        columns = _V0_COLUMNS[table]
+        source = (
+            f"main.{table}"
+            if table in found
+            else "(SELECT NULL AS " + ", NULL AS ".join(columns.split(", ")) + " WHERE 0)"
+        )
+        db.execute(
+            f"CREATE TEMP VIEW {table} AS SELECT '{DEFAULT_TENANT}' AS tenant, {columns}"
+            f" FROM {source}"
+        )
+    db.execute(
+        f"CREATE TEMP VIEW tenants AS SELECT '{DEFAULT_TENANT}' AS name, NULL AS data_key,"
+        " 0.0 AS created"
+    )
+    return True
+
+
+class _Shared:
+    """What the repositories of the tenants of one file share: its connection, the depth of
+    the open transaction, and the file an unlocked reader reads."""
+
+    def __init__(self) -> None:
+        self.db: sqlite3.Connection | None = None
+        self.depth = 0
+        self.snapshot: tuple[int, ...] | None = None
+
+
 class SqliteRepository:
     """The ``Repository`` of the tenant's rules, sealing and lease, in one SQLite file.
+
+    Bound to one tenant (``tenant``); ``for_tenant`` is another tenant of the same file, on
+    the same connection (one transaction can span both).
 
     A reader (``readonly``) creates nothing: no tenant, no folder, and none of the -wal and
     -shm files a plain read-only SQLite connection leaves behind (nor fails for, in a
@@ -119,20 +223,67 @@ class SqliteRepository:
     changes it). With a -wal file that holds changes, SQLite's read-only mode reads it.
     """
 
-    def __init__(self, path: Path, *, readonly: bool) -> None:
+    _shared: _Shared
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        readonly: bool,
+        tenant: str = DEFAULT_TENANT,
+        shares: SqliteRepository | None = None,
+    ) -> None:
         self.path = path
         self.readonly = readonly
+        self.tenant = tenant
         self.absent: str | None = None  # why there is no tenant here yet (read-only only)
-        self._snapshot: tuple[int, ...] | None = None  # the file an unlocked reader reads
-        self._depth = 0
+        if shares is not None:
+            self._shared = shares._shared
+            self.absent = shares.absent
+            return
+        self._shared = _Shared()
         self._db = self._connect_readonly() if readonly else self._connect()
+
+    def for_tenant(self, tenant: str) -> SqliteRepository:
+        """The repository of tenant ``tenant`` of the same file, on the same connection."""
+        return SqliteRepository(self.path, readonly=self.readonly, tenant=tenant, shares=self)
+
+    # the shared state, under the names the queries use
+    @property
+    def _db(self) -> sqlite3.Connection | None:
+        return self._shared.db
+
+    @_db.setter
+    def _db(self, db: sqlite3.Connection | None) -> None:
+        self._shared.db = db
+
+    @property
+    def _depth(self) -> int:
+        return self._shared.depth
+
+    @_depth.setter
+    def _depth(self, depth: int) -> None:
+        self._shared.depth = depth
+
+    @property
+    def _snapshot(self) -> tuple[int, ...] | None:
+        return self._shared.snapshot
+
+    @_snapshot.setter
+    def _snapshot(self, snapshot: tuple[int, ...] | None) -> None:
+        self._shared.snapshot = snapshot
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            if _schema_version(db, self.path) < SCHEMA_VERSION:
+                _upgrade(db, self.path)
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def _connect_readonly(self) -> sqlite3.Connection | None:
@@ -144,7 +295,16 @@ class SqliteRepository:
         self._snapshot = None if journal else _signature(self.path)
         mode = "mode=ro" if journal else "immutable=1"
         uri = f"file:{quote(str(self.path.resolve()))}?{mode}"
-        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        try:
+            if _schema_version(db, self.path) == 0 and not _read_version_0(db):
+                db.close()
+                self.absent = f"no tenant at {self.path} yet: apply will create it"
+                return None
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -230,7 +390,9 @@ class SqliteRepository:
     # --- resources --------------------------------------------------------------------
 
     def all(self) -> list[Stored]:
-        rows = self._query("SELECT kind, name, body, etag FROM resources")
+        rows = self._query(
+            "SELECT kind, name, body, etag FROM resources WHERE tenant = ?", (self.tenant,)
+        )
         bodies = _bodies(row[2] for row in rows)
         return [
             Stored(k, n, body, etag) for (k, n, _, etag), body in zip(rows, bodies, strict=True)
@@ -238,73 +400,98 @@ class SqliteRepository:
 
     def get(self, kind: str, name: str) -> Stored | None:
         rows = self._query(
-            "SELECT body, etag FROM resources WHERE kind = ? AND name = ?", (kind, name)
+            "SELECT body, etag FROM resources WHERE tenant = ? AND kind = ? AND name = ?",
+            (self.tenant, kind, name),
         )
         return Stored(kind, name, json.loads(rows[0][0]), rows[0][1]) if rows else None
 
     def exists(self, kind: str, name: str) -> bool:
         return bool(
-            self._query("SELECT 1 FROM resources WHERE kind = ? AND name = ?", (kind, name))
+            self._query(
+                "SELECT 1 FROM resources WHERE tenant = ? AND kind = ? AND name = ?",
+                (self.tenant, kind, name),
+            )
         )
 
     def of_kind(self, kind: str) -> list[Stored]:
-        rows = self._query("SELECT name, body, etag FROM resources WHERE kind = ?", (kind,))
+        rows = self._query(
+            "SELECT name, body, etag FROM resources WHERE tenant = ? AND kind = ?",
+            (self.tenant, kind),
+        )
         return [Stored(kind, name, json.loads(body), etag) for name, body, etag in rows]
 
     def unique_holder(self, kind: str, unique: str, name: str) -> str | None:
         rows = self._query(
-            "SELECT name FROM resources WHERE email = ? AND name != ?", (unique, name)
+            "SELECT name FROM resources WHERE tenant = ? AND email = ? AND name != ?",
+            (self.tenant, unique, name),
         )
         return str(rows[0][0]) if rows else None
 
     def insert(self, row: Row) -> None:
         text, etag = serialise(row.body)
         self._write(
-            "INSERT INTO resources (kind, name, body, secrets, etag, email, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (row.kind, row.name, text, row.sealed, etag, row.unique, time.time()),
+            "INSERT INTO resources (tenant, kind, name, body, secrets, etag, email, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.tenant, row.kind, row.name, text, row.sealed, etag, row.unique, time.time()),
         )
 
     def update(self, row: Row) -> None:
         text, etag = serialise(row.body)
         self._write(
             "UPDATE resources SET body = ?, secrets = ?, etag = ?, email = ?, updated_at = ?"
-            " WHERE kind = ? AND name = ?",
-            (text, row.sealed, etag, row.unique, time.time(), row.kind, row.name),
+            " WHERE tenant = ? AND kind = ? AND name = ?",
+            (text, row.sealed, etag, row.unique, time.time(), self.tenant, row.kind, row.name),
         )
 
     def update_body(self, kind: str, name: str, body: dict[str, Any]) -> None:
         text, etag = serialise(body)
         self._write(
-            "UPDATE resources SET body = ?, etag = ?, updated_at = ? WHERE kind = ? AND name = ?",
-            (text, etag, time.time(), kind, name),
+            "UPDATE resources SET body = ?, etag = ?, updated_at = ?"
+            " WHERE tenant = ? AND kind = ? AND name = ?",
+            (text, etag, time.time(), self.tenant, kind, name),
         )
 
     def rename(self, kind: str, old: str, new: str) -> None:
-        self._write("UPDATE resources SET name = ? WHERE kind = ? AND name = ?", (new, kind, old))
+        self._write(
+            "UPDATE resources SET name = ? WHERE tenant = ? AND kind = ? AND name = ?",
+            (new, self.tenant, kind, old),
+        )
 
     def delete(self, kind: str, name: str) -> None:
-        self._write("DELETE FROM resources WHERE kind = ? AND name = ?", (kind, name))
+        self._write(
+            "DELETE FROM resources WHERE tenant = ? AND kind = ? AND name = ?",
+            (self.tenant, kind, name),
+        )
 
     def sealed(self, kind: str, name: str) -> bytes | None:
         rows = self._query(
-            "SELECT secrets FROM resources WHERE kind = ? AND name = ?", (kind, name)
+            "SELECT secrets FROM resources WHERE tenant = ? AND kind = ? AND name = ?",
+            (self.tenant, kind, name),
         )
         return rows[0][0] if rows else None
 
     def holds_secrets(self) -> bool:
-        return bool(self._query("SELECT 1 FROM resources WHERE secrets IS NOT NULL LIMIT 1"))
+        return bool(
+            self._query(
+                "SELECT 1 FROM resources WHERE tenant = ? AND secrets IS NOT NULL LIMIT 1",
+                (self.tenant,),
+            )
+        )
 
     def audit(self, actor: str, kind: str, name: str, action: str, fields: list[str]) -> None:
         self._write(
-            "INSERT INTO audit (at, actor, kind, name, action, fields) VALUES (?, ?, ?, ?, ?, ?)",
-            (time.time(), actor, kind, name, action, json.dumps(fields)),
+            "INSERT INTO audit (tenant, at, actor, kind, name, action, fields)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (self.tenant, time.time(), actor, kind, name, action, json.dumps(fields)),
         )
 
     # --- the apply lock ---------------------------------------------------------------
 
     def lock_row(self) -> tuple[LockInfo, float] | None:
-        rows = self._query("SELECT holder, host, pid, since, expires FROM apply_lock")
+        rows = self._query(
+            "SELECT holder, host, pid, since, expires FROM apply_lock WHERE tenant = ?",
+            (self.tenant,),
+        )
         if not rows:
             return None
         holder, host, pid, since, expires = rows[0]
@@ -312,17 +499,21 @@ class SqliteRepository:
 
     def put_lock(self, info: LockInfo, expires: float) -> None:
         self._write(
-            "INSERT OR REPLACE INTO apply_lock (id, holder, host, pid, since, expires)"
-            " VALUES (1, ?, ?, ?, ?, ?)",
-            (info.holder, info.host, info.pid, info.since, expires),
+            "INSERT OR REPLACE INTO apply_lock (tenant, holder, host, pid, since, expires)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (self.tenant, info.holder, info.host, info.pid, info.since, expires),
         )
 
     def renew_lock(self, holder: str, expires: float) -> bool:
-        sql = "UPDATE apply_lock SET expires = ? WHERE holder = ?"
-        return bool(self._write(sql, (expires, holder)))
+        sql = "UPDATE apply_lock SET expires = ? WHERE tenant = ? AND holder = ?"
+        return bool(self._write(sql, (expires, self.tenant, holder)))
 
     def drop_lock(self, holder: str) -> bool:
-        return bool(self._write("DELETE FROM apply_lock WHERE holder = ?", (holder,)))
+        return bool(
+            self._write(
+                "DELETE FROM apply_lock WHERE tenant = ? AND holder = ?", (self.tenant, holder)
+            )
+        )
 
 
 def _bodies(texts: Iterable[str]) -> list[dict[str, Any]]:
@@ -331,24 +522,117 @@ def _bodies(texts: Iterable[str]) -> list[dict[str, Any]]:
     return found
 
 
+class SqliteTenants:
+    """The ``Tenants`` of one file, on the connection of its repositories."""
+
+    def __init__(self, repo: SqliteRepository) -> None:
+        self._repo = repo
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        return self._repo.transaction()
+
+    def names(self) -> list[str]:
+        return [r[0] for r in self._repo._query("SELECT name FROM tenants ORDER BY name")]
+
+    def _exists(self, name: str) -> bool:
+        return bool(self._repo._query("SELECT 1 FROM tenants WHERE name = ?", (name,)))
+
+    def add(self, name: str, data_key: bytes | None) -> None:
+        check_tenant_name(name)
+        with self.transaction():
+            if self._exists(name):
+                raise TargetError(f"tenant '{name}' already exists in {self._repo.path}")
+            self._repo._write(
+                "INSERT INTO tenants (name, data_key, created) VALUES (?, ?, ?)",
+                (name, data_key, time.time()),
+            )
+
+    def remove(self, name: str) -> None:
+        cannot_remove(name)
+        with self.transaction():
+            if not self._exists(name):
+                raise TargetError(f"no tenant '{name}' in {self._repo.path}")
+            for table in TENANT_TABLES:
+                self._repo._write(f"DELETE FROM {table} WHERE tenant = ?", (name,))
+            self._repo._write("DELETE FROM tenants WHERE name = ?", (name,))
+
+    def data_key(self, name: str) -> bytes | None:
+        rows = self._repo._query("SELECT data_key FROM tenants WHERE name = ?", (name,))
+        if not rows:
+            raise KeyError(name)
+        found: bytes | None = rows[0][0]
+        return found
+
+    def set_data_key(self, name: str, data_key: bytes) -> None:
+        with self.transaction():
+            sql = "UPDATE tenants SET data_key = ? WHERE name = ?"
+            if not self._repo._write(sql, (data_key, name)):
+                raise KeyError(name)
+
+    def holds_secrets(self) -> bool:
+        """Whether anything in the file is sealed by the master key (a secret, or a data key)."""
+        return bool(
+            self._repo._query(
+                "SELECT 1 FROM resources WHERE secrets IS NOT NULL"
+                " UNION ALL SELECT 1 FROM tenants WHERE data_key IS NOT NULL LIMIT 1"
+            )
+        )
+
+
+class SqliteStore:
+    """``sqlite:///PATH``: one file of tenants, their master key (PATH with ``.key``), and a
+    repository and a ``Tenant`` per tenant."""
+
+    def __init__(self, url: str, *, readonly: bool) -> None:
+        path = path_from_url(url)
+        key_file = path.with_suffix(".key")
+        if not key_file.exists() and path.is_file() and path.stat().st_size:
+            _require_tenant_file(path)  # another file at a mistyped path, not a tenant
+        self.path = path
+        self.readonly = readonly
+        self.root = SqliteRepository(path, readonly=readonly)
+        self.absent = self.root.absent
+        self.tenants = SqliteTenants(self.root)
+        try:
+            self.master = Keys.open(key_file, self.tenants, readonly=readonly)
+        except BaseException:
+            self.root.close()
+            raise
+
+    def repository(self, tenant: str) -> SqliteRepository:
+        return self.root if tenant == DEFAULT_TENANT else self.root.for_tenant(tenant)
+
+    def keys(self, tenant: str) -> Keys:
+        """The keys tenant ``tenant`` seals with (KeyError: no such tenant)."""
+        sealed = None if self.absent else self.tenants.data_key(tenant)
+        return tenant_keys(self.master, sealed, tenant)
+
+    def tenant(self, name: str, *, audit_fields: AuditFields = stored_fields) -> Tenant:
+        """The rules of tenant ``name`` over its repository, with its keys."""
+        keys = self.keys(name)
+        return Tenant(self.repository(name), Sealer(keys), audit_fields=audit_fields)
+
+    def close(self) -> None:
+        self.root.close()
+
+
 def open_tenant(
     url: str, *, readonly: bool, audit_fields: AuditFields = stored_fields
 ) -> tuple[SqliteRepository, Tenant]:
-    """The repository of ``url`` and the tenant composed over it (its key read or made)."""
-    path = path_from_url(url)
-    key_file = path.with_suffix(".key")
-    if not key_file.exists() and path.is_file() and path.stat().st_size:
-        _require_tenant_file(path)  # another file at a mistyped path, not a tenant
-    repo = SqliteRepository(path, readonly=readonly)
+    """The repository of ``url``'s tenant "default" and the tenant composed over it (its key
+    read or made)."""
+    store = SqliteStore(url, readonly=readonly)
     try:
-        keys = Keys.open(key_file, repo, readonly=readonly)
+        tenant = store.tenant(DEFAULT_TENANT, audit_fields=audit_fields)
     except BaseException:
-        repo.close()
+        store.close()
         raise
-    return repo, Tenant(repo, Sealer(keys), audit_fields=audit_fields)
+    return store.root, tenant
 
 
-def renew_elsewhere(path: Path, holder: str, seconds: float) -> Callable[[], None]:
+def renew_elsewhere(
+    path: Path, holder: str, seconds: float, tenant: str = DEFAULT_TENANT
+) -> Callable[[], None]:
     """The heartbeat's renewal, on a connection of its own (the holder's may be busy)."""
 
     def renew() -> None:
@@ -357,8 +641,8 @@ def renew_elsewhere(path: Path, holder: str, seconds: float) -> Callable[[], Non
             try:
                 with db:
                     db.execute(
-                        "UPDATE apply_lock SET expires = ? WHERE holder = ?",
-                        (time.time() + seconds, holder),
+                        "UPDATE apply_lock SET expires = ? WHERE tenant = ? AND holder = ?",
+                        (time.time() + seconds, tenant, holder),
                     )
             finally:
                 db.close()

@@ -17,11 +17,11 @@ from typing import Any
 
 from channelsync import kinds
 from channelsync.defaults import BUILTIN_SMTP_SERVER, DEFAULT_EMAIL_SCRIPT, tenant_default_server
-from channelsync.document import copy_mappings, set_path
+from channelsync.document import copy_mappings, secret_paths, set_path
 from channelsync.targets.base import ConflictError, Operation, TargetError
-from channelsync.tenant.lease import Lease
-from channelsync.tenant.repository import Repository, Row, Stored
-from channelsync.tenant.sealing import Sealer
+from channelsync.tenant.lease import Lease, abandoned
+from channelsync.tenant.repository import Repository, Row, Stored, Tenants
+from channelsync.tenant.sealing import Keys, Sealer, new_data_key, tenant_keys
 
 # The audit entry's fields from the resource before and after a change (None: absent).
 AuditFields = Callable[[dict[str, Any] | None, dict[str, Any] | None], list[str]]
@@ -129,6 +129,42 @@ class Tenant:
             self.repo.update(row)
         fields = self._audit_fields(before.body if before is not None else None, body)
         self.repo.audit(actor, op.kind, name, op.action, fields)
+
+    def rotate_key(self, tenants: Tenants, name: str, master: Keys, *, actor: str) -> int:
+        """A new data key for this tenant (``name`` in ``tenants``), sealed by ``master``, and
+        every secret of the tenant sealed and fingerprinted again under it, all in one
+        transaction (a failure leaves the old key and secrets); the number of resources
+        sealed again. Refused while an apply holds the tenant's lock (its sealer is the old
+        one). The other tenants' rows are not touched."""
+        with self.repo.transaction():
+            found = self.repo.lock_row()
+            if found is not None and not abandoned(*found):
+                raise TargetError(
+                    f"tenant '{name}' is locked by an apply ({found[0].describe()}); rotate "
+                    "its key once that apply is done"
+                )
+            sealed_key = new_data_key(master)
+            new = Sealer(tenant_keys(master, sealed_key, name))
+            count = 0
+            for kind in kinds.names():
+                paths = secret_paths(kind)
+                if not paths:
+                    continue
+                for stored in self.repo.of_kind(kind):
+                    values = self.sealer.unseal(self.repo.sealed(kind, stored.name))
+                    if not values:
+                        continue
+                    body = copy_mappings(stored.body)
+                    for path in paths:
+                        if ".".join(path) in values:
+                            set_path(body, path, values[".".join(path)])
+                    unique = self._check(kind, stored.name, body)
+                    self.repo.update(Row(kind, stored.name, body, new.seal(kind, body), unique))
+                    self.repo.audit(actor, kind, stored.name, "rotate-key", sorted(values))
+                    count += 1
+            tenants.set_data_key(name, sealed_key)
+        self.sealer = new
+        return count
 
     # --- the rules ----------------------------------------------------------------------
 

@@ -1,5 +1,10 @@
 """Secrets at rest: sealed with Fernet, shown only as HMAC fingerprints, under one key file.
 
+Envelope encryption: the key file is the store's master key; each tenant seals with a data
+key of its own (the same 64 bytes: HMAC and Fernet), which the store keeps sealed by the
+master key, so one tenant's key is rotated without touching the others. A tenant without a
+data key (the tenant "default" of a store from before tenants) seals with the master key.
+
 The key file holds 32 bytes for fingerprints and 32 for encryption, mode 0600, beside the
 tenant. A tenant that holds secrets and has lost its key cannot be read: a new key would
 silently turn every stored secret into noise, so it is refused. A tenant that holds no secret
@@ -13,17 +18,25 @@ from __future__ import annotations
 import base64
 import json
 import os
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from channelsync.document import get_path, secret_paths, set_path
 from channelsync.fsio import PRIVATE, write_atomic
 from channelsync.secrets import fingerprint
 from channelsync.targets.base import TargetError
-from channelsync.tenant.repository import Repository
 
 KEY_SIZE = 64
 _MAX_SEALED = 1024
+
+
+class Guarded(Protocol):
+    """What a key is made under: a write transaction, and whether anything is sealed yet."""
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def holds_secrets(self) -> bool: ...
 
 
 class Keys:
@@ -65,7 +78,7 @@ class Keys:
         return cls(path, raw)
 
     @classmethod
-    def open(cls, path: Path, repo: Repository, *, readonly: bool) -> Keys:
+    def open(cls, path: Path, repo: Guarded, *, readonly: bool) -> Keys:
         """The tenant's key; a writer makes one for a tenant that holds no secret yet."""
         keys = cls.read(path, sealed=repo.holds_secrets())
         if keys.hmac_key is None and not readonly:
@@ -81,6 +94,32 @@ class Keys:
         if self._fernet_key is None:
             raise TargetError(f"key file {self.path} is missing; secrets cannot be read")
         return Fernet(self._fernet_key)
+
+
+def new_data_key(master: Keys) -> bytes:
+    """A new data key for a tenant, sealed by the master key: what the store keeps."""
+    sealed: bytes = master.fernet().encrypt(os.urandom(KEY_SIZE))
+    return sealed
+
+
+def tenant_keys(master: Keys, sealed: bytes | None, tenant: str) -> Keys:
+    """The keys tenant ``tenant`` seals and fingerprints with: its data key, unsealed by the
+    master key, or the master key itself for a tenant without one (the tenant "default" of a
+    store from before tenants, until its key is rotated)."""
+    if sealed is None:
+        return master
+    from cryptography.fernet import InvalidToken
+
+    try:
+        raw = master.fernet().decrypt(sealed)
+    except InvalidToken:
+        raw = b""
+    if len(raw) != KEY_SIZE:
+        raise TargetError(
+            f"the data key of tenant '{tenant}' does not open with key file {master.path}: "
+            "that is not the key this store's tenants were sealed with; restore it from a backup"
+        )
+    return Keys(master.path, raw)
 
 
 class Sealer:
