@@ -273,7 +273,7 @@ def test_hidden_characters_in_messages_are_shown_escaped(workdir: Path, cli: Any
     assert "\u202e" not in result.out
     assert _errors(result.out) == [
         "channels.d/odd\\u202E.yaml:1:7: error: unknown kind 'Email\\u202EScript' (did you "
-        "mean 'EmailScript'?); one of EmailChannel, SmtpServer, EmailScript"
+        "mean 'EmailScript'?); one of EmailChannel, SmtpServer, EmailScript, Agent"
     ]
 
 

@@ -14,7 +14,7 @@ def test_a_kind_the_registry_does_not_know_is_refused_in_one_line() -> None:
     with pytest.raises(TargetError) as caught:
         target.apply(Operation("create", "Queue", "Support", body={"name": "Support"}))
     assert str(caught.value) == (
-        "unknown kind 'Queue' (known: EmailChannel, SmtpServer, EmailScript)"
+        "unknown kind 'Queue' (known: EmailChannel, SmtpServer, EmailScript, Agent)"
     )
     assert target.read() == {}
 

@@ -41,6 +41,8 @@ class Kind:
     tested: bool = False  # connection-tested (channelsync test, the apply gate)
     unique: tuple[str, ...] = ()  # top-level fields unique among this kind (case-insensitive)
     word: str = ""  # the short word in messages ("channel", "script"); the name by default
+    # the section a new default SMTP server resets to the tenant's default (None: follow it)
+    resets: Path | None = None
 
     @property
     def called(self) -> str:
@@ -193,6 +195,7 @@ register(
         tested=True,
         unique=("email",),
         word="channel",
+        resets=("outgoing",),
     )
 )
 register(
@@ -223,6 +226,19 @@ register(
         ),
         builtin=DEFAULT_EMAIL_SCRIPT,
         word="script",
+    )
+)
+register(
+    Kind(
+        "Agent",
+        collection="agents",
+        model="channelsync.model:Agent",
+        console=Console("agent", f"{_CONFIGURATION} Users", "click Add new user"),
+        references={("outgoing", "server"): "SmtpServer"},
+        tested=True,
+        unique=("email",),
+        word="agent",
+        resets=("outgoing",),
     )
 )
 
