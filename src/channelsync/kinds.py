@@ -27,6 +27,9 @@ class Console:
     noun: str  # "email channel"
     open: str  # how to reach the list: "From the Configuration Menu, open Channels ..."
     add: str  # "click Add new email channel"
+    # where the resource itself enters the password of its own mail account (override: true)
+    # when channelsync holds none ("": the admin enters it, from the secret store)
+    own_password: str = ""
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,12 @@ register(
         "Agent",
         collection="agents",
         model="channelsync.model:Agent",
-        console=Console("agent", f"{_CONFIGURATION} Users", "click Add new user"),
+        console=Console(
+            "agent",
+            f"{_CONFIGURATION} Users",
+            "click Add new user",
+            own_password="Agent Console > Profile",
+        ),
         references={("outgoing", "server"): "SmtpServer"},
         tested=True,
         unique=("email",),

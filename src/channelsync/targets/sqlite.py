@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS resources (
     updated_at REAL NOT NULL,
     PRIMARY KEY (kind, name)
 );
-CREATE UNIQUE INDEX IF NOT EXISTS channel_email ON resources (email) WHERE email IS NOT NULL;
+DROP INDEX IF EXISTS channel_email;
+CREATE UNIQUE INDEX IF NOT EXISTS unique_value ON resources (kind, email) WHERE email IS NOT NULL;
 CREATE TABLE IF NOT EXISTS apply_lock (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, since TEXT NOT NULL,
@@ -253,7 +254,8 @@ class SqliteRepository:
 
     def unique_holder(self, kind: str, unique: str, name: str) -> str | None:
         rows = self._query(
-            "SELECT name FROM resources WHERE email = ? AND name != ?", (unique, name)
+            "SELECT name FROM resources WHERE kind = ? AND email = ? AND name != ?",
+            (kind, unique, name),
         )
         return str(rows[0][0]) if rows else None
 
