@@ -198,23 +198,27 @@ def json_plan(plan: Plan) -> dict[str, Any]:
         "changes": [_json_change(c) for c in plan.changes],
         "warnings": warning_texts(plan),
         "apply_needs": [r.flag for r in plan.refusals],
-        "default_reset": _json_reset(plan.default_reset),
+        **_json_reset(plan.default_reset),
     }
 
 
-def _json_reset(reset: DefaultReset | None) -> dict[str, Any] | None:
+def _json_reset(reset: DefaultReset | None) -> dict[str, Any]:
+    """``default_reset``, only in a plan that sets a new default (README, 'JSON plan
+    format'): older plans read byte for byte as they did."""
     if reset is None:
-        return None
+        return {}
     return {
-        "server": reset.server,
-        "resets": reset.counts,
-        "set_back": reset.set_back,
-        "message": default_reset_text(reset),
+        "default_reset": {
+            "server": reset.server,
+            "resets": reset.counts,
+            "set_back": reset.set_back,
+            "message": default_reset_text(reset),
+        }
     }
 
 
 def _json_change(change: Change) -> dict[str, Any]:
-    return {
+    out = {
         "kind": change.kind,
         "name": change.name,
         "action": change.action.value,
@@ -222,9 +226,12 @@ def _json_change(change: Change) -> dict[str, Any]:
         "fields": [asdict(f) for f in change.fields],
         "followers": change.followers,
         "temporary_email": change.temporary_email,
-        "reset_by": change.reset_by,
-        "reset_outside": change.reset_outside,
     }
+    if change.reset_by is not None:  # only when set: older plans read as they did
+        out["reset_by"] = change.reset_by
+    if change.reset_outside is not None:
+        out["reset_outside"] = change.reset_outside
+    return out
 
 
 def as_json(plan: Plan, extra: dict[str, Any] | None = None) -> str:
