@@ -215,3 +215,137 @@ def test_the_tenant_keeps_one_default_server_and_unique_addresses(applied: Drive
         assert "email support@example.com is used by 'Support'" in str(caught.value)
     finally:
         target.close()
+
+
+# --- a new default SMTP server resets every channel's and agent's outgoing server ----------
+
+AGENTS = """\
+kind: SmtpServer
+name: AcmeJets SMTP Server
+host: smtp.acmejets.example
+---
+kind: Agent
+name: Dana Agent
+email: dana@acmejets.example
+outgoing:
+  server: Relay
+  override: true
+---
+kind: Agent
+name: Eli Agent
+email: eli@acmejets.example
+"""
+NEW_DEFAULT = (
+    "note: setting AcmeJets SMTP Server as default resets the outgoing server of 2 agents and "
+    "2 channels; 2 of them are configured otherwise and are set back in this apply"
+)
+OUTSIDE = (
+    "(its outgoing server is the tenant's default, {}: setting a default SMTP server "
+    "outside channelsync resets the outgoing server of every channel and agent)"
+)
+
+
+@pytest.fixture
+def with_agents(driver: Driver, workdir: Path, cli: Any) -> Driver:
+    """The shared config plus two agents (one on Relay with override, one on the default)
+    and a second SMTP server, applied."""
+    (workdir / "channels.d" / "agents.yaml").write_text(AGENTS)
+    _apply(cli, driver)
+    _converged(cli, driver)
+    return driver
+
+
+def _make_acmejets_the_default(workdir: Path) -> None:
+    relay = workdir / "channels.d" / "relay.yaml"
+    relay.write_text(relay.read_text().replace("default: true\n", ""))
+    agents = workdir / "channels.d" / "agents.yaml"
+    agents.write_text(
+        agents.read_text().replace(
+            "smtp.acmejets.example\n", "smtp.acmejets.example\ndefault: true\n"
+        )
+    )
+
+
+def test_a_new_default_resets_agents_and_channels_and_one_apply_sets_them_back(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    driver = with_agents
+    _make_acmejets_the_default(workdir)
+    plan = _cli(cli, driver, "plan")
+    assert NEW_DEFAULT in plan.out.splitlines()
+    shown = json.loads(_cli(cli, driver, "plan", "--format", "json").out)
+    assert [(c["kind"], c["name"], c.get("reset_by")) for c in shown["changes"]] == [
+        ("SmtpServer", "Relay", None),
+        ("SmtpServer", "AcmeJets SMTP Server", None),  # the default first, then what it resets
+        ("Agent", "Dana Agent", "AcmeJets SMTP Server"),
+        ("EmailChannel", "Support", "AcmeJets SMTP Server"),
+    ]
+    assert shown["default_reset"] == {
+        "server": "AcmeJets SMTP Server",
+        "resets": {"EmailChannel": 2, "Agent": 2},
+        "set_back": 2,
+        "message": NEW_DEFAULT.removeprefix("note: "),
+    }
+    assert "Apply complete: 4 updated." in _apply(cli, driver).out
+    _converged(cli, driver)  # one apply: the set-backs went after the default change
+    live = _live(driver)
+    assert live[("SmtpServer", "AcmeJets SMTP Server")].data["default"] is True
+    assert live[("Agent", "Dana Agent")].data["outgoing"] == {
+        "server": "Relay",
+        "override": True,
+        "user": "dana@acmejets.example",
+    }
+    assert live[("EmailChannel", "Support")].data["outgoing"]["server"] == "Relay"
+    assert live[("Agent", "Eli Agent")].data["outgoing"] is None  # follows the default
+
+
+def test_the_runbook_lists_the_set_back_steps_in_the_console_s_words(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    _make_acmejets_the_default(workdir)
+    runbook = _cli(cli, with_agents, "plan", "--format", "runbook").out
+    assert runbook.split("\n\n")[1] == (
+        "Note: " + NEW_DEFAULT.removeprefix("note: ") + " (steps 3, 4); setting them back is "
+        "harmless if the console kept them."
+    )
+    step = runbook.split("\n\n")[4]
+    assert step.splitlines() == [
+        '3. Set back the outgoing mail server of the agent "Dana Agent" (setting AcmeJets SMTP '
+        "Server as default resets it).",
+        '   a. From the Configuration Menu, open Users, and open "Dana Agent" in the list.',
+        '   b. Set Outgoing Mail Server to "Relay".',
+        "   c. Select Override Server Configuration.",
+        '   d. Set User to "dana@acmejets.example".',
+        '   e. Ask "Dana Agent" to enter the password of their own mail account in Agent '
+        "Console > Profile (channelsync holds no agent password).",
+        "   f. Click Test connection and check that the connection to the mail server succeeds.",
+        "   g. Click Save.",
+    ]
+    assert runbook.split("\n\n")[5].splitlines()[0] == (
+        '4. Set back the outgoing mail server of the email channel "Support" (setting AcmeJets '
+        "SMTP Server as default resets it)."
+    )
+
+
+def test_drift_explains_a_reset_by_a_default_set_outside_channelsync(
+    with_agents: Driver, cli: Any
+) -> None:
+    target = with_agents.open()
+    try:  # as the console would: another server made the default
+        acme = target.read()[("SmtpServer", "AcmeJets SMTP Server")]
+        body = _body(target, acme, default=True)
+        target.apply(Operation("update", acme.kind, acme.name, body=body, expected_etag=acme.etag))
+    finally:
+        target.close()
+    live = _live(with_agents)
+    assert live[("Agent", "Dana Agent")].data["outgoing"] is None
+    assert live[("EmailChannel", "Support")].data["outgoing"] is None
+    drift = _cli(cli, with_agents, "drift")
+    assert drift.code == 2
+    blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in drift.out.split("\n\n")[1:-1]}
+    why = "      " + OUTSIDE.format("AcmeJets SMTP Server")
+    assert blocks['  ~ Agent "Dana Agent"'][0] == why
+    assert blocks['  ~ EmailChannel "Support"'][0] == why
+    assert blocks['  ~ SmtpServer "AcmeJets SMTP Server"'] == ["      ~ default: true -> false"]
+    _apply(cli, with_agents)  # sets Relay back as the default, then the two back on Relay
+    _converged(cli, with_agents)
