@@ -349,3 +349,55 @@ def test_drift_explains_a_reset_by_a_default_set_outside_channelsync(
     assert blocks['  ~ SmtpServer "AcmeJets SMTP Server"'] == ["      ~ default: true -> false"]
     _apply(cli, with_agents)  # sets Relay back as the default, then the two back on Relay
     _converged(cli, with_agents)
+
+
+def test_list_kind_agent_shows_the_outgoing_server_with_its_mode(
+    with_agents: Driver, cli: Any
+) -> None:
+    for live in ((), ("--live",)):
+        result = _cli(cli, with_agents, "list", "--kind", "agent", *live)
+        assert result.out.splitlines() == [
+            "USER NAME   EMAIL ADDRESS          OUTGOING MAIL SERVER",
+            "Dana Agent  dana@acmejets.example  Relay (override)",
+            "Eli Agent   eli@acmejets.example   Relay (tenant default)",
+            "2 agent(s)",
+        ]
+    rows = json.loads(_cli(cli, with_agents, "list", "--kind", "agent", "--format", "json").out)
+    assert rows[1] == {
+        "name": "Eli Agent",
+        "email": "eli@acmejets.example",
+        "outgoing": "Relay (tenant default)",
+        "outgoing_server": "Relay",
+        "outgoing_mode": "tenant default",
+    }
+    filtered = _cli(cli, with_agents, "list", "--kind", "agent", "--filter", "outgoing=*override*")
+    assert filtered.out.splitlines()[1:] == [
+        "Dana Agent  dana@acmejets.example  Relay (override)",
+        "1 agent(s)",
+    ]
+    bad = _cli(cli, with_agents, "list", "--kind", "agent", "--filter", "script=x")
+    assert bad.code == 1
+    assert (
+        "bad filter 'script=x': use COLUMN=VALUE with a column of name, email, outgoing" in bad.err
+    )
+
+
+def test_agents_export_and_plan_again_without_changes(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    result = _cli(cli, with_agents, "export", "--dir", "exported")
+    assert result.code == 0, result.err
+    dana = (workdir / "exported" / "agent-dana-agent.yaml").read_text().splitlines()
+    assert dana == [
+        f"# exported by channelsync from {with_agents.url}",
+        "kind: Agent",
+        "name: Dana Agent",
+        "email: dana@acmejets.example",
+        "outgoing:",
+        "  server: Relay",
+        "  override: true",  # the user is the agent's address, the default: left out
+    ]
+    eli = (workdir / "exported" / "agent-eli-agent.yaml").read_text().splitlines()
+    assert eli[1:] == ["kind: Agent", "name: Eli Agent", "email: eli@acmejets.example"]
+    again = _cli(cli, with_agents, "plan", "--dir", "exported", "--detailed-exitcode")
+    assert again.code == 0, again.out + again.err
