@@ -13,7 +13,11 @@ def test_builtin_kinds_in_the_order_users_read_them() -> None:
         "SmtpServer": "VCC Internal",
         "EmailScript": "Default Email Script",
     }
-    assert [k.name for k in kinds.all_kinds() if k.tested] == ["EmailChannel", "SmtpServer", "Agent"]
+    assert [k.name for k in kinds.all_kinds() if k.tested] == [
+        "EmailChannel",
+        "SmtpServer",
+        "Agent",
+    ]
 
 
 def test_apply_order_puts_referred_kinds_first() -> None:
