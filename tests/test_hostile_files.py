@@ -356,7 +356,7 @@ def test_documents_re_read_one_at_a_time_report_as_the_whole_file_does(
         (
             "kind: EmailScript\nname: A\n---\n  name: B\n  queues: []\n",
             "channels.d/x.yaml:4:3: error: missing 'kind'; one of EmailChannel, SmtpServer, "
-            "EmailScript",
+            "EmailScript, Agent",
         ),
         ("\ufeff\ufeffkind: EmailScript\nname: A\n", None),  # not a key named '\ufeffkind'
         (
