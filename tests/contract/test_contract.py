@@ -401,3 +401,28 @@ def test_agents_export_and_plan_again_without_changes(
     assert eli[1:] == ["kind: Agent", "name: Eli Agent", "email: eli@acmejets.example"]
     again = _cli(cli, with_agents, "plan", "--dir", "exported", "--detailed-exitcode")
     assert again.code == 0, again.out + again.err
+
+
+def test_renaming_the_default_server_resets_nothing_and_its_agents_follow_it(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    folder = workdir / "channels.d"
+    for name, old, new in (
+        ("relay.yaml", "name: Relay\n", "name: Relay 2\nrenamed_from: Relay\n"),
+        ("support.yaml", "server: Relay\n", "server: Relay 2\n"),
+        ("agents.yaml", "server: Relay\n", "server: Relay 2\n"),
+    ):
+        (folder / name).write_text((folder / name).read_text().replace(old, new))
+    plan = _cli(cli, with_agents, "plan").out
+    assert plan.splitlines()[2] == (
+        '  -> SmtpServer "Relay 2" (renamed from "Relay"; 1 agent and 1 channel follow it)'
+    )
+    assert "note:" not in plan  # a renamed default is no new default
+    runbook = _cli(cli, with_agents, "plan", "--format", "runbook").out
+    assert (
+        "   c. The 1 agent(s) and 1 channel(s) that use it follow the new name by themselves."
+        in (runbook.splitlines())
+    )
+    _apply(cli, with_agents)
+    _converged(cli, with_agents)
+    assert _live(with_agents)[("Agent", "Dana Agent")].data["outgoing"]["server"] == "Relay 2"

@@ -425,33 +425,40 @@ def refusals(plan: Plan, *, allow_delete: bool = False, force: bool = False) -> 
 
 
 def _fold_followers(changes: list[Change]) -> int:
-    """Drop the channel updates that only name a renamed script or server by its new name:
-    the tenant carries them along with the rename, which lists them. Returns how many."""
-    paths = {".".join(p): kind for p, kind in kinds.get("EmailChannel").references.items()}
+    """Drop the updates (of a channel, an agent: any kind with references) that only name a
+    renamed script or server by its new name: the tenant carries them along with the rename,
+    which lists them. Returns how many."""
+    paths = {
+        k.name: {".".join(p): target for p, target in k.references.items()}
+        for k in kinds.all_kinds()
+        if k.references
+    }
+    referred = {target for by_path in paths.values() for target in by_path.values()}
     renames = {
-        (c.kind, c.previous_name): c
-        for c in changes
-        if c.action == "rename" and c.kind in paths.values()
+        (c.kind, c.previous_name): c for c in changes if c.action == "rename" and c.kind in referred
     }
     if not renames:
         return 0
 
-    def follows(f: FieldChange) -> bool:
-        rename = renames.get((paths.get(f.path, ""), f.before))
+    def follows(kind: str, f: FieldChange) -> bool:
+        rename = renames.get((paths[kind].get(f.path, ""), f.before))
         return rename is not None and rename.name == f.after
 
     folded = {
         id(c)
         for c in changes
-        if c.kind == "EmailChannel"
+        if c.kind in paths
         and c.action == "update"
         and c.fields
-        and all(follows(f) for f in c.fields)
+        and all(follows(c.kind, f) for f in c.fields)
     }
     for change in changes:
         if id(change) in folded:
             for f in change.fields:
-                renames[(paths[f.path], f.before)].followers.append(change.name)
+                rename = renames[(paths[change.kind][f.path], f.before)]
+                rename.followers.append(change.name)
+                if change.kind != "EmailChannel":
+                    rename.follower_kinds[change.name] = change.kind
     changes[:] = [c for c in changes if id(c) not in folded]
     return len(folded)
 

@@ -85,6 +85,8 @@ class Change:
     fields: list[FieldChange] = field(default_factory=list)
     live_etag: str | None = None
     followers: list[str] = field(default_factory=list)  # channels the tenant carries along
+    # the kind of each follower that is not a channel (an agent), by name
+    follower_kinds: dict[str, str] = field(default_factory=dict)
     # an address another channel takes in the same apply: this channel holds this one first
     temporary_email: str | None = None
     # the SmtpServer this apply makes the default, which resets this resource's outgoing

@@ -60,7 +60,21 @@ def _following(change: Change) -> str:
     n = len(change.followers)
     if not n:
         return ""
+    if change.follower_kinds:  # not only channels: "1 channel and 2 agents follow it"
+        counts = following_counts(change)
+        parts = [f"{c} {word}{'' if c == 1 else 's'}" for word, c in counts.items()]
+        verb = "follows" if n == 1 else "follow"
+        return f"; {' and '.join(parts)} {verb} it"
     return f"; {n} channel follows it" if n == 1 else f"; {n} channels follow it"
+
+
+def following_counts(change: Change) -> dict[str, int]:
+    """How many followers of a rename of each kind, by the kind's word."""
+    counts: dict[str, int] = {}
+    for name in change.followers:
+        word = kinds.get(change.follower_kinds.get(name, "EmailChannel")).called
+        counts[word] = counts.get(word, 0) + 1
+    return dict(sorted(counts.items()))  # in the order of default_reset_text
 
 
 def temporary_note(change: Change) -> str:

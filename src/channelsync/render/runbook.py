@@ -10,7 +10,7 @@ from typing import Any
 from channelsync import kinds
 from channelsync.document import field_titles
 from channelsync.plan import Change, Plan
-from channelsync.render.plan import default_reset_text, own_password_note
+from channelsync.render.plan import default_reset_text, following_counts, own_password_note
 
 _WORDS = {
     "pop3": "POP3",
@@ -107,8 +107,9 @@ def _steps(change: Change) -> list[tuple[str, str]]:
         label = field_titles(change.kind).get("name", "Name")
         steps.append(f'Set {label} to "{change.name}".')
     if change.followers:
-        n = len(change.followers)
-        steps.append(f"The {n} channel(s) that use it follow the new name by themselves.")
+        counts = following_counts(change)
+        users = " and ".join(f"{n} {word}(s)" for word, n in counts.items())
+        steps.append(f"The {users} that use it follow the new name by themselves.")
     steps.extend(_field_step(change, f.path, f.after, f.sensitive) for f in change.fields)
     if own_password_note(change) is not None:
         steps.append(
