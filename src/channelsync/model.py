@@ -74,6 +74,15 @@ SecretRef = Annotated[
     ),
 ]
 
+# The Outgoing Mail Server of a channel or an agent.
+OutgoingServer = Annotated[
+    Name,
+    Field(
+        title="Outgoing Mail Server",
+        description=f'An SmtpServer\'s name, or "{BUILTIN_SMTP_SERVER}".',
+    ),
+]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -134,10 +143,7 @@ class Incoming(_Strict):
 class Outgoing(_Strict):
     """Outgoing Mail Configuration: where agents' replies are sent from."""
 
-    server: Name = Field(
-        title="Outgoing Mail Server",
-        description=f'An SmtpServer\'s name, or "{BUILTIN_SMTP_SERVER}".',
-    )
+    server: OutgoingServer
     override: bool = Field(
         default=False,
         title="Override Server Configuration",
@@ -237,10 +243,7 @@ class AgentOutgoing(_Strict):
         json_schema_extra={"x-refused": {"password": AGENT_PASSWORD_REFUSED}},
     )
 
-    server: Name = Field(
-        title="Outgoing Mail Server",
-        description=f'An SmtpServer\'s name, or "{BUILTIN_SMTP_SERVER}".',
-    )
+    server: OutgoingServer
     override: bool = Field(
         default=False,
         title="Override Server Configuration",
