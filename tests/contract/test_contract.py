@@ -321,6 +321,8 @@ def test_the_runbook_lists_the_set_back_steps_in_the_console_s_words(
         "   f. Click Test connection and check that the connection to the mail server succeeds.",
         "   g. Click Save.",
     ]
+    markdown = _cli(cli, with_agents, "plan", "--format", "markdown").out
+    assert "> :information_source: " + NEW_DEFAULT.removeprefix("note: ") in markdown.splitlines()
     assert runbook.split("\n\n")[5].splitlines()[0] == (
         '4. Set back the outgoing mail server of the email channel "Support" (setting AcmeJets '
         "SMTP Server as default resets it)."
