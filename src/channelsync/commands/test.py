@@ -113,7 +113,11 @@ def run(args: argparse.Namespace) -> int:
         unknown = sorted(wanted - {r.name for r in resources})
         if unknown:
             names = ", ".join(f"'{n}'" for n in unknown)
-            print(f"error: no channel or SMTP server named {names}", file=sys.stderr)
+            from channelsync import kinds
+
+            words = [k.called for k in kinds.all_kinds() if k.tested]
+            what = ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
+            print(f"error: no {what} named {names}", file=sys.stderr)
             return EXIT_ERROR
         resources = [r for r in resources if r.name in wanted]
     if args.cleanup and not args.end_to_end:
