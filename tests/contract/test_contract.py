@@ -428,3 +428,27 @@ def test_renaming_the_default_server_resets_nothing_and_its_agents_follow_it(
     _apply(cli, with_agents)
     _converged(cli, with_agents)
     assert _live(with_agents)[("Agent", "Dana Agent")].data["outgoing"]["server"] == "Relay 2"
+
+
+def test_a_new_default_and_a_rename_in_one_apply_set_back_the_followers_too(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    folder = workdir / "channels.d"
+    for name, old, new in (
+        ("relay.yaml", "name: Relay\n", "name: Relay 2\nrenamed_from: Relay\n"),
+        ("support.yaml", "server: Relay\n", "server: Relay 2\n"),
+        ("agents.yaml", "server: Relay\n", "server: Relay 2\n"),
+    ):
+        (folder / name).write_text((folder / name).read_text().replace(old, new))
+    _make_acmejets_the_default(workdir)
+    shown = json.loads(_cli(cli, with_agents, "plan", "--format", "json").out)
+    assert shown["summary"] == {"create": 0, "update": 3, "rename": 1, "delete": 0, "no_op": 3}
+    assert [(c["name"], c["action"], c.get("reset_by")) for c in shown["changes"]] == [
+        ("Relay 2", "rename", None),
+        ("AcmeJets SMTP Server", "update", None),
+        ("Dana Agent", "update", "AcmeJets SMTP Server"),
+        ("Support", "update", "AcmeJets SMTP Server"),
+    ]
+    _apply(cli, with_agents)
+    _converged(cli, with_agents)
+    assert _live(with_agents)[("Agent", "Dana Agent")].data["outgoing"]["server"] == "Relay 2"

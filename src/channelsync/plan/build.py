@@ -204,12 +204,13 @@ def _make_plan(
         not_selected = len(changes) - len(kept)
         changes = kept
         unresolved = [u for u in unresolved if (u[0].kind, u[0].name) in selected]
+    chosen = {id(c) for c in changes}
     followers = _fold_followers(changes)
     no_op += followers
     _explain_outside_resets(changes, config, live)
     reset = None
     if for_apply:
-        resetting = _Resetting(config, live, every, unresolved, fingerprints)
+        resetting = _Resetting(config, live, every, chosen, unresolved, fingerprints)
         reset = resetting.set_back(changes)
         no_op -= resetting.were_unchanged
         not_selected -= resetting.were_not_selected
@@ -263,12 +264,14 @@ class _Resetting:
         config: Config,
         live: dict[Key, LiveResource],
         every: list[Change],
+        chosen: set[int],
         unresolved: list[Unresolved],
         fingerprints: _Fingerprints,
     ) -> None:
         self._config = config
         self._live = live
         self._every = every  # before --only: a change it left out may be needed after all
+        self._chosen = chosen  # the ids of the changes --only kept (followers among them)
         self._unresolved = unresolved
         self._fingerprints = fingerprints
         self.were_unchanged = 0
@@ -298,9 +301,12 @@ class _Resetting:
             set_back += 1
             if change is not None:
                 change.reset_by = new
-                if id(change) not in kept:
+                if id(change) not in kept:  # left out by --only, or folded into a rename
                     changes.append(change)
-                    self.were_not_selected += 1
+                    if id(change) in self._chosen:
+                        self.were_unchanged += 1
+                    else:
+                        self.were_not_selected += 1
                 continue
             desired = _comparable(item, res, self._unresolved, self._fingerprints)
             before = copy_mappings(res.data)
