@@ -204,12 +204,14 @@ def _make_plan(
         not_selected = len(changes) - len(kept)
         changes = kept
         unresolved = [u for u in unresolved if (u[0].kind, u[0].name) in selected]
-    chosen = {id(c) for c in changes}
+    # only a plan that changes an SmtpServer can set a new default (then the ids are needed)
+    servers = for_apply and any(c.kind == "SmtpServer" for c in changes)
+    chosen = {id(c) for c in changes} if servers else set()
     followers = _fold_followers(changes)
     no_op += followers
     _explain_outside_resets(changes, config, live)
     reset = None
-    if for_apply:
+    if servers:
         resetting = _Resetting(config, live, every, chosen, unresolved, fingerprints)
         reset = resetting.set_back(changes)
         no_op -= resetting.were_unchanged
