@@ -77,7 +77,7 @@ def _parking(change: Change) -> tuple[str, list[tuple[str, str]]]:
 
 def _title(change: Change) -> str:
     noun = kinds.get(change.kind).console.noun
-    if change.reset_by is not None:
+    if change.reset_by is not None and change.action == "update":
         return (
             f'Set back the outgoing mail server of the {noun} "{change.name}" (setting '
             f"{change.reset_by} as default resets it)."
