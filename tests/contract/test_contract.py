@@ -452,3 +452,39 @@ def test_a_new_default_and_a_rename_in_one_apply_set_back_the_followers_too(
     _apply(cli, with_agents)
     _converged(cli, with_agents)
     assert _live(with_agents)[("Agent", "Dana Agent")].data["outgoing"]["server"] == "Relay 2"
+
+
+def test_no_default_left_makes_vcc_internal_the_default_and_one_apply_sets_them_back(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    relay = workdir / "channels.d" / "relay.yaml"
+    relay.write_text(relay.read_text().replace("default: true\n", ""))
+    plan = _cli(cli, with_agents, "plan").out
+    assert (
+        "note: setting VCC Internal as default resets the outgoing server of 2 agents and 2 "
+        "channels; 2 of them are configured otherwise and are set back in this apply"
+    ) in plan.splitlines()
+    _apply(cli, with_agents)
+    _converged(cli, with_agents)
+
+
+def test_deleting_the_default_server_sets_back_after_the_delete(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    folder = workdir / "channels.d"
+    _make_acmejets_the_default(workdir)
+    _apply(cli, with_agents)
+    for name in ("support.yaml", "agents.yaml"):  # everyone on Relay, and AcmeJets goes
+        path = folder / name
+        path.write_text(path.read_text().replace("server: AcmeJets SMTP Server", "server: Relay"))
+    agents = folder / "agents.yaml"
+    agents.write_text(agents.read_text().split("---\n", 1)[1])
+    shown = json.loads(_cli(cli, with_agents, "plan", "--format", "json").out)
+    assert [(c["name"], c["action"]) for c in shown["changes"]] == [
+        ("AcmeJets SMTP Server", "delete"),
+        ("Dana Agent", "update"),
+        ("Support", "update"),
+    ]
+    assert shown["default_reset"]["server"] == "VCC Internal"
+    _apply(cli, with_agents, "--allow-delete")
+    _converged(cli, with_agents)

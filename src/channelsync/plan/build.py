@@ -217,6 +217,11 @@ def _make_plan(
         no_op -= resetting.were_unchanged
         not_selected -= resetting.were_not_selected
     changes = _order(changes, config, live)
+    if reset is not None and any(c.kind == "SmtpServer" and c.action == "delete" for c in changes):
+        # the default may go with a delete, and deletes go last: the set-backs after them
+        changes = [c for c in changes if c.reset_by is None] + [
+            c for c in changes if c.reset_by is not None
+        ]
     warnings = _secret_warnings(unresolved, changes)
     return Plan(
         target.url,
