@@ -208,6 +208,8 @@ def test_the_tenant_keeps_one_default_server_and_unique_addresses(applied: Drive
         servers = target.read()
         assert servers[("SmtpServer", "Backup")].data["default"] is True
         assert servers[("SmtpServer", "Relay")].data["default"] is False
+        # the new default reset the channel's own server (issue 12: the rule read literally)
+        assert servers[("EmailChannel", "Support")].data["outgoing"] is None
         support = live[("EmailChannel", "Support")]
         twin = _body(target, support, name="Support Twin")
         with pytest.raises(TargetError) as caught:
