@@ -116,7 +116,7 @@ def for_failed_check(reply: str, check: Check) -> Notice | None:
 
 
 def diagnostics(resources: Sequence[Loaded], as_of: dt.date) -> Iterator[Diagnostic]:
-    """A warning for each notice that applies to a channel or SMTP server."""
+    """A warning for each notice that applies to a channel, an agent or an SMTP server."""
     servers = {r.name: r.data for r in resources if r.kind == "SmtpServer"}
     for item in resources:
         data = item.data
@@ -125,6 +125,7 @@ def diagnostics(resources: Sequence[Loaded], as_of: dt.date) -> Iterator[Diagnos
             auth: Auth = "password" if incoming["auth"] == "normal" else "oauth"
             for notice in applying("incoming", incoming["server"], auth):
                 yield item.diagnostic(("incoming", "server"), "warning", notice.warning(as_of))
+        if item.kind in ("EmailChannel", "Agent"):  # its own account's password (override)
             out = data.get("outgoing") or {}
             server = servers.get(out.get("server", ""))
             if out.get("override") and server is not None and out["server"] != BUILTIN_SMTP_SERVER:
