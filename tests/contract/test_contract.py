@@ -407,9 +407,8 @@ def test_agents_export_and_plan_again_without_changes(
     assert again.code == 0, again.out + again.err
 
 
-def test_renaming_the_default_server_resets_nothing_and_its_agents_follow_it(
-    with_agents: Driver, workdir: Path, cli: Any
-) -> None:
+def _rename_relay(workdir: Path) -> None:
+    """Relay (the default) renamed to Relay 2, and the channel and the agent that use it."""
     folder = workdir / "channels.d"
     for name, old, new in (
         ("relay.yaml", "name: Relay\n", "name: Relay 2\nrenamed_from: Relay\n"),
@@ -417,6 +416,12 @@ def test_renaming_the_default_server_resets_nothing_and_its_agents_follow_it(
         ("agents.yaml", "server: Relay\n", "server: Relay 2\n"),
     ):
         (folder / name).write_text((folder / name).read_text().replace(old, new))
+
+
+def test_renaming_the_default_server_resets_nothing_and_its_agents_follow_it(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    _rename_relay(workdir)
     plan = _cli(cli, with_agents, "plan").out
     assert plan.splitlines()[2] == (
         '  -> SmtpServer "Relay 2" (renamed from "Relay"; 1 agent and 1 channel follow it)'
@@ -435,13 +440,7 @@ def test_renaming_the_default_server_resets_nothing_and_its_agents_follow_it(
 def test_a_new_default_and_a_rename_in_one_apply_set_back_the_followers_too(
     with_agents: Driver, workdir: Path, cli: Any
 ) -> None:
-    folder = workdir / "channels.d"
-    for name, old, new in (
-        ("relay.yaml", "name: Relay\n", "name: Relay 2\nrenamed_from: Relay\n"),
-        ("support.yaml", "server: Relay\n", "server: Relay 2\n"),
-        ("agents.yaml", "server: Relay\n", "server: Relay 2\n"),
-    ):
-        (folder / name).write_text((folder / name).read_text().replace(old, new))
+    _rename_relay(workdir)
     _make_acmejets_the_default(workdir)
     shown = json.loads(_cli(cli, with_agents, "plan", "--format", "json").out)
     assert shown["summary"] == {"create": 0, "update": 3, "rename": 1, "delete": 0, "no_op": 3}
