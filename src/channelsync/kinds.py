@@ -18,6 +18,7 @@ from typing import Any
 from channelsync.defaults import BUILTIN_SMTP_SERVER, DEFAULT_EMAIL_SCRIPT
 
 Path = tuple[str, ...]  # a field path inside a resource, e.g. ("outgoing", "server")
+OUTGOING_SERVER: Path = ("outgoing", "server")  # the Outgoing Mail Server of a channel, an agent
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ register(
             f"{_CONFIGURATION} Channels and go to the Email tab",
             "click Add new email channel",
         ),
-        references={("script",): "EmailScript", ("outgoing", "server"): "SmtpServer"},
+        references={("script",): "EmailScript", OUTGOING_SERVER: "SmtpServer"},
         local_fields=(
             ("incoming", "tls"),
             ("incoming", "allow_insecure_auth"),
@@ -242,7 +243,7 @@ register(
             "click Add new user",
             own_password="Agent Console > Profile",
         ),
-        references={("outgoing", "server"): "SmtpServer"},
+        references={OUTGOING_SERVER: "SmtpServer"},
         tested=True,
         unique=("email",),
         word="agent",

@@ -16,6 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
+from channelsync import kinds
 from channelsync.defaults import BUILTIN_SMTP_SERVER
 
 if TYPE_CHECKING:
@@ -125,7 +126,8 @@ def diagnostics(resources: Sequence[Loaded], as_of: dt.date) -> Iterator[Diagnos
             auth: Auth = "password" if incoming["auth"] == "normal" else "oauth"
             for notice in applying("incoming", incoming["server"], auth):
                 yield item.diagnostic(("incoming", "server"), "warning", notice.warning(as_of))
-        if item.kind in ("EmailChannel", "Agent"):  # its own account's password (override)
+        # a channel's or an agent's own account (override)
+        if kinds.OUTGOING_SERVER in kinds.get(item.kind).references:
             out = data.get("outgoing") or {}
             server = servers.get(out.get("server", ""))
             if out.get("override") and server is not None and out["server"] != BUILTIN_SMTP_SERVER:

@@ -56,7 +56,7 @@ def checks_for(
             continue
         if item.kind == "EmailChannel":
             checks.append(_incoming(item))
-        if _OUTGOING not in kinds.get(item.kind).references:
+        if kinds.OUTGOING_SERVER not in kinds.get(item.kind).references:
             continue
         out = item.data.get("outgoing")
         if out and out.get("override") and out["server"] != BUILTIN_SMTP_SERVER:
@@ -64,9 +64,6 @@ def checks_for(
             if server is not None and server.kind == "SmtpServer":
                 checks.append(_outgoing(server, item, out))
     return checks
-
-
-_OUTGOING = ("outgoing", "server")  # a kind's Outgoing Mail Server (a channel's, an agent's)
 
 
 def _incoming(item: Loaded) -> Check:
