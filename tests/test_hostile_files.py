@@ -273,7 +273,7 @@ def test_hidden_characters_in_messages_are_shown_escaped(workdir: Path, cli: Any
     assert "\u202e" not in result.out
     assert _errors(result.out) == [
         "channels.d/odd\\u202E.yaml:1:7: error: unknown kind 'Email\\u202EScript' (did you "
-        "mean 'EmailScript'?); one of EmailChannel, SmtpServer, EmailScript"
+        "mean 'EmailScript'?); one of EmailChannel, SmtpServer, EmailScript, Agent"
     ]
 
 
@@ -356,7 +356,7 @@ def test_documents_re_read_one_at_a_time_report_as_the_whole_file_does(
         (
             "kind: EmailScript\nname: A\n---\n  name: B\n  queues: []\n",
             "channels.d/x.yaml:4:3: error: missing 'kind'; one of EmailChannel, SmtpServer, "
-            "EmailScript",
+            "EmailScript, Agent",
         ),
         ("\ufeff\ufeffkind: EmailScript\nname: A\n", None),  # not a key named '\ufeffkind'
         (

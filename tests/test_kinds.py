@@ -8,16 +8,20 @@ from channelsync import kinds
 
 
 def test_builtin_kinds_in_the_order_users_read_them() -> None:
-    assert kinds.names() == ("EmailChannel", "SmtpServer", "EmailScript")
+    assert kinds.names() == ("EmailChannel", "SmtpServer", "EmailScript", "Agent")
     assert kinds.builtin_names() == {
         "SmtpServer": "VCC Internal",
         "EmailScript": "Default Email Script",
     }
-    assert [k.name for k in kinds.all_kinds() if k.tested] == ["EmailChannel", "SmtpServer"]
+    assert [k.name for k in kinds.all_kinds() if k.tested] == [
+        "EmailChannel",
+        "SmtpServer",
+        "Agent",
+    ]
 
 
 def test_apply_order_puts_referred_kinds_first() -> None:
-    assert kinds.dependency_order() == ("EmailScript", "SmtpServer", "EmailChannel")
+    assert kinds.dependency_order() == ("EmailScript", "SmtpServer", "EmailChannel", "Agent")
 
 
 def test_the_walker_finds_every_user_of_a_resource() -> None:
@@ -34,7 +38,10 @@ def test_the_walker_finds_every_user_of_a_resource() -> None:
     assert kinds.users_of(resources, "SmtpServer", "R") == [
         ("EmailChannel", "B", ("outgoing", "server"))
     ]
-    assert kinds.referring_kinds("SmtpServer") == [("EmailChannel", ("outgoing", "server"))]
+    assert kinds.referring_kinds("SmtpServer") == [
+        ("EmailChannel", ("outgoing", "server")),
+        ("Agent", ("outgoing", "server")),
+    ]
 
 
 def test_a_reference_to_an_unregistered_kind_or_a_cycle_is_refused() -> None:
@@ -49,4 +56,4 @@ def test_a_reference_to_an_unregistered_kind_or_a_cycle_is_refused() -> None:
     finally:
         kinds.unregister("Loop")
         kinds.unregister("Knot")
-    assert kinds.names() == ("EmailChannel", "SmtpServer", "EmailScript")
+    assert kinds.names() == ("EmailChannel", "SmtpServer", "EmailScript", "Agent")

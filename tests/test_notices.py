@@ -190,3 +190,19 @@ def test_a_quoted_notice_says_from_when_before_its_date_and_since_when_after() -
         "Exchange Online, from 2026-12-31 (in 30 days): "
     )
     assert notice.quote(dt.date(2027, 1, 1)).startswith("Exchange Online, since 2026-12-31: ")
+
+
+def test_an_agent_overriding_an_office365_server_is_warned_too(workdir: Path, cli: Any) -> None:
+    agent = {
+        "kind": "Agent",
+        "name": "Dana Agent",
+        "email": "dana@contoso.example",
+        "outgoing": {"server": "Office 365", "override": True},
+    }
+    (workdir / "channels.d" / "s.yaml").write_text(json.dumps(SMTP_OFFICE365), encoding="utf-8")
+    warnings = _validate(workdir, cli, agent, "--as-of", "2027-01-01")
+    assert [w.split(": warning: ")[0] for w in warnings] == [
+        "channels.d/c.yaml:1:97",
+        "channels.d/s.yaml:1:54",
+    ]
+    assert warnings[0].split(": warning: ")[1].startswith("Exchange Online, since 2026-12-31: ")

@@ -139,18 +139,24 @@ def _execute(ops: list[tuple[Change, Operation]], target: Target) -> ApplyReport
             report.parked.append(change)
             continue
         report.applied.append(change)
-        if _cascades(op):
+        if _cascades(change, op):
             # the tenant changed other resources itself; we hold the lock, so expect them
             # as it left them
             refreshed = {key: res.etag for key, res in target.read().items()}
     return report
 
 
-def _cascades(op: Operation) -> bool:
-    """Operations after which the tenant itself changes other resources."""
-    if op.action == "rename" and kinds.referring_kinds(op.kind):  # the users follow
+def _cascades(change: Change, op: Operation) -> bool:
+    """Operations after which the tenant itself changes other resources: a rename (the users
+    follow) and a change of the tenant's default SMTP server, set or cleared (the other
+    default is cleared; every channel's and agent's outgoing server is reset)."""
+    if op.action == "rename" and kinds.referring_kinds(op.kind):
         return True
-    return op.kind == "SmtpServer" and bool(op.body and op.body.get("default"))
+    if op.kind != "SmtpServer":
+        return False
+    return bool(op.body and op.body.get("default")) or any(
+        f.path == "default" and True in (f.before, f.after) for f in change.fields
+    )
 
 
 @dataclass

@@ -155,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     _target_option(p)
     p.add_argument("--live", action="store_true", help="list the target, not the config")
     p.add_argument(
+        "--kind",
+        choices=("channel", "agent"),
+        default="channel",
+        help="what to list: channels (the default) or agents",
+    )
+    p.add_argument(
         "--sort",
         default="name",
         metavar="COLUMN",

@@ -88,8 +88,8 @@ def apply_derived(kind: str, doc: dict[str, Any]) -> None:
         incoming = doc["incoming"]
         if incoming.get("port") is None:
             incoming["port"] = INCOMING_DEFAULT_PORTS[incoming["protocol"]]
-        outgoing = doc.get("outgoing")
-        if outgoing is not None and outgoing.get("override") and outgoing.get("user") is None:
-            outgoing["user"] = doc["email"]
     elif kind == "SmtpServer" and doc.get("port") is None:
         doc["port"] = SMTP_DEFAULT_PORTS[doc["security"]]
+    outgoing = doc.get("outgoing")  # a channel's or an agent's: the account is its address
+    if type(outgoing) is dict and outgoing.get("override") and outgoing.get("user") is None:
+        outgoing["user"] = doc["email"]

@@ -18,6 +18,7 @@ from typing import Any
 from channelsync.defaults import BUILTIN_SMTP_SERVER, DEFAULT_EMAIL_SCRIPT
 
 Path = tuple[str, ...]  # a field path inside a resource, e.g. ("outgoing", "server")
+OUTGOING_SERVER: Path = ("outgoing", "server")  # the Outgoing Mail Server of a channel, an agent
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class Console:
     noun: str  # "email channel"
     open: str  # how to reach the list: "From the Configuration Menu, open Channels ..."
     add: str  # "click Add new email channel"
+    # where the resource itself enters the password of its own mail account (override: true)
+    # when channelsync holds none ("": the admin enters it, from the secret store)
+    own_password: str = ""
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class Kind:
     tested: bool = False  # connection-tested (channelsync test, the apply gate)
     unique: tuple[str, ...] = ()  # top-level fields unique among this kind (case-insensitive)
     word: str = ""  # the short word in messages ("channel", "script"); the name by default
+    # the section a new default SMTP server resets to the tenant's default (None: follow it)
+    resets: Path | None = None
 
     @property
     def called(self) -> str:
@@ -183,7 +189,7 @@ register(
             f"{_CONFIGURATION} Channels and go to the Email tab",
             "click Add new email channel",
         ),
-        references={("script",): "EmailScript", ("outgoing", "server"): "SmtpServer"},
+        references={("script",): "EmailScript", OUTGOING_SERVER: "SmtpServer"},
         local_fields=(
             ("incoming", "tls"),
             ("incoming", "allow_insecure_auth"),
@@ -193,6 +199,7 @@ register(
         tested=True,
         unique=("email",),
         word="channel",
+        resets=("outgoing",),
     )
 )
 register(
@@ -223,6 +230,24 @@ register(
         ),
         builtin=DEFAULT_EMAIL_SCRIPT,
         word="script",
+    )
+)
+register(
+    Kind(
+        "Agent",
+        collection="agents",
+        model="channelsync.model:Agent",
+        console=Console(
+            "agent",
+            f"{_CONFIGURATION} Users",
+            "click Add new user",
+            own_password="Agent Console > Profile",
+        ),
+        references={OUTGOING_SERVER: "SmtpServer"},
+        tested=True,
+        unique=("email",),
+        word="agent",
+        resets=("outgoing",),
     )
 )
 

@@ -1,7 +1,8 @@
-"""The console's channel list: one row per channel, sortable and filterable.
+"""The console's channel list (and its user list of agents): one row per resource,
+sortable and filterable.
 
-The Outgoing Mail Server column shows where replies really go: a channel without its own
-outgoing server follows the tenant's default (the SmtpServer marked default, else VCC
+The Outgoing Mail Server column shows where replies really go: a channel or agent without its
+own outgoing server follows the tenant's default (the SmtpServer marked default, else VCC
 Internal), as the vendor's list does.
 """
 
@@ -16,6 +17,9 @@ from typing import Any
 from channelsync.errors import UsageError
 
 COLUMNS = ("name", "email", "protocol", "incoming", "port", "outgoing", "script", "enabled")
+AGENT_COLUMNS = ("name", "email", "outgoing")
+# the kinds `list --kind` shows, by their word, with their columns
+LISTED = {"channel": ("EmailChannel", COLUMNS), "agent": ("Agent", AGENT_COLUMNS)}
 # outgoing_mode: the channel follows the tenant default, sends through its server with its own
 # account (override), or through its server with the server's account (assigned)
 OVERRIDE, ASSIGNED = "override", "assigned"
@@ -28,12 +32,12 @@ class Filter:
     value: str
 
     @classmethod
-    def parse(cls, text: str) -> Filter:
+    def parse(cls, text: str, columns: tuple[str, ...] = COLUMNS) -> Filter:
         column, sep, value = text.partition("=")
         column = column.strip().lower()
-        if not sep or column not in COLUMNS:
+        if not sep or column not in columns:
             raise UsageError(
-                f"bad filter '{text}': use COLUMN=VALUE with a column of {', '.join(COLUMNS)}"
+                f"bad filter '{text}': use COLUMN=VALUE with a column of {', '.join(columns)}"
             )
         value = value.strip()
         if column == "enabled":
@@ -55,14 +59,19 @@ class Filter:
         return any(c.lower() == wanted or fnmatchcase(c.lower(), wanted) for c in cells)
 
 
+def _outgoing(resource: dict[str, Any], tenant_default: str) -> dict[str, Any]:
+    """The Outgoing Mail Server cells of a channel or an agent."""
+    outgoing = resource.get("outgoing")
+    server = outgoing["server"] if outgoing else tenant_default
+    mode = "tenant default" if not outgoing else OVERRIDE if outgoing.get("override") else ""
+    shown = f"{server} ({mode})" if mode else server
+    return {"outgoing": shown, "outgoing_server": server, "outgoing_mode": mode or ASSIGNED}
+
+
 def rows(channels: Iterable[dict[str, Any]], tenant_default: str) -> list[dict[str, Any]]:
     out = []
     for ch in channels:
         incoming = ch["incoming"]
-        outgoing = ch.get("outgoing")
-        server = outgoing["server"] if outgoing else tenant_default
-        mode = "tenant default" if not outgoing else OVERRIDE if outgoing.get("override") else ""
-        shown = f"{server} ({mode})" if mode else server
         out.append(
             {
                 "name": ch["name"],
@@ -70,9 +79,7 @@ def rows(channels: Iterable[dict[str, Any]], tenant_default: str) -> list[dict[s
                 "protocol": incoming["protocol"],
                 "incoming": incoming["server"],
                 "port": incoming["port"],
-                "outgoing": shown,
-                "outgoing_server": server,
-                "outgoing_mode": mode or ASSIGNED,
+                **_outgoing(ch, tenant_default),
                 "script": ch["script"],
                 "enabled": ch["enabled"],
             }
@@ -80,10 +87,21 @@ def rows(channels: Iterable[dict[str, Any]], tenant_default: str) -> list[dict[s
     return out
 
 
-def select(table: list[dict[str, Any]], filters: list[Filter], sort: str) -> list[dict[str, Any]]:
+def agent_rows(agents: Iterable[dict[str, Any]], tenant_default: str) -> list[dict[str, Any]]:
+    return [
+        {"name": a["name"], "email": a["email"], **_outgoing(a, tenant_default)} for a in agents
+    ]
+
+
+def select(
+    table: list[dict[str, Any]],
+    filters: list[Filter],
+    sort: str,
+    columns: tuple[str, ...] = COLUMNS,
+) -> list[dict[str, Any]]:
     column = sort.lstrip("-").lower()
-    if column not in COLUMNS:
-        raise UsageError(f"cannot sort by '{sort}': use one of {', '.join(COLUMNS)}")
+    if column not in columns:
+        raise UsageError(f"cannot sort by '{sort}': use one of {', '.join(columns)}")
     kept = [r for r in table if all(f.matches(r) for f in filters)]
     return sorted(
         kept,

@@ -340,8 +340,11 @@ def _explain(error: SchemaError) -> Iterator[tuple[Path_, str, bool]]:
         yield path, f"missing required field '{_dotted((*path, missing))}'", bool(path)
     elif validator == "additionalProperties":
         allowed = list(schema.get("properties", {}))
+        refused = schema.get("x-refused", {})  # fields with a reason of their own
         for key in value:
-            if key not in allowed:
+            if key in refused:
+                yield (*path, key), f"{_dotted((*path, key))}: {refused[key]}", True
+            elif key not in allowed:
                 hint = did_you_mean(str(key), allowed) or f"; allowed: {', '.join(allowed)}"
                 inside = f" in {where}" if path else ""
                 yield (*path, key), f"unknown field '{key}'{inside}{hint}", True

@@ -74,6 +74,15 @@ SecretRef = Annotated[
     ),
 ]
 
+# The Outgoing Mail Server of a channel or an agent.
+OutgoingServer = Annotated[
+    Name,
+    Field(
+        title="Outgoing Mail Server",
+        description=f'An SmtpServer\'s name, or "{BUILTIN_SMTP_SERVER}".',
+    ),
+]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -134,10 +143,7 @@ class Incoming(_Strict):
 class Outgoing(_Strict):
     """Outgoing Mail Configuration: where agents' replies are sent from."""
 
-    server: Name = Field(
-        title="Outgoing Mail Server",
-        description=f'An SmtpServer\'s name, or "{BUILTIN_SMTP_SERVER}".',
-    )
+    server: OutgoingServer
     override: bool = Field(
         default=False,
         title="Override Server Configuration",
@@ -220,3 +226,46 @@ class EmailScript(_Strict):
     name: Name = Field(title="Script name")
     renamed_from: Name | None = None
     queues: list[Name] = Field(default=[], description="Email queues it routes to.")
+
+
+# Why a field that a channel's section has is not an agent's (the loader says it).
+AGENT_PASSWORD_REFUSED = (
+    "channelsync holds no agent password: with override: true the agent enters it in "
+    "Agent Console > Profile; remove it"
+)
+
+
+class AgentOutgoing(_Strict):
+    """An agent's Outgoing Mail Server (Users > the agent > Outgoing Mail Server)."""
+
+    model_config = ConfigDict(
+        **_Strict.model_config,
+        json_schema_extra={"x-refused": {"password": AGENT_PASSWORD_REFUSED}},
+    )
+
+    server: OutgoingServer
+    override: bool = Field(
+        default=False,
+        title="Override Server Configuration",
+        description="Send with the agent's own mail account on that server; the agent enters "
+        "its password in Agent Console > Profile (channelsync never holds it).",
+    )
+    user: Name | None = Field(
+        default=None, description="Account for override; defaults to the agent's email."
+    )
+
+
+class Agent(_Strict):
+    """An agent (a user of the contact centre) and the server its replies are sent through."""
+
+    kind: Literal["Agent"]
+    name: Name = Field(
+        title="User name", description="The agent's login name; unique, the agent's identity."
+    )
+    renamed_from: Name | None = Field(
+        default=None, description="Previous name, so a rename keeps the live agent."
+    )
+    email: Email = Field(title="Email Address", description="The agent's address; unique.")
+    outgoing: AgentOutgoing | None = Field(
+        default=None, description="Omitted means the tenant's default SMTP server."
+    )

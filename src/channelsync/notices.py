@@ -16,6 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
+from channelsync import kinds
 from channelsync.defaults import BUILTIN_SMTP_SERVER
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def for_failed_check(reply: str, check: Check) -> Notice | None:
 
 
 def diagnostics(resources: Sequence[Loaded], as_of: dt.date) -> Iterator[Diagnostic]:
-    """A warning for each notice that applies to a channel or SMTP server."""
+    """A warning for each notice that applies to a channel, an agent or an SMTP server."""
     servers = {r.name: r.data for r in resources if r.kind == "SmtpServer"}
     for item in resources:
         data = item.data
@@ -125,6 +126,8 @@ def diagnostics(resources: Sequence[Loaded], as_of: dt.date) -> Iterator[Diagnos
             auth: Auth = "password" if incoming["auth"] == "normal" else "oauth"
             for notice in applying("incoming", incoming["server"], auth):
                 yield item.diagnostic(("incoming", "server"), "warning", notice.warning(as_of))
+        # a channel's or an agent's own account (override)
+        if kinds.OUTGOING_SERVER in kinds.get(item.kind).references:
             out = data.get("outgoing") or {}
             server = servers.get(out.get("server", ""))
             if out.get("override") and server is not None and out["server"] != BUILTIN_SMTP_SERVER:

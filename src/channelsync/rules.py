@@ -60,6 +60,8 @@ def check(config: Config) -> list[Diagnostic]:
         out.extend(_smtp_server(item, item.data))
     for item in groups["EmailScript"]:
         out.extend(_script(item, item.data))
+    for item in groups["Agent"]:
+        out.extend(_agent(item, item.data))
     out.extend(_secret_refs(config.resources))
     return out
 
@@ -145,17 +147,21 @@ def _unique_names(groups: Groups) -> Iterator[Diagnostic]:
 
 
 def _unique_emails(groups: Groups) -> Iterator[Diagnostic]:
-    seen: dict[str, Loaded] = {}
-    for item in groups["EmailChannel"]:
-        address = item.data["email"].lower()
-        first = seen.setdefault(address, item)
-        if first is not item:
-            yield item.diagnostic(
-                ("email",),
-                "error",
-                f"email {item.data['email']} is already used by channel '{first.name}' "
-                f"(at {_where(first, ('email',))}); each channel needs its own address",
-            )
+    """The registry's unique fields (a channel's or an agent's address), kind by kind."""
+    for kind in kinds.all_kinds():
+        for field in kind.unique:
+            seen: dict[str, Loaded] = {}
+            for item in groups[kind.name]:
+                value = item.data[field]
+                first = seen.setdefault(str(value).lower(), item)
+                if first is not item:
+                    yield item.diagnostic(
+                        (field,),
+                        "error",
+                        f"{field} {value} is already used by {kind.called} '{first.name}' "
+                        f"(at {_where(first, (field,))}); each {kind.called} needs its own "
+                        "address",
+                    )
 
 
 def _references(groups: Groups) -> Iterator[Diagnostic]:
@@ -231,28 +237,13 @@ def _channel(item: Loaded, channel: dict[str, Any]) -> Iterator[Diagnostic]:
         yield from _ca_file(item, ("incoming", "tls", "ca_file"), incoming["tls"])
     out = channel.get("outgoing")
     if out is not None:
-        if out["override"] and out["server"] == BUILTIN_SMTP_SERVER:
-            yield item.diagnostic(
-                ("outgoing", "override"),
-                "error",
-                f"'{BUILTIN_SMTP_SERVER}' cannot be overridden; choose a custom SmtpServer "
-                "or set override: false",
-            )
-        elif out["override"] and out.get("password") is None:
+        yield from _outgoing(item, out)
+        if out["override"] and out["server"] != BUILTIN_SMTP_SERVER and out.get("password") is None:
             yield item.diagnostic(
                 ("outgoing",),
                 "error",
                 "override: true needs the channel's password: add outgoing.password "
                 "(e.g. ${env:NAME})",
-                key=True,
-            )
-        unused = [f for f in ("password", "user") if out.get(f) is not None]
-        if not out["override"] and unused:
-            field = unused[0]
-            yield item.diagnostic(
-                ("outgoing", field),
-                "error",
-                f"outgoing.{field} is only used with override: true; add it or remove the {field}",
                 key=True,
             )
     protocol = incoming["protocol"]
@@ -262,6 +253,40 @@ def _channel(item: Loaded, channel: dict[str, Any]) -> Iterator[Diagnostic]:
             "warning",
             f"protocol {protocol} sends the password without TLS unless the "
             f"server offers STARTTLS; prefer {protocol}-ssl",
+        )
+
+
+def _outgoing(item: Loaded, out: dict[str, Any]) -> Iterator[Diagnostic]:
+    """The rules of an Outgoing Mail Server section, a channel's or an agent's."""
+    if out["override"] and out["server"] == BUILTIN_SMTP_SERVER:
+        yield item.diagnostic(
+            ("outgoing", "override"),
+            "error",
+            f"'{BUILTIN_SMTP_SERVER}' cannot be overridden; choose a custom SmtpServer "
+            "or set override: false",
+        )
+    unused = [f for f in ("password", "user") if out.get(f) is not None]
+    if not out["override"] and unused:
+        field = unused[0]
+        yield item.diagnostic(
+            ("outgoing", field),
+            "error",
+            f"outgoing.{field} is only used with override: true; add it or remove the {field}",
+            key=True,
+        )
+
+
+def _agent(item: Loaded, agent: dict[str, Any]) -> Iterator[Diagnostic]:
+    out = agent.get("outgoing")
+    if out is None:
+        return
+    yield from _outgoing(item, out)
+    if out["server"] == BUILTIN_SMTP_SERVER and not out["override"]:
+        yield item.diagnostic(
+            ("outgoing", "server"),
+            "warning",
+            f"with '{BUILTIN_SMTP_SERVER}' this agent's mail leaves from the tenant's default "
+            "address, which is not recommended; use a custom SmtpServer with override: true",
         )
 
 

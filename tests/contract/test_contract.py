@@ -208,6 +208,8 @@ def test_the_tenant_keeps_one_default_server_and_unique_addresses(applied: Drive
         servers = target.read()
         assert servers[("SmtpServer", "Backup")].data["default"] is True
         assert servers[("SmtpServer", "Relay")].data["default"] is False
+        # the new default reset the channel's own server (issue 12: the rule read literally)
+        assert servers[("EmailChannel", "Support")].data["outgoing"] is None
         support = live[("EmailChannel", "Support")]
         twin = _body(target, support, name="Support Twin")
         with pytest.raises(TargetError) as caught:
@@ -215,3 +217,275 @@ def test_the_tenant_keeps_one_default_server_and_unique_addresses(applied: Drive
         assert "email support@example.com is used by 'Support'" in str(caught.value)
     finally:
         target.close()
+
+
+# --- a new default SMTP server resets every channel's and agent's outgoing server ----------
+
+AGENTS = """\
+kind: SmtpServer
+name: AcmeJets SMTP Server
+host: smtp.acmejets.example
+---
+kind: Agent
+name: Dana Agent
+email: dana@acmejets.example
+outgoing:
+  server: Relay
+  override: true
+---
+kind: Agent
+name: Eli Agent
+email: eli@acmejets.example
+"""
+NEW_DEFAULT = (
+    "note: setting AcmeJets SMTP Server as default resets the outgoing server of 2 agents and "
+    "2 channels; 2 of them are configured otherwise and are set back in this apply"
+)
+OUTSIDE = (
+    "(its outgoing server is the tenant's default, {}: setting a default SMTP server "
+    "outside channelsync resets the outgoing server of every channel and agent)"
+)
+
+
+@pytest.fixture
+def with_agents(driver: Driver, workdir: Path, cli: Any) -> Driver:
+    """The shared config plus two agents (one on Relay with override, one on the default)
+    and a second SMTP server, applied."""
+    (workdir / "channels.d" / "agents.yaml").write_text(AGENTS)
+    _apply(cli, driver)
+    _converged(cli, driver)
+    return driver
+
+
+def _make_acmejets_the_default(workdir: Path) -> None:
+    relay = workdir / "channels.d" / "relay.yaml"
+    relay.write_text(relay.read_text().replace("default: true\n", ""))
+    agents = workdir / "channels.d" / "agents.yaml"
+    agents.write_text(
+        agents.read_text().replace(
+            "smtp.acmejets.example\n", "smtp.acmejets.example\ndefault: true\n"
+        )
+    )
+
+
+def test_a_new_default_resets_agents_and_channels_and_one_apply_sets_them_back(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    driver = with_agents
+    _make_acmejets_the_default(workdir)
+    plan = _cli(cli, driver, "plan")
+    assert NEW_DEFAULT in plan.out.splitlines()
+    shown = json.loads(_cli(cli, driver, "plan", "--format", "json").out)
+    assert [(c["kind"], c["name"], c.get("reset_by")) for c in shown["changes"]] == [
+        ("SmtpServer", "Relay", None),
+        ("SmtpServer", "AcmeJets SMTP Server", None),  # the default first, then what it resets
+        ("Agent", "Dana Agent", "AcmeJets SMTP Server"),
+        ("EmailChannel", "Support", "AcmeJets SMTP Server"),
+    ]
+    assert shown["default_reset"] == {
+        "server": "AcmeJets SMTP Server",
+        "resets": {"EmailChannel": 2, "Agent": 2},
+        "set_back": 2,
+        "message": NEW_DEFAULT.removeprefix("note: "),
+    }
+    assert "Apply complete: 4 updated." in _apply(cli, driver).out
+    _converged(cli, driver)  # one apply: the set-backs went after the default change
+    live = _live(driver)
+    assert live[("SmtpServer", "AcmeJets SMTP Server")].data["default"] is True
+    assert live[("Agent", "Dana Agent")].data["outgoing"] == {
+        "server": "Relay",
+        "override": True,
+        "user": "dana@acmejets.example",
+    }
+    assert live[("EmailChannel", "Support")].data["outgoing"]["server"] == "Relay"
+    assert live[("Agent", "Eli Agent")].data["outgoing"] is None  # follows the default
+
+
+def test_the_runbook_lists_the_set_back_steps_in_the_console_s_words(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    _make_acmejets_the_default(workdir)
+    runbook = _cli(cli, with_agents, "plan", "--format", "runbook").out
+    assert runbook.split("\n\n")[1] == (
+        "Note: " + NEW_DEFAULT.removeprefix("note: ") + " (steps 3, 4); setting them back is "
+        "harmless if the console kept them."
+    )
+    step = runbook.split("\n\n")[4]
+    assert step.splitlines() == [
+        '3. Set back the outgoing mail server of the agent "Dana Agent" (setting AcmeJets SMTP '
+        "Server as default resets it).",
+        '   a. From the Configuration Menu, open Users, and open "Dana Agent" in the list.',
+        '   b. Set Outgoing Mail Server to "Relay".',
+        "   c. Select Override Server Configuration.",
+        '   d. Set User to "dana@acmejets.example".',
+        '   e. Ask "Dana Agent" to enter the password of their own mail account in Agent '
+        "Console > Profile (channelsync holds no agent password).",
+        "   f. Click Test connection and check that the connection to the mail server succeeds.",
+        "   g. Click Save.",
+    ]
+    markdown = _cli(cli, with_agents, "plan", "--format", "markdown").out
+    assert "> :information_source: " + NEW_DEFAULT.removeprefix("note: ") in markdown.splitlines()
+    assert runbook.split("\n\n")[5].splitlines()[0] == (
+        '4. Set back the outgoing mail server of the email channel "Support" (setting AcmeJets '
+        "SMTP Server as default resets it)."
+    )
+
+
+def test_drift_explains_a_reset_by_a_default_set_outside_channelsync(
+    with_agents: Driver, cli: Any
+) -> None:
+    target = with_agents.open()
+    try:  # as the console would: another server made the default
+        acme = target.read()[("SmtpServer", "AcmeJets SMTP Server")]
+        body = _body(target, acme, default=True)
+        target.apply(Operation("update", acme.kind, acme.name, body=body, expected_etag=acme.etag))
+    finally:
+        target.close()
+    live = _live(with_agents)
+    assert live[("Agent", "Dana Agent")].data["outgoing"] is None
+    assert live[("EmailChannel", "Support")].data["outgoing"] is None
+    drift = _cli(cli, with_agents, "drift")
+    assert drift.code == 2
+    blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in drift.out.split("\n\n")[1:-1]}
+    why = "      " + OUTSIDE.format("AcmeJets SMTP Server")
+    assert blocks['  ~ Agent "Dana Agent"'][0] == why
+    assert blocks['  ~ EmailChannel "Support"'][0] == why
+    assert blocks['  ~ SmtpServer "AcmeJets SMTP Server"'] == ["      ~ default: true -> false"]
+    _apply(cli, with_agents)  # sets Relay back as the default, then the two back on Relay
+    _converged(cli, with_agents)
+
+
+def test_list_kind_agent_shows_the_outgoing_server_with_its_mode(
+    with_agents: Driver, cli: Any
+) -> None:
+    for live in ((), ("--live",)):
+        result = _cli(cli, with_agents, "list", "--kind", "agent", *live)
+        assert result.out.splitlines() == [
+            "USER NAME   EMAIL ADDRESS          OUTGOING MAIL SERVER",
+            "Dana Agent  dana@acmejets.example  Relay (override)",
+            "Eli Agent   eli@acmejets.example   Relay (tenant default)",
+            "2 agent(s)",
+        ]
+    rows = json.loads(_cli(cli, with_agents, "list", "--kind", "agent", "--format", "json").out)
+    assert rows[1] == {
+        "name": "Eli Agent",
+        "email": "eli@acmejets.example",
+        "outgoing": "Relay (tenant default)",
+        "outgoing_server": "Relay",
+        "outgoing_mode": "tenant default",
+    }
+    filtered = _cli(cli, with_agents, "list", "--kind", "agent", "--filter", "outgoing=*override*")
+    assert filtered.out.splitlines()[1:] == [
+        "Dana Agent  dana@acmejets.example  Relay (override)",
+        "1 agent(s)",
+    ]
+    bad = _cli(cli, with_agents, "list", "--kind", "agent", "--filter", "script=x")
+    assert bad.code == 1
+    assert (
+        "bad filter 'script=x': use COLUMN=VALUE with a column of name, email, outgoing" in bad.err
+    )
+
+
+def test_agents_export_and_plan_again_without_changes(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    result = _cli(cli, with_agents, "export", "--dir", "exported")
+    assert result.code == 0, result.err
+    dana = (workdir / "exported" / "agent-dana-agent.yaml").read_text().splitlines()
+    assert dana == [
+        f"# exported by channelsync from {with_agents.url}",
+        "kind: Agent",
+        "name: Dana Agent",
+        "email: dana@acmejets.example",
+        "outgoing:",
+        "  server: Relay",
+        "  override: true",  # the user is the agent's address, the default: left out
+    ]
+    eli = (workdir / "exported" / "agent-eli-agent.yaml").read_text().splitlines()
+    assert eli[1:] == ["kind: Agent", "name: Eli Agent", "email: eli@acmejets.example"]
+    again = _cli(cli, with_agents, "plan", "--dir", "exported", "--detailed-exitcode")
+    assert again.code == 0, again.out + again.err
+
+
+def _rename_relay(workdir: Path) -> None:
+    """Relay (the default) renamed to Relay 2, and the channel and the agent that use it."""
+    folder = workdir / "channels.d"
+    for name, old, new in (
+        ("relay.yaml", "name: Relay\n", "name: Relay 2\nrenamed_from: Relay\n"),
+        ("support.yaml", "server: Relay\n", "server: Relay 2\n"),
+        ("agents.yaml", "server: Relay\n", "server: Relay 2\n"),
+    ):
+        (folder / name).write_text((folder / name).read_text().replace(old, new))
+
+
+def test_renaming_the_default_server_resets_nothing_and_its_agents_follow_it(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    _rename_relay(workdir)
+    plan = _cli(cli, with_agents, "plan").out
+    assert plan.splitlines()[2] == (
+        '  -> SmtpServer "Relay 2" (renamed from "Relay"; 1 agent and 1 channel follow it)'
+    )
+    assert "note:" not in plan  # a renamed default is no new default
+    runbook = _cli(cli, with_agents, "plan", "--format", "runbook").out
+    assert (
+        "   c. The 1 agent(s) and 1 channel(s) that use it follow the new name by themselves."
+        in (runbook.splitlines())
+    )
+    _apply(cli, with_agents)
+    _converged(cli, with_agents)
+    assert _live(with_agents)[("Agent", "Dana Agent")].data["outgoing"]["server"] == "Relay 2"
+
+
+def test_a_new_default_and_a_rename_in_one_apply_set_back_the_followers_too(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    _rename_relay(workdir)
+    _make_acmejets_the_default(workdir)
+    shown = json.loads(_cli(cli, with_agents, "plan", "--format", "json").out)
+    assert shown["summary"] == {"create": 0, "update": 3, "rename": 1, "delete": 0, "no_op": 3}
+    assert [(c["name"], c["action"], c.get("reset_by")) for c in shown["changes"]] == [
+        ("Relay 2", "rename", None),
+        ("AcmeJets SMTP Server", "update", None),
+        ("Dana Agent", "update", "AcmeJets SMTP Server"),
+        ("Support", "update", "AcmeJets SMTP Server"),
+    ]
+    _apply(cli, with_agents)
+    _converged(cli, with_agents)
+    assert _live(with_agents)[("Agent", "Dana Agent")].data["outgoing"]["server"] == "Relay 2"
+
+
+def test_no_default_left_makes_vcc_internal_the_default_and_one_apply_sets_them_back(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    relay = workdir / "channels.d" / "relay.yaml"
+    relay.write_text(relay.read_text().replace("default: true\n", ""))
+    plan = _cli(cli, with_agents, "plan").out
+    assert (
+        "note: setting VCC Internal as default resets the outgoing server of 2 agents and 2 "
+        "channels; 2 of them are configured otherwise and are set back in this apply"
+    ) in plan.splitlines()
+    _apply(cli, with_agents)
+    _converged(cli, with_agents)
+
+
+def test_deleting_the_default_server_sets_back_after_the_delete(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    folder = workdir / "channels.d"
+    _make_acmejets_the_default(workdir)
+    _apply(cli, with_agents)
+    for name in ("support.yaml", "agents.yaml"):  # everyone on Relay, and AcmeJets goes
+        path = folder / name
+        path.write_text(path.read_text().replace("server: AcmeJets SMTP Server", "server: Relay"))
+    agents = folder / "agents.yaml"
+    agents.write_text(agents.read_text().split("---\n", 1)[1])
+    shown = json.loads(_cli(cli, with_agents, "plan", "--format", "json").out)
+    assert [(c["name"], c["action"]) for c in shown["changes"]] == [
+        ("AcmeJets SMTP Server", "delete"),
+        ("Dana Agent", "update"),
+        ("Support", "update"),
+    ]
+    assert shown["default_reset"]["server"] == "VCC Internal"
+    _apply(cli, with_agents, "--allow-delete")
+    _converged(cli, with_agents)

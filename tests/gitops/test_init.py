@@ -30,6 +30,7 @@ def test_init_scaffolds_a_config_repository_that_validates(tmp_path: Path) -> No
         ".gitignore",
         "channels.d/example.yaml",
         "channelsync.secrets.yaml",
+        "schemas/Agent.schema.json",
         "schemas/EmailChannel.schema.json",
         "schemas/EmailScript.schema.json",
         "schemas/SmtpServer.schema.json",

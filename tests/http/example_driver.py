@@ -98,7 +98,8 @@ class MemoryRepository:
 
     def unique_holder(self, kind: str, unique: str, name: str) -> str | None:
         rows = self.state.rows.values()
-        return next((r.name for r in rows if r.unique == unique and r.name != name), None)
+        found = (r.name for r in rows if r.kind == kind and r.unique == unique and r.name != name)
+        return next(found, None)
 
     def insert(self, row: Row) -> None:
         self._writing()

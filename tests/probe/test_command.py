@@ -217,7 +217,7 @@ def test_config_errors_are_printed_and_nothing_is_tested(
 def test_unknown_name_is_an_error(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(config_dir, channel("imap-ssl", 993, ca=False))
     assert _run(config_dir, "Nope") == 1
-    assert capsys.readouterr().err == "error: no channel or SMTP server named 'Nope'\n"
+    assert capsys.readouterr().err == "error: no channel, SMTP server or agent named 'Nope'\n"
 
 
 def test_names_select_resources(

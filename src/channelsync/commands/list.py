@@ -14,20 +14,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     from channelsync.defaults import tenant_default_server
     from channelsync.render import listing as render
 
-    filters = [listing.Filter.parse(f) for f in args.filter]
+    kind, columns = listing.LISTED[args.kind]
+    filters = [listing.Filter.parse(f, columns) for f in args.filter]
     if args.live:
         target = shared.open_target(args.target, readonly=True, existing=True)
         try:
             live = target.read()
         finally:
             target.close()
-        channels = [r.data for r in live.values() if r.kind == "EmailChannel"]
+        listed = [r.data for r in live.values() if r.kind == kind]
         servers = [r.data for r in live.values() if r.kind == "SmtpServer"]
     else:
         config = shared.load(args.dir)
-        channels = [r.data for r in config.of_kind("EmailChannel")]
+        listed = [r.data for r in config.of_kind(kind)]
         servers = [r.data for r in config.of_kind("SmtpServer")]
-    table = listing.rows(channels, tenant_default_server(servers))
-    table = listing.select(table, filters, args.sort)
-    sys.stdout.write(render.as_json(table) if args.format == "json" else render.text(table))
+    make_rows = listing.rows if args.kind == "channel" else listing.agent_rows
+    table = listing.select(
+        make_rows(listed, tenant_default_server(servers)), filters, args.sort, columns
+    )
+    if args.format == "json":
+        sys.stdout.write(render.as_json(table, columns))
+    else:
+        sys.stdout.write(render.text(table, args.kind))
     return EXIT_OK

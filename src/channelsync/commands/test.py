@@ -112,7 +112,11 @@ def run(args: argparse.Namespace) -> int:
         unknown = sorted(wanted - {r.name for r in resources})
         if unknown:
             names = ", ".join(f"'{n}'" for n in unknown)
-            raise UsageError(f"no channel or SMTP server named {names}")
+            from channelsync import kinds
+
+            words = [k.called for k in kinds.all_kinds() if k.tested]
+            what = ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
+            raise UsageError(f"no {what} named {names}")
         resources = [r for r in resources if r.name in wanted]
     if args.cleanup and not args.end_to_end:
         raise UsageError("--cleanup works with --end-to-end only")

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from channelsync import kinds
+from channelsync.defaults import BUILTIN_SMTP_SERVER, tenant_default_server
 from channelsync.document import copy_mappings, get_path, secret_paths, set_path
 from channelsync.errors import ChannelsyncError, did_you_mean
 from channelsync.loader import Config, Loaded
@@ -24,6 +25,7 @@ from channelsync.plan.data import (
     SENSITIVE,
     Action,
     Change,
+    DefaultReset,
     FieldChange,
     Plan,
     PlanWarning,
@@ -148,7 +150,7 @@ def make_plan(
 
     with log.step("plan", selected=len(list(only)) or "all") as found:
         with paused_gc():
-            plan = _make_plan(config, target, list(only), secrets or Resolver())
+            plan = _make_plan(config, target, list(only), secrets or Resolver(), for_apply)
         if fingerprint:
             plan.config_fingerprint = config_fingerprint(config)
         if for_apply:
@@ -157,7 +159,9 @@ def make_plan(
     return plan
 
 
-def _make_plan(config: Config, target: Target, only: list[str], resolver: Resolver) -> Plan:
+def _make_plan(
+    config: Config, target: Target, only: list[str], resolver: Resolver, for_apply: bool
+) -> Plan:
     from channelsync import log
 
     with log.step("read live state") as found:
@@ -202,18 +206,158 @@ def _make_plan(config: Config, target: Target, only: list[str], resolver: Resolv
             Change(gone.kind, gone.name, Action.DELETE, fields=removed, live_etag=gone.etag)
         )
     not_selected = 0
+    every = changes
     if selected is not None:
         kept = [c for c in changes if _matches(c, selected)]
         not_selected = len(changes) - len(kept)
         changes = kept
         unresolved = [u for u in unresolved if (u[0].kind, u[0].name) in selected]
+    # only a plan that changes an SmtpServer can set a new default (then the ids are needed)
+    servers = for_apply and any(c.kind == "SmtpServer" for c in changes)
+    chosen = {id(c) for c in changes} if servers else set()
     followers = _fold_followers(changes)
     no_op += followers
+    _explain_outside_resets(changes, config, live)
+    reset = None
+    if servers:
+        resetting = _Resetting(config, live, every, chosen, unresolved, fingerprints)
+        reset = resetting.set_back(changes)
+        no_op -= resetting.were_unchanged
+        not_selected -= resetting.were_not_selected
     changes = _order(changes, config, live)
+    if reset is not None and any(c.kind == "SmtpServer" and c.action == "delete" for c in changes):
+        # the default may go with a delete, and deletes go last: the set-backs after them
+        changes = [c for c in changes if c.reset_by is None] + [
+            c for c in changes if c.reset_by is not None
+        ]
     warnings = _secret_warnings(unresolved, changes)
     return Plan(
-        target.url, changes, no_op, warnings, "", len(live), only, not_selected=not_selected
+        target.url,
+        changes,
+        no_op,
+        warnings,
+        "",
+        len(live),
+        only,
+        not_selected=not_selected,
+        default_reset=reset,
     )
+
+
+# --- a new default SMTP server resets every channel's and agent's outgoing server ------
+
+
+def _live_default(live: dict[Key, LiveResource]) -> str:
+    return tenant_default_server(r.data for r in live.values() if r.kind == "SmtpServer")
+
+
+def _new_default(changes: list[Change], config: Config, live: dict[Key, LiveResource]) -> str:
+    """The tenant's default SMTP server once ``changes`` are applied (a rename of the
+    default keeps it the default, under its new name)."""
+    old = _live_default(live)
+    desired = {r.name: r.data for r in config.of_kind("SmtpServer")}
+    servers = [c for c in changes if c.kind == "SmtpServer"]
+    for change in servers:
+        if change.action != "delete" and desired[change.name]["default"]:
+            return old if change.previous_name == old else change.name
+    for change in servers:
+        if (change.previous_name or change.name) != old:
+            continue
+        if change.action == "delete" or not desired[change.name]["default"]:
+            return BUILTIN_SMTP_SERVER
+        return change.name
+    return old
+
+
+class _Resetting:
+    """Which resources the tenant resets when this plan sets a new default (``tenant/
+    rules.py``, ``Tenant.reset_to_default``), and the changes that set back the ones the
+    config gives an outgoing server of their own, so that one apply converges."""
+
+    def __init__(
+        self,
+        config: Config,
+        live: dict[Key, LiveResource],
+        every: list[Change],
+        chosen: set[int],
+        unresolved: list[Unresolved],
+        fingerprints: _Fingerprints,
+    ) -> None:
+        self._config = config
+        self._live = live
+        self._every = every  # before --only: a change it left out may be needed after all
+        self._chosen = chosen  # the ids of the changes --only kept (followers among them)
+        self._unresolved = unresolved
+        self._fingerprints = fingerprints
+        self.were_unchanged = 0
+        self.were_not_selected = 0
+
+    def set_back(self, changes: list[Change]) -> DefaultReset | None:
+        """Mark and add (to ``changes``) the set-backs; None when the default stays."""
+        new = _new_default(changes, self._config, self._live)
+        if new == _live_default(self._live):
+            return None
+        sections = {k.name: k.resets for k in kinds.all_kinds() if k.resets is not None}
+        counts = dict.fromkeys(sections, 0)
+        planned = {(c.kind, c.previous_name or c.name): c for c in self._every}
+        kept = {id(c) for c in changes}
+        items = {(r.kind, r.name): r for r in self._config.resources if r.kind in sections}
+        differing: list[tuple[Change, dict[str, Any], dict[str, Any]]] = []
+        set_back = 0
+        for key, res in self._live.items():
+            section = sections.get(res.kind)
+            if section is None:
+                continue
+            counts[res.kind] += 1
+            change = planned.get(key)
+            item = items.get(change.key if change is not None else key)
+            if item is None or get_path(item.data, section) is None:
+                continue  # deleted, or it follows the default: nothing to set back
+            set_back += 1
+            if change is not None:
+                change.reset_by = new
+                if id(change) not in kept:  # left out by --only, or folded into a rename
+                    changes.append(change)
+                    if id(change) in self._chosen:
+                        self.were_unchanged += 1
+                    else:
+                        self.were_not_selected += 1
+                continue
+            desired = _comparable(item, res, self._unresolved, self._fingerprints)
+            before = copy_mappings(res.data)
+            set_path(before, section, None)
+            change = Change(res.kind, res.name, Action.UPDATE, live_etag=res.etag, reset_by=new)
+            changes.append(change)
+            differing.append((change, before, desired))
+            self.were_unchanged += 1
+        _fill_field_changes(differing)
+        if not any(counts.values()):
+            return None
+        return DefaultReset(new, counts, set_back)
+
+
+def _explain_outside_resets(
+    changes: list[Change], config: Config, live: dict[Key, LiveResource]
+) -> None:
+    """A resource whose live outgoing server is gone while the config gives it one: most
+    likely reset by a default SMTP server set outside channelsync (the console resets every
+    channel and agent then); the change names the tenant's default."""
+    sections = {k.name: k.resets for k in kinds.all_kinds() if k.resets is not None}
+    candidates = []
+    for change in changes:
+        section = sections.get(change.kind)
+        if section is None or change.action not in ("update", "rename"):
+            continue
+        current = live[(change.kind, change.previous_name or change.name)]
+        if get_path(current.data, section) is None:
+            candidates.append((change, section))
+    if not candidates:
+        return
+    items = {(r.kind, r.name): r for r in config.resources if r.kind in sections}
+    default = _live_default(live)
+    for change, section in candidates:
+        if get_path(items[change.key].data, section) is not None:
+            change.reset_outside = default
 
 
 # --- --only: which resources a plan is limited to ----------------------------------
@@ -308,33 +452,40 @@ def refusals(plan: Plan, *, allow_delete: bool = False, force: bool = False) -> 
 
 
 def _fold_followers(changes: list[Change]) -> int:
-    """Drop the channel updates that only name a renamed script or server by its new name:
-    the tenant carries them along with the rename, which lists them. Returns how many."""
-    paths = {".".join(p): kind for p, kind in kinds.get("EmailChannel").references.items()}
+    """Drop the updates (of a channel, an agent: any kind with references) that only name a
+    renamed script or server by its new name: the tenant carries them along with the rename,
+    which lists them. Returns how many."""
+    paths = {
+        k.name: {".".join(p): target for p, target in k.references.items()}
+        for k in kinds.all_kinds()
+        if k.references
+    }
+    referred = {target for by_path in paths.values() for target in by_path.values()}
     renames = {
-        (c.kind, c.previous_name): c
-        for c in changes
-        if c.action == "rename" and c.kind in paths.values()
+        (c.kind, c.previous_name): c for c in changes if c.action == "rename" and c.kind in referred
     }
     if not renames:
         return 0
 
-    def follows(f: FieldChange) -> bool:
-        rename = renames.get((paths.get(f.path, ""), f.before))
+    def follows(kind: str, f: FieldChange) -> bool:
+        rename = renames.get((paths[kind].get(f.path, ""), f.before))
         return rename is not None and rename.name == f.after
 
     folded = {
         id(c)
         for c in changes
-        if c.kind == "EmailChannel"
+        if c.kind in paths
         and c.action == "update"
         and c.fields
-        and all(follows(f) for f in c.fields)
+        and all(follows(c.kind, f) for f in c.fields)
     }
     for change in changes:
         if id(change) in folded:
             for f in change.fields:
-                renames[(paths[f.path], f.before)].followers.append(change.name)
+                rename = renames[(paths[change.kind][f.path], f.before)]
+                rename.followers.append(change.name)
+                if change.kind != "EmailChannel":
+                    rename.follower_kinds[change.name] = change.kind
     changes[:] = [c for c in changes if id(c) not in folded]
     return len(folded)
 

@@ -85,8 +85,16 @@ class Change:
     fields: list[FieldChange] = field(default_factory=list)
     live_etag: str | None = None
     followers: list[str] = field(default_factory=list)  # channels the tenant carries along
+    # the kind of each follower that is not a channel (an agent), by name
+    follower_kinds: dict[str, str] = field(default_factory=dict)
     # an address another channel takes in the same apply: this channel holds this one first
     temporary_email: str | None = None
+    # the SmtpServer this apply makes the default, which resets this resource's outgoing
+    # server; the change sets it back
+    reset_by: str | None = None
+    # the tenant's default SMTP server, when the live outgoing server is the default's
+    # because a default was set outside channelsync (drift says why)
+    reset_outside: str | None = None
 
     def __post_init__(self) -> None:
         self.action = Action(self.action)
@@ -94,6 +102,16 @@ class Change:
     @property
     def key(self) -> Key:
         return (self.kind, self.name)
+
+
+@dataclass(frozen=True)
+class DefaultReset:
+    """A new default SMTP server resets the outgoing server of every channel and agent of
+    the tenant ("The changes are kept unless a new default server is set")."""
+
+    server: str  # the new default
+    counts: dict[str, int]  # kind -> how many resources of it the tenant resets
+    set_back: int  # of them, those the config gives a server of their own: set back
 
 
 @dataclass(frozen=True)
@@ -120,6 +138,7 @@ class Plan:
     refusals: list[Refusal] = field(default_factory=list)
     ignored: int = 0  # drift: resources with differences left out by ignore rules
     not_selected: int = 0  # changes that --only left out (not counted as unchanged)
+    default_reset: DefaultReset | None = None  # what this apply's new default resets
 
     @property
     def summary(self) -> dict[str, int]:

@@ -45,6 +45,9 @@ class Check:
     ca_file: str | None = None
     allow_insecure_auth: bool = False
     sender: str | None = None
+    # why the check does not log in (the account's password is one channelsync never holds):
+    # it still connects, negotiates TLS and greets, and says this in a warning
+    login_skipped: str | None = None
     # the config resource whose secrets this check uses (a loader.Loaded), for positions
     origin: Any = field(default=None, compare=False, repr=False)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
-from channelsync import log
+from channelsync import kinds, log
 from channelsync.defaults import BUILTIN_SMTP_SERVER, PROBE_CONCURRENCY, PROBE_TIMEOUT
 from channelsync.probe.check import (
     Attempt,
@@ -41,6 +41,8 @@ def checks_for(
 
     A channel gets an incoming check, and an outgoing one when it overrides the SMTP account;
     a channel that does not override sends through its server's check, which is not repeated.
+    An agent that overrides gets an outgoing check of its server without the login: the
+    agent's password is entered in the console by the agent, never held by channelsync.
     ``servers`` are where overridden servers are looked up (default: ``resources``), so that a
     caller can test some channels of a larger config.
     """
@@ -48,15 +50,19 @@ def checks_for(
     known.update((r.name, r) for r in resources if r.kind == "SmtpServer")
     checks: list[Check] = []
     for item in resources:
+        if item.kind == "SmtpServer":
+            if item.name != BUILTIN_SMTP_SERVER:
+                checks.append(_outgoing(item, None, None))
+            continue
         if item.kind == "EmailChannel":
             checks.append(_incoming(item))
-            out = item.data.get("outgoing")
-            if out and out.get("override") and out["server"] != BUILTIN_SMTP_SERVER:
-                server = known.get(out["server"])
-                if server is not None and server.kind == "SmtpServer":
-                    checks.append(_outgoing(server, item, out))
-        elif item.kind == "SmtpServer" and item.name != BUILTIN_SMTP_SERVER:
-            checks.append(_outgoing(item, None, None))
+        if kinds.OUTGOING_SERVER not in kinds.get(item.kind).references:
+            continue
+        out = item.data.get("outgoing")
+        if out and out.get("override") and out["server"] != BUILTIN_SMTP_SERVER:
+            server = known.get(out["server"])
+            if server is not None and server.kind == "SmtpServer":
+                checks.append(_outgoing(server, item, out))
     return checks
 
 
@@ -108,7 +114,21 @@ def _outgoing(server: Loaded, channel: Loaded | None, out: dict[str, Any] | None
             data.get("allow_insecure_auth") or account.get("allow_insecure_auth")
         ),
         sender=channel.data["email"] if channel else (user if user and "@" in user else None),
+        login_skipped=_own_password(owner.kind) if out is not None else None,
         origin=channel if out is not None else server,
+    )
+
+
+def _own_password(kind: str) -> str | None:
+    """Why a resource's own account is not logged in to: its password is entered in the
+    console by the resource itself (an agent, in Agent Console > Profile)."""
+    console = kinds.get(kind).console
+    if not console.own_password:
+        return None
+    return (
+        f"login skipped: the {console.noun} enters the password of its own mail account in "
+        f"{console.own_password} and channelsync holds none; the server's reachability and "
+        "TLS were tested"
     )
 
 
@@ -180,6 +200,8 @@ def run_check(
 
     attempt = Attempt(check, timeout, resolver=secrets)
     error = None
+    if check.login_skipped is not None:
+        attempt.warnings.append(check.login_skipped)
     try:
         login = _login(attempt, bindings)
         _protocol(check.protocol)(attempt, login, send_test_message)

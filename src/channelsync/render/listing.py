@@ -1,14 +1,14 @@
-"""``channelsync list``: the channel table like the console's, or JSON rows."""
+"""``channelsync list``: the channel (or agent) table like the console's, or JSON rows."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from channelsync.listing import COLUMNS, cell
+from channelsync.listing import AGENT_COLUMNS, COLUMNS, cell
 from channelsync.render.table import lines
 
-JSON_FIELDS = (*COLUMNS, "outgoing_server", "outgoing_mode")
+OUTGOING_FIELDS = ("outgoing_server", "outgoing_mode")
 HEADERS = {
     "name": "CHANNEL NAME",
     "email": "EMAIL ADDRESS",
@@ -21,12 +21,17 @@ HEADERS = {
 }
 
 
-def as_json(table: list[dict[str, Any]]) -> str:
+AGENT_HEADERS = {**HEADERS, "name": "USER NAME"}
+
+
+def as_json(table: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
     """The rows with the outgoing server's name and its mode as fields of their own."""
-    return json.dumps([{c: r[c] for c in JSON_FIELDS} for r in table], indent=2) + "\n"
+    fields = (*columns, *OUTGOING_FIELDS)
+    return json.dumps([{c: r[c] for c in fields} for r in table], indent=2) + "\n"
 
 
-def text(table: list[dict[str, Any]]) -> str:
-    cells = [[HEADERS[c] for c in COLUMNS]]
-    cells += [[cell(r[c]) for c in COLUMNS] for r in table]
-    return "\n".join([*lines(cells), f"{len(table)} channel(s)"]) + "\n"
+def text(table: list[dict[str, Any]], word: str = "channel") -> str:
+    columns, headers = (COLUMNS, HEADERS) if word == "channel" else (AGENT_COLUMNS, AGENT_HEADERS)
+    cells = [[headers[c] for c in columns]]
+    cells += [[cell(r[c]) for c in columns] for r in table]
+    return "\n".join([*lines(cells), f"{len(table)} {word}(s)"]) + "\n"

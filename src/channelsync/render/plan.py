@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any, TextIO
 
+from channelsync import kinds
 from channelsync.plan import Change, FieldChange, Plan, PlanWarning
+from channelsync.plan.data import DefaultReset
 
 FORMAT_VERSION = 1  # of the public JSON plan (README, 'JSON plan format')
 
@@ -58,7 +60,21 @@ def _following(change: Change) -> str:
     n = len(change.followers)
     if not n:
         return ""
+    if change.follower_kinds:  # not only channels: "1 channel and 2 agents follow it"
+        counts = following_counts(change)
+        parts = [f"{c} {word}{'' if c == 1 else 's'}" for word, c in counts.items()]
+        verb = "follows" if n == 1 else "follow"
+        return f"; {' and '.join(parts)} {verb} it"
     return f"; {n} channel follows it" if n == 1 else f"; {n} channels follow it"
+
+
+def following_counts(change: Change) -> dict[str, int]:
+    """How many followers of a rename of each kind, by the kind's word."""
+    counts: dict[str, int] = {}
+    for name in change.followers:
+        word = kinds.get(change.follower_kinds.get(name, "EmailChannel")).called
+        counts[word] = counts.get(word, 0) + 1
+    return dict(sorted(counts.items()))  # in the order of default_reset_text
 
 
 def temporary_note(change: Change) -> str:
@@ -67,6 +83,63 @@ def temporary_note(change: Change) -> str:
         f"(moves through the temporary address {change.temporary_email} first: another "
         "channel of this apply takes its address)"
     )
+
+
+def reset_note(change: Change) -> str | None:
+    """Why a channel's or agent's outgoing server changes: this apply's new default resets
+    it, or a default set outside channelsync did."""
+    if change.reset_by is not None:
+        return f"(set back: setting {change.reset_by} as default resets its outgoing server)"
+    if change.reset_outside is not None:
+        return (
+            f"(its outgoing server is the tenant's default, {change.reset_outside}: setting a "
+            "default SMTP server outside channelsync resets the outgoing server of every "
+            "channel and agent)"
+        )
+    return None
+
+
+def own_password_note(change: Change) -> str | None:
+    """Who enters the password of a resource that sends with its own account, when
+    channelsync holds none (an agent: in Agent Console > Profile)."""
+    console = kinds.get(change.kind).console
+    if not console.own_password or change.action == "delete":
+        return None
+    overrides = any(
+        (f.path.endswith(".override") and f.after is True) or f.path.endswith("outgoing.user")
+        for f in change.fields
+    )
+    if not overrides:
+        return None
+    return (
+        f"the {console.noun} must enter the password of its own mail account in "
+        f"{console.own_password}: channelsync holds no {console.noun} password"
+    )
+
+
+def _notes(change: Change) -> list[str]:
+    own = own_password_note(change)
+    return [n for n in (reset_note(change), own and f"({own})") if n]
+
+
+def default_reset_text(reset: DefaultReset) -> str:
+    """ "setting X as default resets the outgoing server of 12 agents and 4 channels; 3 of
+    them are configured otherwise and are set back in this apply"."""
+    words = sorted((kinds.get(kind).called, n) for kind, n in reset.counts.items() if n)
+    parts = [f"{n} {word}{'' if n == 1 else 's'}" for word, n in words]
+    listed = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+    text = f"setting {reset.server} as default resets the outgoing server of {listed}"
+    if not reset.set_back:
+        return f"{text}; none of them is configured otherwise"
+    verb = "is" if reset.set_back == 1 else "are"
+    return (
+        f"{text}; {reset.set_back} of them {verb} configured otherwise and {verb} set back "
+        "in this apply"
+    )
+
+
+def note_lines(plan: Plan) -> list[str]:
+    return [f"note: {default_reset_text(plan.default_reset)}"] if plan.default_reset else []
 
 
 def warning_text(w: PlanWarning) -> str:
@@ -122,10 +195,12 @@ def text_chunks(
         lines = ["  " + head]
         if change.temporary_email:
             lines.append("      " + temporary_note(change))
+        lines.extend("      " + n for n in _notes(change))
         lines.extend("      " + field_line(f, change.action) for f in change.fields)
         lines.append("")
         yield "\n".join(lines) + "\n"
-    yield "\n".join([summary_line(plan, label), *warning_lines(plan), *(extra or [])]) + "\n"
+    lines = [summary_line(plan, label), *note_lines(plan), *warning_lines(plan), *(extra or [])]
+    yield "\n".join(lines) + "\n"
 
 
 def json_plan(plan: Plan) -> dict[str, Any]:
@@ -137,11 +212,27 @@ def json_plan(plan: Plan) -> dict[str, Any]:
         "changes": [_json_change(c) for c in plan.changes],
         "warnings": warning_texts(plan),
         "apply_needs": [r.flag for r in plan.refusals],
+        **_json_reset(plan.default_reset),
+    }
+
+
+def _json_reset(reset: DefaultReset | None) -> dict[str, Any]:
+    """``default_reset``, only in a plan that sets a new default (README, 'JSON plan
+    format'): older plans read byte for byte as they did."""
+    if reset is None:
+        return {}
+    return {
+        "default_reset": {
+            "server": reset.server,
+            "resets": reset.counts,
+            "set_back": reset.set_back,
+            "message": default_reset_text(reset),
+        }
     }
 
 
 def _json_change(change: Change) -> dict[str, Any]:
-    return {
+    out = {
         "kind": change.kind,
         "name": change.name,
         "action": change.action.value,
@@ -150,6 +241,11 @@ def _json_change(change: Change) -> dict[str, Any]:
         "followers": change.followers,
         "temporary_email": change.temporary_email,
     }
+    if change.reset_by is not None:  # only when set: older plans read as they did
+        out["reset_by"] = change.reset_by
+    if change.reset_outside is not None:
+        out["reset_outside"] = change.reset_outside
+    return out
 
 
 def as_json(plan: Plan, extra: dict[str, Any] | None = None) -> str:
@@ -173,7 +269,10 @@ def markdown(
         f"| {s['create']} | {s['update']} | {s['rename']} | {s['delete']} | {s['no_op']} |",
         "",
     ]
-    tail = [f"> :warning: {html.escape(w.removeprefix('warning: '))}" for w in warning_lines(plan)]
+    tail = [
+        f"> :information_source: {html.escape(n.removeprefix('note: '))}" for n in note_lines(plan)
+    ]
+    tail += [f"> :warning: {html.escape(w.removeprefix('warning: '))}" for w in warning_lines(plan)]
     if extra:
         tail.append(extra)
     body: list[str] = []
@@ -202,6 +301,7 @@ def _details(change: Change) -> str:
     lines = [field_line(f, change.action).replace("```", "'''") for f in change.fields]
     if change.temporary_email:
         lines.insert(0, "# " + temporary_note(change))
+    lines[:0] = ["# " + n for n in _notes(change)]
     if not lines:
         return f"<details><summary>{summary}</summary></details>"
     diff = "\n".join(lines)

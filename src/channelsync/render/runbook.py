@@ -10,6 +10,7 @@ from typing import Any
 from channelsync import kinds
 from channelsync.document import field_titles
 from channelsync.plan import Change, Plan
+from channelsync.render.plan import default_reset_text, following_counts, own_password_note
 
 _WORDS = {
     "pop3": "POP3",
@@ -41,6 +42,16 @@ def runbook(plan: Plan) -> str:
     if len(items) > len(plan.changes):
         count += f" in {len(items)} steps"
     lines = [f"Runbook for {plan.target}: {count}, in this order.", ""]
+    if plan.default_reset is not None:
+        reset = plan.default_reset
+        set_back = {_title(c) for c in plan.changes if c.reset_by is not None}
+        numbers = [str(n) for n, (t, _) in enumerate(items, start=1) if t in set_back]
+        which = f" (steps {', '.join(numbers)})" if numbers else ""
+        lines[2:2] = [
+            f"Note: {default_reset_text(reset)}{which}; setting them back is harmless if "
+            "the console kept them.",
+            "",
+        ]
     for number, (title, steps) in enumerate(items, start=1):
         lines.append(f"{number}. {title}")
         lines.extend(f"   {letter}. {step}" for letter, step in steps)
@@ -66,6 +77,11 @@ def _parking(change: Change) -> tuple[str, list[tuple[str, str]]]:
 
 def _title(change: Change) -> str:
     noun = kinds.get(change.kind).console.noun
+    if change.reset_by is not None and change.action == "update":
+        return (
+            f'Set back the outgoing mail server of the {noun} "{change.name}" (setting '
+            f"{change.reset_by} as default resets it)."
+        )
     if change.action == "create":
         return f'Add the {noun} "{change.name}".'
     if change.action == "delete":
@@ -91,9 +107,15 @@ def _steps(change: Change) -> list[tuple[str, str]]:
         label = field_titles(change.kind).get("name", "Name")
         steps.append(f'Set {label} to "{change.name}".')
     if change.followers:
-        n = len(change.followers)
-        steps.append(f"The {n} channel(s) that use it follow the new name by themselves.")
+        counts = following_counts(change)
+        users = " and ".join(f"{n} {word}(s)" for word, n in counts.items())
+        steps.append(f"The {users} that use it follow the new name by themselves.")
     steps.extend(_field_step(change, f.path, f.after, f.sensitive) for f in change.fields)
+    if own_password_note(change) is not None:
+        steps.append(
+            f'Ask "{change.name}" to enter the password of their own mail account in '
+            f"{kind.console.own_password} (channelsync holds no {kind.console.noun} password)."
+        )
     if kind.tested:
         steps.append(
             "Click Test connection and check that the connection to the mail server succeeds."

@@ -45,7 +45,10 @@ class AuditEntry(BaseModel):
     actor: str = Field(description="Name of the token that made the write.")
     kind: str
     name: str
-    action: str = Field(description="create, update, rename, delete or set-default.")
+    action: str = Field(
+        description="create, update, rename, delete, set-default, or reset (a new default "
+        "SMTP server reset the outgoing server)."
+    )
     fields: list[str] = Field(description="Changed field paths; never values.")
 
 

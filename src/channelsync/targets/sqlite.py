@@ -52,7 +52,8 @@ _SCHEMA = (
     " tenant TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,"
     " secrets BLOB, etag TEXT NOT NULL, email TEXT, updated_at REAL NOT NULL,"
     " PRIMARY KEY (tenant, kind, name))",
-    "CREATE UNIQUE INDEX IF NOT EXISTS channel_email ON resources (tenant, email)"
+    # a unique value (a channel's or an agent's address) is unique within its kind and tenant
+    "CREATE UNIQUE INDEX IF NOT EXISTS unique_value ON resources (tenant, kind, email)"
     " WHERE email IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS apply_lock ("
     " tenant TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,"
@@ -422,8 +423,8 @@ class SqliteRepository:
 
     def unique_holder(self, kind: str, unique: str, name: str) -> str | None:
         rows = self._query(
-            "SELECT name FROM resources WHERE tenant = ? AND email = ? AND name != ?",
-            (self.tenant, unique, name),
+            "SELECT name FROM resources WHERE tenant = ? AND kind = ? AND email = ? AND name != ?",
+            (self.tenant, kind, unique, name),
         )
         return str(rows[0][0]) if rows else None
 

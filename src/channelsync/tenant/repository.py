@@ -58,9 +58,9 @@ class Repository(Protocol):
     def of_kind(self, kind: str) -> list[Stored]: ...
 
     def unique_holder(self, kind: str, unique: str, name: str) -> str | None:
-        """The name of another resource holding the unique value ``unique`` (lower case),
-        or None. ``kind``: the kind written; a store may keep the values of all kinds in one
-        index (the embedded one does: only channels have a unique field)."""
+        """The name of another resource of ``kind`` holding the unique value ``unique``
+        (lower case), or None: values are unique within a kind (an agent may share a
+        channel's address)."""
         ...
 
     def insert(self, row: Row) -> None: ...

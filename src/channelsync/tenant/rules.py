@@ -1,11 +1,13 @@
 """The tenant's own rules, whatever client writes, over any ``Repository``.
 
 References must exist (or name a built-in); a channel without a script gets the default
-script; a channel without an outgoing server follows the tenant's default, and at most one
-SmtpServer is the default; built-ins cannot be changed; unique fields (a channel's address)
-are unique across the tenant; renaming a resource carries the resources that name it along;
-a resource still named by another cannot be deleted. The references, built-ins and unique
-fields come from the kind registry (``channelsync.kinds``), not from field names here.
+script; a channel or agent without an outgoing server follows the tenant's default, and at
+most one SmtpServer is the default; a new default resets the outgoing server of every channel
+and agent to it (``reset_to_default``); built-ins cannot be changed; unique fields (a
+channel's address) are unique within a kind; renaming a resource carries the resources
+that name it along; a resource still named by another cannot be deleted. The references,
+built-ins, unique fields and reset sections come from the kind registry
+(``channelsync.kinds``), not from field names here.
 
 Every operation is one transaction of the repository, with its audit entry in it.
 """
@@ -17,7 +19,7 @@ from typing import Any
 
 from channelsync import kinds
 from channelsync.defaults import BUILTIN_SMTP_SERVER, DEFAULT_EMAIL_SCRIPT, tenant_default_server
-from channelsync.document import copy_mappings, secret_paths, set_path
+from channelsync.document import copy_mappings, get_path, secret_paths, set_path
 from channelsync.targets.base import ConflictError, Operation, TargetError
 from channelsync.tenant.lease import Lease, abandoned
 from channelsync.tenant.repository import Repository, Row, Stored, Tenants
@@ -56,6 +58,7 @@ class Tenant:
         with self.repo.transaction():
             if lease is not None:
                 lease.renew(self.repo)
+            default = self.default_server() if op.kind == "SmtpServer" else None
             if op.action == "create":
                 if self.repo.exists(op.kind, op.name):
                     raise ConflictError(f"{op.kind} '{op.name}' already exists in the tenant")
@@ -68,6 +71,10 @@ class Tenant:
                 self._delete(op, actor)
             else:
                 raise TargetError(f"unknown action '{op.action}'")
+            if op.action == "rename" and default == op.previous_name:
+                default = op.name  # the default, renamed: not a new default
+            if default is not None and self.default_server() != default:
+                self.reset_to_default(actor)
 
     def set_default(self, name: str, *, actor: str, lease: Lease | None = None) -> bool:
         """Make SmtpServer ``name`` the tenant's default (for the built-in: mark none), in one
@@ -75,6 +82,7 @@ class Tenant:
         with self.repo.transaction():
             if lease is not None:
                 lease.renew(self.repo)
+            default = self.default_server()
             if name != BUILTIN_SMTP_SERVER:
                 found = self.repo.get("SmtpServer", name)
                 if found is None:
@@ -82,7 +90,35 @@ class Tenant:
                 self.repo.update_body("SmtpServer", name, {**found.body, "default": True})
             self._clear_other_defaults(name)
             self.repo.audit(actor, "SmtpServer", name, "set-default", ["default"])
+            if self.default_server() != default:
+                self.reset_to_default(actor)
         return True
+
+    def reset_to_default(self, actor: str) -> None:
+        """The vendor's rule, read literally: "The changes are kept unless a new default
+        server is set". Every resource of a kind that ``resets`` a section (a channel's and
+        an agent's Outgoing Mail Server) loses it and follows the new default; the secrets
+        of that section go with it."""
+        for kind in kinds.all_kinds():
+            section = kind.resets
+            if section is None:
+                continue
+            prefix = ".".join(section)
+            for row in self.repo.of_kind(kind.name):
+                if get_path(row.body, section) is None:
+                    continue
+                body = copy_mappings(row.body)
+                set_path(body, section, None)
+                secrets = self.sealer.unseal(self.repo.sealed(kind.name, row.name))
+                if not any(p == prefix or p.startswith(prefix + ".") for p in secrets):
+                    self.repo.update_body(kind.name, row.name, body)
+                else:
+                    for path, value in secrets.items():
+                        if not path.startswith(prefix + "."):
+                            set_path(body, tuple(path.split(".")), value)
+                    sealed = self.sealer.seal(kind.name, body)
+                    self.repo.update(Row(kind.name, row.name, body, sealed, _unique(kind, body)))
+                self.repo.audit(actor, kind.name, row.name, "reset", [prefix])
 
     def _expect(self, op: Operation, name: str) -> Stored:
         found = self.repo.get(op.kind, name)
@@ -183,15 +219,16 @@ class Tenant:
             raise TargetError(
                 f"{_subject(kind, name)}: '{BUILTIN_SMTP_SERVER}' cannot be overridden"
             )
-        unique_fields = kinds.get(kind).unique
-        if not unique_fields:
+        unique = _unique(kinds.get(kind), body)
+        if unique is None:
             return None
-        field = unique_fields[0]  # a store keeps one unique value per row
-        value = str(body.get(field, ""))
-        clash = self.repo.unique_holder(kind, value.lower(), name)
+        clash = self.repo.unique_holder(kind, unique, name)
         if clash is not None:
-            raise TargetError(f"{_subject(kind, name)}: {field} {value} is used by '{clash}'")
-        return value.lower()
+            field = kinds.get(kind).unique[0]
+            raise TargetError(
+                f"{_subject(kind, name)}: {field} {body.get(field, '')} is used by '{clash}'"
+            )
+        return unique
 
     def users_of(self, kind: str, name: str) -> list[tuple[str, str, kinds.Path]]:
         """(kind, name, path) of every resource that names ``kind`` ``name``."""
@@ -217,6 +254,11 @@ class Tenant:
     def default_server(self) -> str:
         """The tenant's default SMTP server: the one marked default, else the built-in."""
         return tenant_default_server(r.body for r in self.repo.of_kind("SmtpServer"))
+
+
+def _unique(kind: kinds.Kind, body: dict[str, Any]) -> str | None:
+    """The row's unique value (lower case): a store keeps one per row, the first field's."""
+    return str(body.get(kind.unique[0], "")).lower() if kind.unique else None
 
 
 def _listing(users: list[tuple[str, str, kinds.Path]]) -> str:
