@@ -288,6 +288,11 @@ def test_a_new_default_resets_agents_and_channels_and_one_apply_sets_them_back(
         "set_back": 2,
         "message": NEW_DEFAULT.removeprefix("note: "),
     }
+    # a saved plan keeps the reset: `show` renders it as plan did, in every format
+    assert _cli(cli, driver, "plan", "--out", "reset-plan.json").code == 0
+    for fmt in ("text", "json", "runbook"):
+        made = _cli(cli, driver, "plan", "--format", fmt).out
+        assert cli("show", "reset-plan.json", "--format", fmt).out in (made, plan.out), fmt
     assert "Apply complete: 4 updated." in _apply(cli, driver).out
     _converged(cli, driver)  # one apply: the set-backs went after the default change
     live = _live(driver)

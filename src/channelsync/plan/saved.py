@@ -23,6 +23,7 @@ from channelsync.inputfile import TooDeep, UnreadableFile, read_json
 from channelsync.plan.data import (
     Action,
     Change,
+    DefaultReset,
     FieldChange,
     Plan,
     PlanWarning,
@@ -53,7 +54,16 @@ class _Change(BaseModel):
     fields: list[_Field]
     live_etag: StrictStr | None = None
     followers: list[StrictStr] = []
+    follower_kinds: dict[StrictStr, StrictStr] = {}
     temporary_email: StrictStr | None = None
+    reset_by: StrictStr | None = None
+    reset_outside: StrictStr | None = None
+
+
+class _DefaultReset(BaseModel):
+    server: StrictStr
+    resets: dict[StrictStr, StrictInt]
+    set_back: StrictInt
 
 
 class _Position(BaseModel):
@@ -92,6 +102,7 @@ class _SavedPlan(BaseModel):
     # for 'channelsync show' (older files have neither: shown without warnings)
     plan_warnings: list[_Warning] = []
     refusals: list[_Refusal] = []
+    default_reset: _DefaultReset | None = None
 
 
 def save(plan: Plan, path: Path) -> None:
@@ -106,6 +117,8 @@ def save(plan: Plan, path: Path) -> None:
     saved["only"] = plan.only
     for entry, change in zip(saved["changes"], plan.changes, strict=True):
         entry["live_etag"] = change.live_etag
+        if change.follower_kinds:
+            entry["follower_kinds"] = change.follower_kinds
     saved["plan_warnings"] = [_warning_json(w) for w in plan.warnings]
     saved["refusals"] = [asdict(r) for r in plan.refusals]
     saved[DIGEST] = _digest(saved)
@@ -163,7 +176,10 @@ def load(path: Path) -> Plan:
             [FieldChange(f.path, f.before, f.after, f.sensitive) for f in c.fields],
             c.live_etag,
             list(c.followers),
+            dict(c.follower_kinds),
             c.temporary_email,
+            c.reset_by,
+            c.reset_outside,
         )
         for c in saved.changes
     ]
@@ -188,6 +204,15 @@ def load(path: Path) -> Plan:
         list(saved.only),
         refusals=[Refusal(r.flag, r.reason, r.advice) for r in saved.refusals],
         not_selected=saved.summary.get("not_selected", 0),
+        default_reset=(
+            None
+            if saved.default_reset is None
+            else DefaultReset(
+                saved.default_reset.server,
+                dict(saved.default_reset.resets),
+                saved.default_reset.set_back,
+            )
+        ),
     )
 
 
