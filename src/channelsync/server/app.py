@@ -185,6 +185,7 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
     async def write_outcome(key: str, request: Request) -> Response:
         return await audit_log.write_outcome(ctx, key, request)
 
+    app.state.ctx = ctx  # for the parts serve adds (the monitor)
     app.router.on_startup.append(ctx.open)
     app.router.on_shutdown.append(ctx.close)
     return app
