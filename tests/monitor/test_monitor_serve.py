@@ -3,6 +3,7 @@ one interval, /metrics, one alert per change, and replicas sharing the work."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 import time
@@ -125,7 +126,7 @@ def test_two_replicas_on_one_store_run_each_check_once_per_interval(
         runs.setdefault(name, []).append(at)
     assert sorted(runs) == names
     for name, times in runs.items():
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert len(times) >= 3, (name, times)
         assert min(gaps) >= INTERVAL * 0.8, (name, gaps)  # twice per interval: ~0 s apart
     assert len({row[3] for row in rows}) == 2  # both replicas took a share
