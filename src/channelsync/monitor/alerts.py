@@ -132,8 +132,15 @@ class AlertSender:
     def stop(self, timeout: float = SEND_TIMEOUT) -> None:
         if self._thread is None:
             return
+        left = 0
+        with contextlib.suppress(queue.Empty):  # what is still queued goes with the process
+            while True:
+                self._queue.get_nowait()
+                left += 1
+        if left:
+            log.warning("monitor: stopping; %d alert(s) not sent", left)
         with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
+            self._queue.put_nowait(None)
         self._thread.join(timeout)
         self._thread = None
 
