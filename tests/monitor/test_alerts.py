@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from channelsync.commands.serve import main as server_main
 from channelsync.errors import ChannelsyncError
 from channelsync.monitor import alerts
 from channelsync.monitor.history import CheckKey, CheckResult
 from channelsync.monitor.service import Monitor, Settings
 from channelsync.notices import load
-from channelsync.commands.serve import main as server_main
 from channelsync.server.store import Store
 from tests import mailservers
 from tests.http.conftest import free_port
