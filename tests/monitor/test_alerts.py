@@ -16,6 +16,7 @@ from channelsync.monitor import alerts
 from channelsync.monitor.history import CheckKey, CheckResult
 from channelsync.monitor.service import Monitor, Settings
 from channelsync.notices import load
+from channelsync.probe.check import Check
 from channelsync.server.store import Store
 from tests import mailservers
 from tests.http.conftest import free_port
@@ -181,3 +182,45 @@ def test_serve_stops_at_once_while_a_check_hangs(
         assert "channelsync serve: stopped" in server.log.read_text()
     finally:
         silent.close()
+
+
+def _relay_check(host: str) -> Check:
+    return Check(
+        kind="SmtpServer",
+        name="Relay",
+        check="outgoing",
+        host=host,
+        port=587,
+        protocol="smtp-starttls",
+        base_dir=Path("."),
+        user="relay@acme.test",
+        password="${stored:SmtpServer/Relay/password}",
+    )
+
+
+def test_a_dated_notice_within_30_days_and_a_certificate_are_alerted_with_their_subjects() -> None:
+    key = CheckKey("default", "SmtpServer", "Relay", "outgoing")
+    check = _relay_check("smtp.office365.com")
+    effective = next(n for n in load() if n.id == "exchange-online-smtp-auth-basic").effective
+    now = dt.datetime.combine(effective - dt.timedelta(days=20), dt.time(9), dt.UTC).timestamp()
+    result = CheckResult(
+        key,
+        at=now,
+        ok=True,
+        duration=0.1,
+        endpoint="smtp-starttls://smtp.office365.com:587",
+        cert_expires_at=now + 5 * 86400,
+    )
+    found = alerts.for_result(check, result, now)
+    assert [subject for subject, _ in found] == [
+        f"cert:SmtpServer/Relay/outgoing:{int(now + 5 * 86400)}",
+        "notice:exchange-online-smtp-auth-basic:SmtpServer/Relay/outgoing",
+    ]
+    assert found[1][1].title == (
+        "channelsync: Exchange Online changes sign-in for SmtpServer 'Relay' (outgoing)"
+    )
+    quiet = CheckResult(**{**result.__dict__, "cert_expires_at": None})
+    for days in (31, -1):  # too far ahead; already in force (the check itself says so)
+        then = now - (days - 20) * 86400
+        assert alerts.for_result(check, quiet, then) == []
+    assert alerts.for_result(_relay_check("smtp.acme.test"), quiet, now) == []

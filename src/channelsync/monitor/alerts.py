@@ -25,6 +25,7 @@ from channelsync.errors import ChannelsyncError
 if TYPE_CHECKING:
     from channelsync.monitor.history import Change, CheckKey, CheckResult
     from channelsync.notices import Notice
+    from channelsync.probe.check import Check
 
 log = logging.getLogger("channelsync.monitor")
 QUEUE_SIZE = 256
@@ -224,6 +225,24 @@ def for_notice(key: CheckKey, notice: Notice, today: dt.date) -> Alert:
         f"channelsync: {notice.provider} changes sign-in for {_subject(key)}",
         f"tenant '{key.tenant}', {_subject(key)}: {notice.warning(today)}",
     )
+
+
+def for_result(check: Check, result: CheckResult, now: float) -> list[tuple[str, Alert]]:
+    """The alerts a result calls for besides a state change, each with the subject that is
+    alerted only once: a certificate near expiry (again for a renewed one that nears its
+    own), and each dated provider notice that applies to the check."""
+    from channelsync.monitor.checks import upcoming_notices
+
+    key = result.key
+    where = f"{key.kind}/{key.name}/{key.check}"
+    found = []
+    cert = for_certificate(result, now)
+    if cert is not None:
+        found.append((f"cert:{where}:{int(result.cert_expires_at or 0)}", cert))
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    for notice in upcoming_notices(check, today):
+        found.append((f"notice:{notice.id}:{where}", for_notice(key, notice, today)))
+    return found
 
 
 def for_drift(tenant: str, repository: str, differences: Sequence[str]) -> Alert:

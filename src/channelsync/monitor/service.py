@@ -11,7 +11,6 @@ process; each check is bounded by its own timeout anyway).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import os
 import queue
@@ -25,7 +24,7 @@ from typing import Any
 
 from channelsync.defaults import BACKLOG_AFTER_MINUTES, PROBE_TIMEOUT
 from channelsync.monitor import alerts
-from channelsync.monitor.checks import STORED_SOURCE, Round, collect, upcoming_notices
+from channelsync.monitor.checks import STORED_SOURCE, Round, collect
 from channelsync.monitor.history import CheckKey, CheckResult, Damping, History, from_probe
 from channelsync.probe.check import Check
 
@@ -199,17 +198,9 @@ class Monitor:
 
     def _alert_once(self, history: History, job: _Job, result: CheckResult, now: float) -> None:
         """A certificate near expiry and a dated notice: one alert each, across replicas."""
-        key = job.key
-        where = f"{key.kind}/{key.name}/{key.check}"
-        cert = alerts.for_certificate(result, now)
-        if cert is not None and result.cert_expires_at is not None:
-            subject = f"cert:{where}:{int(result.cert_expires_at)}"
-            if history.first_alert(key.tenant, subject, now):
-                self.sender.send(cert)
-        today = dt.datetime.fromtimestamp(now, dt.UTC).date()
-        for notice in upcoming_notices(job.check, today):
-            if history.first_alert(key.tenant, f"notice:{notice.id}:{where}", now):
-                self.sender.send(alerts.for_notice(key, notice, today))
+        for subject, alert in alerts.for_result(job.check, result, now):
+            if history.first_alert(job.key.tenant, subject, now):
+                self.sender.send(alert)
 
     def _send_drift(self, history: History) -> None:
         import hashlib
