@@ -147,23 +147,6 @@ def test_alert_without_the_monitor_is_a_usage_error(
     )
 
 
-@pytest.mark.parametrize(
-    ("given", "message"),
-    [
-        ("0s", "'0s' must be from 1s to 24h (e.g. 30s, 5m, 1h)"),
-        ("5 minutes", "'5 minutes' is not a duration such as 30s, 5m or 1h"),
-        ("2d", "'2d' is not a duration such as 30s, 5m or 1h"),
-    ],
-)
-def test_a_bad_interval_is_one_line(
-    given: str, message: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as caught:
-        server_main(["serve", "--monitor-every", given])
-    assert caught.value.code == 1
-    assert capsys.readouterr().err.endswith(f"argument --monitor-every: {message}\n")
-
-
 def test_serve_stops_at_once_while_a_check_hangs(
     mail: mailservers.MailServers,
     tmp_path: Path,

@@ -178,3 +178,10 @@ def test_a_certificate_or_notice_is_alerted_once_across_replicas(stores: list[St
     assert first.first_alert("default", "cert:EmailChannel/Support/incoming:1", now=0)
     assert not second.first_alert("default", "cert:EmailChannel/Support/incoming:1", now=1)
     assert second.first_alert("default", "cert:EmailChannel/Support/incoming:2", now=1)
+
+
+@pytest.mark.parametrize(("given", "seconds"), [("5m", 300), ("30s", 30), ("2", 2), ("1h", 3600)])
+def test_an_interval_is_seconds_minutes_or_hours(given: str, seconds: float) -> None:
+    from channelsync.argtypes import duration
+
+    assert duration(given) == seconds
