@@ -21,6 +21,9 @@ from channelsync.server.context import Context
 
 
 def install(app: FastAPI, ctx: Context, monitor: Monitor) -> None:
+    """``app.state.monitor`` is the monitor, for the handlers that report to it (a posted
+    drift report: ``monitor.drift_reported``)."""
+    app.state.monitor = monitor
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MonitorCollector(monitor.latest))
 

@@ -75,7 +75,7 @@ class Monitor:
         self._stop = threading.Event()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._done: queue.Queue[tuple[_Job, CheckResult]] = queue.Queue()
-        self._latest: list[CheckResult] = []
+        self._latest: dict[CheckKey, CheckResult] = {}
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._drift: queue.Queue[alerts.Alert] = queue.Queue(64)
@@ -109,7 +109,9 @@ class Monitor:
         self.sender.stop(max(0.1, deadline - time.monotonic()))
 
     def latest(self) -> list[CheckResult]:
-        return list(self._latest)
+        """The newest result of every check: this replica's as they come in, the others'
+        as of the last read of the store (every ``resync_every`` seconds)."""
+        return [self._latest[key] for key in sorted(self._latest)]
 
     def drift_reported(self, tenant: str, repository: str, differences: list[str]) -> None:
         """The hook for a posted drift report: one alert per distinct report (a report with
@@ -155,7 +157,7 @@ class Monitor:
             self._round = collect(store)
             self._checks = {self._key(c): c for c in self._round.checks}
             history.sync(self.tenant, self._checks, interval, now)
-            self._latest = history.latest()
+            self._latest = {r.key: r for r in history.latest()}
             self._next_sync = now + self.settings.resync_every
         self._record_finished(history)
         self._send_drift(history)
@@ -180,21 +182,18 @@ class Monitor:
         self._done.put((job, result))  # recorded by the next turn of the loop
 
     def _record_finished(self, history: History) -> None:
-        recorded = False
         while True:
             try:
                 job, result = self._done.get_nowait()
             except queue.Empty:
                 break
             self._busy -= 1
-            recorded = True
+            self._latest = {**self._latest, result.key: result}
             now = time.time()
             change = history.record(result, now)
             if change is not None and (change.state == "failing" or not change.first):
                 self.sender.send(alerts.for_change(change))
             self._alert_once(history, job, result, now)
-        if recorded:
-            self._latest = history.latest()
 
     def _alert_once(self, history: History, job: _Job, result: CheckResult, now: float) -> None:
         """A certificate near expiry and a dated notice: one alert each, across replicas."""
