@@ -4,9 +4,11 @@ one interval, /metrics, one alert per change, and replicas sharing the work."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import sqlite3
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,3 +132,42 @@ def test_two_replicas_on_one_store_run_each_check_once_per_interval(
         assert len(times) >= 3, (name, times)
         assert min(gaps) >= INTERVAL * 0.8, (name, gaps)  # twice per interval: ~0 s apart
     assert len({row[3] for row in rows}) == 2  # both replicas took a share
+
+
+def test_a_password_fixed_through_the_api_is_used_at_the_next_run(
+    mail: mailservers.MailServers,
+    tmp_path: Path,
+    token_file: tuple[Path, str],
+    serve: Callable[..., Serve],
+) -> None:
+    from channelsync.server import tokens
+
+    url = seed(tmp_path / "tenant.db", mail.ca_file, mail.ports["imaps"], ["Support"])
+    path, token = token_file
+    writer = tokens.add(path, "ci-apply", "write")
+    server = serve(url, path, "--monitor-every", "2s")
+    try:
+        _wait_up(server, token, 1.0, timeout=INTERVAL + 10)
+        set_dovecot_password(mail, mailservers.USER, NEW_PASSWORD)
+        _wait_up(server, token, 0.0, timeout=INTERVAL + 10)
+        status, body = server.get("/v1/channels/Support", token)
+        assert status == 200
+        channel = json.loads(body)
+        channel["incoming"]["password"] = NEW_PASSWORD
+        request = urllib.request.Request(
+            f"{server.base}/v1/channels/Support",
+            data=json.dumps(channel).encode(),
+            method="PUT",
+            headers={
+                "Authorization": f"Bearer {writer}",
+                "If-Match": "*",
+                "Content-Type": "application/json",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+        took = _wait_up(server, token, 1.0, timeout=INTERVAL + 10)
+        assert took <= 2 * INTERVAL + 1.5  # read again within min(interval, 30 s), then run
+    finally:
+        set_dovecot_password(mail, mailservers.USER, mailservers.PASSWORD)
+    assert NEW_PASSWORD not in server.log.read_text()

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from channelsync.errors import ChannelsyncError
+from channelsync.errors import ChannelsyncError, visible
 
 if TYPE_CHECKING:
     from channelsync.monitor.history import Change, CheckKey, CheckResult
@@ -246,7 +246,7 @@ def for_result(check: Check, result: CheckResult, now: float) -> list[tuple[str,
 
 
 def for_drift(tenant: str, repository: str, differences: Sequence[str]) -> Alert:
-    listed = "\n".join(f"- {d}" for d in differences[:50])
+    listed = "\n".join(f"- {visible(d)[:300]}" for d in differences[:50])
     more = f"\n(and {len(differences) - 50} more)" if len(differences) > 50 else ""
     return Alert(
         tenant,
