@@ -39,6 +39,12 @@ BAD_VALUES: dict[Callable[[str], object], list[tuple[str, str]]] = {
         ("x", "'x' is not a number of minutes"),
         ("0", "'0' must be more than 0 and at most 1440 minutes"),
     ],
+    argtypes.duration: [
+        ("0s", "'0s' must be from 1s to 24h (e.g. 30s, 5m, 1h)"),
+        ("5 minutes", "'5 minutes' is not a duration such as 30s, 5m or 1h"),
+        ("2d", "'2d' is not a duration such as 30s, 5m or 1h"),
+        ("25h", "'25h' must be from 1s to 24h (e.g. 30s, 5m, 1h)"),
+    ],
     argtypes.date: [("2027-13-01", "'2027-13-01' is not a date (YYYY-MM-DD)")],
     argtypes.port: [
         ("x", "'x' is not a port number (1-65535)"),

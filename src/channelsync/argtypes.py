@@ -89,6 +89,28 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration(text: str) -> float:
+    """An interval such as 30s, 5m or 1h (a bare number is seconds): at least 1 s, up to a
+    day."""
+    stripped = text.strip().lower()
+    unit = _UNITS.get(stripped[-1:], 0)
+    try:
+        value = _number(stripped[:-1] if unit else stripped, float, "")
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a duration such as 30s, 5m or 1h"
+        ) from None
+    seconds = value * (unit or 1)
+    if not 1 <= seconds <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' must be from 1s to {MAX_SECONDS // 3600}h (e.g. 30s, 5m, 1h)"
+        )
+    return seconds
+
+
 def positive_minutes(text: str) -> float:
     """A duration in minutes: more than 0, up to a day."""
     value = _number(text, float, "a number of minutes")

@@ -112,8 +112,12 @@ def for_reply(reply: str, check: Direction, host: str, auth: Auth | None) -> Not
 
 def for_failed_check(reply: str, check: Check) -> Notice | None:
     """The notice that explains a connection test's failure (``probe/diagnose.py``)."""
-    auth: Auth | None = "oauth" if check.oauth else ("password" if check.password else None)
-    return for_reply(reply, check.check, check.host, auth)
+    return for_reply(reply, check.check, check.host, check_auth(check))
+
+
+def check_auth(check: Check) -> Auth | None:
+    """How a connection test signs in (None: it does not)."""
+    return "oauth" if check.oauth else ("password" if check.password else None)
 
 
 def diagnostics(resources: Sequence[Loaded], as_of: dt.date) -> Iterator[Diagnostic]:

@@ -200,8 +200,11 @@ class Resolver:
     be read is not tried again in the same run. Safe to share between threads.
     """
 
-    def __init__(self, confine_to: Path | None = None) -> None:
+    def __init__(
+        self, confine_to: Path | None = None, *, sources: dict[str, SecretSource] | None = None
+    ) -> None:
         self.confinement = os.path.realpath(confine_to) if confine_to is not None else None
+        self._sources = dict(sources or {})  # this run's own, e.g. the served store's secrets
         self._lock = threading.Lock()
         self._values: dict[tuple[str, str], str | SecretUnavailable] = {}
         self._pending: dict[tuple[str, str], threading.Lock] = {}
@@ -209,7 +212,7 @@ class Resolver:
     def resolve(self, ref: SecretRef, base_dir: Path | None = None) -> str:
         """The value of ``ref`` (relative paths from ``base_dir``); SecretUnavailable says why
         not, naming the secret but never its value."""
-        found = source(ref.source)
+        found = self.source(ref.source)
         context = SourceContext(base_dir, self.confinement)
         key = (ref.source, found.identity(ref.name, context))
         with self._lock:
@@ -233,6 +236,10 @@ class Resolver:
         """The values read so far (for scrubbing what the run writes, never for showing)."""
         with self._lock:
             return [v for v in self._values.values() if isinstance(v, str)]
+
+    def source(self, name: str) -> SecretSource:
+        """The source ``name``: one of this run's own, else an installed one."""
+        return self._sources.get(name) or source(name)
 
     def try_resolve(self, ref: SecretRef, base_dir: Path | None = None) -> str | None:
         with contextlib.suppress(SecretUnavailable):

@@ -52,6 +52,7 @@ def add_parsers(subparsers: Any) -> None:
         "--tls-cert", type=argtypes.path, metavar="FILE", help="PEM certificate (enables TLS)"
     )
     p.add_argument("--tls-key", type=argtypes.path, metavar="FILE", help="PEM private key")
+    _monitor_options(p)
     p.set_defaults(handler=cmd_serve)
 
     p = subparsers.add_parser("token", help="manage the API tokens of 'channelsync serve'")
@@ -79,6 +80,67 @@ def add_parsers(subparsers: Any) -> None:
     from channelsync.commands.tenants import add_parsers as add_tenant_parsers
 
     add_tenant_parsers(subparsers)
+
+
+def _monitor_options(p: argparse.ArgumentParser) -> None:
+    from channelsync.defaults import PROBE_TIMEOUT
+
+    g = p.add_argument_group("monitor (docs/monitor.md)")
+    g.add_argument(
+        "--monitor-every",
+        type=argtypes.duration,
+        metavar="DURATION",
+        help="test every enabled channel and SMTP server on this schedule (e.g. 5m, 30s)",
+    )
+    g.add_argument(
+        "--monitor-concurrency",
+        type=argtypes.positive_int,
+        default=8,
+        metavar="N",
+        help="checks this server runs at the same time (default 8)",
+    )
+    g.add_argument(
+        "--monitor-timeout",
+        type=argtypes.positive_seconds,
+        default=PROBE_TIMEOUT,
+        metavar="S",
+        help=f"seconds allowed per check (default {PROBE_TIMEOUT:g})",
+    )
+    g.add_argument(
+        "--alert",
+        action="append",
+        default=[],
+        metavar="[TENANT=]REF",
+        help="send alerts to the apprise URL in this secret reference, e.g. "
+        "'${env:ALERT_URL}' (repeatable)",
+    )
+    g.add_argument(
+        "--alert-after",
+        type=argtypes.positive_int,
+        default=2,
+        metavar="N",
+        help="results in a row that confirm a change before it is alerted (default 2)",
+    )
+
+
+def _monitor(args: argparse.Namespace, target: str) -> Any:
+    """The monitor ``--monitor-every`` asks for (None without it); its alert URLs are read
+    now, so a bad one stops the start."""
+    if args.alert and not args.monitor_every:
+        raise ChannelsyncError("--alert needs --monitor-every (alerts come from the monitor)")
+    if not args.monitor_every:
+        return None
+    from channelsync.monitor.alerts import resolve_destinations
+    from channelsync.monitor.service import Monitor, Settings
+
+    settings = Settings(
+        args.monitor_every,
+        concurrency=args.monitor_concurrency,
+        timeout=args.monitor_timeout,
+        alert_after=args.alert_after,
+        destinations=resolve_destinations(args.alert),
+    )
+    return Monitor(target, settings)
 
 
 def cmd_token_add(args: argparse.Namespace) -> int:
@@ -148,6 +210,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.tls_cert:
         _check_tls(args.tls_cert, args.tls_key)
     Store(target).close()  # a path or key file it cannot use is refused before the server starts
+    monitor = _monitor(args, target)
     scheme = "https" if args.tls_cert else "http"
     if scheme == "http" and not is_loopback(args.host):
         print(
@@ -158,6 +221,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sock = _listen(args.host, args.port)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     app = create_app(target, args.tokens)
+    if monitor is not None:
+        from channelsync.monitor import routes
+
+        routes.install(app, app.state.ctx, monitor)
     print(
         f"channelsync serve: {target} on {scheme}://{args.host}:{args.port}",
         file=sys.stderr,

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from channelsync import argtypes
 from channelsync.argtypes import (
     dir_option,
     email_address,
@@ -30,7 +31,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="only these channels/servers")
     dir_option(p)
-    format_option(p, "text", "json", "markdown", "junit")
+    format_option(p, "text", "json", "markdown", "junit", "prometheus")
+    p.add_argument(
+        "--output",
+        type=argtypes.path,
+        metavar="FILE",
+        help="write the report to FILE, replaced atomically (e.g. a .prom file of "
+        "node_exporter's textfile collector), instead of to stdout",
+    )
     p.add_argument(
         "--concurrency",
         type=positive_int,
@@ -121,6 +129,13 @@ def run(args: argparse.Namespace) -> int:
     if args.cleanup and not args.end_to_end:
         raise UsageError("--cleanup works with --end-to-end only")
     if args.end_to_end or args.dns:
+        if args.format == "prometheus":
+            print(
+                "error: --format prometheus reports the connection tests only, not --dns or "
+                "--end-to-end",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
         return _mail_flow(args, resources, config.of_kind("SmtpServer"))
     checks = checks_for(resources, servers=config.of_kind("SmtpServer"))
     show = args.format == "text" and sys.stderr is not None and sys.stderr.isatty()
@@ -140,13 +155,39 @@ def run(args: argparse.Namespace) -> int:
     enabled = {r.name for r in resources if r.kind == "EmailChannel" and r.data["enabled"]}
     add_backlog_warnings(results, enabled, after_minutes=args.backlog_after)
     if args.format == "text":
-        out = render.text(results, colour=use_colour(sys.stdout))
+        out = render.text(results, colour=use_colour(sys.stdout) and not args.output)
+    elif args.format == "prometheus":
+        out = _prometheus(results)
     else:
         from channelsync.render.probes import formatted
 
         out = formatted(args.format, results)
-    sys.stdout.write(out)
+    _write(args, out)
     return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
+
+
+def _prometheus(results: list[Any]) -> str:
+    """The monitor's metrics of this run (no tenant: the label is empty)."""
+    import time
+
+    from channelsync.monitor.history import from_probe
+    from channelsync.monitor.metrics import text
+
+    now = time.time()
+    return text([from_probe(r, "", now - r.elapsed_ms / 1000) for r in results])
+
+
+def _write(args: argparse.Namespace, out: str) -> None:
+    if args.output is None:
+        sys.stdout.write(out)
+        return
+    from channelsync.errors import ChannelsyncError
+    from channelsync.fsio import write_atomic
+
+    try:
+        write_atomic(args.output, out)
+    except OSError as exc:
+        raise ChannelsyncError(f"cannot write {args.output}: {exc.strerror or exc}") from None
 
 
 def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any]) -> int:
@@ -178,10 +219,9 @@ def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any
             resolver=getattr(args, "secrets", None),
         )
     if args.format != "text":
-        sys.stdout.write(report.formatted(args.format, [], trips, dns))
+        _write(args, report.formatted(args.format, [], trips, dns))
     else:
-        sys.stdout.write(report.dns_text(dns))
-        if trips is not None:
-            sys.stdout.write("\n" + report.e2e_text(trips))
+        trip_text = "" if trips is None else "\n" + report.e2e_text(trips)
+        _write(args, report.dns_text(dns) + trip_text)
     failed = any(not d.ok for d in dns) or any(not t.ok for t in trips or [])
     return EXIT_ERROR if failed else EXIT_OK

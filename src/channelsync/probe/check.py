@@ -73,6 +73,7 @@ class Login:
 class TlsInfo:
     version: str | None = None
     cert_expires_in_days: int | None = None
+    cert_expires_at: float | None = None  # notAfter as a Unix time (the monitor's metric)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "cert_expires_in_days": self.cert_expires_in_days}

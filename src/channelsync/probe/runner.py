@@ -20,7 +20,7 @@ from channelsync.probe.check import (
     ProbeFailure,
     Result,
 )
-from channelsync.secrets import Resolver, SecretRef, SecretUnavailable, parse_ref, source
+from channelsync.secrets import Resolver, SecretRef, SecretUnavailable, parse_ref
 
 if TYPE_CHECKING:
     from channelsync.bindings import Bindings, Endpoint
@@ -299,15 +299,15 @@ def _resolve(
             f"{field} is not a secret reference",
             "use ${env:NAME} or ${file:PATH}",
         )
+    resolver = attempt.resolver or Resolver()
     try:
-        found = source(ref.source)
+        found = resolver.source(ref.source)
     except SecretUnavailable as exc:  # not through validate: a source not installed
         raise _unavailable(attempt, field, ref, exc, "run 'channelsync validate'") from None
     refused = bindings.refusal(ref, attempt.check.base_dir, field, endpoints) if bindings else None
     if refused is not None:
         raise ProbeFailure(NOT_BOUND, *refused)
     try:
-        resolver = attempt.resolver or Resolver()
         return attempt.secret(resolver.resolve(ref, attempt.check.base_dir))
     except SecretUnavailable as exc:
         raise _unavailable(attempt, field, ref, exc, found.hint(ref.name)) from None

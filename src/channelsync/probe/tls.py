@@ -63,20 +63,22 @@ def wrap(attempt: Attempt, sock: socket.socket) -> ssl.SSLSocket:
 def record(attempt: Attempt, sock: ssl.SSLSocket) -> None:
     """Note the TLS version and days to expiry, and warn when renewal is due."""
     attempt.tls_used = True
-    days = days_to_expiry(sock)
-    attempt.tls = TlsInfo(sock.version(), days)
+    expires = expiry(sock)
+    days = None if expires is None else int((expires - time.time()) // 86400)
+    attempt.tls = TlsInfo(sock.version(), days, expires)
     if days is not None and days < EXPIRY_WARNING_DAYS:
         attempt.warnings.append(
             f"the server's certificate expires in {days} day(s); ask the provider to renew it"
         )
 
 
-def days_to_expiry(sock: ssl.SSLSocket) -> int | None:
+def expiry(sock: ssl.SSLSocket) -> float | None:
+    """The certificate's notAfter as a Unix time."""
     cert = sock.getpeercert()
     not_after = cert.get("notAfter") if cert else None
     if not isinstance(not_after, str):
         return None
-    return int((ssl.cert_time_to_seconds(not_after) - time.time()) // 86400)
+    return float(ssl.cert_time_to_seconds(not_after))
 
 
 def require_tls_or_consent(attempt: Attempt, offered: bool) -> bool:

@@ -205,6 +205,7 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
 
     app.include_router(router, prefix="/v1")
     app.include_router(router, prefix="/v1/tenants/{tenant}", dependencies=[Depends(_tenant_path)])
+    app.state.ctx = ctx  # for the parts serve adds (the monitor)
     app.router.on_startup.append(ctx.open)
     app.router.on_shutdown.append(ctx.close)
     return app
