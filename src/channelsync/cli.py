@@ -31,7 +31,7 @@ from channelsync.commands.export import cmd_export
 from channelsync.commands.list import cmd_list
 from channelsync.commands.plan import cmd_plan
 from channelsync.commands.schema import cmd_schema
-from channelsync.commands.shared import secrets
+from channelsync.commands.shared import secrets, use_environment
 from channelsync.commands.validate import cmd_validate
 from channelsync.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED
 
@@ -200,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
+        use_environment(args)
         args.secrets = secrets(args)
         return handler(args)
     except ConfigError as exc:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from channelsync import document as documents
 from channelsync import kinds
@@ -22,30 +23,91 @@ from channelsync.errors import HIDDEN, Diagnostic
 from channelsync.errors import did_you_mean as did_you_mean
 from channelsync.perf import paused_gc
 from channelsync.secrets import ref_problem, repository_root
+from channelsync.variables import MARK, Scope
 from channelsync.yamlsource import Document, Path_, SourceFile, fast_documents, read_source
+from channelsync.yamlsource import dotted as _dotted
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError as SchemaError
+
+    from channelsync.environments import Environment
 
 DEFAULT_DIR = Path("channels.d")
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-def load_config(root: Path) -> Config:
-    """Every problem in the config under ``root``, and its valid resources."""
+def load_config(root: Path | Environment) -> Config:
+    """Every problem in the config under ``root`` (a folder, or an environment's folders
+    with its variables), and its valid resources."""
     with paused_gc():
         return _load_config(root)
 
 
-def _load_config(root: Path) -> Config:
-    from channelsync import rules
+@dataclass
+class _Patch:
+    source: SourceFile
+    index: int
+    layer: int
+    kind: str
+    name: str
 
-    config = Config(root)
+
+@dataclass
+class _Loading:
+    """What one load keeps besides the config: the variables, the patches, and the
+    (kind, name) of documents that were refused (a patch of one is not reported again)."""
+
+    scope: Scope
+    layer: int = 0
+    patches: list[_Patch] = field(default_factory=list)
+    refused: set[tuple[str, str]] = field(default_factory=set)
+
+
+def _load_config(root: Path | Environment) -> Config:
+    from channelsync import rules
+    from channelsync.environments import Environment
+
+    environment = root if isinstance(root, Environment) else None
+    folders = environment.dirs if environment is not None else (cast(Path, root),)
+    config = Config(folders[0])
+    loading = _Loading(Scope(environment))
+    for layer, folder in enumerate(folders):
+        loading.layer = layer
+        _load_folder(config, folder, loading, environment)
+    if loading.patches:
+        from channelsync.patches import apply_patches
+
+        apply_patches(config, loading.patches, loading.refused, loading.scope)
+    if environment is not None:
+        for name, line, column in loading.scope.unused():
+            config.diagnostics.append(
+                Diagnostic(
+                    environment.project,
+                    line,
+                    column,
+                    "warning",
+                    f"variable '{name}' of environment '{environment.name}' is not used by "
+                    f"any resource; remove it, or use it as ${{var:{name}}}",
+                )
+            )
+    config.diagnostics.extend(rules.check(config))
+    config.diagnostics.sort(key=lambda d: (d.file, d.line, d.column, d.severity, d.message))
+    return config
+
+
+def _load_folder(
+    config: Config, root: Path, loading: _Loading, environment: Environment | None
+) -> None:
     if not root.is_dir():
         problem = "is a file, not a directory" if root.exists() else "does not exist"
-        message = f"config directory {problem}; create it or pass --dir"
+        fix = (
+            f"fix the dirs of environment '{environment.name}' in {environment.project}"
+            if environment is not None
+            else "pass --dir"
+        )
+        message = f"config directory {problem}; create it or {fix}"
         config.diagnostics.append(Diagnostic(str(root), 1, 1, "error", message))
-        return config
+        return
     cwd = os.getcwd() + os.sep
 
     def shown(path: str) -> str:
@@ -54,6 +116,7 @@ def _load_config(root: Path) -> Config:
     paths, unread, unsure = find_files(root)
     for path, message in unread:
         config.diagnostics.append(Diagnostic(shown(path), 1, 1, "error", message))
+    layer = loading.layer
     for path, fast in zip(paths, _fast_files(paths, unsure), strict=True):
         config.files += 1
         display = shown(path)
@@ -61,18 +124,16 @@ def _load_config(root: Path) -> Config:
             # documents are parsed again if positions are needed
             source = SourceFile(path, display, fast=len(fast))
             config.resources.extend(
-                Loaded(doc["kind"], doc["name"], doc, source, i) for i, doc in enumerate(fast)
+                Loaded(doc["kind"], doc["name"], doc, source, i, layer)
+                for i, doc in enumerate(fast)
             )
             continue
         source = read_source(path, display)
         for document in source.documents:
-            loaded = _validate_document(source, document)
+            loaded = _validate_document(source, document, loading)
             if loaded is not None:
                 config.resources.append(loaded)
         config.diagnostics.extend(source.problems)
-    config.diagnostics.extend(rules.check(config))
-    config.diagnostics.sort(key=lambda d: (d.file, d.line, d.column, d.severity, d.message))
-    return config
 
 
 def is_config_name(name: str) -> bool:
@@ -196,7 +257,10 @@ def _kinds_list() -> str:
     return ", ".join(kinds.names())
 
 
-def _validate_document(source: SourceFile, document: Document) -> Loaded | None:
+def _validate_document(
+    source: SourceFile, document: Document, loading: _Loading | None = None
+) -> Loaded | None:
+    loading = loading or _Loading(Scope(None))
     data = document.data
     if not isinstance(data, dict):
         if data is None:
@@ -221,29 +285,107 @@ def _validate_document(source: SourceFile, document: Document) -> Loaded | None:
         hint = did_you_mean(str(kind), kinds.names())
         source.error(line, column, f"unknown kind '{kind}'{hint}; one of {_kinds_list()}")
         return None
+    if "patch" in data:
+        flag = data["patch"]
+        if flag is True and isinstance(data.get("name"), str):
+            patch = _Patch(source, document.index, loading.layer, kind, data["name"])
+            loading.patches.append(patch)
+            return None
+        at = source.document(document.index)
+        if flag is True:
+            line, column = at.position(("name",) if "name" in data else (), key="name" in data)
+            source.error(line, column, "a patch needs the 'name' (text) of the resource it changes")
+            return None
+        if flag is not False:
+            line, column = at.position(("patch",))
+            source.error(line, column, f"patch: expected true or false, got {_describe(flag)}")
+            return None
+    prepared = prepare_document(source, document.index, kind, data, loading.scope)
+    if prepared is None:
+        loading.refused.add((kind, str(data.get("name"))))
+        return None
+    data, origins = prepared
     try:
         valid = documents.is_valid(kind, data)
     except (ValueError, UnicodeError):
         # keys that are not text, or text that is not Unicode: the careful parser reports
         # them and leaves them out, so the rest of the document is still checked
-        data = source.document(document.index).data
-        valid = isinstance(data, dict) and documents.is_valid(kind, data)
+        raw = source.document(document.index).data
+        again = prepare_document(source, document.index, kind, raw, loading.scope, quiet=True)
+        valid = again is not None and documents.is_valid(kind, again[0])
+        if again is not None:
+            data, origins = again
     if not valid:
-        _report_invalid(source, document.index, kind)
+        loading.refused.add((kind, str(data.get("name"))))
+        _report_invalid(source, document.index, kind, loading.scope, origins)
         return None
     normal = documents.normalize(kind, data)
-    return Loaded(kind, normal["name"], normal, source, document.index)
+    return Loaded(kind, normal["name"], normal, source, document.index, loading.layer)
 
 
-def _report_invalid(source: SourceFile, index: int, kind: str) -> None:
+def prepare_document(
+    source: SourceFile,
+    index: int,
+    kind: str,
+    data: Any,
+    scope: Scope,
+    *,
+    quiet: bool = False,
+) -> tuple[dict[str, Any], dict[Path_, str]] | None:
+    """A document as the schema sees it: without ``patch``, its variables substituted
+    (with which path took which variable); None when a reference is wrong (reported at it
+    unless ``quiet``)."""
+    if not isinstance(data, dict):
+        return None
+    if "patch" in data:
+        data = {k: v for k, v in data.items() if k != "patch"}
+    if not _has_mark(source):
+        return data, {}
+    failed = False
+
+    def report(path: Path_, message: str, reference: str) -> None:
+        nonlocal failed
+        failed = True
+        if not quiet:
+            line, column = _reference_position(source, index, path, reference)
+            source.error(line, column, message)
+
+    secret = frozenset(documents.secret_paths(kind))
+    substituted, origins = scope.substitute(data, secret, report)
+    return None if failed else (substituted, origins)
+
+
+def _has_mark(source: SourceFile) -> bool:
+    return not source.text or MARK in source.text
+
+
+def _reference_position(
+    source: SourceFile, index: int, path: Path_, reference: str
+) -> tuple[int, int]:
+    """Where ``reference`` is written: in the value at ``path`` (its column inside text)."""
+    line, column = source.document(index).position(path)
+    lines = source.text.splitlines()
+    if 0 < line <= len(lines):
+        found = lines[line - 1].find(reference, column - 1)
+        if found >= 0:
+            return line, found + 1
+    return line, column
+
+
+def _report_invalid(
+    source: SourceFile, index: int, kind: str, scope: Scope, origins: dict[Path_, str]
+) -> None:
     document = source.document(index)
     if document.data is None:
         return  # the precise parser refused the file and said why
+    prepared = prepare_document(source, index, kind, document.data, scope, quiet=True)
+    if prepared is None:  # pragma: no cover - the references were fine a moment ago
+        return
     found = False
-    for path, message, at_key in _schema_problems(kind, document.data):
+    for path, message, at_key in schema_problems(kind, prepared[0]):
         found = True
         line, column = document.position(path, key=at_key)
-        source.error(line, column, message)
+        source.error(line, column, message + ("" if at_key else scope.note(path, origins)))
     if not found:  # pragma: no cover - the two validators disagree; say so without values
         source.error(document.line, document.column, f"document does not match the {kind} schema")
 
@@ -261,10 +403,16 @@ def _validator(kind: str) -> Any:
 kinds.watch(_validator.cache_clear)
 
 
-def _schema_problems(kind: str, data: dict[str, Any]) -> Iterator[tuple[Path_, str, bool]]:
+def schema_problems(kind: str, data: dict[str, Any]) -> Iterator[tuple[Path_, str, bool]]:
+    """(path, message, whether at the key) of each way ``data`` fails the kind's schema."""
     for error in sorted(_validator(kind).iter_errors(data), key=lambda e: list(map(str, e.path))):
-        for leaf in _leaves(error):
-            yield from _explain(leaf)
+        yield from explain_schema_error(error)
+
+
+def explain_schema_error(error: SchemaError) -> Iterator[tuple[Path_, str, bool]]:
+    """(path, message, whether at the key) for each problem behind a schema error."""
+    for leaf in _leaves(error):
+        yield from _explain(leaf)
 
 
 def _leaves(error: SchemaError) -> Iterator[SchemaError]:
@@ -312,13 +460,6 @@ def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return type(value).__name__
-
-
-def _dotted(path: Path_) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "document"
 
 
 def _explain(error: SchemaError) -> Iterator[tuple[Path_, str, bool]]:

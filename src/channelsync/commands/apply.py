@@ -21,7 +21,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from channelsync.plan import saved as saved_plans
     from channelsync.render.apply import report as render_report
 
-    config = shared.load(args.dir)
+    config = shared.load(shared.config_source(args))
     bindings = shared.bindings(args)
     saved = saved_plans.load(args.planfile) if args.planfile else None
     if saved is not None and args.only:

@@ -15,7 +15,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from channelsync.loader import load_config
     from channelsync.render import export as render
 
-    config = load_config(args.dir) if args.dir.exists() else None
+    shared.refuse_layered(args, "export")
+    config = load_config(shared.config_source(args)) if args.dir.exists() else None
     # a reference to a resource whose file is gone does not block: export writes it back
     references = set(rules.reference_problems(config)) if config is not None else set()
     if config is not None and config.errors:

@@ -24,7 +24,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         channels = [r.data for r in live.values() if r.kind == "EmailChannel"]
         servers = [r.data for r in live.values() if r.kind == "SmtpServer"]
     else:
-        config = shared.load(args.dir)
+        config = shared.load(shared.config_source(args))
         channels = [r.data for r in config.of_kind("EmailChannel")]
         servers = [r.data for r in config.of_kind("SmtpServer")]
     table = listing.rows(channels, tenant_default_server(servers))

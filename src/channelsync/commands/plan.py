@@ -16,7 +16,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from channelsync.render.runbook import runbook
     from channelsync.targets import absent
 
-    config = shared.load(args.dir)
+    config = shared.load(shared.config_source(args))
     bindings = shared.bindings(args)
     target = shared.open_target(args.target, readonly=True)
     try:
