@@ -411,6 +411,20 @@ def schema_problems(kind: str, data: dict[str, Any]) -> Iterator[tuple[Path_, st
 
 def explain_schema_error(error: SchemaError) -> Iterator[tuple[Path_, str, bool]]:
     """(path, message, whether at the key) for each problem behind a schema error."""
+    types = [e.validator_value for e in error.context or ()]
+    if (
+        error.validator == "anyOf"
+        and types
+        and "null" not in types
+        and all(e.validator == "type" and not e.path for e in error.context)
+    ):  # a value of one of several types (a variable's)
+        path: Path_ = tuple(error.absolute_path)
+        if "number" in types and "integer" in types:
+            types.remove("integer")
+        words = [_TYPE_WORDS.get(str(t), str(t)).replace(" or ", "/") for t in types]
+        wanted = ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
+        yield path, f"{_dotted(path)}: expected {wanted}, got {_describe(error.instance)}", False
+        return
     for leaf in _leaves(error):
         yield from _explain(leaf)
 
