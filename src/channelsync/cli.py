@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also test the connections apply would test, and show the results (exit 1 on failure)",
     )
+    p.add_argument(
+        "--all-envs",
+        action="store_true",
+        help="plan every environment of channelsync.yaml (at the same time), one section each",
+    )
     secret_options(p)
     p.set_defaults(handler=cmd_plan)
 
@@ -156,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _format_option(p, "table", "json")
     p.set_defaults(handler=cmd_list)
+
+    from channelsync.commands import compare as compare_command
+
+    compare_command.add_parser(sub)
 
     from channelsync.commands import test as probe_command
 

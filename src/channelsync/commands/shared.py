@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def use_environment(args: argparse.Namespace) -> None:
     """Sets ``args.environment`` (None: no project file, or none chosen) and, unless given on
     the command line, ``args.dir`` and ``args.target`` from it."""
-    if not hasattr(args, "env"):
+    if not hasattr(args, "env") or getattr(args, "all_envs", False):
         return
     from channelsync.environments import select
 
