@@ -28,6 +28,10 @@ _ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
+def is_environment_name(name: str) -> bool:
+    return _ENVIRONMENT_NAME.match(name) is not None
+
+
 @dataclass(frozen=True)
 class Variable:
     value: Scalar
