@@ -290,3 +290,31 @@ def test_environment_workflows_pass_the_linters(env_repo: Path) -> None:
     files = sorted((env_repo / ".github" / "workflows").glob("*.yml"))
     assert len(files) == 3
     assert lint.lint(files, cwd=env_repo) == []
+
+
+def test_init_with_environments_scaffolds_the_layout_and_it_plans(tmp_path: Path) -> None:
+    root = tmp_path / "new"
+    result = channelsync("init", str(root), "--env", "staging", "--env", "prod")
+    assert result.code == 0, result.err
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert [f for f in files if not f.startswith(("schemas/", ".github/"))] == [
+        ".gitignore",
+        "channels.d/common/example.yaml",
+        "channels.d/prod/example.yaml",
+        "channels.d/staging/example.yaml",
+        "channelsync.secrets.yaml",
+        "channelsync.yaml",
+    ]
+    assert "schemas/channelsync-project.schema.json" in files
+    assert "Next: set each environment's target in channelsync.yaml" in result.out
+    assert channelsync("validate", "--env", "prod", cwd=root).code == 0
+    plan = channelsync("plan", "--all-envs", "--format", "json", cwd=root)
+    assert plan.code == 0, plan.err
+    assert [e["environment"] for e in json.loads(plan.out)["environments"]] == ENVIRONMENTS
+    assert not (root / ".channelsync").exists()  # plan creates no tenant
+    refused = channelsync("init", str(tmp_path / "x"), "--env", "common")
+    assert refused.code == 1
+    assert refused.err == (
+        "error: --env common: an environment name is letters, digits, '_', '.' or '-' "
+        "(GitHub's environment names), once each, and not 'common' (the shared folder)\n"
+    )

@@ -87,6 +87,16 @@ def cmd_init(args: argparse.Namespace) -> int:
             "runner cannot reach; pin a released version or a pushed commit there",
             file=sys.stderr,
         )
+    if args.environments:
+        print(
+            "\nNext: set each environment's target in channelsync.yaml, run 'channelsync plan "
+            "--all-envs', then create a GitHub environment per environment (its "
+            "CHANNELSYNC_TOKEN: a write token for apply) and the repository secrets "
+            "CHANNELSYNC_TOKEN_<NAME> (read tokens for plan and drift) and each ${env:NAME} of "
+            "your channels, bound to its servers in channelsync.secrets.yaml (docs/gitops.md, "
+            "\"Environments\")."
+        )
+        return EXIT_OK
     print(
         "\nNext: edit channels.d/, run 'channelsync validate' and 'channelsync plan', then set "
         "the repository secrets the workflows use (CHANNELSYNC_TARGET, CHANNELSYNC_TOKEN and "
