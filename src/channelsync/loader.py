@@ -61,6 +61,15 @@ class _Loading:
     layer: int = 0
     patches: list[_Patch] = field(default_factory=list)
     refused: set[tuple[str, str]] = field(default_factory=set)
+    _marked: dict[str, bool] = field(default_factory=dict)
+
+    def marked(self, source: SourceFile) -> bool:
+        """Whether the file holds ``${var:`` at all: searched once per file, not once per
+        document (a file may hold thousands)."""
+        found = self._marked.get(source.path)
+        if found is None:
+            found = self._marked[source.path] = _has_mark(source)
+        return found
 
 
 def _load_config(root: Path | Environment) -> Config:
@@ -300,7 +309,8 @@ def _validate_document(
             line, column = at.position(("patch",))
             source.error(line, column, f"patch: expected true or false, got {_describe(flag)}")
             return None
-    prepared = prepare_document(source, document.index, kind, data, loading.scope)
+    marked = loading.marked(source)
+    prepared = prepare_document(source, document.index, kind, data, loading.scope, marked=marked)
     if prepared is None:
         loading.refused.add((kind, str(data.get("name"))))
         return None
@@ -311,13 +321,15 @@ def _validate_document(
         # keys that are not text, or text that is not Unicode: the careful parser reports
         # them and leaves them out, so the rest of the document is still checked
         raw = source.document(document.index).data
-        again = prepare_document(source, document.index, kind, raw, loading.scope, quiet=True)
+        again = prepare_document(
+            source, document.index, kind, raw, loading.scope, quiet=True, marked=marked
+        )
         valid = again is not None and documents.is_valid(kind, again[0])
         if again is not None:
             data, origins = again
     if not valid:
         loading.refused.add((kind, str(data.get("name"))))
-        _report_invalid(source, document.index, kind, loading.scope, origins)
+        _report_invalid(source, document.index, kind, loading.scope, origins, marked)
         return None
     normal = documents.normalize(kind, data)
     return Loaded(kind, normal["name"], normal, source, document.index, loading.layer)
@@ -331,6 +343,7 @@ def prepare_document(
     scope: Scope,
     *,
     quiet: bool = False,
+    marked: bool | None = None,
 ) -> tuple[dict[str, Any], dict[Path_, str]] | None:
     """A document as the schema sees it: without ``patch``, its variables substituted
     (with which path took which variable); None when a reference is wrong (reported at it
@@ -339,7 +352,7 @@ def prepare_document(
         return None
     if "patch" in data:
         data = {k: v for k, v in data.items() if k != "patch"}
-    if not _has_mark(source):
+    if not (_has_mark(source) if marked is None else marked):
         return data, {}
     failed = False
 
@@ -373,12 +386,19 @@ def _reference_position(
 
 
 def _report_invalid(
-    source: SourceFile, index: int, kind: str, scope: Scope, origins: dict[Path_, str]
+    source: SourceFile,
+    index: int,
+    kind: str,
+    scope: Scope,
+    origins: dict[Path_, str],
+    marked: bool,
 ) -> None:
     document = source.document(index)
     if document.data is None:
         return  # the precise parser refused the file and said why
-    prepared = prepare_document(source, index, kind, document.data, scope, quiet=True)
+    prepared = prepare_document(
+        source, index, kind, document.data, scope, quiet=True, marked=marked
+    )
     if prepared is None:  # pragma: no cover - the references were fine a moment ago
         return
     found = False

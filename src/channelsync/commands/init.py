@@ -94,7 +94,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             "CHANNELSYNC_TOKEN: a write token for apply) and the repository secrets "
             "CHANNELSYNC_TOKEN_<NAME> (read tokens for plan and drift) and each ${env:NAME} of "
             "your channels, bound to its servers in channelsync.secrets.yaml (docs/gitops.md, "
-            "\"Environments\")."
+            '"Environments").'
         )
         return EXIT_OK
     print(
