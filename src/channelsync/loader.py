@@ -534,7 +534,7 @@ def _explain(error: SchemaError) -> Iterator[tuple[Path_, str, bool]]:
         yield path, f"{where}: {problem or 'must be a secret reference'}", False
     elif validator == "pattern":
         yield path, f"{where}: {_pattern_message(schema, value)}", False
-    elif validator == "minLength":
+    elif validator in ("minLength", "minProperties"):
         yield path, f"{where}: must not be empty", False
     elif validator == "maxLength":
         yield path, f"{where}: longer than {schema.get('maxLength')} characters", False

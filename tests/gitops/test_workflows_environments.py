@@ -318,3 +318,28 @@ def test_init_with_environments_scaffolds_the_layout_and_it_plans(tmp_path: Path
         "error: --env common: an environment name is letters, digits, '_', '.' or '-' "
         "(GitHub's environment names), once each, and not 'common' (the shared folder)\n"
     )
+
+
+def test_a_broken_project_file_still_gets_a_comment_saying_so(
+    env_repo: Path, tmp_path: Path, fake_gh: FakeGitHub, runner_env: Env
+) -> None:
+    (env_repo / "channelsync.yaml").write_text("environments: {}\n")
+    store = tmp_path / "artifacts"
+    listed = run(
+        env_repo,
+        "channels-plan.yml",
+        "environments",
+        _with(pr_contexts(tmp_path / "l", fork=True), store),
+        runner_env(),
+    )
+    assert listed.step("list").outcome == "failure"
+    assert (
+        "channelsync.yaml:1:15: error: environments: should be non-empty"
+        in (listed.step("list").stdout)
+        or "channelsync.yaml:1:" in listed.step("list").stdout
+    )
+    contexts = _with(pr_contexts(tmp_path / "c", fork=True), store, needs=_needs(""))
+    comment = run(env_repo, "channels-plan.yml", "comment", contexts, runner_env())
+    assert comment.ok
+    body = fake_gh.state["comments"][0]["body"]
+    assert body.startswith(f"{MARKER}\n### channelsync: no environments\n")

@@ -74,6 +74,11 @@ NO_REPORT = (
     "### channelsync: no plan\n\nThe plan job of this environment did not finish; see the "
     "workflow run."
 )
+NO_ENVIRONMENTS = (
+    f"### channelsync: no environments\n\n`{PROJECT_FILE}` could not be read, so nothing was "
+    "planned; the errors are in the log of the environments job (run `channelsync validate` "
+    "locally)."
+)
 ENV_VAR = "CHANNELSYNC_ENV"
 
 
@@ -340,6 +345,8 @@ def comment_body() -> str:
 
         folder = Path(os.environ.get("CHANNELSYNC_REPORTS", work_dir() / "reports"))
         parts = [MARKER]
+        if not _environment_names(reports):
+            parts.append(NO_ENVIRONMENTS)
         for name in _environment_names(reports):
             path = folder / f"channelsync-report-{name}" / "report.md"
             text = path.read_text(encoding="utf-8") if path.is_file() else NO_REPORT
