@@ -313,3 +313,33 @@ def test_export_refuses_an_environment_of_several_folders(repo: Path, cli: Any) 
         "folders, whose values it would write over the references; pass --dir FOLDER and "
         "--target URL instead of --env\n"
     )
+
+
+def test_every_command_with_dir_takes_env() -> None:
+    import argparse
+
+    from channelsync.cli import build_parser
+
+    def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        found = {}
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found.update(action.choices)
+        return found
+
+    with_dir = {
+        name: sub
+        for name, sub in commands(build_parser()).items()
+        if any("--dir" in a.option_strings for a in sub._actions)
+    }
+    assert {"validate", "plan", "apply", "drift", "export", "list", "test"} <= set(with_dir)
+    for name, sub in with_dir.items():
+        assert any("--env" in a.option_strings for a in sub._actions), name
+
+
+def test_numbers_and_booleans_inside_text_are_spelt_as_yaml_spells_them(
+    repo: Path, cli: Any
+) -> None:
+    _channel(repo, **{"support@${var:imap_host}": "support-${var:enabled}-${var:port}"})
+    support = _fields(_plan(cli, "--env", "staging"), "Support")
+    assert support["incoming.user"] == "support-false-1993"
