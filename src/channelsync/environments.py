@@ -13,44 +13,24 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from channelsync.defaults import PACKAGED_PROJECT_SCHEMA, PROJECT_FILE
 from channelsync.errors import ConfigError, Diagnostic, UsageError, did_you_mean
+from channelsync.layout import Environment as Environment
+from channelsync.layout import Variable
 from channelsync.yamlsource import Path_, SourceFile, read_source
 
 ENV_VAR = "CHANNELSYNC_ENV"
-Scalar = str | int | float | bool
 _ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 def is_environment_name(name: str) -> bool:
     return _ENVIRONMENT_NAME.match(name) is not None
-
-
-@dataclass(frozen=True)
-class Variable:
-    value: Scalar
-    line: int
-    column: int
-
-
-@dataclass(frozen=True)
-class Environment:
-    """One environment of the project file: what ``load_config`` reads for it."""
-
-    name: str
-    dirs: tuple[Path, ...]
-    target: str | None = None
-    variables: dict[str, Variable] = field(default_factory=dict)
-    project: str = PROJECT_FILE  # the project file as shown in messages
-
-    def with_dirs(self, dirs: tuple[Path, ...]) -> Environment:
-        return Environment(self.name, dirs, self.target, self.variables, self.project)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from channelsync.desired import Config as Config
 from channelsync.desired import Loaded as Loaded
 from channelsync.errors import HIDDEN, Diagnostic
 from channelsync.errors import did_you_mean as did_you_mean
+from channelsync.patches import merge
 from channelsync.perf import paused_gc
 from channelsync.secrets import ref_problem, repository_root
 from channelsync.variables import MARK, Scope
@@ -30,7 +31,7 @@ from channelsync.yamlsource import dotted as _dotted
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError as SchemaError
 
-    from channelsync.environments import Environment
+    from channelsync.layout import Environment
 
 DEFAULT_DIR = Path("channels.d")
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -74,7 +75,7 @@ class _Loading:
 
 def _load_config(root: Path | Environment) -> Config:
     from channelsync import rules
-    from channelsync.environments import Environment
+    from channelsync.layout import Environment
 
     environment = root if isinstance(root, Environment) else None
     folders = environment.dirs if environment is not None else (cast(Path, root),)
@@ -84,9 +85,7 @@ def _load_config(root: Path | Environment) -> Config:
         loading.layer = layer
         _load_folder(config, folder, loading, environment)
     if loading.patches:
-        from channelsync.patches import apply_patches
-
-        apply_patches(config, loading.patches, loading.refused, loading.scope)
+        _apply_patches(config, loading.patches, loading.refused, loading.scope)
     if environment is not None:
         for name, line, column in loading.scope.unused():
             config.diagnostics.append(
@@ -408,6 +407,90 @@ def _report_invalid(
         source.error(line, column, message + ("" if at_key else scope.note(path, origins)))
     if not found:  # pragma: no cover - the two validators disagree; say so without values
         source.error(document.line, document.column, f"document does not match the {kind} schema")
+
+
+# --- patch: true -----------------------------------------------------------------------
+
+
+def _apply_patches(
+    config: Config, patches: list[_Patch], refused: set[tuple[str, str]], scope: Scope
+) -> None:
+    """Merge each patch into its base in ``config.resources`` (in the order the folders were
+    read); a patch without a base, or a merge the schema refuses, is an error."""
+    first: dict[tuple[str, str], int] = {}
+    for position, item in enumerate(config.resources):
+        first.setdefault((item.kind, item.name), position)
+    merged: dict[int, dict[str, Any]] = {}
+    dropped: set[int] = set()
+    for patch in patches:
+        key = (patch.kind, patch.name)
+        at = first.get(key)
+        base = config.resources[at] if at is not None else None
+        if at is None or base is None or base.layer >= patch.layer:
+            if key not in refused:  # a base with errors has said so already
+                config.diagnostics.append(_no_base(patch, scope))
+            continue
+        if at in dropped:
+            continue
+        before = len(patch.source.problems)
+        changes = prepare_document(
+            patch.source, patch.index, patch.kind, patch.source.document(patch.index).data, scope
+        )
+        config.diagnostics.extend(patch.source.problems[before:])
+        raw = merged.get(at)
+        if raw is None:
+            prepared = prepare_document(
+                base.source,
+                base.index,
+                base.kind,
+                base.source.document(base.index).data,
+                scope,
+                quiet=True,
+            )
+            raw = prepared[0] if prepared is not None else None
+        if changes is None or raw is None:
+            dropped.add(at)
+            continue
+        overrides = dict(base.overrides or {})
+        data = merge(raw, changes[0], (patch.source, patch.index), overrides)
+        candidate = Loaded(base.kind, base.name, data, base.source, base.index, patch.layer)
+        candidate.overrides = overrides
+        if not documents.is_valid(base.kind, data):
+            config.diagnostics.extend(_patch_problems(candidate))
+            dropped.add(at)
+            continue
+        merged[at] = data
+        candidate.data = documents.normalize(base.kind, data)
+        config.resources[at] = candidate
+    if dropped:
+        config.resources = [r for i, r in enumerate(config.resources) if i not in dropped]
+
+
+def _patch_problems(item: Loaded) -> list[Diagnostic]:
+    return [
+        item.diagnostic(path, "error", message, key=at_key)
+        for path, message, at_key in schema_problems(item.kind, item.data)
+    ]
+
+
+def _no_base(patch: _Patch, scope: Scope) -> Diagnostic:
+    environment = scope.environment
+    if environment is not None and len(environment.dirs) > 1:
+        folders = ", ".join(str(d) for d in environment.dirs[: patch.layer]) or "none"
+        where = (
+            f"no earlier folder of environment '{environment.name}' defines it (earlier: {folders})"
+        )
+    else:
+        where = (
+            "nothing before it defines it (a patch changes a resource of an earlier folder "
+            "of an environment's dirs in channelsync.yaml)"
+        )
+    line, column = patch.source.document(patch.index).position(("name",))
+    message = (
+        f"patch of {patch.kind} '{patch.name}' has no base: {where}; define it there, or "
+        "remove 'patch: true'"
+    )
+    return Diagnostic(patch.source.display, line, column, "error", message)
 
 
 # --- schema errors -> user messages -------------------------------------------------------

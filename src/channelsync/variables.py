@@ -19,7 +19,7 @@ from channelsync.yamlsource import Path_
 from channelsync.yamlsource import dotted as _dotted
 
 if TYPE_CHECKING:
-    from channelsync.environments import Environment, Scalar
+    from channelsync.layout import Environment, Scalar
 
 MARK = "${var:"
 REFERENCE = re.compile(r"\$\{var:([^{}]*)\}")

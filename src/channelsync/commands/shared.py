@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from channelsync.bindings import Bindings
-    from channelsync.environments import Environment
+    from channelsync.layout import Environment
     from channelsync.loader import Config
     from channelsync.secrets import Resolver
     from channelsync.targets.base import Target

@@ -17,7 +17,7 @@ from channelsync.errors import ChannelsyncError, ConfigError
 
 if TYPE_CHECKING:
     from channelsync.desired import Config
-    from channelsync.environments import Environment
+    from channelsync.layout import Environment
     from channelsync.plan.data import Plan
     from channelsync.secrets import Resolver
 
