@@ -343,3 +343,10 @@ def test_numbers_and_booleans_inside_text_are_spelt_as_yaml_spells_them(
     _channel(repo, **{"support@${var:imap_host}": "support-${var:enabled}-${var:port}"})
     support = _fields(_plan(cli, "--env", "staging"), "Support")
     assert support["incoming.user"] == "support-false-1993"
+
+
+def test_two_patches_of_one_resource_apply_in_order(repo: Path, cli: Any) -> None:
+    (repo / "channels.d/prod/zz.yaml").write_text(
+        "kind: EmailScript\nname: Support Script\npatch: true\nqueues: [Only]\n"
+    )
+    assert _fields(_plan(cli, "--env", "prod"), "Support Script") == {"queues": ["Only"]}

@@ -453,7 +453,7 @@ def _apply_patches(
             continue
         overrides = dict(base.overrides or {})
         data = merge(raw, changes[0], (patch.source, patch.index), overrides)
-        candidate = Loaded(base.kind, base.name, data, base.source, base.index, patch.layer)
+        candidate = Loaded(base.kind, base.name, data, base.source, base.index, base.layer)
         candidate.overrides = overrides
         if not documents.is_valid(base.kind, data):
             config.diagnostics.extend(_patch_problems(candidate))
