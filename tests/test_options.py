@@ -75,6 +75,7 @@ def test_every_format_option_defaults_to_its_first_choice() -> None:
         "drift": "text",
         "list": "table",
         "test": "text",
+        "compare": "text",
     }
 
 

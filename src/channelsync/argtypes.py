@@ -172,13 +172,35 @@ def from_env(variable: str) -> str | None:
     return os.environ.get(variable) or None
 
 
+class _Given(argparse.Action):
+    """Stores the value and notes that it was given: an explicit --dir or --target wins over
+    the environment's (``environments.select``)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_given", True)
+
+
 def dir_option(p: argparse.ArgumentParser) -> None:
-    """``--dir``, defaulting to ``$CHANNELSYNC_DIR``, else channels.d."""
+    """``--dir``, defaulting to ``$CHANNELSYNC_DIR``, else channels.d; and ``--env``."""
     p.add_argument(
         "--dir",
         type=path,
+        action=_Given,
         default=Path(from_env(DIR_ENV) or DEFAULT_DIR),
         help=f"config directory (default: {DEFAULT_DIR}, or ${DIR_ENV})",
+    )
+    p.add_argument(
+        "--env",
+        metavar="NAME",
+        help="environment of channelsync.yaml: its dirs, target and variables (default: "
+        "$CHANNELSYNC_ENV, else its default_environment)",
     )
 
 

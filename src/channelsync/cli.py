@@ -36,7 +36,7 @@ from channelsync.commands.fmt import cmd_fmt
 from channelsync.commands.list import cmd_list
 from channelsync.commands.plan import cmd_plan, cmd_show
 from channelsync.commands.schema import cmd_schema
-from channelsync.commands.shared import secrets
+from channelsync.commands.shared import secrets, use_environment
 from channelsync.commands.validate import cmd_validate
 from channelsync.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED
 
@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--check-connections",
         action="store_true",
         help="also test the connections apply would test, and show the results (exit 1 on failure)",
+    )
+    p.add_argument(
+        "--all-envs",
+        action="store_true",
+        help="plan every environment of channelsync.yaml (at the same time), one section each",
     )
     secret_options(p)
     p.set_defaults(handler=cmd_plan)
@@ -176,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     _format_option(p, "table", "json")
     p.set_defaults(handler=cmd_list)
 
+    from channelsync.commands import compare as compare_command
+
+    compare_command.add_parser(sub)
+
     from channelsync.commands import test as probe_command
 
     probe_command.add_parser(sub)
@@ -242,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     machine = getattr(args, "format", None) == "json"
     try:
+        use_environment(args)
         args.secrets = secrets(args)
         shared.configure_logging(args)
         with log.step(f"command {args.command}"):

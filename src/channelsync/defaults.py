@@ -13,6 +13,9 @@ from typing import Any, Literal
 
 # The combined resource schema the package ships (``channelsync schema --write`` writes it).
 PACKAGED_SCHEMA = Path(__file__).with_name("resource.schema.json")
+# The optional project file (environments) at the repository root, and its packaged schema.
+PROJECT_FILE = "channelsync.yaml"
+PACKAGED_PROJECT_SCHEMA = Path(__file__).with_name("project.schema.json")
 
 # `channelsync serve`'s API tokens: where they are kept (hashed) and the roles a token can have.
 DEFAULT_TOKENS_FILE = Path(".channelsync") / "tokens.json"

@@ -26,6 +26,20 @@ class Loaded:
     data: dict[str, Any]
     source: SourceFile
     index: int
+    layer: int = 0  # which folder of the environment (its dirs) defined it
+    # the documents of patches (from later folders) that set a path and what is below it
+    overrides: dict[Path_, tuple[SourceFile, int]] | None = None
+
+    def origin(self, path: Path_) -> tuple[SourceFile, int]:
+        """The file and document that set the value at ``path``."""
+        if self.overrides:
+            while True:
+                if path in self.overrides:
+                    return self.overrides[path]
+                if not path:
+                    break
+                path = path[:-1]
+        return self.source, self.index
 
     @property
     def base_dir(self) -> Path:
@@ -34,8 +48,9 @@ class Loaded:
     def diagnostic(
         self, path: Path_, severity: Severity, message: str, *, key: bool = False
     ) -> Diagnostic:
-        line, column = self.source.document(self.index).position(path, key=key)
-        return Diagnostic(self.source.display, line, column, severity, message)
+        source, index = self.origin(path)
+        line, column = source.document(index).position(path, key=key)
+        return Diagnostic(source.display, line, column, severity, message)
 
 
 @functools.lru_cache(maxsize=256)

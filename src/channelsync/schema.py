@@ -13,6 +13,7 @@ from channelsync.fsio import write_atomic
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 COMBINED = "channelsync.schema.json"
+PROJECT = "channelsync-project.schema.json"  # the project file, channelsync.yaml
 
 
 def schema_for(model: type[BaseModel]) -> dict[str, Any]:
@@ -41,6 +42,9 @@ def all_schemas() -> dict[str, dict[str, Any]]:
         "oneOf": [refs[(m, "validation")] for m in models.values()],
         **combined,
     }
+    from channelsync.project import Project
+
+    out[PROJECT] = schema_for(Project)
     return out
 
 
@@ -50,11 +54,12 @@ def render(schema: dict[str, Any]) -> str:
 
 def _targets(directory: Path) -> dict[Path, str]:
     """Every generated file: the schemas/ folder, and the copy the package validates with."""
-    from channelsync.defaults import PACKAGED_SCHEMA
+    from channelsync.defaults import PACKAGED_PROJECT_SCHEMA, PACKAGED_SCHEMA
 
     schemas = all_schemas()
     out = {directory / name: render(schema) for name, schema in schemas.items()}
     out[PACKAGED_SCHEMA] = render(schemas[COMBINED])
+    out[PACKAGED_PROJECT_SCHEMA] = render(schemas[PROJECT])
     return out
 
 

@@ -27,6 +27,15 @@ MAX_NODES = 20_000
 
 Path_ = tuple[str | int, ...]
 
+
+def dotted(path: Path_) -> str:
+    """A path as messages write it: ``incoming.port``, ``queues[0]``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "document"
+
+
 # Any of these sends a file to the ruamel.yaml path: anchors and aliases, tags, merge keys
 # ("<"), tabs, directives, and characters YAML does not allow (yaml-rs is more lenient than
 # ruamel.yaml about some of them; NEL and U+2028/9 break lines there, and a second BOM).
@@ -197,8 +206,8 @@ def fast_documents(path: str, *, regular: bool = False) -> list[Any] | None:
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    if text.startswith("\ufeff"):
-        return None
+    if text.startswith("\ufeff") or "${var:" in text:
+        return None  # a BOM; variables: substituted on the careful path (loader)
     docs = _parse_fast(text)
     if docs is not None and _oversized(text, docs):
         return None  # read_source says which document

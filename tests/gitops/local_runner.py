@@ -3,12 +3,15 @@
 ``run:`` steps run with the shell GitHub uses for ``shell: bash`` and their ``env:`` evaluated
 from the contexts the test provides; ``$GITHUB_OUTPUT`` and ``$GITHUB_STEP_SUMMARY`` are real
 files; step ``if:`` conditions are evaluated. ``uses:`` steps (checkout, setup-python,
-upload-artifact) and steps the test names in ``stub`` are replaced: the checkout is the scratch
-repository itself, the interpreter is the test's, and an upload copies its files to
-``artifacts/NAME/``. Expressions support what the templates use: context paths, string
-literals, ``==``/``!=``, ``&&``/``||``/``!``, ``toJSON()``, ``cancelled()``/``always()``/
-``success()``/``failure()``; anything else raises, so a template change the runner cannot
-follow fails the test instead of being skipped.
+upload-artifact, download-artifact) and steps the test names in ``stub`` are replaced: the
+checkout is the scratch repository itself, the interpreter is the test's, an upload copies its
+files to ``artifacts/NAME/`` (of ``runner.artifacts`` when the test shares one store between the
+jobs of a run, else of the runner's temp), and a download copies the artifacts matching its
+``pattern`` from there to ``path/NAME/``. ``matrix`` and ``needs`` are contexts like any other
+(the test runs each matrix job with its own). Expressions support what the templates use:
+context paths, string literals, ``==``/``!=``, ``&&``/``||``/``!``, ``toJSON()``,
+``cancelled()``/``always()``/``success()``/``failure()``; anything else raises, so a template
+change the runner cannot follow fails the test instead of being skipped.
 """
 
 from __future__ import annotations
@@ -181,17 +184,25 @@ def _uses(
     runner_temp: Path,
 ) -> StepResult:
     action = str(step.get("uses", ""))
+    store = Path(evaluator.contexts["runner"].get("artifacts") or runner_temp / "artifacts")
     if action.startswith("actions/upload-artifact@"):
         inputs = {k: evaluator.interpolate(str(v)) for k, v in step["with"].items()}
-        target = runner_temp / "artifacts" / inputs["name"]
+        target = store / inputs["name"]
         target.mkdir(parents=True, exist_ok=True)
         paths = [Path(p.strip()) for p in inputs["path"].splitlines() if p.strip()]
         missing = [p for p in paths if not p.exists()]
         if missing and inputs.get("if-no-files-found") == "error":
             return StepResult(step_id, "failure", stderr=f"no files found: {missing}")
         for p in paths:
-            shutil.copy(p, target / p.name)
+            if p.exists():
+                shutil.copy(p, target / p.name)
         artifacts[inputs["name"]] = target
+        return StepResult(step_id, "success")
+    if action.startswith("actions/download-artifact@"):
+        inputs = {k: evaluator.interpolate(str(v)) for k, v in step["with"].items()}
+        into = Path(inputs["path"])
+        for found in sorted(store.glob(inputs["pattern"])) if store.is_dir() else []:
+            shutil.copytree(found, into / found.name, dirs_exist_ok=True)
         return StepResult(step_id, "success")
     if action and not action.startswith(("actions/checkout@", "actions/setup-python@")):
         raise ValueError(f"the local runner has no stand-in for {action}")

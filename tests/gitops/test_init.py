@@ -34,6 +34,7 @@ def test_init_scaffolds_a_config_repository_that_validates(tmp_path: Path) -> No
         "schemas/EmailChannel.schema.json",
         "schemas/EmailScript.schema.json",
         "schemas/SmtpServer.schema.json",
+        "schemas/channelsync-project.schema.json",
         "schemas/channelsync.schema.json",
     ]
     assert ".channelsync/" in (root / ".gitignore").read_text().splitlines()

@@ -29,7 +29,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             "apply --format json cannot ask for confirmation: add --auto-approve, or apply a "
             "saved plan"
         )
-    config = shared.load(args.dir)
+    config = shared.load(shared.config_source(args))
     bindings = shared.bindings(args)
     saved = saved_plans.load(args.planfile) if args.planfile else None
     if saved is not None and args.only:

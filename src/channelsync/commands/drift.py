@@ -20,7 +20,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     from channelsync.plan import PlanWarning, WarningCategory, make_plan
     from channelsync.render import plan as render
 
-    config = shared.load(args.dir)
+    config = shared.load(shared.config_source(args))
     never: list[Diagnostic] = []
     rules = ignore.load_rules(args.ignore, never) if args.ignore else []
     for diagnostic in never:

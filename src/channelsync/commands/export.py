@@ -21,7 +21,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(
             "--only adopts chosen resources and touches nothing else; --prune cannot go with it"
         )
-    config = load_config(args.dir) if args.dir.exists() else None
+    shared.refuse_layered(args, "export")
+    config = load_config(shared.config_source(args)) if args.dir.exists() else None
     # a reference to a resource whose file is gone does not block: export writes it back
     references = set(rules.reference_problems(config)) if config is not None else set()
     if config is not None and config.errors:

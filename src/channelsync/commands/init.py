@@ -27,6 +27,15 @@ def add_parsers(subparsers: Any, root: argparse.ArgumentParser) -> None:
     )
     p.add_argument("directory", nargs="?", type=path, default=Path("."), metavar="DIR")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.add_argument(
+        "--env",
+        dest="environments",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an environment (repeat: --env staging --env prod): writes channelsync.yaml, "
+        "channels.d/common and channels.d/NAME, and workflows with a job per environment",
+    )
     p.set_defaults(handler=cmd_init)
 
     p = subparsers.add_parser(
@@ -43,8 +52,18 @@ def cmd_init(args: argparse.Namespace) -> int:
     from channelsync.gitops import scaffold
 
     root: Path = args.directory
+    from channelsync.environments import is_environment_name
+
+    for name in args.environments:
+        if not is_environment_name(name) or name == "common" or args.environments.count(name) > 1:
+            print(
+                f"error: --env {name}: an environment name is letters, digits, '_', '.' or '-' "
+                "(GitHub's environment names), once each, and not 'common' (the shared folder)",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
     try:
-        result = scaffold.init(root, force=args.force)
+        result = scaffold.init(root, force=args.force, environments=args.environments or None)
     except scaffold.ScaffoldError as exc:
         for path in exc.written:
             print(f"wrote {root / path}")
@@ -68,6 +87,16 @@ def cmd_init(args: argparse.Namespace) -> int:
             "runner cannot reach; pin a released version or a pushed commit there",
             file=sys.stderr,
         )
+    if args.environments:
+        print(
+            "\nNext: set each environment's target in channelsync.yaml, run 'channelsync plan "
+            "--all-envs', then create a GitHub environment per environment (its "
+            "CHANNELSYNC_TOKEN: a write token for apply) and the repository secrets "
+            "CHANNELSYNC_TOKEN_<NAME> (read tokens for plan and drift) and each ${env:NAME} of "
+            "your channels, bound to its servers in channelsync.secrets.yaml (docs/gitops.md, "
+            '"Environments").'
+        )
+        return EXIT_OK
     print(
         "\nNext: edit channels.d/, run 'channelsync validate' and 'channelsync plan', then set "
         "the repository secrets the workflows use (CHANNELSYNC_TARGET, CHANNELSYNC_TOKEN and "

@@ -25,7 +25,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         listed = [r.data for r in live.values() if r.kind == kind]
         servers = [r.data for r in live.values() if r.kind == "SmtpServer"]
     else:
-        config = shared.load(args.dir)
+        config = shared.load(shared.config_source(args))
         listed = [r.data for r in config.of_kind(kind)]
         servers = [r.data for r in config.of_kind("SmtpServer")]
     make_rows = listing.rows if args.kind == "channel" else listing.agent_rows

@@ -20,7 +20,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from channelsync.render import connections
     from channelsync.targets import absent
 
-    config = shared.load(args.dir)
+    if getattr(args, "all_envs", False):
+        return _all_environments(args)
+    config = shared.load(shared.config_source(args))
     bindings = shared.bindings(args)
     target = shared.open_target(args.target, readonly=True)
     try:
@@ -80,4 +82,47 @@ def cmd_show(args: argparse.Namespace) -> int:
     from channelsync.plan import saved as saved_plans
 
     write(saved_plans.load(args.planfile), args.format)
+    return EXIT_OK
+
+
+def _all_environments(args: argparse.Namespace) -> int:
+    """``plan --all-envs``: every environment, a section each; the worst exit code."""
+    from channelsync.environments import all_environments
+    from channelsync.errors import UsageError
+    from channelsync.plan.envs import plan_all
+    from channelsync.render import plan as render
+    from channelsync.render.runbook import environments_runbook
+
+    given = [
+        flag
+        for flag, used in (
+            ("--env", args.env),
+            ("--dir", getattr(args, "dir_given", False)),
+            ("--target", args.target),
+            ("--out", args.out),
+            ("--check-connections", args.check_connections),
+        )
+        if used
+    ]
+    if given:
+        raise UsageError(
+            f"--all-envs plans every environment of channelsync.yaml as it is: drop "
+            f"{', '.join(given)} (plan one environment with --env NAME for those)"
+        )
+    sections = plan_all(all_environments(), only=args.only, secrets=args.secrets)
+    for section in sections:
+        for line in section.diagnostics if section.plan is not None else ():
+            print(f"{section.name}: {line}", file=sys.stderr)
+    if args.format == "json":
+        sys.stdout.write(render.environments_json(sections))
+    elif args.format == "markdown":
+        sys.stdout.write(render.environments_markdown(sections))
+    elif args.format == "runbook":
+        sys.stdout.write(environments_runbook(sections))
+    else:
+        sys.stdout.write(render.environments_text(sections, colour=render.use_colour(sys.stdout)))
+    if any(s.plan is None for s in sections):
+        return EXIT_ERROR
+    if args.detailed_exitcode and any(s.plan is not None and s.plan.has_changes for s in sections):
+        return EXIT_CHANGES
     return EXIT_OK

@@ -14,12 +14,51 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from channelsync.bindings import Bindings
     from channelsync.errors import Diagnostic
+    from channelsync.layout import Environment
     from channelsync.loader import Config
     from channelsync.secrets import Resolver
     from channelsync.targets.base import Target
 
 
-def load(directory: Path) -> Config:
+def use_environment(args: argparse.Namespace) -> None:
+    """Sets ``args.environment`` (None: no project file, or none chosen) and, unless given on
+    the command line, ``args.dir`` and ``args.target`` from it."""
+    if not hasattr(args, "env") or getattr(args, "all_envs", False):
+        return
+    from channelsync.environments import select
+
+    given = args.dir if getattr(args, "dir_given", False) else None
+    environment = select(args.env, dir_given=given)
+    args.environment = environment
+    if environment is None:
+        return
+    args.dir = environment.dirs[0]
+    if hasattr(args, "target") and args.target is None and environment.target:
+        args.target = environment.target
+
+
+def config_source(args: argparse.Namespace) -> Path | Environment:
+    """What ``load`` reads for this command line: the environment, else ``--dir``."""
+    environment: Environment | None = getattr(args, "environment", None)
+    return environment if environment is not None else args.dir
+
+
+def refuse_layered(args: argparse.Namespace, command: str) -> None:
+    """``export`` edits the documents of one folder in place: an environment of several
+    folders (patches) or with variables would have their values written over the files."""
+    environment: Environment | None = getattr(args, "environment", None)
+    if environment is None or (len(environment.dirs) == 1 and not environment.variables):
+        return
+    from channelsync.errors import UsageError
+
+    raise UsageError(
+        f"{command} edits the files of one folder, and environment '{environment.name}' has "
+        f"{'several folders' if len(environment.dirs) > 1 else 'variables'}, whose values it "
+        f"would write over the references; pass --dir FOLDER and --target URL instead of --env"
+    )
+
+
+def load(directory: Path | Environment) -> Config:
     """The config, with its warnings on stderr; ConfigError when it has errors."""
     from channelsync.loader import load_config
 

@@ -104,13 +104,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from channelsync.bindings import from_args
+    from channelsync.commands.shared import config_source
     from channelsync.loader import load_config
     from channelsync.probe.runner import checks_for, run_checks
     from channelsync.render import checks as render
     from channelsync.render.checks import CLEAR_LINE, progress_bar
     from channelsync.render.plan import use_colour
 
-    config = load_config(args.dir)
+    config = load_config(config_source(args))
     if config.errors:
         raise ConfigError(config.errors)
     bindings = from_args(args)

@@ -11,10 +11,11 @@ from channelsync.exitcodes import EXIT_ERROR, EXIT_OK
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from channelsync import notices
+    from channelsync.commands.shared import config_source
     from channelsync.loader import load_config
     from channelsync.render import diagnostics as render
 
-    config = load_config(args.dir)
+    config = load_config(config_source(args))
     if args.secret_bindings is not None:
         from channelsync.bindings import problems_of
 

@@ -8,13 +8,18 @@ reached only through ``gh`` (``$GH`` overrides the command). Set those variables
 ``gh`` on PATH to run a workflow's steps locally.
 
 Steps: ``plan`` and ``comment`` (channels-plan.yml), ``reviewed-plan`` and ``apply``
-(channels-apply.yml), ``drift`` and ``drift-issue`` (channels-drift.yml).
+(channels-apply.yml), ``drift`` and ``drift-issue`` (channels-drift.yml). The workflows of a
+repository with environments (``channelsync init --env NAME``) add ``environments`` (the
+matrix: the names in channelsync.yaml) and ``report`` (one environment's part of the comment);
+each matrix job names its environment in ``$CHANNELSYNC_ENV``, and the jobs that combine them
+(``comment``, ``drift-issue``) read ``$ENVIRONMENTS`` and the downloaded ``$CHANNELSYNC_REPORTS``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -26,6 +31,7 @@ from pathlib import Path
 from channelsync.bindings import ENV_VAR as BINDINGS_ENV
 from channelsync.bindings import FILE_NAME as BINDINGS_FILE
 from channelsync.bindings import read as read_bindings
+from channelsync.defaults import PROJECT_FILE
 from channelsync.exitcodes import EXIT_STALE
 from channelsync.fsio import write_atomic
 from channelsync.gitops.github import GitHub, GitHubError
@@ -57,6 +63,40 @@ NO_TARGET_NOTE = (
     "> :warning: No `CHANNELSYNC_TARGET` in this run: the plan compares with an empty embedded "
     "tenant, so every resource shows as a create."
 )
+
+
+NEW_ENVIRONMENT_NOTE = (
+    "> :information_source: Environment `{env}` is not in `channelsync.yaml` on `{base}`: its "
+    "target is trusted once merged, so this plan compares with no tenant (every resource a "
+    "create)."
+)
+NO_REPORT = (
+    "### channelsync: no plan\n\nThe plan job of this environment did not finish; see the "
+    "workflow run."
+)
+NO_ENVIRONMENTS = (
+    f"### channelsync: no environments\n\n`{PROJECT_FILE}` could not be read, so nothing was "
+    "planned; the errors are in the log of the environments job (run `channelsync validate` "
+    "locally)."
+)
+ENV_VAR = "CHANNELSYNC_ENV"
+
+
+def environment() -> str:
+    """The environment of this matrix job ("" in a repository without environments)."""
+    return os.environ.get(ENV_VAR, "")
+
+
+def artifact_name(base: str) -> str:
+    """An artifact of this job: one per environment in a matrix."""
+    env = environment()
+    return f"{base}-{env}" if env else base
+
+
+def token_secret(env: str) -> str:
+    """The repository secret with an environment's token (CHANNELSYNC_TOKEN_PROD): plan and
+    drift read it, so that a GitHub environment's reviewers guard apply alone."""
+    return f"{TOKEN_ENV}_{re.sub(r'[^A-Z0-9]', '_', env.upper())}"
 
 
 def work_dir() -> Path:
@@ -106,6 +146,9 @@ def secrets_env(only: Collection[str] | None = None) -> dict[str, str]:
                 continue
             if name.lower() != "github_token" and isinstance(value, str) and name not in env:
                 env[name] = value
+        token = json.loads(raw).get(token_secret(environment())) if environment() else None
+        if isinstance(token, str) and token:
+            env[TOKEN_ENV] = token
     return env
 
 
@@ -155,9 +198,12 @@ def _github() -> GitHub:
 # ---- channels-plan.yml -------------------------------------------------------------------------
 
 
-def plan_args(out: Path, *, bindings: Path | None) -> list[str]:
-    """The plan command; connection tests only with a trusted bindings file."""
+def plan_args(out: Path, *, bindings: Path | None, target: str | None = None) -> list[str]:
+    """The plan command; connection tests only with a trusted bindings file. ``target``: the
+    tenant an environment's plan compares with (never the pull request's own)."""
     args = ["plan", "--format", "markdown", "--out", str(out), "--detailed-exitcode"]
+    if target is not None:
+        args += ["--target", target]
     if bindings is None:
         return args
     return [*args, "--check-connections", "--secret-bindings", str(bindings)]
@@ -186,6 +232,26 @@ def base_bindings(out: Path) -> tuple[Path | None, str]:
     path.parent.mkdir(exist_ok=True)
     path.write_bytes(text)
     return path, ""
+
+
+def base_target(out: Path, env: str) -> tuple[str | None, bool]:
+    """(the target of ``env`` in the base branch's channelsync.yaml, whether the base has
+    that environment): a pull request cannot point the plan, and the token, elsewhere."""
+    from channelsync.environments import load
+    from channelsync.errors import ChannelsyncError
+
+    base = os.environ.get("BASE_REF", "")
+    text = _git("show", f"origin/{base}:{PROJECT_FILE}") if base else None
+    if text is None:
+        return None, False
+    path = out / "base" / PROJECT_FILE
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(text)
+    try:
+        found = load(path).environments.get(env)
+    except ChannelsyncError:
+        return None, False
+    return (found.target, True) if found is not None else (None, False)
 
 
 def bound_names(bindings: Path | None) -> frozenset[str]:
@@ -225,14 +291,15 @@ def step_plan() -> int:
     if not secrets:  # a fork's comment is public: it must not show the tenant either
         env.pop("CHANNELSYNC_TARGET", None)
         env.pop(TOKEN_ENV, None)
-    result = channelsync(plan_args(out / "plan.json", bindings=bindings), env)
+    target, notes = _environment_target(out, env, secrets)
+    result = channelsync(plan_args(out / "plan.json", bindings=bindings, target=target), env)
     set_output("exitcode", str(result.code))
     set_output("changes", "true" if result.code == 2 else "false")
     failed = result.code not in (0, 2)
     if failed:
         write_atomic(out / "plan-error.txt", result.stderr)
     if result.stdout.startswith(MARKER):  # also when failed connection tests made it exit 1
-        notes = [why] if why else []
+        notes = ([why] if why else []) + notes
         if changed := changed_trusted_files():
             base = os.environ.get("BASE_REF", "")
             notes.append(TRUSTED_NOTE.format(files=changed, base=base))
@@ -241,15 +308,73 @@ def step_plan() -> int:
             result = replace(
                 result, stdout=result.stdout.replace(str(bindings), f"{BINDINGS_FILE} on {base}")
             )
-        if secrets and not os.environ.get("CHANNELSYNC_TARGET"):
+        if secrets and not os.environ.get("CHANNELSYNC_TARGET") and not environment():
             notes.append(NO_TARGET_NOTE)
         body = result.stdout.rstrip("\n") + "".join(f"\n\n{n}" for n in notes) + "\n"
         write_atomic(out / "plan.md", body)
     return 1 if failed else 0
 
 
+def _environment_target(
+    out: Path, env: dict[str, str], secrets: bool
+) -> tuple[str | None, list[str]]:
+    """An environment's plan compares with the target the base branch names for it (or
+    CHANNELSYNC_TARGET), never the one of the pull request's channelsync.yaml; without
+    secrets, or for an environment new in the pull request, with no tenant."""
+    name = environment()
+    if not name:
+        return None, []
+    from channelsync.defaults import DEFAULT_TARGET
+
+    if not secrets:
+        return DEFAULT_TARGET, []
+    target, known = base_target(out, name)
+    if not known:
+        env.pop(TOKEN_ENV, None)
+        base = os.environ.get("BASE_REF", "")
+        return DEFAULT_TARGET, [NEW_ENVIRONMENT_NOTE.format(env=name, base=base)]
+    return target or env.get("CHANNELSYNC_TARGET") or DEFAULT_TARGET, []
+
+
 def comment_body() -> str:
-    """The sticky comment for this run: the plan, or why there is none."""
+    """The sticky comment for this run: the plan, or why there is none (with environments:
+    a section per environment, from each one's report)."""
+    reports = os.environ.get("ENVIRONMENTS")
+    if reports is not None:
+        from channelsync.render.plan import environment_section
+
+        folder = Path(os.environ.get("CHANNELSYNC_REPORTS", work_dir() / "reports"))
+        parts = [MARKER]
+        if not _environment_names(reports):
+            parts.append(NO_ENVIRONMENTS)
+        for name in _environment_names(reports):
+            path = folder / f"channelsync-report-{name}" / "report.md"
+            text = path.read_text(encoding="utf-8") if path.is_file() else NO_REPORT
+            parts.append(environment_section(name, text, MARKER))
+        return "\n".join(parts) + f"\n{_footer()}\n"
+    return f"{report_body()}\n\n{_footer()}\n"
+
+
+def _environment_names(text: str) -> list[str]:
+    from channelsync.environments import is_environment_name
+
+    try:
+        names = json.loads(text)
+    except ValueError:
+        return []
+    return [n for n in names if isinstance(n, str) and is_environment_name(n)]
+
+
+def step_report() -> int:
+    """One environment's part of the plan comment, for the job that posts the comment."""
+    folder = work_dir() / "report"
+    folder.mkdir(exist_ok=True)
+    write_atomic(folder / "report.md", report_body() + "\n")
+    return 0
+
+
+def report_body() -> str:
+    """The plan, or why there is none (the comment without its footer)."""
     out = work_dir()
     validate = os.environ.get("VALIDATE_OUTCOME", "")
     plan_md = out / "plan.md"
@@ -266,7 +391,7 @@ def comment_body() -> str:
             detail = _fenced(error.read_text(encoding="utf-8")) if error.exists() else ""
             parts.append(f"### channelsync: plan failed\n\n{detail}".rstrip())
         body = "\n\n".join(parts)
-    return f"{body}\n\n{_footer()}\n"
+    return body
 
 
 def step_comment() -> int:
@@ -310,7 +435,7 @@ def _fetch_reviewed_plan() -> Path | None:
         if run_id is None:
             print(f"no successful plan run for #{number} at {head[:12]}: apply will re-plan")
             return None
-        data = github.artifact_zip(run_id, PLAN_ARTIFACT)
+        data = github.artifact_zip(run_id, artifact_name(PLAN_ARTIFACT))
     except GitHubError as exc:
         notice("warning", f"could not fetch the reviewed plan, apply will re-plan: {exc}")
         return None
@@ -367,16 +492,19 @@ def step_drift() -> int:
         args += ["--ignore", ignore]
     result = channelsync(args, secrets_env())
     set_output("exitcode", str(result.code))
+    write_atomic(work_dir() / "drift-exitcode", f"{result.code}\n")
     if result.code not in (0, 2):
         add_summary(f"### channelsync drift: error\n\n{_fenced(result.stderr)}")
+        write_atomic(work_dir() / "drift-error.txt", result.stderr)
         return 1
     write_atomic(work_dir() / "drift.md", result.stdout)
     add_summary(result.stdout)
     return 0
 
 
-def drift_issue_body() -> str:
-    report = (work_dir() / "drift.md").read_text(encoding="utf-8").rstrip("\n")
+def drift_issue_body(report: str | None = None) -> str:
+    if report is None:
+        report = (work_dir() / "drift.md").read_text(encoding="utf-8").rstrip("\n")
     return (
         f"{report}\n\nThe tenant no longer matches `channels.d/`. Either apply the config "
         "(`channelsync apply`), adopt the live values into it (`channelsync export`), or accept "
@@ -387,11 +515,19 @@ def drift_issue_body() -> str:
 
 def step_drift_issue() -> int:
     """Open or update the one ``drift`` issue on drift; close it when back in sync."""
+    report: str | None = None
+    if os.environ.get("ENVIRONMENTS") is not None:
+        report, drifted, failed = _drift_reports()
+        set_output("drifted", "true" if drifted else "false")
+        if failed and not drifted:
+            print("drift failed in an environment: the issue is left as it is")
+            return 1
+    else:
+        drifted = os.environ.get("DRIFT_EXITCODE") == "2"
     github = _github()
-    drifted = os.environ.get("DRIFT_EXITCODE") == "2"
     issue = github.open_issue(DRIFT_LABEL)
     if drifted:
-        body = drift_issue_body()
+        body = drift_issue_body(report)
         write_atomic(work_dir() / "drift-issue.md", body)
         if issue is None:
             number = github.create_issue(DRIFT_TITLE, body, DRIFT_LABEL)
@@ -409,7 +545,52 @@ def step_drift_issue() -> int:
     return 0
 
 
+def _drift_reports() -> tuple[str, bool, bool]:
+    """(one report with a section per environment, whether any drifted, any failed)."""
+    from channelsync.render.plan import DRIFT_MARKER, environment_section
+
+    folder = Path(os.environ.get("CHANNELSYNC_REPORTS", work_dir() / "reports"))
+    parts, drifted, failed = [DRIFT_MARKER], False, False
+    for name in _environment_names(os.environ.get("ENVIRONMENTS", "")):
+        where = folder / f"channelsync-drift-{name}"
+        code_file = where / "drift-exitcode"
+        code = code_file.read_text().strip() if code_file.is_file() else ""
+        drifted |= code == "2"
+        if code in ("0", "2"):
+            text = (where / "drift.md").read_text(encoding="utf-8")
+        else:
+            failed = True
+            error = where / "drift-error.txt"
+            detail = _fenced(error.read_text(encoding="utf-8")) if error.is_file() else ""
+            text = f"### channelsync: drift failed\n\n{detail}".rstrip()
+        parts.append(environment_section(name, text, DRIFT_MARKER))
+    return "\n".join(parts).rstrip("\n"), drifted, failed
+
+
+def step_environments() -> int:
+    """The matrix: the environment names of channelsync.yaml, as a JSON list."""
+    from channelsync.environments import find, load
+    from channelsync.errors import ConfigError
+
+    path = find()
+    if path is None:
+        print(f"error: no {PROJECT_FILE} in the repository: it lists the environments")
+        return 1
+    try:
+        names = list(load(path).environments)
+    except ConfigError as exc:
+        for diagnostic in exc.diagnostics:
+            print(diagnostic)
+        print(f"error: {exc}")
+        return 1
+    set_output("names", json.dumps(names))
+    print(f"environments: {', '.join(names)}")
+    return 0
+
+
 STEPS: dict[str, Callable[[], int]] = {
+    "environments": step_environments,
+    "report": step_report,
     "plan": step_plan,
     "comment": step_comment,
     "reviewed-plan": step_reviewed_plan,

@@ -195,14 +195,63 @@ def _pip_git_url(remote: str) -> str | None:
     return None
 
 
-def files() -> dict[Path, str]:
-    """Every file ``init`` writes except ``.gitignore``, which it merges into instead."""
-    from channelsync import schema
+ENVIRONMENTS_DIR = "environments"  # templates/environments/: the workflows with a matrix
+COMMON = Path("channels.d/common")
 
-    out = {EXAMPLE: template("channels.d", "example.yaml")}
+
+def project_file(environments: list[str]) -> str:
+    """channelsync.yaml for ``init --env``: each environment reads the common folder, then
+    its own; its own embedded tenant until the target is set."""
+    lines = [
+        "# yaml-language-server: $schema=schemas/channelsync-project.schema.json",
+        '# The environments of this repository (docs/gitops.md, "Environments"): each plans',
+        "# and applies channels.d/common, then its own folder, whose documents with",
+        "# 'patch: true' change a common resource; ${var:NAME} in a channel file is the",
+        "# environment's value. Set each target to its tenant's URL.",
+        "environments:",
+    ]
+    for name in environments:
+        lines += [
+            f"  {name}:",
+            f"    target: sqlite:///.channelsync/{name}.db",
+            f"    dirs: [{COMMON}, channels.d/{name}]",
+            "    variables: {enabled: false}",
+        ]
+    lines.append(f"default_environment: {environments[0]}")
+    return "\n".join(lines) + "\n"
+
+
+def environment_patch(name: str) -> str:
+    return (
+        "# yaml-language-server: $schema=../../schemas/channelsync.schema.json\n"
+        f"# What {name} changes in channels.d/common: 'patch: true' merges these fields into\n"
+        "# the resource of the same kind and name (mappings key by key, lists replaced, null\n"
+        "# removes a field).\n"
+        "kind: EmailChannel\n"
+        "name: Example Support\n"
+        "patch: true\n"
+        "enabled: ${var:enabled}  # this environment's value in channelsync.yaml\n"
+    )
+
+
+def files(environments: list[str] | None = None) -> dict[Path, str]:
+    """Every file ``init`` writes except ``.gitignore``, which it merges into instead; with
+    ``environments``, the layout of a repository with environments."""
+    from channelsync import schema
+    from channelsync.defaults import PROJECT_FILE
+
+    example = template("channels.d", "example.yaml")
+    if environments:
+        out = {COMMON / EXAMPLE.name: example.replace("../schemas/", "../../schemas/")}
+        out[Path(PROJECT_FILE)] = project_file(environments)
+        for name in environments:
+            out[Path("channels.d") / name / EXAMPLE.name] = environment_patch(name)
+    else:
+        out = {EXAMPLE: example}
     out[Path(BINDINGS_FILE)] = template(BINDINGS_FILE)
+    folder = ENVIRONMENTS_DIR if environments else "workflows"
     for name in WORKFLOWS:
-        out[Path(".github/workflows") / name] = template("workflows", name)
+        out[Path(".github/workflows") / name] = template(folder, name)
     out[REQUIREMENTS] = requirements()
     for name, generated in schema.all_schemas().items():
         out[SCHEMAS_DIR / name] = schema.render(generated)
@@ -216,7 +265,7 @@ class Scaffold:
     gitignore: str = ""  # "created", "updated" or "" (already ignores .channelsync/)
 
 
-def init(root: Path, *, force: bool = False) -> Scaffold:
+def init(root: Path, *, force: bool = False, environments: list[str] | None = None) -> Scaffold:
     """Write the files; with any existing one and no ``force``, write nothing.
 
     Any OSError (DIR is a file, a read-only or virtual file system, a folder where a file goes)
@@ -224,7 +273,7 @@ def init(root: Path, *, force: bool = False) -> Scaffold:
     """
     result = Scaffold()
     try:
-        _write(root, result, force=force)
+        _write(root, result, force=force, environments=environments)
     except OSError as exc:
         raise ScaffoldError(_reason(exc, root), result.written) from None
     except UnicodeDecodeError:
@@ -235,10 +284,10 @@ def init(root: Path, *, force: bool = False) -> Scaffold:
     return result
 
 
-def _write(root: Path, result: Scaffold, *, force: bool) -> None:
+def _write(root: Path, result: Scaffold, *, force: bool, environments: list[str] | None) -> None:
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(root))
-    planned = files()
+    planned = files(environments)
     result.conflicts = [p for p in planned if (root / p).exists()]
     if result.conflicts and not force:
         return

@@ -7,11 +7,14 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import asdict
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from channelsync import kinds
 from channelsync.plan import Change, FieldChange, Plan, PlanWarning
 from channelsync.plan.data import DefaultReset
+
+if TYPE_CHECKING:
+    from channelsync.plan.envs import EnvironmentPlan
 
 FORMAT_VERSION = 1  # of the public JSON plan (README, 'JSON plan format')
 
@@ -253,7 +256,12 @@ def as_json(plan: Plan, extra: dict[str, Any] | None = None) -> str:
 
 
 def markdown(
-    plan: Plan, *, label: str = "Plan", extra: str = "", marker: str = MARKDOWN_MARKER
+    plan: Plan,
+    *,
+    label: str = "Plan",
+    extra: str = "",
+    marker: str = MARKDOWN_MARKER,
+    limit: int = MARKDOWN_LIMIT,
 ) -> str:
     """A pull-request comment (or, with DRIFT_MARKER, the drift issue): summary table, one
     collapsible block per resource."""
@@ -276,7 +284,7 @@ def markdown(
     if extra:
         tail.append(extra)
     body: list[str] = []
-    budget = MARKDOWN_LIMIT - len("\n".join(head + tail)) - 400
+    budget = limit - len("\n".join(head + tail)) - 400
     shown = 0
     for change in plan.changes:
         block = _details(change)
@@ -306,3 +314,73 @@ def _details(change: Change) -> str:
         return f"<details><summary>{summary}</summary></details>"
     diff = "\n".join(lines)
     return f"<details><summary>{summary}</summary>\n\n```diff\n{diff}\n```\n</details>"
+
+
+# ---- several environments (plan --all-envs, the GitOps comment) ------------------------------
+
+
+def environment_heading(name: str) -> str:
+    """The heading of one environment's section of a Markdown plan or drift report."""
+    return f"## Environment `{name}`"
+
+
+def environment_section(name: str, body: str, marker: str = MARKDOWN_MARKER) -> str:
+    """One environment's Markdown (a plan made for it alone) as a section of a longer one."""
+    return environment_heading(name) + "\n\n" + body.removeprefix(marker).strip("\n") + "\n"
+
+
+def environments_markdown(
+    sections: list[EnvironmentPlan], *, label: str = "Plan", marker: str = MARKDOWN_MARKER
+) -> str:
+    """One comment for every environment: the marker, then a section per environment."""
+    limit = MARKDOWN_LIMIT // max(1, len(sections))
+    parts = [marker]
+    for section in sections:
+        if section.plan is not None:
+            body = markdown(section.plan, label=label, marker=marker, limit=limit)
+        else:
+            body = f"### channelsync: {label.lower()} failed\n\nTarget: `{section.target}`\n\n"
+            body += "```\n" + _error_text(section).replace("```", "'''") + "\n```"
+        parts.append(environment_section(section.name, body, marker))
+    return "\n".join(parts)
+
+
+def environments_text(
+    sections: list[EnvironmentPlan], *, colour: bool = False, label: str = "Plan"
+) -> str:
+    out = []
+    for section in sections:
+        out.append(f"=== Environment {section.name} ===\n")
+        if section.plan is not None:
+            out.append(text(section.plan, colour=colour, label=label))
+        else:
+            out.append(f"Target: {section.target}\n\n{_error_text(section)}\n")
+        out.append("\n")
+    return "".join(out).rstrip("\n") + "\n"
+
+
+def environments_json(sections: list[EnvironmentPlan]) -> str:
+    """``format_version`` 1 with an ``environments`` array: each one a JSON plan (plus its
+    ``environment``), or its ``target``, ``error`` and ``diagnostics``."""
+    items: list[dict[str, Any]] = []
+    for section in sections:
+        if section.plan is not None:
+            plan = json_plan(section.plan)
+            del plan["format_version"]  # the document's, once
+            items.append({"environment": section.name, **plan})
+        else:
+            items.append(
+                {
+                    "environment": section.name,
+                    "target": section.target,
+                    "error": section.error,
+                    "diagnostics": section.diagnostics,
+                }
+            )
+    document = {"format_version": FORMAT_VERSION, "environments": items}
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _error_text(section: EnvironmentPlan) -> str:
+    lines = [*section.diagnostics, f"error: {section.error}"]
+    return "\n".join(lines)

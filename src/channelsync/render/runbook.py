@@ -5,12 +5,15 @@ Field labels are the schema titles (``model.py`` names each field as the console
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channelsync import kinds
 from channelsync.document import field_titles
 from channelsync.plan import Change, Plan
 from channelsync.render.plan import default_reset_text, following_counts, own_password_note
+
+if TYPE_CHECKING:
+    from channelsync.plan.envs import EnvironmentPlan
 
 _WORDS = {
     "pop3": "POP3",
@@ -144,3 +147,12 @@ def _field_step(change: Change, path: str, after: Any, sensitive: bool) -> str:
 def _lettered(steps: list[str]) -> list[tuple[str, str]]:
     kept = [s for s in steps if s]
     return [(chr(ord("a") + i) if i < 26 else str(i), s) for i, s in enumerate(kept)]
+
+
+def environments_runbook(sections: list[EnvironmentPlan]) -> str:
+    """``plan --all-envs --format runbook``: the steps for each environment's tenant."""
+    out = []
+    for section in sections:
+        out.append(f"=== Environment {section.name} ({section.target}) ===\n")
+        out.append(runbook(section.plan) if section.plan else f"error: {section.error}\n")
+    return "\n".join(out)

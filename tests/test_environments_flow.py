@@ -1,0 +1,147 @@
+"""Issue 16's "done when" for environments: staging and prod, planned, applied and drifted
+each against its own tenant; plan --all-envs; compare shows exactly the variable-driven and
+patched differences.
+
+The two tenants are ``envrepo.TARGETS`` (two embedded tenants); two tenants of one
+``channelsync serve`` are the same test with those two URLs changed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import envrepo
+
+
+@pytest.fixture
+def repo(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key, value in envrepo.SECRETS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("CHANNELSYNC_TARGET", raising=False)
+    monkeypatch.delenv("CHANNELSYNC_ENV", raising=False)
+    return envrepo.write(workdir)
+
+
+def _apply(cli: Any, env: str) -> None:
+    result = cli("apply", "--env", env, "--auto-approve", "--skip-connection-tests")
+    assert result.code == 0, result.err
+
+
+COMPARE = """\
+Compare staging -> prod
+
+  - EmailScript "Smoke Test Script" (only in staging)
+
+  ~ EmailScript "Support Script"
+      ~ queues: ["Support"] -> ["Support", "Escalations"]
+
+  ~ EmailChannel "Support"
+      ~ enabled: false -> true
+      ~ incoming.port: 1993 -> 993
+      ~ incoming.server: "imap.staging.acme.example" -> "imap.acme.example"
+      ~ incoming.user: "support@imap.staging.acme.example" -> "support@imap.acme.example"
+
+3 resource(s) differ: 2 changed, 1 only in staging, 0 only in prod; 0 the same.
+"""
+
+
+def test_compare_shows_exactly_the_variable_driven_and_patched_differences(
+    repo: Path, cli: Any
+) -> None:
+    result = cli("compare", "staging", "prod")
+    assert (result.code, result.out) == (2, COMPARE)
+    data = json.loads(cli("compare", "staging", "prod", "--format", "json").out)
+    assert data["summary"] == {"changed": 2, "only_in_from": 1, "only_in_to": 0, "same": 0}
+    script = next(d for d in data["differences"] if d["name"] == "Support Script")
+    assert script["fields"] == [
+        {"path": "queues", "from": ["Support"], "to": ["Support", "Escalations"]}
+    ]
+    same = cli("compare", "prod", "prod")
+    assert (same.code, same.out.splitlines()[-1]) == (
+        0,
+        "No differences: prod and prod define the same 2 resource(s).",
+    )
+    assert not (repo / "staging.db").exists()  # compare reads no tenant
+
+
+def test_compare_of_an_unknown_environment_is_an_error(repo: Path, cli: Any) -> None:
+    result = cli("compare", "staging", "prd")
+    assert (result.code, result.err) == (
+        1,
+        "error: compare: prd: no such environment in channelsync.yaml (did you mean 'prod'?); "
+        "known: staging, prod\n",
+    )
+
+
+def test_each_environment_plans_applies_and_drifts_against_its_own_tenant(
+    repo: Path, cli: Any
+) -> None:
+    result = cli("plan", "--all-envs", "--format", "json", "--detailed-exitcode")
+    assert result.code == 2, result.err
+    data = json.loads(result.out)
+    assert data["format_version"] == 1
+    assert [
+        (e["environment"], e["target"], e["summary"]["create"]) for e in data["environments"]
+    ] == [
+        ("staging", envrepo.TARGETS["staging"], 3),
+        ("prod", envrepo.TARGETS["prod"], 2),
+    ]
+    _apply(cli, "staging")
+    _apply(cli, "prod")
+    assert (repo / "staging.db").exists() and (repo / "prod.db").exists()
+    for env in ("staging", "prod"):
+        assert cli("drift", "--env", env).code == 0
+    result = cli("plan", "--all-envs", "--detailed-exitcode")
+    assert result.code == 0, result.out
+    assert result.out.count("No changes. The tenant matches the configuration") == 2
+    live = json.loads(cli("list", "--env", "prod", "--live", "--format", "json").out)
+    assert [(row["name"], row["enabled"]) for row in live] == [("Support", True)]
+
+    # prod's port moves: prod drifts, staging does not
+    text = (repo / "channelsync.yaml").read_text().replace("port: 993}", "port: 995}")
+    (repo / "channelsync.yaml").write_text(text)
+    drift = cli("drift", "--env", "prod")
+    assert drift.code == 2
+    assert "~ incoming.port: 993 -> 995" in drift.out
+    assert cli("drift", "--env", "staging").code == 0
+    plans = json.loads(cli("plan", "--all-envs", "--format", "json").out)["environments"]
+    assert [e["summary"]["update"] for e in plans] == [0, 1]
+
+
+def test_all_envs_markdown_is_one_comment_with_a_section_per_environment(
+    repo: Path, cli: Any
+) -> None:
+    out = cli("plan", "--all-envs", "--format", "markdown").out
+    assert out.startswith("<!-- channelsync:plan -->\n## Environment `staging`\n\n### channelsync")
+    assert out.count("<!-- channelsync:plan -->") == 1
+    assert out.index("## Environment `staging`") < out.index("## Environment `prod`")
+    text = cli("plan", "--all-envs").out
+    assert text.startswith("=== Environment staging ===\nTarget: sqlite:///staging.db\n")
+    assert "=== Environment prod ===\nTarget: sqlite:///prod.db\n" in text
+    assert cli("plan", "--all-envs", "--format", "runbook").out.startswith(
+        "=== Environment staging (sqlite:///staging.db) ===\n"
+    )
+
+
+def test_all_envs_reports_a_failing_environment_and_plans_the_others(repo: Path, cli: Any) -> None:
+    targets = {**envrepo.TARGETS, "staging": "nope://tenant"}
+    envrepo.write(repo, targets)
+    result = cli("plan", "--all-envs", "--format", "json")
+    assert result.code == 1
+    staging, prod = json.loads(result.out)["environments"]
+    assert staging["environment"] == "staging" and staging["error"]
+    assert "changes" not in staging
+    assert prod["summary"]["create"] == 2
+
+
+def test_all_envs_refuses_the_options_of_one_environment(repo: Path, cli: Any) -> None:
+    result = cli("plan", "--all-envs", "--env", "prod", "--out", "p.json")
+    assert (result.code, result.err) == (
+        1,
+        "error: --all-envs plans every environment of channelsync.yaml as it is: drop --env, "
+        "--out (plan one environment with --env NAME for those)\n",
+    )
