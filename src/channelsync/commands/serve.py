@@ -52,6 +52,12 @@ def add_parsers(subparsers: Any) -> None:
         "--tls-cert", type=argtypes.path, metavar="FILE", help="PEM certificate (enables TLS)"
     )
     p.add_argument("--tls-key", type=argtypes.path, metavar="FILE", help="PEM private key")
+    p.add_argument(
+        "--repository-url",
+        type=_repository_url,
+        metavar="URL",
+        help="the config repository (https://...); the console links resources to it",
+    )
     p.set_defaults(handler=cmd_serve)
 
     p = subparsers.add_parser("token", help="manage the API tokens of 'channelsync serve'")
@@ -145,7 +151,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     sock = _listen(args.host, args.port)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    app = create_app(target, args.tokens)
+    app = create_app(target, args.tokens, repository_url=args.repository_url)
     print(
         f"channelsync serve: {target} on {scheme}://{args.host}:{args.port}",
         file=sys.stderr,
@@ -166,6 +172,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return EXIT_ERROR
     print("channelsync serve: stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def _repository_url(text: str) -> str:
+    if not text.startswith(("https://", "http://")) or any(c in text for c in "\"'<> "):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not an http(s) URL; give the repository's web address, e.g. "
+            "https://github.com/ORG/channels"
+        )
+    return text
 
 
 def _listen(host: str, port: int) -> socket.socket:

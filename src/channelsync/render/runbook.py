@@ -11,7 +11,7 @@ from channelsync import kinds
 from channelsync.document import field_titles
 from channelsync.plan import Change, Plan
 
-_WORDS = {
+VALUE_WORDS = {
     "pop3": "POP3",
     "pop3-ssl": "POP3 over SSL",
     "imap": "IMAP",
@@ -116,7 +116,7 @@ def _field_step(change: Change, path: str, after: Any, sensitive: bool) -> str:
         return f"Set {label} to {', '.join(map(str, after)) or '(none)'}."
     if not isinstance(after, str):
         return f"Set {label} to {after}."
-    return f'Set {label} to "{_WORDS.get(after, after)}".'
+    return f'Set {label} to "{VALUE_WORDS.get(after, after)}".'
 
 
 def _lettered(steps: list[str]) -> list[tuple[str, str]]:
