@@ -20,7 +20,7 @@ from channelsync.render.listing import HEADERS
 from channelsync.render.runbook import VALUE_WORDS
 from channelsync.secrets import FINGERPRINT_PREFIX
 
-HEALTH = {"health": "LAST RESULT", "checked": "WHEN", "latency": "LATENCY"}
+HEALTH = {"health": "LAST RESULT", "checked": "WHEN (UTC)", "latency": "LATENCY"}
 CHANNEL_HEADERS = {**HEADERS, **HEALTH}
 HEALTH_FILTER = ("ok", "failing", "never")  # the values of the health column's filter
 FINGERPRINT_SHOWN = 12  # hex digits of a secret's fingerprint on a page
@@ -46,7 +46,7 @@ def health(results: list[CheckResult]) -> dict[str, Any]:
     return {
         "health": "failing" if failed else "ok",
         "health_text": ", ".join(f"{r.check}: {r.code}" for r in failed) if failed else "ok",
-        "checked": when(newest),
+        "checked": when(newest, short=True),
         "checked_at": newest,
         "latency": f"{max(r.elapsed_ms for r in results)} ms",
         "latency_ms": max(r.elapsed_ms for r in results),
@@ -130,8 +130,9 @@ def _query(params: Mapping[str, str]) -> str:
     return "?" + urlencode(params)
 
 
-def when(at: float) -> str:
-    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def when(at: float, *, short: bool = False) -> str:
+    shape = "%Y-%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S UTC"
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime(shape)
 
 
 def properties(kind: str, body: Mapping[str, Any]) -> list[tuple[str, str]]:
