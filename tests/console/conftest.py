@@ -3,6 +3,7 @@ headless Chromium (Debian's chromium + chromium-driver, driven by Selenium)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -156,13 +157,14 @@ class Served:
             self.proc.terminate()
             self.proc.wait(timeout=20)
 
-    def session(self, token: str) -> httpx.Client:
+    @contextlib.contextmanager
+    def session(self, token: str) -> Iterator[httpx.Client]:
         """An HTTP client signed in to the console with ``token`` (no browser)."""
-        client = httpx.Client(base_url=self.url, follow_redirects=False, timeout=60)
-        form = client.get("/sign-in")
-        signed = client.post("/sign-in", data={"csrf": csrf_of(form.text), "token": token})
-        assert signed.status_code == 303, signed.text
-        return client
+        with httpx.Client(base_url=self.url, follow_redirects=False, timeout=60) as client:
+            form = client.get("/sign-in")
+            signed = client.post("/sign-in", data={"csrf": csrf_of(form.text), "token": token})
+            assert signed.status_code == 303, signed.text
+            yield client
 
 
 def csrf_of(html: str) -> str:
@@ -184,7 +186,9 @@ def mail() -> Iterator[mailservers.MailServers]:
 
 
 @pytest.fixture(scope="module")
-def served(mail: mailservers.MailServers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    mail: mailservers.MailServers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     server = Served(tmp_path_factory.mktemp("console"), mail)
     try:
         yield server

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from channelsync.listing import cell
 from tests.console.conftest import SECRETS, Served
 
 pytestmark = pytest.mark.timeout(600)
@@ -152,8 +151,7 @@ def test_test_connection_turns_a_wrong_password_into_auth_failed_in_place(
     assert browser.execute_script("return window.notReloaded") is True  # in place
     assert "auth_failed [AUTHENTICATIONFAILED] Authentication failed." in failing.text
     assert (
-        "Hint: check the user name and the password the secret reference points to"
-        in failing.text
+        "Hint: check the user name and the password the secret reference points to" in failing.text
     )
     outgoing = browser.find_element(By.CSS_SELECTOR, '#latest li[data-check="outgoing"]')
     assert outgoing.get_attribute("class") == "ok"  # Postfix took the relay's account

@@ -61,6 +61,7 @@ class Console:
             lstrip_blocks=True,
         )
         self.env.globals.update(kinds=kinds, quote=quote, when=views.when)
+        self.env.filters["upfirst"] = _upfirst
 
     async def open(self) -> None:
         def tables(store: Store) -> None:
@@ -212,7 +213,7 @@ def mount(
             columns=[titles.get(c, c) for c in columns],
             items=items,
             default=default,
-            title=kind.console.noun.capitalize() + "s",
+            title=_upfirst(kind.console.noun) + "s",
         )
 
     async def resource(
@@ -320,6 +321,11 @@ def mount(
         status_code=201,
     )
     return console
+
+
+def _upfirst(text: str) -> str:
+    """ "SMTP server" -> "SMTP server", "email channel" -> "Email channel"."""
+    return text[:1].upper() + text[1:]
 
 
 def _route(handler: Callable[[Request], Awaitable[Response]]) -> Any:
