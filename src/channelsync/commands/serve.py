@@ -54,7 +54,7 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--tls-key", type=argtypes.path, metavar="FILE", help="PEM private key")
     p.add_argument(
         "--repository-url",
-        type=_repository_url,
+        type=argtypes.web_url,
         metavar="URL",
         help="the config repository (https://...); the console links resources to it",
     )
@@ -172,15 +172,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return EXIT_ERROR
     print("channelsync serve: stopped", file=sys.stderr)
     return EXIT_OK
-
-
-def _repository_url(text: str) -> str:
-    if not text.startswith(("https://", "http://")) or any(c in text for c in "\"'<> "):
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is not an http(s) URL; give the repository's web address, e.g. "
-            "https://github.com/ORG/channels"
-        )
-    return text
 
 
 def _listen(host: str, port: int) -> socket.socket:
