@@ -245,3 +245,39 @@ def _bounded(history: SqliteHistory) -> None:
     latest = history.latest("default", "EmailChannel")
     assert [(r.check, r.at) for r in latest["A"]] == [("incoming", 4.0), ("outgoing", 4.0)]
     assert history.recent("other", "EmailChannel", "A", 50) == []
+
+
+def test_the_drift_workflow_step_posts_its_report_to_a_server_target(
+    served: Served, tmp_path: Any
+) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(served.root / "channels.d", checkout / "channels.d")
+    billing = checkout / "channels.d" / "other-4.yaml"
+    billing.write_text(billing.read_text().replace("enabled: false", "enabled: true"))
+    env = {
+        **{k: v for k, v in served.env.items() if k not in SECRETS},
+        "CHANNELSYNC_TARGET": served.url,
+        "CHANNELSYNC_TOKEN": served.read_token,
+        "CHANNELSYNC_REPORT_TOKEN": served.write_token,
+        "CHANNELSYNC_SECRETS_JSON": json.dumps(SECRETS),
+        "GITHUB_REPOSITORY": "acme/drifted",
+        "GITHUB_SERVER_URL": "https://git.example.test",
+        "RUNNER_TEMP": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "channelsync.gitops.ci", "drift-report"],
+        cwd=checkout, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"drift report posted to {served.url}"
+    with served.session(served.read_token) as client:
+        page = client.get("/drift").text
+    assert '<a href="https://git.example.test/acme/drifted">acme/drifted</a>' in page
+    report = page[page.index("acme/drifted</a>") :]
+    assert '<strong>update</strong> EmailChannel <a href="/channels/Billing">Billing</a>' in report
+    assert "<code>enabled</code>: tenant false → channels.d true" in report
+    _clean(page)

@@ -8,7 +8,7 @@ reached only through ``gh`` (``$GH`` overrides the command). Set those variables
 ``gh`` on PATH to run a workflow's steps locally.
 
 Steps: ``plan`` and ``comment`` (channels-plan.yml), ``reviewed-plan`` and ``apply``
-(channels-apply.yml), ``drift`` and ``drift-issue`` (channels-drift.yml).
+(channels-apply.yml), ``drift``, ``drift-issue`` and ``drift-report`` (channels-drift.yml).
 """
 
 from __future__ import annotations
@@ -375,6 +375,53 @@ def step_drift() -> int:
     return 0
 
 
+REPORT_TOKEN_ENV = "CHANNELSYNC_REPORT_TOKEN"  # a write token for the console's drift page
+
+
+def step_drift_report() -> int:
+    """Post the drift report to the console of a ``channelsync serve`` target (its Drift
+    page); without a server target or a token for it, nothing. Never fails the job."""
+    from channelsync.argtypes import TARGET_ENV
+
+    target = os.environ.get(TARGET_ENV, "").rstrip("/")
+    token = os.environ.get(REPORT_TOKEN_ENV) or os.environ.get(TOKEN_ENV)
+    if not target.startswith(("https://", "http://")) or not token:
+        print("no channelsync serve target: no drift report to post")
+        return 0
+    args = ["drift", "--format", "json"]
+    ignore = os.environ.get("CHANNELSYNC_DRIFT_IGNORE") or ".github/channelsync/drift-ignore.yaml"
+    if Path(ignore).exists():
+        args += ["--ignore", ignore]
+    result = channelsync(args, secrets_env())
+    if result.code not in (0, 2):
+        notice("warning", "channelsync drift failed; no drift report was posted")
+        return 0
+    import httpx
+
+    repository = os.environ.get("GITHUB_REPOSITORY", "") or Path.cwd().name
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+    report = {
+        **json.loads(result.stdout),
+        "repository": repository,
+        "repository_url": f"{server}/{repository}" if os.environ.get("GITHUB_REPOSITORY") else None,
+    }
+    try:
+        answer = httpx.post(
+            f"{target}/v1/drift-reports",
+            json=report,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        notice("warning", f"the drift report could not be posted to {target}: {type(exc).__name__}")
+        return 0
+    if answer.status_code != 201:
+        notice("warning", f"the drift report was refused by {target} (HTTP {answer.status_code})")
+        return 0
+    print(f"drift report posted to {target}")
+    return 0
+
+
 def drift_issue_body() -> str:
     report = (work_dir() / "drift.md").read_text(encoding="utf-8").rstrip("\n")
     return (
@@ -416,6 +463,7 @@ STEPS: dict[str, Callable[[], int]] = {
     "apply": step_apply,
     "drift": step_drift,
     "drift-issue": step_drift_issue,
+    "drift-report": step_drift_report,
 }
 
 
