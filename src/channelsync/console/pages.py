@@ -30,6 +30,10 @@ from channelsync.server.http import ApiError
 from channelsync.server.store import Store
 
 DEFAULT_TENANT = "default"
+# Where each tenant's pages live: today the one tenant at the root. Serving many is adding
+# "/tenants/{tenant}" here (and signing in for a token's tenant, sessions.sign_in): every page,
+# link and redirect takes its tenant and its prefix from the request (scope, base_of).
+TENANT_PREFIXES = ("",)
 HISTORY_SHOWN = 50
 AUDIT_SHOWN = 50
 MAX_FORM = 16 * 1024
@@ -76,7 +80,7 @@ class Console:
         body = self.env.get_template(template).render(
             signed=signed,
             csrf=signed.session.csrf if signed else "",
-            base="",
+            base=base_of(request),
             path=request.url.path,
             repository_url=self.repository_url,
             **values,
@@ -111,17 +115,19 @@ def mount(
             signed = console.signed_in(request)
             if signed is None:
                 return _to_sign_in(request)
-            return await handler(request, signed, scope(request))
+            tenant = scope(request)
+            if signed.session.tenant != tenant:
+                return _refused(console, request, f"This session is not for tenant '{tenant}'.")
+            return await handler(request, signed, tenant)
 
-        app.add_api_route(path, route, methods=["GET"], include_in_schema=False)
-
-    def scope(request: Request) -> str:
-        return str(request.path_params.get("tenant", DEFAULT_TENANT))
+        for prefix in TENANT_PREFIXES:
+            app.add_api_route(prefix + path, route, methods=["GET"], include_in_schema=False)
 
     async def home(request: Request) -> Response:
-        return _redirect("/channels")
+        return _redirect(f"{base_of(request)}/channels")
 
-    app.add_api_route("/", home, methods=["GET"], include_in_schema=False)
+    for prefix in TENANT_PREFIXES:
+        app.add_api_route(prefix + "/", home, methods=["GET"], include_in_schema=False)
 
     async def sign_in_form(request: Request) -> Response:
         if console.signed_in(request) is not None:
@@ -272,6 +278,8 @@ def mount(
             )
         name = request.path_params["name"]
         tenant = scope(request)
+        if signed.session.tenant != tenant:
+            return _refused(console, request, f"This session is not for tenant '{tenant}'.")
         page = f"/{kind.collection}/{quote(name)}"
         if console.testing.locked():
             return console.page(
@@ -290,7 +298,7 @@ def mount(
         assert console.history is not None
         history = console.history
         await ctx.db(lambda store: history.record(records))
-        return _redirect(f"{page}?tested=1#latest")
+        return _redirect(f"{base_of(request)}{page}?tested=1#latest")
 
     async def drift_page(request: Request, signed: SignedIn, tenant: str) -> Response:
         found = await ctx.db(lambda store: drift.reports(store.repo.connection, tenant))
@@ -305,9 +313,9 @@ def mount(
         if kind.name != "EmailChannel":
             page_route(f"/{kind.collection}", functools.partial(resource_list, kind))
         page_route(f"/{kind.collection}/{{name:path}}", functools.partial(resource, kind))
-        if kind.tested:
+        for prefix in TENANT_PREFIXES if kind.tested else ():
             app.add_api_route(
-                f"/test/{kind.collection}/{{name:path}}",
+                f"{prefix}/test/{kind.collection}/{{name:path}}",
                 _route(functools.partial(test, kind)),
                 methods=["POST"],
                 include_in_schema=False,
@@ -321,6 +329,17 @@ def mount(
         status_code=201,
     )
     return console
+
+
+def scope(request: Request) -> str:
+    """The request's tenant: its path's tenant segment, else the one tenant."""
+    return str(request.path_params.get("tenant", DEFAULT_TENANT))
+
+
+def base_of(request: Request) -> str:
+    """The path prefix of the request's tenant ("" for the one tenant at the root)."""
+    tenant = request.path_params.get("tenant")
+    return "" if tenant is None else f"/tenants/{quote(str(tenant), safe='')}"
 
 
 def _upfirst(text: str) -> str:
