@@ -213,3 +213,28 @@ def _screenshot(browser: Any, name: str) -> None:
         "chrome", {}).get("userDataDir", "/tmp")).parent / "console-screenshots")  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(folder / name))
+
+
+def test_the_console_works_from_the_keyboard(browser: Any, served: Served) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    def tab_to(text: str) -> Any:
+        for _ in range(60):
+            ActionChains(browser).send_keys(Keys.TAB).perform()
+            active = browser.switch_to.active_element
+            if active.text.startswith(text):
+                return active
+        raise AssertionError(f"Tab never reached {text!r}")
+
+    _sign_in(browser, served, served.write_token, "/channels")
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element.text == "Skip to content"
+    header = tab_to("PORT")
+    assert header.value_of_css_property("outline-style") == "solid"  # a visible focus
+    header.send_keys(Keys.ENTER)
+    _wait(browser, lambda d: d.current_url.endswith("sort=port"))
+    browser.get(served.url + "/channels/Good%20Channel")
+    before = len(browser.find_elements("css selector", "#checks tbody tr"))
+    tab_to("Test connection").send_keys(Keys.ENTER)
+    _wait(browser, lambda d: len(d.find_elements("css selector", "#checks tbody tr")) > before)

@@ -281,3 +281,51 @@ def test_the_drift_workflow_step_posts_its_report_to_a_server_target(
     assert '<strong>update</strong> EmailChannel <a href="/channels/Billing">Billing</a>' in report
     assert "<code>enabled</code>: tenant false → channels.d true" in report
     _clean(page)
+
+
+def test_an_unknown_resource_is_a_404_page(served: Served) -> None:
+    with served.session(served.read_token) as client:
+        page = client.get("/channels/No%20Such%20Channel")
+        assert page.status_code == 404
+        assert "email channel &#39;No Such Channel&#39; does not exist" in page.text
+
+
+def test_the_session_cookie_is_secure_under_tls(tmp_path: Any) -> None:
+    import ssl
+    import subprocess
+    import sys
+
+    import trustme
+
+    from tests import mailservers
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    leaf.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    path = tmp_path / "tokens.json"
+    token = tokens.add(path, "t", "read")
+    port = mailservers.free_port()
+    argv = [sys.executable, "-m", "channelsync.server", "serve", "--target",
+            f"sqlite:///{tmp_path}/tenant.db", "--tokens", str(path), "--port", str(port),
+            "--tls-cert", str(tmp_path / "cert.pem"),
+            "--tls-key", str(tmp_path / "key.pem")]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        mailservers.wait_for_port(port, timeout=30)
+        url = f"https://127.0.0.1:{port}"
+        trust = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        with httpx.Client(base_url=url, verify=trust, timeout=30) as client:
+            form = client.get("/sign-in")
+            signed = client.post("/sign-in", data={"csrf": csrf_of(form.text), "token": token})
+            assert signed.status_code == 303
+            cookie = next(
+                c for c in signed.headers.get_list("set-cookie") if c.startswith(sessions.COOKIE)
+            )
+            assert "; HttpOnly" in cookie and "; Secure" in cookie
+            assert "SameSite=strict" in cookie and token not in cookie
+            assert client.get("/channels").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
