@@ -329,3 +329,19 @@ def test_the_session_cookie_is_secure_under_tls(tmp_path: Any) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_a_large_tenant_shows_the_first_rows_and_long_filters_are_refused() -> None:
+    from channelsync.console import views
+
+    channels = [
+        {"name": f"Channel {i}", "email": f"c{i}@acme.test", "script": "S", "enabled": True,
+         "incoming": {"protocol": "imap-ssl", "server": "imap.acme.test", "port": 993}}
+        for i in range(views.MAX_ROWS + 500)
+    ]  # fmt: skip
+    table = views.channel_table(channels, "VCC Internal", {}, {"sort": "-name"})
+    assert (table.matched, len(table.rows), table.total) == (2500, 2000, 2500)
+    assert table.rows[0]["name"] == "Channel 2499"
+    refused = views.channel_table(channels, "VCC Internal", {}, {"q": "x" * 201})
+    assert refused.error == "a filter or search is at most 200 characters"
+    assert refused.rows == []

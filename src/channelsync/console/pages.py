@@ -28,6 +28,7 @@ from channelsync.console.sessions import COOKIE, LOGIN_COOKIE, Sessions, SignedI
 from channelsync.server.context import Context
 from channelsync.server.http import ApiError
 from channelsync.server.store import Store
+from channelsync.targets.base import TargetError
 
 DEFAULT_TENANT = "default"
 # Where each tenant's pages live: today the one tenant at the root. Serving many is adding
@@ -288,7 +289,12 @@ def mount(
                 back=page,
             )  # fmt: skip
         async with console.testing:
-            prepared = await ctx.db(lambda store: live.prepare(store, kind.name, name))
+            try:
+                prepared = await ctx.db(lambda store: live.prepare(store, kind.name, name))
+            except TargetError as exc:  # e.g. the key file is gone: no secret can be read
+                return console.page(
+                    request, "message.html", 409, title="Cannot test", message=str(exc), back=page
+                )
             if prepared is None:
                 return _not_found(console, request, f"{kind.console.noun} '{name}' does not exist")
             results = await asyncio.to_thread(live.run, prepared)

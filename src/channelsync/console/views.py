@@ -24,6 +24,8 @@ HEALTH = {"health": "LAST RESULT", "checked": "WHEN (UTC)", "latency": "LATENCY"
 CHANNEL_HEADERS = {**HEADERS, **HEALTH}
 HEALTH_FILTER = ("ok", "failing", "never")  # the values of the health column's filter
 FINGERPRINT_SHOWN = 12  # hex digits of a secret's fingerprint on a page
+MAX_ROWS = 2000  # rows on one page; a filter narrows a larger tenant
+MAX_FILTER = 200  # characters of one filter or search
 
 
 @dataclass
@@ -34,6 +36,7 @@ class ChannelTable:
     filters: dict[str, str]
     query: str
     error: str | None = None
+    matched: int = 0  # rows that match, of which the first MAX_ROWS are shown
     columns: dict[str, str] = field(default_factory=lambda: dict(CHANNEL_HEADERS))
 
 
@@ -69,6 +72,9 @@ def channel_table(
     query = (params.get("q") or "").strip()
     filters = {c: params[c].strip() for c in CHANNEL_HEADERS if params.get(c, "").strip()}
     table = ChannelTable([], len(rows), sort, filters, query)
+    if any(len(v) > MAX_FILTER for v in (query, *filters.values())):
+        table.error = f"a filter or search is at most {MAX_FILTER} characters"
+        return table
     try:
         parsed = [listing.Filter.parse(f"{c}={_pattern(c, v)}") for c, v in filters.items()
                   if c in listing.COLUMNS]  # fmt: skip
@@ -89,7 +95,8 @@ def channel_table(
     if query:
         needle = query.lower()
         kept = [r for r in kept if any(needle in _shown(r, c).lower() for c in CHANNEL_HEADERS)]
-    table.rows = kept
+    table.matched = len(kept)
+    table.rows = kept[:MAX_ROWS]
     return table
 
 
