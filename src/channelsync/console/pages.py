@@ -108,6 +108,7 @@ def mount(
 ) -> Console:
     """Add the console's routes to ``app``; call after ``ctx.open`` is a start-up hook."""
     console = Console(ctx, repository_url, history)
+    app.state.console = console  # the monitor records through app.state.console.history
     app.router.on_startup.append(console.open)
     app.mount("/console/static", StaticFiles(directory=_HERE / "static"), name="console-static")
 
