@@ -125,16 +125,25 @@ async def post_report(ctx: Context, tenant: str, request: Request) -> Response:
         store.repo.connection.execute(
             "INSERT OR REPLACE INTO drift_reports (tenant, repository, url, at, actor, report)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (tenant, report["repository"], report["repository_url"], at, entry.name,
-             json.dumps(report)),
-        )  # fmt: skip
+            (
+                tenant,
+                report["repository"],
+                report["repository_url"],
+                at,
+                entry.name,
+                json.dumps(report),
+            ),
+        )
 
     await ctx.db(work)
     return json_response(
-        {"repository": report["repository"], "drift": report["drift"],
-         "changes": len(report["changes"])},
+        {
+            "repository": report["repository"],
+            "drift": report["drift"],
+            "changes": len(report["changes"]),
+        },
         201,
-    )  # fmt: skip
+    )
 
 
 def reports(connection: sqlite3.Connection, tenant: str) -> list[dict[str, Any]]:

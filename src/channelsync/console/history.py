@@ -105,10 +105,21 @@ class SqliteHistory:
                 db.execute(
                     f"INSERT INTO check_results ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        r.tenant, r.kind, r.name, r.check, r.at, int(r.ok), r.elapsed_ms,
-                        r.endpoint, r.code, r.message, r.hint, _SEPARATOR.join(r.warnings), r.by,
+                        r.tenant,
+                        r.kind,
+                        r.name,
+                        r.check,
+                        r.at,
+                        int(r.ok),
+                        r.elapsed_ms,
+                        r.endpoint,
+                        r.code,
+                        r.message,
+                        r.hint,
+                        _SEPARATOR.join(r.warnings),
+                        r.by,
                     ),
-                )  # fmt: skip
+                )
                 db.execute(
                     f"DELETE FROM check_results WHERE {_ONE_CHECK} AND id <= (SELECT id FROM"
                     f" check_results WHERE {_ONE_CHECK} ORDER BY id DESC LIMIT 1 OFFSET ?)",

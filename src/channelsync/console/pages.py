@@ -285,10 +285,13 @@ def mount(
         page = f"/{kind.collection}/{quote(name)}"
         if console.testing.locked():
             return console.page(
-                request, "message.html", 429, title="Busy",
+                request,
+                "message.html",
+                429,
+                title="Busy",
                 message="Other connection tests are running; try again in a moment.",
                 back=page,
-            )  # fmt: skip
+            )
         async with console.testing:
             try:
                 prepared = await ctx.db(lambda store: live.prepare(store, kind.name, name))

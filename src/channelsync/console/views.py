@@ -76,8 +76,11 @@ def channel_table(
         table.error = f"a filter or search is at most {MAX_FILTER} characters"
         return table
     try:
-        parsed = [listing.Filter.parse(f"{c}={_pattern(c, v)}") for c, v in filters.items()
-                  if c in listing.COLUMNS]  # fmt: skip
+        parsed = [
+            listing.Filter.parse(f"{c}={_pattern(c, v)}")
+            for c, v in filters.items()
+            if c in listing.COLUMNS
+        ]
         column = sort.lstrip("-")
         kept = listing.select(rows, parsed, sort if column in listing.COLUMNS else "name")
     except UsageError as exc:
@@ -182,7 +185,11 @@ def value_cell(value: Any) -> str:
 
 def audit_rows(rows: list[tuple[Any, ...]]) -> list[dict[str, str]]:
     return [
-        {"at": when(r[0]), "actor": str(r[1]), "action": str(r[2]),
-         "fields": ", ".join(json.loads(r[3])) or "-"}
+        {
+            "at": when(r[0]),
+            "actor": str(r[1]),
+            "action": str(r[2]),
+            "fields": ", ".join(json.loads(r[3])) or "-",
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
