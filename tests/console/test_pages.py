@@ -345,3 +345,17 @@ def test_a_large_tenant_shows_the_first_rows_and_long_filters_are_refused() -> N
     refused = views.channel_table(channels, "VCC Internal", {}, {"q": "x" * 201})
     assert refused.error == "a filter or search is at most 200 characters"
     assert refused.rows == []
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.test/x", "/\t/evil.test", "https://evil.test/", "/\\evil.test", ""]
+)
+def test_sign_in_goes_back_only_to_a_path_of_this_server(served: Served, target: str) -> None:
+    with httpx.Client(base_url=served.url) as client:
+        form = client.get("/sign-in")
+        signed = client.post(
+            "/sign-in",
+            data={"csrf": csrf_of(form.text), "token": served.read_token, "next": target},
+        )
+        assert signed.status_code == 303
+        assert signed.headers["location"] == "/channels"

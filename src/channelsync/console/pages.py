@@ -407,8 +407,15 @@ def _to_sign_in(request: Request) -> Response:
 
 
 def _next(target: str | None) -> str:
-    """Only a path of this server (never //host or a scheme) is followed after sign-in."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only a path of this server is followed after sign-in: never //host, a scheme, a
+    backslash, or a control character a browser would drop (/<TAB>/host is //host)."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and all(33 <= ord(c) < 127 and c != "\\" for c in target)
+        and len(target) <= 2000
+    ):
         return target
     return "/channels"
 
