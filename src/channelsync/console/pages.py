@@ -282,7 +282,7 @@ def mount(
         tenant = scope(request)
         if signed.session.tenant != tenant:
             return _refused(console, request, f"This session is not for tenant '{tenant}'.")
-        page = f"/{kind.collection}/{quote(name)}"
+        page = f"/{kind.collection}/{quote(name, safe='')}"
         if console.testing.locked():
             return console.page(
                 request,
