@@ -87,6 +87,8 @@ def test_a_read_token_cannot_press_test(served: Served) -> None:
     with served.session(served.read_token) as client:
         page = client.get("/channels/Billing")
         assert 'id="test-form"' not in page.text
+        search = f"{REPOSITORY_URL}/search?q=name%3A%20Billing&amp;type=code"  # no file known yet
+        assert f'<a href="{search}" id="source-link">' in page.text
         refused = client.post("/test/channels/Billing", data={"csrf": csrf_of(page.text)})
         assert refused.status_code == 403
         assert (
@@ -207,6 +209,15 @@ def _post_reports(served: Served, api: httpx.Client) -> None:
         headers=write,
     )
     assert unsafe.status_code == 422
+    escaping = api.post(
+        "/v1/drift-reports",
+        json=_report(repository="x", files={"EmailChannel/A": "../../etc/passwd"}),
+        headers=write,
+    )
+    assert escaping.status_code == 422
+    assert escaping.json() == {
+        "error": "files: EmailChannel/A: a path relative to the repository root"
+    }
     huge = api.post(
         "/v1/drift-reports", content=b"{" + b" " * (3 * 1024 * 1024) + b"}", headers=write
     )
@@ -281,6 +292,10 @@ def test_the_drift_workflow_step_posts_its_report_to_a_server_target(
     assert '<strong>update</strong> EmailChannel <a href="/channels/Billing">Billing</a>' in report
     assert "<code>enabled</code>: tenant false → channels.d true" in report
     _clean(page)
+    with served.session(served.read_token) as client:
+        billing = client.get("/channels/Billing").text
+    link = "https://git.example.test/acme/drifted/blob/HEAD/channels.d/other-4.yaml"
+    assert f'<a href="{link}" id="source-link">channels.d/other-4.yaml</a>' in billing
 
 
 def test_an_unknown_resource_is_a_404_page(served: Served) -> None:

@@ -24,10 +24,15 @@ MAX_BODY = 2 * 1024 * 1024
 MAX_CHANGES = 2000
 MAX_FIELDS = 200
 MAX_TEXT = 300
+MAX_FILES = 50_000  # resources whose file a report names (kind/name -> path in the repository)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS drift_reports (
     tenant TEXT NOT NULL, repository TEXT NOT NULL, url TEXT, at REAL NOT NULL,
     actor TEXT NOT NULL, report TEXT NOT NULL, PRIMARY KEY (tenant, repository)
+);
+CREATE TABLE IF NOT EXISTS drift_files (
+    tenant TEXT NOT NULL, repository TEXT NOT NULL, resource TEXT NOT NULL, path TEXT NOT NULL,
+    PRIMARY KEY (tenant, resource, repository)
 );
 """
 
@@ -100,6 +105,7 @@ def checked_report(raw: Any) -> dict[str, Any]:
             }
         )
     summary = {str(k)[:20]: v for k, v in raw["summary"].items() if isinstance(v, int)}
+    files = _files(raw.get("files"))
     return {
         "repository": repository,
         "repository_url": url,
@@ -109,7 +115,21 @@ def checked_report(raw: Any) -> dict[str, Any]:
         "changes": kept,
         "cut": max(len(changes) - MAX_CHANGES, 0),
         "warnings": [_text(w) for w in (raw.get("warnings") or [])[:50]],
+        "files": files,
     }
+
+
+def _files(raw: Any) -> dict[str, str]:
+    """``files``: resource ("Kind/name") -> its file, a plain path inside the repository."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or len(raw) > MAX_FILES:
+        raise ApiError(422, f"files: an object of at most {MAX_FILES} 'Kind/name': path entries")
+    for key, path in raw.items():
+        plain = isinstance(path, str) and 0 < len(path) <= MAX_TEXT and path.isprintable()
+        if not plain or path.startswith("/") or ".." in path.split("/") or len(key) > MAX_TEXT:
+            raise ApiError(422, f"files: {_text(key)}: a path relative to the repository root")
+    return dict(raw)
 
 
 async def post_report(ctx: Context, tenant: str, request: Request) -> Response:
@@ -119,21 +139,12 @@ async def post_report(ctx: Context, tenant: str, request: Request) -> Response:
     except ValueError:
         raise ApiError(400, "the request body is not JSON") from None
     report = checked_report(raw)
+    files = report.pop("files")
     at = time.time()
 
     def work(store: Any) -> None:
-        store.repo.connection.execute(
-            "INSERT OR REPLACE INTO drift_reports (tenant, repository, url, at, actor, report)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                tenant,
-                report["repository"],
-                report["repository_url"],
-                at,
-                entry.name,
-                json.dumps(report),
-            ),
-        )
+        with store.repo.transaction():
+            _store(store.repo.connection, tenant, report, at, entry.name, files)
 
     await ctx.db(work)
     return json_response(
@@ -144,6 +155,44 @@ async def post_report(ctx: Context, tenant: str, request: Request) -> Response:
         },
         201,
     )
+
+
+def _store(
+    db: sqlite3.Connection,
+    tenant: str,
+    report: dict[str, Any],
+    at: float,
+    actor: str,
+    files: dict[str, str],
+) -> None:
+    """The repository's report and its resources' files replace the ones it posted before."""
+    repository = report["repository"]
+    db.execute(
+        "INSERT OR REPLACE INTO drift_reports (tenant, repository, url, at, actor, report)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (tenant, repository, report["repository_url"], at, actor, json.dumps(report)),
+    )
+    db.execute("DELETE FROM drift_files WHERE tenant = ? AND repository = ?", (tenant, repository))
+    db.executemany(
+        "INSERT INTO drift_files (tenant, repository, resource, path) VALUES (?, ?, ?, ?)",
+        [(tenant, repository, key, path) for key, path in files.items()],
+    )
+
+
+def file_of(db: sqlite3.Connection, tenant: str, kind: str, name: str) -> tuple[str, str] | None:
+    """A resource's file (its path, its web address) from the newest report that names it
+    and its repository's URL; None when no report does."""
+    row = db.execute(
+        "SELECT r.url, f.path FROM drift_files f JOIN drift_reports r ON r.tenant = f.tenant"
+        " AND r.repository = f.repository WHERE f.tenant = ? AND f.resource = ?"
+        " AND r.url IS NOT NULL ORDER BY r.at DESC LIMIT 1",
+        (tenant, f"{kind}/{name}"),
+    ).fetchone()
+    if row is None:
+        return None
+    from urllib.parse import quote
+
+    return str(row[1]), f"{str(row[0]).rstrip('/')}/blob/HEAD/{quote(str(row[1]))}"
 
 
 def reports(connection: sqlite3.Connection, tenant: str) -> list[dict[str, Any]]:

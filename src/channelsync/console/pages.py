@@ -241,6 +241,7 @@ def mount(
                 "results": history.recent(tenant, kind.name, name, HISTORY_SHOWN),
                 "latest": history.latest(tenant, kind.name).get(name, []),
                 "audit": store.audit_of(kind.name, name, AUDIT_SHOWN),
+                "file": drift.file_of(store.repo.connection, tenant, kind.name, name),
             }
 
         data = await ctx.db(work)
@@ -261,6 +262,7 @@ def mount(
             latest=data["latest"],
             audit=views.audit_rows(data["audit"]),
             tested=kind.tested,
+            file_url=data["file"],
             title=name,
         )
 
@@ -402,7 +404,8 @@ def _redirect(location: str) -> Response:
 
 
 def _to_sign_in(request: Request) -> Response:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    path = quote(request.url.path)  # the decoded path, encoded again (a name may hold spaces)
+    target = path + (f"?{request.url.query}" if request.url.query else "")
     return _redirect("/sign-in?" + urlencode({"next": target}))
 
 

@@ -402,6 +402,7 @@ def step_drift_report() -> int:
     server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
     report = {
         **json.loads(result.stdout),
+        "files": _resource_files(),
         "repository": repository,
         "repository_url": f"{server}/{repository}" if os.environ.get("GITHUB_REPOSITORY") else None,
     }
@@ -420,6 +421,18 @@ def step_drift_report() -> int:
         return 0
     print(f"drift report posted to {target}")
     return 0
+
+
+def _resource_files() -> dict[str, str]:
+    """Each resource's file, relative to the repository root, so the console links it."""
+    from channelsync.argtypes import DEFAULT_DIR, DIR_ENV, from_env
+    from channelsync.loader import load_config
+
+    config = load_config(Path(from_env(DIR_ENV) or DEFAULT_DIR))
+    return {
+        f"{r.kind}/{r.name}": Path(os.path.relpath(r.source.path)).as_posix()
+        for r in config.resources
+    }
 
 
 def drift_issue_body() -> str:
