@@ -197,7 +197,7 @@ def served(
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     if not (Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()):
         unavailable("chromium and chromium-driver are not installed (apt-get; see .ci/run)")
     from selenium import webdriver
@@ -210,6 +210,7 @@ def browser() -> Iterator[object]:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
+    driver.artefacts = tmp_path_factory.mktemp("console-screenshots")
     try:
         yield driver
     finally:

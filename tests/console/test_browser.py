@@ -210,9 +210,9 @@ def test_the_layout_fits_1280_pixels_and_a_phone(browser: Any, served: Served) -
 
 
 def _screenshot(browser: Any, name: str) -> None:
-    """Kept as test artefacts in $CONSOLE_SCREENSHOTS (default: the pytest temp folder)."""
-    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or Path(browser.capabilities.get(
-        "chrome", {}).get("userDataDir", "/tmp")).parent / "console-screenshots")  # fmt: skip
+    """Kept as test artefacts: in $CONSOLE_SCREENSHOTS (python -m tests.console.screenshots
+    sets docs/screenshots), else in the browser fixture's folder of the pytest temp folder."""
+    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or browser.artefacts)
     folder.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(folder / name))
 
