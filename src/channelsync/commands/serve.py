@@ -36,7 +36,9 @@ def _tokens_option(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(subparsers: Any) -> None:
     """Register ``serve`` and ``token`` on the CLI's subparsers (argparse's _SubParsersAction)."""
-    p = subparsers.add_parser("serve", help="serve a tenant store over the REST API")
+    p = subparsers.add_parser(
+        "serve", help="serve a tenant store over the REST API, with the web console at /"
+    )
     argtypes.target_option(p, "store to serve")
     p.add_argument(
         "--host",
