@@ -374,3 +374,11 @@ def test_sign_in_goes_back_only_to_a_path_of_this_server(served: Served, target:
         )
         assert signed.status_code == 303
         assert signed.headers["location"] == "/channels"
+
+
+def test_the_sort_is_a_choice_of_the_filter_form_too(served: Served) -> None:
+    """On a phone the table's header is hidden (each row is a card): the form sorts."""
+    with served.session(served.read_token) as client:
+        page = client.get("/channels", params={"sort": "-port"}).text
+    assert '<option value="-port" selected>Port ▼</option>' in page
+    assert page.count('<option value="-') == 11  # every column, both ways
