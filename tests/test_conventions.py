@@ -56,6 +56,13 @@ BAD_VALUES: dict[Callable[[str], object], list[tuple[str, str]]] = {
         ("a host", "'a host' is not a host name or IP address"),
     ],
     argtypes.path: [("", "must not be empty; give a path")],
+    argtypes.web_url: [
+        (
+            "javascript:alert(1)",
+            "'javascript:alert(1)' is not an http(s) URL; give a web address such as "
+            "https://github.com/ORG/channels",
+        )
+    ],
     argtypes.email_address: [
         ("bob", "'bob' is not an email address; use name@domain"),
         ("a b@example.com", "'a b@example.com' is not an email address; use name@domain"),

@@ -156,6 +156,16 @@ def target(text: str) -> str:
     return text
 
 
+def web_url(text: str) -> str:
+    """An http(s) address to link to from a web page (no quotes, spaces or angle brackets)."""
+    if not text.startswith(("https://", "http://")) or set(text) & set(" \t\"'<>\\"):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not an http(s) URL; give a web address such as "
+            "https://github.com/ORG/channels"
+        )
+    return text
+
+
 def email_address(text: str) -> str:
     """One plain address (name@domain): it goes into RCPT TO and the To header as it is."""
     local, at, domain = text.partition("@")

@@ -36,7 +36,9 @@ def _tokens_option(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(subparsers: Any) -> None:
     """Register ``serve`` and ``token`` on the CLI's subparsers (argparse's _SubParsersAction)."""
-    p = subparsers.add_parser("serve", help="serve a tenant store over the REST API")
+    p = subparsers.add_parser(
+        "serve", help="serve a tenant store over the REST API, with the web console at /"
+    )
     argtypes.target_option(p, "store to serve")
     p.add_argument(
         "--host",
@@ -53,6 +55,12 @@ def add_parsers(subparsers: Any) -> None:
     )
     p.add_argument("--tls-key", type=argtypes.path, metavar="FILE", help="PEM private key")
     _monitor_options(p)
+    p.add_argument(
+        "--repository-url",
+        type=argtypes.web_url,
+        metavar="URL",
+        help="the config repository (https://...); the console links resources to it",
+    )
     p.set_defaults(handler=cmd_serve)
 
     p = subparsers.add_parser("token", help="manage the API tokens of 'channelsync serve'")
@@ -220,7 +228,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     sock = _listen(args.host, args.port)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    app = create_app(target, args.tokens)
+    app = create_app(target, args.tokens, repository_url=args.repository_url)
     if monitor is not None:
         from channelsync.monitor import routes
 

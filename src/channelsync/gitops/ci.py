@@ -8,7 +8,7 @@ reached only through ``gh`` (``$GH`` overrides the command). Set those variables
 ``gh`` on PATH to run a workflow's steps locally.
 
 Steps: ``plan`` and ``comment`` (channels-plan.yml), ``reviewed-plan`` and ``apply``
-(channels-apply.yml), ``drift`` and ``drift-issue`` (channels-drift.yml). The workflows of a
+(channels-apply.yml), ``drift``, ``drift-issue`` and ``drift-report`` (channels-drift.yml). The workflows of a
 repository with environments (``channelsync init --env NAME``) add ``environments`` (the
 matrix: the names in channelsync.yaml) and ``report`` (one environment's part of the comment);
 each matrix job names its environment in ``$CHANNELSYNC_ENV``, and the jobs that combine them
@@ -502,6 +502,74 @@ def step_drift() -> int:
     return 0
 
 
+REPORT_TOKEN_ENV = "CHANNELSYNC_REPORT_TOKEN"  # a write token for the console's drift page
+
+
+def step_drift_report() -> int:
+    """Post the drift report to the console of a ``channelsync serve`` target (its Drift
+    page); without a server target or a token for it, nothing. Never fails the job."""
+    from channelsync.argtypes import TARGET_ENV
+
+    from channelsync.targets.base import TargetError
+    from channelsync.targets.http import api_url
+
+    target = os.environ.get(TARGET_ENV, "").rstrip("/")
+    token = os.environ.get(REPORT_TOKEN_ENV) or os.environ.get(TOKEN_ENV)
+    if not target.startswith(("https://", "http://")) or not token:
+        print("no channelsync serve target: no drift report to post")
+        return 0
+    try:
+        api = api_url(target)  # the tenant's API: https://host/tenants/acme → /v1/tenants/acme
+    except TargetError as exc:
+        notice("warning", f"no drift report was posted: {exc}")
+        return 0
+    args = ["drift", "--format", "json"]
+    ignore = os.environ.get("CHANNELSYNC_DRIFT_IGNORE") or ".github/channelsync/drift-ignore.yaml"
+    if Path(ignore).exists():
+        args += ["--ignore", ignore]
+    result = channelsync(args, secrets_env())
+    if result.code not in (0, 2):
+        notice("warning", "channelsync drift failed; no drift report was posted")
+        return 0
+    import httpx
+
+    repository = os.environ.get("GITHUB_REPOSITORY", "") or Path.cwd().name
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+    report = {
+        **json.loads(result.stdout),
+        "files": _resource_files(),
+        "repository": repository,
+        "repository_url": f"{server}/{repository}" if os.environ.get("GITHUB_REPOSITORY") else None,
+    }
+    try:
+        answer = httpx.post(
+            f"{api}/drift-reports",
+            json=report,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        notice("warning", f"the drift report could not be posted to {target}: {type(exc).__name__}")
+        return 0
+    if answer.status_code != 201:
+        notice("warning", f"the drift report was refused by {target} (HTTP {answer.status_code})")
+        return 0
+    print(f"drift report posted to {target}")
+    return 0
+
+
+def _resource_files() -> dict[str, str]:
+    """Each resource's file, relative to the repository root, so the console links it."""
+    from channelsync.argtypes import DEFAULT_DIR, DIR_ENV, from_env
+    from channelsync.loader import load_config
+
+    config = load_config(Path(from_env(DIR_ENV) or DEFAULT_DIR))
+    return {
+        f"{r.kind}/{r.name}": Path(os.path.relpath(r.source.path)).as_posix()
+        for r in config.resources
+    }
+
+
 def drift_issue_body(report: str | None = None) -> str:
     if report is None:
         report = (work_dir() / "drift.md").read_text(encoding="utf-8").rstrip("\n")
@@ -597,6 +665,7 @@ STEPS: dict[str, Callable[[], int]] = {
     "apply": step_apply,
     "drift": step_drift,
     "drift-issue": step_drift_issue,
+    "drift-report": step_drift_report,
 }
 
 

@@ -15,7 +15,7 @@ from channelsync.render.plan import default_reset_text, following_counts, own_pa
 if TYPE_CHECKING:
     from channelsync.plan.envs import EnvironmentPlan
 
-_WORDS = {
+VALUE_WORDS = {
     "pop3": "POP3",
     "pop3-ssl": "POP3 over SSL",
     "imap": "IMAP",
@@ -141,7 +141,7 @@ def _field_step(change: Change, path: str, after: Any, sensitive: bool) -> str:
         return f"Set {label} to {', '.join(map(str, after)) or '(none)'}."
     if not isinstance(after, str):
         return f"Set {label} to {after}."
-    return f'Set {label} to "{_WORDS.get(after, after)}".'
+    return f'Set {label} to "{VALUE_WORDS.get(after, after)}".'
 
 
 def _lettered(steps: list[str]) -> list[tuple[str, str]]:

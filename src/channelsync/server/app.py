@@ -113,7 +113,7 @@ def _resource_routes(app: APIRouter, ctx: Context, collection: str, kind: str) -
         return await resource_handlers.delete(ctx, kind, name, request)
 
 
-def create_app(target_url: str, tokens_path: Path) -> FastAPI:
+def create_app(target_url: str, tokens_path: Path, *, repository_url: str | None = None) -> FastAPI:
     """The application; the store opens only when it starts (so the OpenAPI build opens none)."""
     ctx = Context(target_url, TokenStore(tokens_path))
     app = FastAPI(
@@ -208,4 +208,7 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
     app.state.ctx = ctx  # for the parts serve adds (the monitor)
     app.router.on_startup.append(ctx.open)
     app.router.on_shutdown.append(ctx.close)
+    from channelsync import console  # the web console at /, after the API's routes
+
+    console.mount(app, ctx, repository_url=repository_url)
     return app

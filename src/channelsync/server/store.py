@@ -182,6 +182,15 @@ class Store:
         ).fetchall()
 
     @plain_errors
+    def audit_of(self, kind: str, name: str, limit: int) -> list[tuple[Any, ...]]:
+        """The newest ``limit`` audit rows (at, actor, action, fields) of one resource."""
+        return self.repo.connection.execute(
+            "SELECT at, actor, action, fields FROM audit WHERE kind = ? AND name = ?"
+            " ORDER BY id DESC LIMIT ?",
+            (kind, name, limit),
+        ).fetchall()
+
+    @plain_errors
     def outcome(self, key: str) -> dict[str, Any] | None:
         """What the write sent with Idempotency-Key ``key`` did, or None if none happened."""
         row = self.repo.connection.execute(

@@ -114,6 +114,13 @@ def _api_root(url: str, path: str, extra: str) -> str:
     )
 
 
+def api_url(url: str) -> str:
+    """The API root of the tenant a target URL names (``https://h/tenants/acme`` →
+    ``https://h/v1/tenants/acme``); TargetError for a URL that names none."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" + _api_root(url, parts.path, parts.query)
+
+
 class HttpTarget:
     """A tenant served by ``channelsync serve`` (or any server implementing docs/rest-api.md)."""
 

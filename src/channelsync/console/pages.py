@@ -1,0 +1,464 @@
+"""The console's routes: server-rendered pages (Jinja2), sign-in, Test connection, drift.
+
+Every page works without JavaScript (links sort, forms filter and test, POST answers with a
+redirect); ``static/console.js`` only updates the page in place. Every POST carries the
+session's CSRF token. Tenant scoping: every handler takes its tenant from ``scope`` (today
+the one tenant ``default``, routes without a tenant segment); serving ``/tenants/{tenant}``
+is registering the same routes under that prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from channelsync import kinds, listing
+from channelsync.console import drift, live, views
+from channelsync.console.history import CheckResult, History, SqliteHistory
+from channelsync.console.sessions import COOKIE, LOGIN_COOKIE, Sessions, SignedIn, new_secret, same
+from channelsync.server.context import Context
+from channelsync.server.http import ApiError
+from channelsync.server.store import Store
+from channelsync.targets.base import TargetError
+
+DEFAULT_TENANT = "default"
+# Where each tenant's pages live: today the one tenant at the root. Serving many is adding
+# "/tenants/{tenant}" here (and signing in for a token's tenant, sessions.sign_in): every page,
+# link and redirect takes its tenant and its prefix from the request (scope, base_of).
+TENANT_PREFIXES = ("",)
+HISTORY_SHOWN = 50
+AUDIT_SHOWN = 50
+MAX_FORM = 16 * 1024
+TESTS_AT_ONCE = 4  # Test connection presses running at the same time, server-wide
+_HERE = Path(__file__).parent
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+class Console:
+    """The console's state: templates, sessions, and where check results are kept."""
+
+    def __init__(self, ctx: Context, repository_url: str | None, history: History | None) -> None:
+        from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+        self.ctx = ctx
+        self.repository_url = repository_url.rstrip("/") if repository_url else None
+        self.sessions = Sessions(ctx.tokens)
+        self.history = history
+        self.testing = asyncio.Semaphore(TESTS_AT_ONCE)
+        self.env = Environment(
+            loader=FileSystemLoader(_HERE / "templates"),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.globals.update(kinds=kinds, quote=quote, when=views.when)
+        self.env.filters["upfirst"] = _upfirst
+
+    async def open(self) -> None:
+        def tables(store: Store) -> None:
+            drift.create_table(store.repo.connection)
+            if self.history is None:
+                self.history = SqliteHistory(store.repo.connection)
+
+        await self.ctx.db(tables)
+
+    def page(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
+        signed: SignedIn | None = getattr(request.state, "signed_in", None)
+        body = self.env.get_template(template).render(
+            signed=signed,
+            csrf=signed.session.csrf if signed else "",
+            base=base_of(request),
+            path=request.url.path,
+            repository_url=self.repository_url,
+            **values,
+        )
+        return Response(body, status, _SECURITY_HEADERS, media_type="text/html")
+
+    def signed_in(self, request: Request) -> SignedIn | None:
+        found = self.sessions.lookup(request.cookies.get(COOKIE))
+        request.state.signed_in = found
+        if found is not None:
+            request.state.actor = found.session.token_name  # the access log names the token
+        return found
+
+
+Handler = Callable[[Request, SignedIn, str], Awaitable[Response]]
+
+
+def mount(
+    app: FastAPI,
+    ctx: Context,
+    *,
+    repository_url: str | None = None,
+    history: History | None = None,
+) -> Console:
+    """Add the console's routes to ``app``; call after ``ctx.open`` is a start-up hook."""
+    console = Console(ctx, repository_url, history)
+    app.state.console = console  # the monitor records through app.state.console.history
+    app.router.on_startup.append(console.open)
+    app.mount("/console/static", StaticFiles(directory=_HERE / "static"), name="console-static")
+
+    def page_route(path: str, handler: Handler) -> None:
+        async def route(request: Request) -> Response:
+            signed = console.signed_in(request)
+            if signed is None:
+                return _to_sign_in(request)
+            tenant = scope(request)
+            if signed.session.tenant != tenant:
+                return _refused(console, request, f"This session is not for tenant '{tenant}'.")
+            return await handler(request, signed, tenant)
+
+        for prefix in TENANT_PREFIXES:
+            app.add_api_route(prefix + path, route, methods=["GET"], include_in_schema=False)
+
+    async def home(request: Request) -> Response:
+        return _redirect(f"{base_of(request)}/channels")
+
+    for prefix in TENANT_PREFIXES:
+        app.add_api_route(prefix + "/", home, methods=["GET"], include_in_schema=False)
+
+    async def sign_in_form(request: Request) -> Response:
+        if console.signed_in(request) is not None:
+            return _redirect(_next(request.query_params.get("next")))
+        return _sign_in_page(console, request, None, 200)
+
+    async def sign_in(request: Request) -> Response:
+        form = await _form(request)
+        if not same(form.get("csrf"), request.cookies.get(LOGIN_COOKIE)):
+            return _sign_in_page(
+                console, request, "The sign-in form expired; please try again.", 403
+            )
+        found = console.sessions.sign_in(form.get("token", ""), DEFAULT_TENANT)
+        if found is None:
+            return _sign_in_page(
+                console,
+                request,
+                "That token is not valid here. Use a token from 'channelsync token add'.",
+                401,
+            )
+        session, _ = found
+        response = _redirect(_next(form.get("next")))
+        _set_cookie(request, response, COOKIE, session.id)
+        response.delete_cookie(LOGIN_COOKIE, path="/")
+        return response
+
+    async def sign_out(request: Request) -> Response:
+        signed = console.signed_in(request)
+        if signed is None:
+            return _redirect("/sign-in")
+        form = await _form(request)
+        if not same(form.get("csrf"), signed.session.csrf):
+            return _refused(console, request, "The form is out of date; reload the page.")
+        console.sessions.sign_out(signed.session.id)
+        response = _redirect("/sign-in?signed_out=1")
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    app.add_api_route("/sign-in", sign_in_form, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/sign-in", sign_in, methods=["POST"], include_in_schema=False)
+    app.add_api_route("/sign-out", sign_out, methods=["POST"], include_in_schema=False)
+
+    async def channels(request: Request, signed: SignedIn, tenant: str) -> Response:
+        assert console.history is not None
+        history = console.history
+
+        def work(store: Store) -> tuple[list[dict[str, Any]], str, dict[str, list[CheckResult]]]:
+            rows = store.kind_after("EmailChannel", "", 1_000_000)
+            bodies = [_body(r) for r in rows]
+            return bodies, store.default_name(), history.latest(tenant, "EmailChannel")
+
+        bodies, default, latest = await ctx.db(work)
+
+        def render() -> Response:  # thousands of rows: sorted and drawn off the event loop
+            table = views.channel_table(bodies, default, latest, request.query_params)
+            return console.page(
+                request,
+                "channels.html",
+                status=200 if table.error is None else 400,
+                table=table,
+                sort_link=lambda c: views.sort_link(table, c),
+                health_filter=views.HEALTH_FILTER,
+                title="Channels",
+            )
+
+        return await asyncio.to_thread(render)
+
+    async def resource_list(
+        kind: kinds.Kind, request: Request, signed: SignedIn, tenant: str
+    ) -> Response:
+        assert console.history is not None
+        history = console.history
+
+        def work(store: Store) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
+            rows = [_body(r) for r in store.kind_after(kind.name, "", 1_000_000)]
+            return rows, store.default_name(), history.latest(tenant, kind.name)
+
+        rows, default, latest = await ctx.db(work)
+        columns = _list_columns(kind.name)
+        titles = _titles(kind.name)
+        items = [
+            {
+                "name": r["name"],
+                "cells": [views.value_cell(views_get(r, c)) for c in columns],
+                **views.health(latest.get(r["name"], [])),
+            }
+            for r in rows
+        ]
+        return console.page(
+            request,
+            "list.html",
+            kind=kind,
+            columns=[titles.get(c, c) for c in columns],
+            items=items,
+            default=default,
+            title=_upfirst(kind.console.noun) + "s",
+        )
+
+    async def resource(
+        kind: kinds.Kind, request: Request, signed: SignedIn, tenant: str
+    ) -> Response:
+        name = request.path_params["name"]
+        assert console.history is not None
+        history = console.history
+
+        def work(store: Store) -> dict[str, Any] | None:
+            found = store.resource(kind.name, name)
+            if found is None:
+                return None
+            return {
+                "body": found[0],
+                "default": store.default_name(),
+                "results": history.recent(tenant, kind.name, name, HISTORY_SHOWN),
+                "latest": history.latest(tenant, kind.name).get(name, []),
+                "audit": store.audit_of(kind.name, name, AUDIT_SHOWN),
+                "file": drift.file_of(store.repo.connection, tenant, kind.name, name),
+            }
+
+        data = await ctx.db(work)
+        if data is None:
+            return _not_found(console, request, f"{kind.console.noun} '{name}' does not exist")
+        body = data["body"]
+        outgoing = None
+        if kind.name == "EmailChannel":
+            outgoing = listing.rows([body], data["default"])[0]["outgoing"]
+        return console.page(
+            request,
+            "resource.html",
+            kind=kind,
+            name=name,
+            properties=views.properties(kind.name, body),
+            outgoing=outgoing,
+            results=data["results"],
+            latest=data["latest"],
+            audit=views.audit_rows(data["audit"]),
+            tested=kind.tested,
+            file_url=data["file"],
+            title=name,
+        )
+
+    async def test(kind: kinds.Kind, request: Request) -> Response:
+        signed = console.signed_in(request)
+        if signed is None:
+            return _to_sign_in(request)
+        form = await _form(request)
+        if not same(form.get("csrf"), signed.session.csrf):
+            return _refused(console, request, "The form is out of date; reload the page.")
+        if not signed.can_test:
+            return _refused(
+                console,
+                request,
+                f"Token '{signed.session.token_name}' has the read role; Test connection "
+                "needs a token with the write role.",
+            )
+        name = request.path_params["name"]
+        tenant = scope(request)
+        if signed.session.tenant != tenant:
+            return _refused(console, request, f"This session is not for tenant '{tenant}'.")
+        page = f"/{kind.collection}/{quote(name, safe='')}"
+        if console.testing.locked():
+            return console.page(
+                request,
+                "message.html",
+                429,
+                title="Busy",
+                message="Other connection tests are running; try again in a moment.",
+                back=page,
+            )
+        async with console.testing:
+            try:
+                prepared = await ctx.db(lambda store: live.prepare(store, kind.name, name))
+            except TargetError as exc:  # e.g. the key file is gone: no secret can be read
+                return console.page(
+                    request, "message.html", 409, title="Cannot test", message=str(exc), back=page
+                )
+            if prepared is None:
+                return _not_found(console, request, f"{kind.console.noun} '{name}' does not exist")
+            results = await asyncio.to_thread(live.run, prepared)
+        at = time.time()
+        by = f"console:{signed.session.token_name}"
+        records = [CheckResult.of(tenant, r, by=by, at=at) for r in results]
+        assert console.history is not None
+        history = console.history
+        await ctx.db(lambda store: history.record(records))
+        return _redirect(f"{base_of(request)}{page}?tested=1#latest")
+
+    async def drift_page(request: Request, signed: SignedIn, tenant: str) -> Response:
+        found = await ctx.db(lambda store: drift.reports(store.repo.connection, tenant))
+        return console.page(request, "drift.html", reports=found, title="Drift")
+
+    async def post_drift(request: Request) -> Response:
+        return await drift.post_report(ctx, scope(request), request)
+
+    page_route("/channels", channels)
+    page_route("/drift", drift_page)
+    for kind in kinds.all_kinds():
+        if kind.name != "EmailChannel":
+            page_route(f"/{kind.collection}", functools.partial(resource_list, kind))
+        page_route(f"/{kind.collection}/{{name:path}}", functools.partial(resource, kind))
+        for prefix in TENANT_PREFIXES if kind.tested else ():
+            app.add_api_route(
+                f"{prefix}/test/{kind.collection}/{{name:path}}",
+                _route(functools.partial(test, kind)),
+                methods=["POST"],
+                include_in_schema=False,
+            )
+    app.add_api_route(
+        "/v1/drift-reports",
+        post_drift,
+        methods=["POST"],
+        tags=["drift"],
+        summary="Record a repository's last drift report (write role; for the console)",
+        status_code=201,
+    )
+    return console
+
+
+def scope(request: Request) -> str:
+    """The request's tenant: its path's tenant segment, else the one tenant."""
+    return str(request.path_params.get("tenant", DEFAULT_TENANT))
+
+
+def base_of(request: Request) -> str:
+    """The path prefix of the request's tenant ("" for the one tenant at the root)."""
+    tenant = request.path_params.get("tenant")
+    return "" if tenant is None else f"/tenants/{quote(str(tenant), safe='')}"
+
+
+def _upfirst(text: str) -> str:
+    """ "SMTP server" -> "SMTP server", "email channel" -> "Email channel"."""
+    return text[:1].upper() + text[1:]
+
+
+def _route(handler: Callable[[Request], Awaitable[Response]]) -> Any:
+    async def route(request: Request) -> Response:
+        return await handler(request)
+
+    return route
+
+
+def views_get(body: dict[str, Any], path: str) -> Any:
+    return kinds.get_path(body, tuple(path.split(".")))
+
+
+def _body(row: tuple[str, str, str, str]) -> dict[str, Any]:
+    import json
+
+    body: dict[str, Any] = json.loads(row[2])
+    return body
+
+
+def _list_columns(kind: str) -> list[str]:
+    if kind == "SmtpServer":
+        return ["host", "security", "port", "user", "default"]
+    if kind == "EmailScript":
+        return ["queues"]
+    return []
+
+
+def _titles(kind: str) -> dict[str, str]:
+    from channelsync.document import field_titles
+
+    return field_titles(kind)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    try:
+        raw = await drift.bounded_body(request, MAX_FORM)
+    except ApiError:
+        return {}
+    return dict(parse_qsl(raw.decode("utf-8", "replace"), max_num_fields=20))
+
+
+def _redirect(location: str) -> Response:
+    return RedirectResponse(location, 303, headers={"Cache-Control": "no-store"})
+
+
+def _to_sign_in(request: Request) -> Response:
+    path = quote(request.url.path)  # the decoded path, encoded again (a name may hold spaces)
+    target = path + (f"?{request.url.query}" if request.url.query else "")
+    return _redirect("/sign-in?" + urlencode({"next": target}))
+
+
+def _next(target: str | None) -> str:
+    """Only a path of this server is followed after sign-in: never //host, a scheme, a
+    backslash, or a control character a browser would drop (/<TAB>/host is //host)."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and all(33 <= ord(c) < 127 and c != "\\" for c in target)
+        and len(target) <= 2000
+    ):
+        return target
+    return "/channels"
+
+
+def _set_cookie(request: Request, response: Response, name: str, value: str) -> None:
+    response.set_cookie(
+        name,
+        value,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+def _sign_in_page(console: Console, request: Request, error: str | None, status: int) -> Response:
+    login = request.cookies.get(LOGIN_COOKIE) or new_secret()
+    response = console.page(
+        request,
+        "sign_in.html",
+        status,
+        login_csrf=login,
+        error=error,
+        signed_out=request.query_params.get("signed_out") == "1",
+        next=_next(request.query_params.get("next")),
+        title="Sign in",
+    )
+    _set_cookie(request, response, LOGIN_COOKIE, login)
+    return response
+
+
+def _refused(console: Console, request: Request, message: str) -> Response:
+    return console.page(request, "message.html", 403, title="Refused", message=message, back=None)
+
+
+def _not_found(console: Console, request: Request, message: str) -> Response:
+    return console.page(
+        request, "message.html", 404, title="Not found", message=message, back="/channels"
+    )
