@@ -8,11 +8,12 @@ reached only through ``gh`` (``$GH`` overrides the command). Set those variables
 ``gh`` on PATH to run a workflow's steps locally.
 
 Steps: ``plan`` and ``comment`` (channels-plan.yml), ``reviewed-plan`` and ``apply``
-(channels-apply.yml), ``drift``, ``drift-issue`` and ``drift-report`` (channels-drift.yml). The workflows of a
-repository with environments (``channelsync init --env NAME``) add ``environments`` (the
-matrix: the names in channelsync.yaml) and ``report`` (one environment's part of the comment);
-each matrix job names its environment in ``$CHANNELSYNC_ENV``, and the jobs that combine them
-(``comment``, ``drift-issue``) read ``$ENVIRONMENTS`` and the downloaded ``$CHANNELSYNC_REPORTS``.
+(channels-apply.yml), ``drift``, ``drift-issue`` and ``drift-report`` (channels-drift.yml).
+The workflows of a repository with environments (``channelsync init --env NAME``) add
+``environments`` (the matrix: the names in channelsync.yaml) and ``report`` (one
+environment's part of the comment); each matrix job names its environment in
+``$CHANNELSYNC_ENV``, and the jobs that combine them (``comment``, ``drift-issue``) read
+``$ENVIRONMENTS`` and the downloaded ``$CHANNELSYNC_REPORTS``.
 """
 
 from __future__ import annotations
@@ -509,7 +510,6 @@ def step_drift_report() -> int:
     """Post the drift report to the console of a ``channelsync serve`` target (its Drift
     page); without a server target or a token for it, nothing. Never fails the job."""
     from channelsync.argtypes import TARGET_ENV
-
     from channelsync.targets.base import TargetError
     from channelsync.targets.http import api_url
 
