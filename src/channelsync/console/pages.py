@@ -74,7 +74,7 @@ class Console:
             if self.history is None:
                 self.history = SqliteHistory(store.repo.connection)
 
-        await self.ctx.db(tables)
+        await self.ctx.db(tables, tenant=DEFAULT_TENANT)
 
     def page(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
         signed: SignedIn | None = getattr(request.state, "signed_in", None)
@@ -181,7 +181,7 @@ def mount(
             bodies = [_body(r) for r in rows]
             return bodies, store.default_name(), history.latest(tenant, "EmailChannel")
 
-        bodies, default, latest = await ctx.db(work)
+        bodies, default, latest = await ctx.db(work, tenant=tenant)
 
         def render() -> Response:  # thousands of rows: sorted and drawn off the event loop
             table = views.channel_table(bodies, default, latest, request.query_params)
@@ -207,7 +207,7 @@ def mount(
             rows = [_body(r) for r in store.kind_after(kind.name, "", 1_000_000)]
             return rows, store.default_name(), history.latest(tenant, kind.name)
 
-        rows, default, latest = await ctx.db(work)
+        rows, default, latest = await ctx.db(work, tenant=tenant)
         columns = _list_columns(kind.name)
         titles = _titles(kind.name)
         items = [
@@ -248,7 +248,7 @@ def mount(
                 "file": drift.file_of(store.repo.connection, tenant, kind.name, name),
             }
 
-        data = await ctx.db(work)
+        data = await ctx.db(work, tenant=tenant)
         if data is None:
             return _not_found(console, request, f"{kind.console.noun} '{name}' does not exist")
         body = data["body"]
@@ -300,7 +300,9 @@ def mount(
             )
         async with console.testing:
             try:
-                prepared = await ctx.db(lambda store: live.prepare(store, kind.name, name))
+                prepared = await ctx.db(
+                    lambda store: live.prepare(store, kind.name, name), tenant=tenant
+                )
             except TargetError as exc:  # e.g. the key file is gone: no secret can be read
                 return console.page(
                     request, "message.html", 409, title="Cannot test", message=str(exc), back=page
@@ -313,11 +315,13 @@ def mount(
         records = [CheckResult.of(tenant, r, by=by, at=at) for r in results]
         assert console.history is not None
         history = console.history
-        await ctx.db(lambda store: history.record(records))
+        await ctx.db(lambda store: history.record(records), tenant=tenant)
         return _redirect(f"{base_of(request)}{page}?tested=1#latest")
 
     async def drift_page(request: Request, signed: SignedIn, tenant: str) -> Response:
-        found = await ctx.db(lambda store: drift.reports(store.repo.connection, tenant))
+        found = await ctx.db(
+            lambda store: drift.reports(store.repo.connection, tenant), tenant=tenant
+        )
         return console.page(request, "drift.html", reports=found, title="Drift")
 
     async def post_drift(request: Request) -> Response:

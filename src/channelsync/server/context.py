@@ -55,12 +55,14 @@ class Context:
         self._store: Store | None = None
         self._thread: ThreadPoolExecutor | None = None
 
-    async def db(self, work: Callable[[Store], T]) -> T:
-        """Run ``work`` on the database thread with the store bound to the request's tenant
-        (the one ``auth`` let the token reach)."""
+    async def db(self, work: Callable[[Store], T], *, tenant: str | None = None) -> T:
+        """Run ``work`` on the database thread with the store bound to ``tenant``, by default
+        the request's (the one ``auth`` let the token reach). Work outside a request (start-up)
+        names its tenant; a request that did not pass ``auth`` has none, and fails."""
         assert self._thread is not None and self._store is not None, "opens at start-up"
         store = self._store
-        tenant = _TENANT.get()
+        if tenant is None:
+            tenant = _TENANT.get()
 
         def run() -> T:
             bound = store.of(tenant)
