@@ -52,6 +52,7 @@ def add_parsers(subparsers: Any) -> None:
         "--tls-cert", type=argtypes.path, metavar="FILE", help="PEM certificate (enables TLS)"
     )
     p.add_argument("--tls-key", type=argtypes.path, metavar="FILE", help="PEM private key")
+    _limit_options(p)
     p.set_defaults(handler=cmd_serve)
 
     p = subparsers.add_parser("token", help="manage the API tokens of 'channelsync serve'")
@@ -69,6 +70,35 @@ def add_parsers(subparsers: Any) -> None:
     q.add_argument("name")
     _tokens_option(q)
     q.set_defaults(handler=cmd_token_revoke)
+
+
+def _limit_options(p: argparse.ArgumentParser) -> None:
+    """The bounds a hostile client meets (server/limits.py; defaults there, once)."""
+    from channelsync.server import limits
+
+    p.add_argument(
+        "--max-body",
+        type=argtypes.byte_count,
+        default=limits.DEFAULT_MAX_BODY,
+        metavar="BYTES",
+        help=f"largest request body; larger ones get 413 (default: {limits.DEFAULT_MAX_BODY})",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=argtypes.positive_int,
+        default=limits.DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="open connections at most; a new one closes the longest idle one "
+        f"(default: {limits.DEFAULT_MAX_CONNECTIONS})",
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=argtypes.positive_seconds,
+        default=limits.DEFAULT_REQUEST_TIMEOUT,
+        metavar="SECONDS",
+        help="time for a whole request (headers and body) to arrive "
+        f"(default: {limits.DEFAULT_REQUEST_TIMEOUT:g})",
+    )
 
 
 def cmd_token_add(args: argparse.Namespace) -> int:
@@ -109,8 +139,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from channelsync.server import tokens
-    from channelsync.server.accesslog import AccessLog
+    from channelsync.server import limits, tokens
+    from channelsync.server.accesslog import AccessLog, access_log
     from channelsync.server.app import create_app
     from channelsync.server.store import Store
     from channelsync.targets import refuse_credentials, target_url
@@ -145,6 +175,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     sock = _listen(args.host, args.port)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(limits.OncePerInterval(exempt=(access_log.name,)))
     app = create_app(target, args.tokens)
     print(
         f"channelsync serve: {target} on {scheme}://{args.host}:{args.port}",
@@ -152,7 +184,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     config = uvicorn.Config(
-        AccessLog(app),
+        AccessLog(limits.Guard(app, args.max_body)),
+        http=limits.protocol(limits.connection_limit(args.max_connections), args.request_timeout),
+        timeout_keep_alive=limits.KEEP_ALIVE_SECONDS,
+        backlog=limits.ACCEPT_BATCH,
+        h11_max_incomplete_event_size=limits.MAX_HEADER_BYTES,
         ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
         ssl_keyfile=str(args.tls_key) if args.tls_key else None,
         log_config=None,

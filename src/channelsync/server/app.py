@@ -25,8 +25,8 @@ from fastapi.responses import JSONResponse, Response
 
 from channelsync import kinds
 from channelsync.server import audit as audit_log
+from channelsync.server import limits, tenant, wire
 from channelsync.server import resources as resource_handlers
-from channelsync.server import tenant, wire
 from channelsync.server.context import Context
 from channelsync.server.http import ApiError
 from channelsync.server.tokens import TokenStore
@@ -111,6 +111,8 @@ def create_app(target_url: str, tokens_path: Path) -> FastAPI:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return JSONResponse({"error": exc.message}, exc.status, exc.headers)
+
+    limits.error_handlers(app)
 
     @app.get("/v1/health", tags=["meta"], summary="Liveness (no token needed)")
     async def health() -> dict[str, str]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
 
+from channelsync.errors import HIDDEN
 from channelsync.server.context import Context, acting
 from channelsync.server.http import ApiError, etag_header, json_body, json_response, unquote
 from channelsync.server.store import Store
@@ -58,7 +61,8 @@ async def get_lock(ctx: Context, request: Request) -> Response:
     holder = await ctx.db(Store.lock_holder)
     if holder is None:
         raise ApiError(404, "the apply lock is free")
-    return json_response(holder, 200, etag_header(holder["holder"]))
+    safe = HOLDER.fullmatch(holder["holder"]) is not None  # not so from before the rule
+    return json_response(holder, 200, etag_header(holder["holder"]) if safe else None)
 
 
 async def put_lock(ctx: Context, request: Request) -> Response:
@@ -66,12 +70,7 @@ async def put_lock(ctx: Context, request: Request) -> Response:
     body = await json_body(request)
     if (request.headers.get("if-none-match") or "").strip() != "*":
         raise ApiError(428, "take the lock with If-None-Match: *")
-    try:
-        info = LockInfo(
-            str(body["holder"]), str(body["host"]), int(body["pid"]), str(body["since"])
-        )
-    except (KeyError, TypeError, ValueError):
-        raise ApiError(422, "the body must be {holder, host, pid, since}") from None
+    info = _lock_info(body)
     current = await ctx.db(lambda store: store.try_lock(info))
     if current is not None and current.holder != info.holder:
         return json_response(
@@ -85,6 +84,29 @@ async def put_lock(ctx: Context, request: Request) -> Response:
             409,
         )
     return json_response(body, 201, etag_header(info.holder))
+
+
+LOCK_SHAPE = (
+    "the body must be {holder, host, pid, since}: holder 1-200 visible ASCII characters "
+    "(no quote), host and since text without control characters, pid a whole number"
+)
+HOLDER = re.compile(r"[!#-~]{1,200}")  # it is the lock's ETag: a header value, quoted
+
+
+def _lock_info(body: Any) -> LockInfo:
+    """The lock's holder as sent, or 422: the holder becomes a header (the ETag), so a NUL
+    or a non-latin-1 character in it would make every later answer about the lock fail."""
+    if not isinstance(body, dict):
+        raise ApiError(422, LOCK_SHAPE)
+    holder, host, pid, since = (body.get(k) for k in ("holder", "host", "pid", "since"))
+    texts_ok = all(
+        isinstance(t, str) and 0 < len(t) <= 255 and HIDDEN.search(t) is None for t in (host, since)
+    )
+    pid_ok = isinstance(pid, int) and not isinstance(pid, bool) and 0 <= pid < 2**32
+    if not (isinstance(holder, str) and HOLDER.fullmatch(holder) and texts_ok and pid_ok):
+        raise ApiError(422, LOCK_SHAPE)
+    assert isinstance(pid, int)
+    return LockInfo(holder, str(host), pid, str(since))
 
 
 async def delete_lock(ctx: Context, request: Request) -> Response:
