@@ -181,3 +181,27 @@ def test_a_hostile_lock_holder_cannot_wedge_the_lock(server: Server, holder: obj
     assert good.status_code == 201
     assert good.headers["etag"] == '"ok"'
     assert json.loads(httpx.get(f"{server.url}/v1/lock", headers=headers).text)["holder"] == "ok"
+
+
+def test_fingerprints_are_rate_limited_per_token(bare: Server) -> None:
+    # Before: 200 guesses in a row were all answered (an HMAC oracle without a bound).
+    bare.start("--fingerprint-rate", "60")  # one value a second, 60 at once
+    values = {"values": [f"guess-{i}" for i in range(50)]}
+    with httpx.Client(
+        base_url=bare.url, headers={"Authorization": f"Bearer {bare.read_token}"}
+    ) as reader:
+        assert reader.post("/v1/fingerprints", json=values).status_code == 200
+        refused = reader.post("/v1/fingerprints", json=values)
+    assert refused.status_code == 429
+    wait = refused.headers["retry-after"]
+    assert 35 <= int(wait) <= 40  # 50 wanted, 10 left, one more each second
+    assert refused.json() == {
+        "error": f"token 'pr-plan' asked for more fingerprints than 60 a minute; "
+        f"retry after {wait} s"
+    }
+    other = httpx.post(
+        f"{bare.url}/v1/fingerprints",
+        headers={"Authorization": f"Bearer {bare.write_token}"},
+        json=values,
+    )
+    assert other.status_code == 200  # the budget is per token

@@ -99,6 +99,14 @@ def _limit_options(p: argparse.ArgumentParser) -> None:
         help="time for a whole request (headers and body) to arrive "
         f"(default: {limits.DEFAULT_REQUEST_TIMEOUT:g})",
     )
+    p.add_argument(
+        "--fingerprint-rate",
+        type=argtypes.per_minute,
+        default=limits.DEFAULT_FINGERPRINT_RATE,
+        metavar="N",
+        help="secret values each token may fingerprint a minute; more get 429 "
+        f"(default: {limits.DEFAULT_FINGERPRINT_RATE})",
+    )
 
 
 def cmd_token_add(args: argparse.Namespace) -> int:
@@ -177,7 +185,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:
         handler.addFilter(limits.OncePerInterval(exempt=(access_log.name,)))
-    app = create_app(target, args.tokens)
+    app = create_app(target, args.tokens, fingerprint_rate=args.fingerprint_rate)
     print(
         f"channelsync serve: {target} on {scheme}://{args.host}:{args.port}",
         file=sys.stderr,

@@ -97,9 +97,14 @@ def _resource_routes(app: FastAPI, ctx: Context, collection: str, kind: str) -> 
         return await resource_handlers.delete(ctx, kind, name, request)
 
 
-def create_app(target_url: str, tokens_path: Path) -> FastAPI:
+def create_app(
+    target_url: str,
+    tokens_path: Path,
+    *,
+    fingerprint_rate: int = limits.DEFAULT_FINGERPRINT_RATE,
+) -> FastAPI:
     """The application; the store opens only when it starts (so the OpenAPI build opens none)."""
-    ctx = Context(target_url, TokenStore(tokens_path))
+    ctx = Context(target_url, TokenStore(tokens_path), fingerprint_rate)
     app = FastAPI(
         title="channelsync tenant API",
         version="1",

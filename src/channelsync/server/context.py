@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from fastapi import Request
 
+from channelsync.server import limits
 from channelsync.server.http import LOCK_HEADER, ApiError
 from channelsync.server.store import Store
 from channelsync.server.tokens import Role, TokenEntry, TokenStore
@@ -36,9 +37,15 @@ class Context:
     other processes.
     """
 
-    def __init__(self, target_url: str, tokens: TokenStore) -> None:
+    def __init__(
+        self,
+        target_url: str,
+        tokens: TokenStore,
+        fingerprint_rate: int = limits.DEFAULT_FINGERPRINT_RATE,
+    ) -> None:
         self.target_url = target_url
         self.tokens = tokens
+        self.fingerprint_budget = limits.Budget(fingerprint_rate)  # per token, a minute
         self._store: Store | None = None
         self._thread: ThreadPoolExecutor | None = None
 

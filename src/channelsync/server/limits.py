@@ -202,6 +202,34 @@ class OncePerInterval(logging.Filter):
         return True
 
 
+DEFAULT_FINGERPRINT_RATE = 20000  # secret values per token per minute
+
+
+class Budget:
+    """A token bucket per API token: ``per_minute`` units a minute, as many at once at most.
+
+    ``POST /v1/fingerprints`` answers whether a value is a stored secret, for anyone with a
+    read token: each value asked costs one unit, so guessing is bounded per token while a
+    plan (one request for all its secrets) is not held up."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self._buckets: dict[str, tuple[float, float]] = {}  # token -> (units, when)
+
+    def take(self, who: str, units: int) -> float:
+        """0 when ``who`` may spend ``units`` now (they are spent), else seconds to wait."""
+        cost = min(float(max(units, 1)), self.capacity)
+        now = time.monotonic()
+        left, when = self._buckets.get(who, (self.capacity, now))
+        left = min(self.capacity, left + (now - when) * self.rate)
+        if left < cost:
+            self._buckets[who] = (left, now)
+            return (cost - left) / self.rate
+        self._buckets[who] = (left - cost, now)
+        return 0.0
+
+
 def error_handlers(app: FastAPI) -> None:
     """404, 405, FastAPI's own 422 and any unexpected exception as ``{"error": ...}``."""
     from fastapi.exceptions import RequestValidationError

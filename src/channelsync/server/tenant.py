@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from typing import Any
 
@@ -121,12 +122,20 @@ async def delete_lock(ctx: Context, request: Request) -> Response:
 
 
 async def fingerprints(ctx: Context, request: Request) -> Response:
-    ctx.auth(request, "read")
+    entry = ctx.auth(request, "read")
     body = await json_body(request)
     values = body.get("values") if isinstance(body, dict) else None
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise ApiError(422, 'the body must be {"values": [STRING, ...]}')
     if len(values) > MAX_FINGERPRINTS:
         raise ApiError(413, f"at most {MAX_FINGERPRINTS} values per request")
+    wait = ctx.fingerprint_budget.take(entry.hash, len(values))
+    if wait:
+        raise ApiError(
+            429,
+            f"token '{entry.name}' asked for more fingerprints than "
+            f"{ctx.fingerprint_budget.capacity:g} a minute; retry after {math.ceil(wait)} s",
+            {"Retry-After": str(math.ceil(wait))},
+        )
     found = await ctx.db(lambda store: [store.fingerprint(v) for v in values])
     return json_response({"fingerprints": found})
