@@ -41,4 +41,5 @@ async def write_outcome(ctx: Context, key: str, request: Request) -> Response:
     outcome = await ctx.db(lambda store: store.outcome(key))
     if outcome is None:
         raise ApiError(404, "no write with that Idempotency-Key happened")
+    outcome.pop("request")
     return json_response(outcome)

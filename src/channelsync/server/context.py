@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Request
 
@@ -19,12 +22,16 @@ T = TypeVar("T")
 
 class Acting:
     """Who writes, under which Idempotency-Key and apply lock: one request's state, passed
-    to each store write as arguments."""
+    to each store write as arguments. ``request`` identifies the request the key was sent
+    with (``request_digest``), so that the key is never replayed for another one."""
 
-    def __init__(self, actor: str, key: str | None, holder: str | None) -> None:
+    def __init__(
+        self, actor: str, key: str | None, holder: str | None, request: str | None = None
+    ) -> None:
         self.actor = actor
         self.key = key
         self.holder = holder
+        self.request = request
 
 
 class Context:
@@ -86,8 +93,26 @@ class Context:
         return entry
 
 
-def acting(entry: TokenEntry, request: Request) -> Acting:
-    """The request's writes: by its token, under its Idempotency-Key and lock."""
-    return Acting(
-        entry.name, request.headers.get("idempotency-key"), request.headers.get(LOCK_HEADER)
+IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,200}")
+
+
+def acting(entry: TokenEntry, request: Request, body: Any = None) -> Acting:
+    """The request's writes: by its token, under its Idempotency-Key and lock, the key bound
+    to this token, method, path and body."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and IDEMPOTENCY_KEY.fullmatch(key) is None:
+        raise ApiError(400, "an Idempotency-Key is 1 to 200 visible ASCII characters")
+    query = sorted(request.query_params.multi_items())
+    digest = request_digest(entry, request.method, request.url.path, query, body)
+    return Acting(entry.name, key, request.headers.get(LOCK_HEADER), digest)
+
+
+def request_digest(
+    entry: TokenEntry, method: str, path: str, query: list[tuple[str, str]], body: Any
+) -> str:
+    """What an Idempotency-Key is bound to: the token (its hash), the method, the path and
+    query, and a hash of the body (as parsed, so key order and spacing do not count)."""
+    canonical = json.dumps(
+        [entry.hash, method, path, query, body], sort_keys=True, separators=(",", ":")
     )
+    return hashlib.sha256(canonical.encode()).hexdigest()

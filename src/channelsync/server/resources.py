@@ -13,7 +13,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
-from channelsync.document import get_path, secret_paths, set_path
+from channelsync.document import get_path, normalize, secret_paths, set_path
+from channelsync.errors import hidden_problem, visible
+from channelsync.plan import target_document
 from channelsync.secrets import FINGERPRINT_PREFIX
 from channelsync.server import paging
 from channelsync.server.context import Acting, Context, acting
@@ -48,8 +50,10 @@ async def get_one(ctx: Context, kind: str, name: str, request: Request) -> Respo
 
 async def put(ctx: Context, kind: str, name: str, request: Request) -> Response:
     entry = ctx.auth(request, "write")
-    body = _checked_body(kind, name, await json_body(request))
-    who = acting(entry, request)
+    raw = await json_body(request)
+    who = acting(entry, request, raw)
+    check_name(kind, name)
+    body = _checked_body(kind, name, raw)
     renamed_from = request.query_params.get("renamed_from")
     if_match = request.headers.get("if-match")
     if_none_match = request.headers.get("if-none-match")
@@ -111,7 +115,7 @@ def _match(kind: str, name: str, current: tuple[dict[str, Any], str] | None, if_
 
 def _write(store: Store, op: Operation, who: Acting) -> None:
     try:
-        store.write(op, actor=who.actor, key=who.key, holder=who.holder)
+        store.write(op, actor=who.actor, key=who.key, holder=who.holder, request=who.request)
     except ConflictError as exc:
         raise ApiError(412, str(exc)) from None
     except TargetError as exc:
@@ -125,7 +129,20 @@ def _replayed(store: Store, who: Acting) -> Response | None:
     outcome = store.outcome(who.key)
     if outcome is None:
         return None
+    if outcome.pop("request") not in (None, who.request):
+        raise ApiError(
+            422,
+            "this Idempotency-Key was sent with another request (token, method, path or "
+            "body); use a new key for each write",
+        )
     return json_response(outcome, 200, {"Idempotent-Replay": "true"})
+
+
+def check_name(kind: str, name: str) -> None:
+    """A name a write may give: the loader's rule for names (errors.hidden_problem)."""
+    problem = hidden_problem(name)
+    if problem is not None:
+        raise ApiError(422, f"{kind} '{visible(name)}': name {problem}")
 
 
 def _checked_body(kind: str, name: str, raw: Any) -> dict[str, Any]:
@@ -157,5 +174,6 @@ def _checked_body(kind: str, name: str, raw: Any) -> dict[str, Any]:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or kind
-        raise ApiError(422, f"{kind} '{name}': {where}: {first['msg']}") from None
-    return body
+        raise ApiError(422, f"{kind} '{visible(name)}': {where}: {first['msg']}") from None
+    # as the loader and plan shape the config: an equivalent write is no drift
+    return target_document(kind, normalize(kind, body))

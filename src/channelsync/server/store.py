@@ -24,7 +24,7 @@ from channelsync.tenant import lease
 _WRITES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS http_writes (
     key TEXT PRIMARY KEY, at REAL NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
-    action TEXT NOT NULL
+    action TEXT NOT NULL, request TEXT
 );
 """
 SERVER_ACTOR = "server"
@@ -43,6 +43,9 @@ class Store:
         self.repo, self.tenant = open_tenant(url, readonly=False, audit_fields=_changed)
         self.path = self.repo.path
         self.repo.connection.executescript(_WRITES_SCHEMA)
+        columns = {r[1] for r in self.repo.connection.execute("PRAGMA table_info(http_writes)")}
+        if "request" not in columns:  # a store from before keys were bound to their request
+            self.repo.connection.execute("ALTER TABLE http_writes ADD COLUMN request TEXT")
 
     def close(self) -> None:
         self.repo.close()
@@ -50,17 +53,35 @@ class Store:
     # --- writing ---------------------------------------------------------------------
 
     @plain_errors
-    def write(self, op: Operation, *, actor: str, key: str | None, holder: str | None) -> None:
-        """Apply one operation as ``actor``, recorded under Idempotency-Key ``key``,
-        renewing the lease of the apply lock ``holder`` took."""
-        self._recorded(key, op.kind, op.name, op.action, lambda: self._apply(op, actor, holder))
+    def write(
+        self,
+        op: Operation,
+        *,
+        actor: str,
+        key: str | None,
+        holder: str | None,
+        request: str | None = None,
+    ) -> None:
+        """Apply one operation as ``actor``, recorded under Idempotency-Key ``key`` (bound
+        to the ``request`` digest), renewing the lease of the apply lock ``holder`` took."""
+        self._recorded(
+            key, op.kind, op.name, op.action, lambda: self._apply(op, actor, holder), request
+        )
 
     def _apply(self, op: Operation, actor: str, holder: str | None) -> bool:
         self.tenant.apply(op, actor=actor, lease=_lease(holder))
         return True
 
     @plain_errors
-    def set_default(self, name: str, *, actor: str, key: str | None, holder: str | None) -> bool:
+    def set_default(
+        self,
+        name: str,
+        *,
+        actor: str,
+        key: str | None,
+        holder: str | None,
+        request: str | None = None,
+    ) -> bool:
         """Make SmtpServer ``name`` the default; False, changing nothing, if there is none."""
         return self._recorded(
             key,
@@ -68,18 +89,25 @@ class Store:
             name,
             "set-default",
             lambda: self.tenant.set_default(name, actor=actor, lease=_lease(holder)),
+            request,
         )
 
     def _recorded(
-        self, key: str | None, kind: str, name: str, action: str, write: Callable[[], bool]
+        self,
+        key: str | None,
+        kind: str,
+        name: str,
+        action: str,
+        write: Callable[[], bool],
+        request: str | None,
     ) -> bool:
         with self.repo.transaction():
             done = write()
             if done and key is not None:
                 self.repo.connection.execute(
-                    "INSERT OR IGNORE INTO http_writes (key, at, kind, name, action)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (key, time.time(), kind, name, action),
+                    "INSERT OR IGNORE INTO http_writes (key, at, kind, name, action, request)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, time.time(), kind, name, action, request),
                 )
         return done
 
@@ -133,15 +161,24 @@ class Store:
 
     @plain_errors
     def outcome(self, key: str) -> dict[str, Any] | None:
-        """What the write sent with Idempotency-Key ``key`` did, or None if none happened."""
+        """What the write sent with Idempotency-Key ``key`` did, or None if none happened;
+        ``request`` is the digest of the request it was sent with (None before keys were
+        bound), for the caller to compare, not to show."""
         row = self.repo.connection.execute(
-            "SELECT kind, name, action FROM http_writes WHERE key = ?", (key,)
+            "SELECT kind, name, action, request FROM http_writes WHERE key = ?", (key,)
         ).fetchone()
         if row is None:
             return None
         current = self.repo.get(row[0], row[1])
         etag = current.etag if current is not None else None
-        return {"key": key, "kind": row[0], "name": row[1], "action": row[2], "etag": etag}
+        return {
+            "key": key,
+            "kind": row[0],
+            "name": row[1],
+            "action": row[2],
+            "etag": etag,
+            "request": row[3],
+        }
 
     @plain_errors
     def default_name(self) -> str:

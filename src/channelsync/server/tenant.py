@@ -41,13 +41,15 @@ async def put_default(ctx: Context, request: Request) -> Response:
     if_match = request.headers.get("if-match")
     if if_match is None:
         raise ApiError(428, "writes need If-Match: ETAG")
-    who = acting(entry, request)
+    who = acting(entry, request, body)
 
     def work(store: Store) -> Response:
         if unquote(if_match) not in ("*", _name_etag(store.default_name())):
             raise ApiError(412, "the tenant's default SMTP server was changed since it was read")
         try:
-            found = store.set_default(name, actor=who.actor, key=who.key, holder=who.holder)
+            found = store.set_default(
+                name, actor=who.actor, key=who.key, holder=who.holder, request=who.request
+            )
         except TargetError as exc:
             raise ApiError(409, str(exc)) from None
         if not found:
