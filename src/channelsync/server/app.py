@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 
 from channelsync import kinds
 from channelsync.server import audit as audit_log
+from channelsync.server import batch as batch_writes
 from channelsync.server import limits, tenant, wire
 from channelsync.server import resources as resource_handlers
 from channelsync.server.context import Context
@@ -172,6 +173,16 @@ def create_app(
     @app.get("/v1/audit", tags=["audit"], responses={200: {"model": wire.AuditPage}})
     async def audit(request: Request) -> Response:
         return await audit_log.audit(ctx, request)
+
+    @app.post(
+        "/v1/batch",
+        tags=["resources"],
+        openapi_extra=_body_of("BatchRequest"),
+        responses={200: {"model": wire.BatchResults}, **_ERRORS},
+        summary="Many creates, updates, renames and deletes in order, one commit",
+    )
+    async def batch(request: Request) -> Response:
+        return await batch_writes.batch(ctx, request)
 
     @app.post(
         "/v1/fingerprints",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from channelsync.plan.diff import changed_paths
@@ -31,7 +32,9 @@ SERVER_ACTOR = "server"
 
 
 def _changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
-    return changed_paths(before or {}, after or {})
+    if not before or not after:  # a create or a delete: every field (without a diff)
+        return sorted(after or before or {})
+    return changed_paths(before, after)
 
 
 class Store:
@@ -110,6 +113,14 @@ class Store:
                     (key, time.time(), kind, name, action, request),
                 )
         return done
+
+    def batch(self) -> AbstractContextManager[None]:
+        """One transaction for many writes (each still its own savepoint): one commit."""
+        return self.repo.transaction()
+
+    def undone(self) -> bool:
+        """A failure inside the open batch made the database undo all of it."""
+        return self.repo.lost_transaction()
 
     @plain_errors
     def try_lock(self, info: LockInfo) -> LockInfo | None:
