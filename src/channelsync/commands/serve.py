@@ -100,6 +100,13 @@ def _limit_options(p: argparse.ArgumentParser) -> None:
         f"(default: {limits.DEFAULT_REQUEST_TIMEOUT:g})",
     )
     p.add_argument(
+        "--metrics-token-file",
+        type=argtypes.path,
+        metavar="FILE",
+        help="a file holding a token for GET /metrics alone (or set CHANNELSYNC_METRICS_TOKEN); "
+        "API tokens are accepted too",
+    )
+    p.add_argument(
         "--fingerprint-rate",
         type=argtypes.per_minute,
         default=limits.DEFAULT_FINGERPRINT_RATE,
@@ -150,6 +157,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from channelsync.server import limits, tokens
     from channelsync.server.accesslog import AccessLog, access_log
     from channelsync.server.app import create_app
+    from channelsync.server.metrics import RequestMetrics
     from channelsync.server.store import Store
     from channelsync.targets import refuse_credentials, target_url
     from channelsync.targets.http import is_loopback
@@ -185,14 +193,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for handler in logging.getLogger().handlers:
         handler.addFilter(limits.OncePerInterval(exempt=(access_log.name,)))
-    app = create_app(target, args.tokens, fingerprint_rate=args.fingerprint_rate)
+    app = create_app(
+        target,
+        args.tokens,
+        fingerprint_rate=args.fingerprint_rate,
+        metrics_hash=_metrics_hash(args.metrics_token_file),
+    )
     print(
         f"channelsync serve: {target} on {scheme}://{args.host}:{args.port}",
         file=sys.stderr,
         flush=True,
     )
     config = uvicorn.Config(
-        AccessLog(limits.Guard(app, args.max_body)),
+        AccessLog(RequestMetrics(limits.Guard(app, args.max_body))),
         http=limits.protocol(limits.connection_limit(args.max_connections), args.request_timeout),
         timeout_keep_alive=limits.KEEP_ALIVE_SECONDS,
         backlog=limits.ACCEPT_BATCH,
@@ -210,6 +223,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return EXIT_ERROR
     print("channelsync serve: stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def _metrics_hash(path: Path | None) -> str | None:
+    """The hash of the metrics token, read from ``path`` or the environment (never an
+    argument: the command line is visible to every user of the machine)."""
+    from channelsync.server.metrics import METRICS_TOKEN_ENV
+    from channelsync.server.tokens import digest
+
+    token = os.environ.get(METRICS_TOKEN_ENV, "")
+    if path is not None:
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ChannelsyncError(f"--metrics-token-file {path}: {reason}") from None
+        if not token:
+            raise ChannelsyncError(f"--metrics-token-file {path} is empty; put the token in it")
+    return digest(token) if token else None
 
 
 def _listen(host: str, port: int) -> socket.socket:

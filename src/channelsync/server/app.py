@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from channelsync import kinds
 from channelsync.server import audit as audit_log
 from channelsync.server import batch as batch_writes
-from channelsync.server import limits, tenant, wire
+from channelsync.server import limits, metrics, tenant, wire
 from channelsync.server import resources as resource_handlers
 from channelsync.server.context import Context
 from channelsync.server.http import ApiError
@@ -103,6 +103,7 @@ def create_app(
     tokens_path: Path,
     *,
     fingerprint_rate: int = limits.DEFAULT_FINGERPRINT_RATE,
+    metrics_hash: str | None = None,
 ) -> FastAPI:
     """The application; the store opens only when it starts (so the OpenAPI build opens none)."""
     ctx = Context(target_url, TokenStore(tokens_path), fingerprint_rate)
@@ -202,6 +203,10 @@ def create_app(
     )
     async def write_outcome(key: str, request: Request) -> Response:
         return await audit_log.write_outcome(ctx, key, request)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_(request: Request) -> Response:
+        return await metrics.endpoint(ctx, request, metrics_hash)
 
     app.router.on_startup.append(ctx.open)
     app.router.on_shutdown.append(ctx.close)

@@ -16,7 +16,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from channelsync import kinds
-from channelsync.server import resources
+from channelsync.server import metrics, resources
 from channelsync.server.context import Acting, Context, acting, request_digest
 from channelsync.server.http import ApiError, json_body, json_response
 from channelsync.server.store import Store
@@ -128,6 +128,7 @@ async def batch(ctx: Context, request: Request) -> Response:
                     skipped = {"status": 424, "error": f"not attempted: item {index} failed"}
                     results.extend(dict(skipped) for _ in items[index + 1 :])
                     break
+        metrics.BATCHES.labels(metrics.TENANT).inc()
         return json_response({"results": results})
 
     return await ctx.db(work)

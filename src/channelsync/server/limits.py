@@ -90,7 +90,8 @@ class Guard:
             await self.app(scope, receive, send)
             return
         started = False
-        head = scope["method"] == "HEAD"
+        method = scope["method"]
+        head = method == "HEAD"
 
         async def tracked(message: Message) -> None:
             nonlocal started
@@ -112,11 +113,12 @@ class Guard:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        inner = {**scope, "method": "GET"} if head else scope
+        if head:  # in place, so the route the router sets is seen outside (metrics)
+            scope["method"] = "GET"
         try:
-            await self.app(inner, replay, tracked)
+            await self.app(scope, replay, tracked)
         except Exception as exc:  # one line, never the request's data
-            log.error("internal error on %s %s: %s", scope["method"], _route(scope), where(exc))
+            log.error("internal error on %s %s: %s", method, _route(scope), where(exc))
             if not started:
                 await _respond(tracked, 500, INTERNAL, [])
 

@@ -17,7 +17,7 @@ from channelsync.document import get_path, normalize, secret_paths, set_path
 from channelsync.errors import hidden_problem, visible
 from channelsync.plan import target_document
 from channelsync.secrets import FINGERPRINT_PREFIX
-from channelsync.server import paging
+from channelsync.server import metrics, paging
 from channelsync.server.context import Acting, Context, acting
 from channelsync.server.http import ApiError, etag_header, json_body, json_response, unquote
 from channelsync.server.store import Store
@@ -133,6 +133,7 @@ def _write(store: Store, op: Operation, who: Acting) -> None:
         raise ApiError(412, str(exc)) from None
     except TargetError as exc:
         raise ApiError(409, str(exc)) from None
+    metrics.WRITES.labels(metrics.TENANT, op.kind, op.action).inc()
 
 
 def _replayed(store: Store, who: Acting) -> Response | None:

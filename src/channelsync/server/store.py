@@ -162,6 +162,12 @@ class Store:
         ).fetchall()
 
     @plain_errors
+    def counts(self) -> dict[str, int]:
+        """How many resources of each kind the tenant holds."""
+        rows = self.repo.connection.execute("SELECT kind, count(*) FROM resources GROUP BY kind")
+        return {kind: int(n) for kind, n in rows}
+
+    @plain_errors
     def audit_after(self, entry_id: int, limit: int) -> list[tuple[Any, ...]]:
         """Up to ``limit`` audit rows (id, at, actor, kind, name, action, fields) after an id."""
         return self.repo.connection.execute(

@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from channelsync.errors import HIDDEN
+from channelsync.server import metrics
 from channelsync.server.context import Context, acting
 from channelsync.server.http import ApiError, etag_header, json_body, json_response, unquote
 from channelsync.server.store import Store
@@ -76,6 +77,7 @@ async def put_lock(ctx: Context, request: Request) -> Response:
     info = _lock_info(body)
     current = await ctx.db(lambda store: store.try_lock(info))
     if current is not None and current.holder != info.holder:
+        metrics.LOCK_WAITS.labels(metrics.TENANT).inc()
         return json_response(
             {
                 "error": f"the target is locked by another apply ({current.describe()})",
@@ -86,6 +88,8 @@ async def put_lock(ctx: Context, request: Request) -> Response:
             },
             409,
         )
+    if current is None:
+        metrics.LOCKS_TAKEN.labels(metrics.TENANT).inc()
     return json_response(body, 201, etag_header(info.holder))
 
 
