@@ -32,8 +32,8 @@ SERVER_ACTOR = "server"
 
 
 def _changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
-    if not before or not after:  # a create or a delete: every field (without a diff)
-        return sorted(after or before or {})
+    if not before or not after:  # a create or a delete: every field set (without a diff)
+        return sorted(key for key, value in (after or before or {}).items() if value is not None)
     return changed_paths(before, after)
 
 
