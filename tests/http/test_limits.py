@@ -205,3 +205,18 @@ def test_fingerprints_are_rate_limited_per_token(bare: Server) -> None:
         json=values,
     )
     assert other.status_code == 200  # the budget is per token
+
+
+def test_answers_on_a_kept_alive_connection_do_not_wait_for_a_delayed_ack(
+    server: Server,
+) -> None:
+    # Before: every answer after the first on a connection took 44 ms (Nagle's algorithm held
+    # the body until the client's delayed ACK of the headers): 1,040 PUTs took 52 s.
+    headers = {"Authorization": f"Bearer {server.read_token}"}
+    times = []
+    with httpx.Client(base_url=server.url, headers=headers) as client:
+        for _ in range(10):
+            started = time.perf_counter()
+            assert client.post("/v1/fingerprints", json={"values": ["v"]}).status_code == 200
+            times.append(time.perf_counter() - started)
+    assert min(times[1:]) < 0.02, times

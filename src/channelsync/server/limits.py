@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import resource
+import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -269,6 +270,15 @@ def connection_limit(wanted: int) -> int:
     return max(1, min(wanted, soft - RESERVED_FDS))
 
 
+def _no_delay(transport: asyncio.Transport) -> None:
+    """Send each write at once. asyncio does so only for sockets made with proto=IPPROTO_TCP,
+    and the listening socket (``socket.create_server``) has proto 0, so its connections
+    waited for the client's delayed ACK (40 ms) between a response's headers and its body."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def protocol(max_connections: int, request_timeout: float) -> type[H11Protocol]:
     """uvicorn's HTTP/1.1 protocol with a deadline for each request and a connection cap."""
     import h11
@@ -289,6 +299,7 @@ def protocol(max_connections: int, request_timeout: float) -> type[H11Protocol]:
                 return
             self.admitted = True
             self.idle_since = time.monotonic()
+            _no_delay(transport)
             super().connection_made(transport)
             self._arm()
 
