@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -92,3 +96,65 @@ def best_of(times: int, argv: list[str], **kw: object) -> tuple[float, float, in
 
 def env() -> dict[str, str]:
     return dict(os.environ)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, server: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/v1/health", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("the server did not start in time")
+
+
+@contextlib.contextmanager
+def served(store_url: str, work: Path, role: str) -> Iterator[tuple[str, str]]:
+    """A real `channelsync serve` of ``store_url`` on a free loopback port with a fresh token
+    of ``role``: (URL, token). Stopped at the end, whatever happens."""
+    server_cmd = [sys.executable, "-m", "channelsync.server"]
+    tokens = work / "tokens.json"
+    tokens.unlink(missing_ok=True)
+    token = subprocess.run(
+        [*server_cmd, "token", "add", "bench", "--role", role, "--tokens", str(tokens)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with (work / "serve.log").open("wb") as log:
+        server = subprocess.Popen(
+            [
+                *server_cmd,
+                "serve",
+                "--target",
+                store_url,
+                "--port",
+                str(port),
+                "--tokens",
+                str(tokens),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_ready(url, server)
+            yield url, token
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()

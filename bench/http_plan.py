@@ -11,33 +11,9 @@ stopped at the end, whatever happens.
 from __future__ import annotations
 
 import re
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 
-from common import OUT, best_of, channelsync, env, generate, run
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_ready(url: str, server: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/v1/health", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("the server did not start in time")
+from common import OUT, best_of, channelsync, env, generate, run, served
 
 
 def main() -> None:
@@ -62,22 +38,7 @@ def main() -> None:
         text = path.read_text()
         flipped = "enabled: false" if "enabled: true" in text else "enabled: true"
         path.write_text(re.sub(r"enabled: (true|false)", flipped, text, count=1))
-    server_cmd = [sys.executable, "-m", "channelsync.server"]
-    tokens = work / "tokens.json"
-    token = subprocess.run(
-        [*server_cmd, "token", "add", "bench", "--role", "read", "--tokens", str(tokens)],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (work / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [*server_cmd, "serve", "--target", url_store, "--port", str(port),
-         "--tokens", str(tokens)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_ready(url, server)
+    with served(url_store, work, "read") as (url, token):
         environ["CHANNELSYNC_TOKEN"] = token
         argv = [*cmd, "plan", "--dir", str(directory), "--target", url, "--detailed-exitcode"]
         best_of(1, argv, env=environ)  # warm up the page cache and the server
@@ -87,14 +48,6 @@ def main() -> None:
               f"exit {code} ({summary})  [target <= 2 s]")
         wall_sql, _, _, _ = best_of(3, [*argv[:5], url_store, "--detailed-exitcode"], env=environ)
         print(f"the same plan against the embedded store: {wall_sql:.3f} s wall")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,14 @@ BAD_VALUES: dict[Callable[[str], object], list[tuple[str, str]]] = {
         ("0", "'0' must be between 1 and 1024"),
         ("100000", "'100000' must be between 1 and 1024"),
     ],
+    argtypes.byte_count: [
+        ("x", "'x' is not a whole number of bytes"),
+        ("0", "'0' must be between 1 and 1073741824 bytes"),
+    ],
+    argtypes.per_minute: [
+        ("x", "'x' is not a whole number"),
+        ("0", "'0' must be between 1 and 10000000"),
+    ],
     argtypes.seconds: [
         ("x", "'x' is not a number of seconds"),
         ("nan", "'nan' is not a number of seconds"),

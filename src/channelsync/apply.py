@@ -18,7 +18,14 @@ from channelsync.errors import SafetyError as SafetyError
 from channelsync.loader import Config, Loaded
 from channelsync.plan import Change, Plan, refusals, target_form
 from channelsync.secrets import Resolver, SecretUnavailable, parse_ref
-from channelsync.targets.base import Action, Batches, Operation, Target, TargetError
+from channelsync.targets.base import (
+    Action,
+    AppliesMany,
+    Batches,
+    Operation,
+    Target,
+    TargetError,
+)
 
 
 @dataclass
@@ -122,28 +129,48 @@ def execute(ops: list[tuple[Change, Operation]], target: Target) -> ApplyReport:
 
 
 def _execute(ops: list[tuple[Change, Operation]], target: Target) -> ApplyReport:
+    """Runs of operations, each ending with one after which the tenant changes other
+    resources itself (``_cascades``), one ``apply_many`` call per run where the target can
+    (else one ``apply`` per operation)."""
     report = ApplyReport()
     refreshed: dict[tuple[str, str], str] | None = None
-    for index, (change, op) in enumerate(ops):
-        if refreshed is not None and op.expected_etag is not None and op.key in refreshed:
-            op = replace(op, expected_etag=refreshed[op.key])
-        try:
-            with log.step("apply", action=op.action, kind=change.kind, name=change.name):
-                target.apply(op)
-        except TargetError as exc:
-            report.failed = change
-            report.error = str(exc)
-            report.not_attempted = [c for c, o in ops[index + 1 :] if not _parks(c, o)]
+    start = 0
+    while start < len(ops):
+        end = next((i + 1 for i in range(start, len(ops)) if _cascades(*ops[i])), len(ops))
+        if not isinstance(target, AppliesMany):
+            end = start + 1
+        run = [(c, _expecting(o, refreshed)) for c, o in ops[start:end]]
+        with log.step("apply", operations=len(run), first=f"{run[0][0].kind}/{run[0][0].name}"):
+            done, error = _apply_run(target, [o for _, o in run])
+        for change, op in run[:done]:
+            (report.parked if _parks(change, op) else report.applied).append(change)
+        if error is not None:
+            report.failed = run[done][0]
+            report.error = str(error)
+            report.not_attempted = [c for c, o in ops[start + done + 1 :] if not _parks(c, o)]
             return report
-        if _parks(change, op):
-            report.parked.append(change)
-            continue
-        report.applied.append(change)
-        if _cascades(change, op):
+        if _cascades(*run[-1]):
             # the tenant changed other resources itself; we hold the lock, so expect them
             # as it left them
             refreshed = {key: res.etag for key, res in target.read().items()}
+        start = end
     return report
+
+
+def _expecting(op: Operation, refreshed: dict[tuple[str, str], str] | None) -> Operation:
+    if refreshed is not None and op.expected_etag is not None and op.key in refreshed:
+        return replace(op, expected_etag=refreshed[op.key])
+    return op
+
+
+def _apply_run(target: Target, run: list[Operation]) -> tuple[int, TargetError | None]:
+    if isinstance(target, AppliesMany):
+        return target.apply_many(run)
+    try:
+        target.apply(run[0])
+    except TargetError as exc:
+        return 0, exc
+    return 1, None
 
 
 def _cascades(change: Change, op: Operation) -> bool:

@@ -71,6 +71,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+def byte_count(text: str) -> int:
+    """A size in bytes: 1 up to 1 GiB."""
+    value = int(_number(text, int, "a whole number of bytes"))
+    if not 1 <= value <= 2**30:
+        raise argparse.ArgumentTypeError(f"'{text}' must be between 1 and {2**30} bytes")
+    return value
+
+
+def per_minute(text: str) -> int:
+    """A rate: 1 up to ten million a minute."""
+    value = int(_number(text, int, "a whole number"))
+    if not 1 <= value <= 10**7:
+        raise argparse.ArgumentTypeError(f"'{text}' must be between 1 and {10**7}")
+    return value
+
+
 def seconds(text: str) -> float:
     """A wait in seconds, 0 up to a day."""
     value = _number(text, float, "a number of seconds")

@@ -47,6 +47,29 @@ def visible(text: str) -> str:
     return HIDDEN.sub(lambda m: f"\\u{ord(m[0]):04X}", text)
 
 
+def hidden_problem(text: str) -> str | None:
+    """Why ``text`` may not be a name or any configured text (its first control,
+    bidirectional or invisible format character), or None: the one rule the loader and the
+    REST API apply to resource and tenant names."""
+    found = HIDDEN.search(text)
+    if found is None:
+        return None
+    at = found.start()
+    code = ord(text[at])
+    if code < 0xA0:
+        what = "a control character"
+    elif 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+        what = "a bidirectional override"
+    elif code in (0x061C, 0x200E, 0x200F):
+        what = "a bidirectional mark"
+    else:
+        what = "an invisible format character"
+    return (
+        f"contains {what} (U+{code:04X}) at character {at + 1}; remove it: it hides or "
+        "reorders text in terminals, plans and pull request comments"
+    )
+
+
 @functools.total_ordering
 class Diagnostic:
     """One positioned problem. Immutable, ordered by (file, line, column, severity, message).

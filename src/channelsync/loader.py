@@ -19,7 +19,7 @@ from channelsync import document as documents
 from channelsync import kinds
 from channelsync.desired import Config as Config
 from channelsync.desired import Loaded as Loaded
-from channelsync.errors import HIDDEN, Diagnostic
+from channelsync.errors import Diagnostic, hidden_problem
 from channelsync.errors import did_you_mean as did_you_mean
 from channelsync.patches import merge
 from channelsync.perf import paused_gc
@@ -621,8 +621,8 @@ def _explain(error: SchemaError) -> Iterator[tuple[Path_, str, bool]]:
         )
     elif validator in ("minimum", "maximum") and path and path[-1] == "port":
         yield path, f"{where}: port {value} is outside 1-65535", False
-    elif isinstance(value, str) and (hidden := HIDDEN.search(value)) is not None:
-        yield path, f"{where}: {_hidden_message(value, hidden.start())}", False
+    elif isinstance(value, str) and (hidden := hidden_problem(value)) is not None:
+        yield path, f"{where}: {hidden}", False
     elif secret:
         problem = ref_problem(value) if isinstance(value, str) else None
         yield path, f"{where}: {problem or 'must be a secret reference'}", False
@@ -634,22 +634,6 @@ def _explain(error: SchemaError) -> Iterator[tuple[Path_, str, bool]]:
         yield path, f"{where}: longer than {schema.get('maxLength')} characters", False
     else:
         yield path, f"{where}: {error.message}", False
-
-
-def _hidden_message(value: str, at: int) -> str:
-    code = ord(value[at])
-    if code < 0xA0:
-        what = "a control character"
-    elif 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
-        what = "a bidirectional override"
-    elif code in (0x061C, 0x200E, 0x200F):
-        what = "a bidirectional mark"
-    else:
-        what = "an invisible format character"
-    return (
-        f"contains {what} (U+{code:04X}) at character {at + 1}; remove it: it hides or "
-        "reorders text in terminals, plans and pull request comments"
-    )
 
 
 def _pattern_message(schema: dict[str, Any], value: Any) -> str:

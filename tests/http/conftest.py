@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -87,7 +88,8 @@ class Server:
         self.read_token = tokens.add(self.tokens, "pr-plan", "read")
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *extra: str, nofile: int | None = None) -> None:
+        """Start ``serve`` with ``extra`` options, at most ``nofile`` descriptors if given."""
         argv = [
             sys.executable,
             "-m",
@@ -99,9 +101,15 @@ class Server:
             str(self.port),
             "--tokens",
             str(self.tokens),
+            *extra,
         ]
+
+        def limit() -> None:
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, preexec_fn=limit)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()

@@ -249,7 +249,7 @@ def test_server_killed_during_apply_then_rerun_converges(
     workdir: Path,
     secrets_env: dict[str, str],
 ) -> None:
-    write_config(workdir / "channels.d", 150)
+    write_config(workdir / "channels.d", 1500)  # three batches: killed after the first
     env = {**secrets_env, "CHANNELSYNC_TOKEN": server.write_token}
     argv = ["apply", "--target", server.url, "--auto-approve", "--skip-connection-tests"]
     output = workdir / "apply.out"

@@ -62,7 +62,7 @@ def test_swapped_addresses_converge_in_one_apply_over_http(
 def test_apply_killed_between_swap_steps_over_http_then_rerun_converges(
     server: Server, workdir: Path, secrets_env: dict[str, str]
 ) -> None:
-    pairs = 60
+    pairs = 400  # 1,200 operations: three batches, the first commits parked addresses
     env = {**secrets_env, "CHANNELSYNC_TOKEN": server.write_token}
     argv = [
         sys.executable,

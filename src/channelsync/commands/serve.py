@@ -61,6 +61,7 @@ def add_parsers(subparsers: Any) -> None:
         metavar="URL",
         help="the config repository (https://...); the console links resources to it",
     )
+    _limit_options(p)
     p.set_defaults(handler=cmd_serve)
 
     p = subparsers.add_parser("token", help="manage the API tokens of 'channelsync serve'")
@@ -151,6 +152,50 @@ def _monitor(args: argparse.Namespace, target: str) -> Any:
     return Monitor(target, settings)
 
 
+def _limit_options(p: argparse.ArgumentParser) -> None:
+    """The bounds a hostile client meets (server/limits.py; defaults there, once)."""
+    from channelsync.server import limits
+
+    p.add_argument(
+        "--max-body",
+        type=argtypes.byte_count,
+        default=limits.DEFAULT_MAX_BODY,
+        metavar="BYTES",
+        help=f"largest request body; larger ones get 413 (default: {limits.DEFAULT_MAX_BODY})",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=argtypes.positive_int,
+        default=limits.DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="open connections at most; a new one closes the longest idle one "
+        f"(default: {limits.DEFAULT_MAX_CONNECTIONS})",
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=argtypes.positive_seconds,
+        default=limits.DEFAULT_REQUEST_TIMEOUT,
+        metavar="SECONDS",
+        help="time for a whole request (headers and body) to arrive "
+        f"(default: {limits.DEFAULT_REQUEST_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--metrics-token-file",
+        type=argtypes.path,
+        metavar="FILE",
+        help="a file holding a token for GET /metrics alone (or set CHANNELSYNC_METRICS_TOKEN); "
+        "API tokens are accepted too",
+    )
+    p.add_argument(
+        "--fingerprint-rate",
+        type=argtypes.per_minute,
+        default=limits.DEFAULT_FINGERPRINT_RATE,
+        metavar="N",
+        help="secret values each token may fingerprint a minute; more get 429 "
+        f"(default: {limits.DEFAULT_FINGERPRINT_RATE})",
+    )
+
+
 def cmd_token_add(args: argparse.Namespace) -> int:
     from channelsync.server import tokens
 
@@ -191,9 +236,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from channelsync.server import tokens
-    from channelsync.server.accesslog import AccessLog
+    from channelsync.server import limits, tokens
+    from channelsync.server.accesslog import AccessLog, access_log
     from channelsync.server.app import create_app
+    from channelsync.server.metrics import RequestMetrics
     from channelsync.server.store import Store
     from channelsync.targets import refuse_credentials, target_url
     from channelsync.targets.http import is_loopback
@@ -228,7 +274,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     sock = _listen(args.host, args.port)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    app = create_app(target, args.tokens, repository_url=args.repository_url)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(limits.OncePerInterval(exempt=(access_log.name,)))
+    app = create_app(
+        target,
+        args.tokens,
+        fingerprint_rate=args.fingerprint_rate,
+        metrics_hash=_metrics_hash(args.metrics_token_file),
+        repository_url=args.repository_url,
+    )
     if monitor is not None:
         from channelsync.monitor import routes
 
@@ -239,7 +293,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     config = uvicorn.Config(
-        AccessLog(app),
+        AccessLog(RequestMetrics(limits.Guard(app, args.max_body))),
+        http=limits.protocol(limits.connection_limit(args.max_connections), args.request_timeout),
+        timeout_keep_alive=limits.KEEP_ALIVE_SECONDS,
+        backlog=limits.ACCEPT_BATCH,
+        h11_max_incomplete_event_size=limits.MAX_HEADER_BYTES,
         ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
         ssl_keyfile=str(args.tls_key) if args.tls_key else None,
         log_config=None,
@@ -253,6 +311,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return EXIT_ERROR
     print("channelsync serve: stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def _metrics_hash(path: Path | None) -> str | None:
+    """The hash of the metrics token, read from ``path`` or the environment (never an
+    argument: the command line is visible to every user of the machine)."""
+    from channelsync.server.metrics import METRICS_TOKEN_ENV
+    from channelsync.server.tokens import digest
+
+    token = os.environ.get(METRICS_TOKEN_ENV, "")
+    if path is not None:
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ChannelsyncError(f"--metrics-token-file {path}: {reason}") from None
+        if not token:
+            raise ChannelsyncError(f"--metrics-token-file {path} is empty; put the token in it")
+    return digest(token) if token else None
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -1,5 +1,6 @@
-"""``serve --monitor-every``: the monitor's part of the application (its start and stop, and
-``GET /metrics`` behind a read token).
+"""``serve --monitor-every``: the monitor's part of the application: its start and stop, and
+its check metrics in the server's one registry (``server.metrics.REGISTRY``, served at
+``GET /metrics``; each caller sees the series of the tenants its token reaches).
 
 The metrics come from the monitor's memory (``MonitorCollector``), so a scrape never waits on
 the store or the mail servers.
@@ -9,33 +10,26 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST
-from prometheus_client.exposition import generate_latest
-from prometheus_client.registry import CollectorRegistry
+from fastapi import FastAPI
 
 from channelsync.monitor.metrics import MonitorCollector
 from channelsync.monitor.service import Monitor
 from channelsync.server.context import Context
+from channelsync.server.metrics import REGISTRY
 
 
 def install(app: FastAPI, ctx: Context, monitor: Monitor) -> None:
     """``app.state.monitor`` is the monitor, for the handlers that report to it (a posted
     drift report: ``monitor.drift_reported``)."""
     app.state.monitor = monitor
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(MonitorCollector(monitor.latest))
-
-    @app.get("/metrics", tags=["meta"], summary="Prometheus metrics (read role)")
-    async def metrics(request: Request) -> Response:
-        ctx.auth(request, "read")
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    collector = MonitorCollector(monitor.latest)
 
     async def start() -> None:
+        REGISTRY.register(collector)
         monitor.start()
 
     async def stop() -> None:
+        REGISTRY.unregister(collector)
         await asyncio.to_thread(monitor.stop)
 
     app.router.on_startup.append(start)

@@ -9,6 +9,7 @@ from channelsync.plan.build import (
     config_fingerprint,
     make_plan,
     refusals,
+    target_document,
     target_form,
 )
 from channelsync.plan.data import (
@@ -43,5 +44,6 @@ __all__ = [
     "config_fingerprint",
     "make_plan",
     "refusals",
+    "target_document",
     "target_form",
 ]

@@ -57,9 +57,15 @@ def config_fingerprint(config: Config) -> str:
 def target_form(item: Loaded) -> dict[str, Any]:
     """The resource as a target sees it (no local-only fields, no renamed_from), in mappings
     of its own that the caller may change."""
-    doc = copy_mappings(item.data)
+    return target_document(item.kind, item.data)
+
+
+def target_document(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A normalised document of ``kind`` as a target stores it (``target_form``); the REST
+    API stores what a client writes through this too, so both agree on every field."""
+    doc = copy_mappings(data)
     doc.pop("renamed_from", None)
-    for *parents, name in kinds.get(item.kind).local_fields:
+    for *parents, name in kinds.get(kind).local_fields:
         node = get_path(doc, tuple(parents)) if parents else doc
         if isinstance(node, dict):
             node.pop(name, None)

@@ -27,6 +27,7 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        method = scope["method"]
         status = [500]
 
         async def record(message: MutableMapping[str, Any]) -> None:
@@ -42,7 +43,7 @@ class AccessLog:
                 json.dumps(
                     {
                         "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        "method": scope["method"],
+                        "method": method,
                         "path": scope["path"],
                         "status": status[0],
                         "ms": round((time.perf_counter() - start) * 1000, 2),

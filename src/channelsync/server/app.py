@@ -30,8 +30,9 @@ from fastapi.responses import JSONResponse, Response
 from channelsync import kinds
 from channelsync.defaults import DEFAULT_TENANT, TENANT_NAME_PATTERN
 from channelsync.server import audit as audit_log
+from channelsync.server import batch as batch_writes
+from channelsync.server import limits, metrics, tenant, wire
 from channelsync.server import resources as resource_handlers
-from channelsync.server import tenant, wire
 from channelsync.server.context import Context
 from channelsync.server.http import ApiError
 from channelsync.server.tokens import TokenStore
@@ -113,9 +114,16 @@ def _resource_routes(app: APIRouter, ctx: Context, collection: str, kind: str) -
         return await resource_handlers.delete(ctx, kind, name, request)
 
 
-def create_app(target_url: str, tokens_path: Path, *, repository_url: str | None = None) -> FastAPI:
+def create_app(
+    target_url: str,
+    tokens_path: Path,
+    *,
+    fingerprint_rate: int = limits.DEFAULT_FINGERPRINT_RATE,
+    metrics_hash: str | None = None,
+    repository_url: str | None = None,
+) -> FastAPI:
     """The application; the store opens only when it starts (so the OpenAPI build opens none)."""
-    ctx = Context(target_url, TokenStore(tokens_path))
+    ctx = Context(target_url, TokenStore(tokens_path), fingerprint_rate)
     app = FastAPI(
         title="channelsync tenant API",
         version="1",
@@ -127,6 +135,8 @@ def create_app(target_url: str, tokens_path: Path, *, repository_url: str | None
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return JSONResponse({"error": exc.message}, exc.status, exc.headers)
+
+    limits.error_handlers(app)
 
     @app.get("/v1/health", tags=["meta"], summary="Liveness (no token needed)")
     async def health() -> dict[str, str]:
@@ -185,6 +195,16 @@ def create_app(target_url: str, tokens_path: Path, *, repository_url: str | None
         return await audit_log.audit(ctx, request)
 
     @router.post(
+        "/batch",
+        tags=["resources"],
+        openapi_extra=_body_of("BatchRequest"),
+        responses={200: {"model": wire.BatchResults}, **_ERRORS},
+        summary="Many creates, updates, renames and deletes in order, one commit",
+    )
+    async def batch(request: Request) -> Response:
+        return await batch_writes.batch(ctx, request)
+
+    @router.post(
         "/fingerprints",
         tags=["secrets"],
         openapi_extra=_body_of("FingerprintRequest"),
@@ -202,6 +222,10 @@ def create_app(target_url: str, tokens_path: Path, *, repository_url: str | None
     )
     async def write_outcome(key: str, request: Request) -> Response:
         return await audit_log.write_outcome(ctx, key, request)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_(request: Request) -> Response:
+        return await metrics.endpoint(ctx, request, metrics_hash)
 
     app.include_router(router, prefix="/v1")
     app.include_router(router, prefix="/v1/tenants/{tenant}", dependencies=[Depends(_tenant_path)])

@@ -16,7 +16,7 @@ from channelsync.server.http import ApiError, json_response
 async def audit(ctx: Context, request: Request) -> Response:
     ctx.auth(request, "read")
     limit = paging.limit(request)
-    after = (paging.after(request, 1) or [0])[0]
+    after = (paging.after(request, 1, int) or [0])[0]
     rows = await ctx.db(lambda store: store.audit_after(int(after), limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -41,4 +41,5 @@ async def write_outcome(ctx: Context, key: str, request: Request) -> Response:
     outcome = await ctx.db(lambda store: store.outcome(key))
     if outcome is None:
         raise ApiError(404, "no write with that Idempotency-Key happened")
+    outcome.pop("request")
     return json_response(outcome)

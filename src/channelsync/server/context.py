@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
+import json
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Request
 
 from channelsync.defaults import DEFAULT_TENANT
+from channelsync.server import limits
 from channelsync.server.http import LOCK_HEADER, ApiError
 from channelsync.server.store import Store
 from channelsync.server.tokens import Role, TokenEntry, TokenStore
@@ -22,6 +26,11 @@ T = TypeVar("T")
 _TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("channelsync_tenant")
 
 
+def current_tenant() -> str:
+    """The tenant of the request being answered (after ``Context.auth``), for its metrics."""
+    return _TENANT.get(DEFAULT_TENANT)
+
+
 def no_tenant(name: str) -> ApiError:
     """What a token hears of a tenant that does not exist or that it may not reach: the same,
     so a token never learns which other tenants there are."""
@@ -31,12 +40,16 @@ def no_tenant(name: str) -> ApiError:
 
 class Acting:
     """Who writes, under which Idempotency-Key and apply lock: one request's state, passed
-    to each store write as arguments."""
+    to each store write as arguments. ``request`` identifies the request the key was sent
+    with (``request_digest``), so that the key is never replayed for another one."""
 
-    def __init__(self, actor: str, key: str | None, holder: str | None) -> None:
+    def __init__(
+        self, actor: str, key: str | None, holder: str | None, request: str | None = None
+    ) -> None:
         self.actor = actor
         self.key = key
         self.holder = holder
+        self.request = request
 
 
 class Context:
@@ -49,9 +62,15 @@ class Context:
     other processes.
     """
 
-    def __init__(self, target_url: str, tokens: TokenStore) -> None:
+    def __init__(
+        self,
+        target_url: str,
+        tokens: TokenStore,
+        fingerprint_rate: int = limits.DEFAULT_FINGERPRINT_RATE,
+    ) -> None:
         self.target_url = target_url
         self.tokens = tokens
+        self.fingerprint_budget = limits.Budget(fingerprint_rate)  # per token, a minute
         self._store: Store | None = None
         self._thread: ThreadPoolExecutor | None = None
 
@@ -89,6 +108,17 @@ class Context:
     def auth(self, request: Request, role: Role) -> TokenEntry:
         """The caller's token, which must reach the tenant the path names (else 404, as for
         a tenant that does not exist) and have ``role``; its name goes to the access log."""
+        entry = self.caller(request)
+        tenant = str(request.path_params.get("tenant", DEFAULT_TENANT))
+        if not valid_tenant_name(tenant) or not entry.reaches(tenant):
+            raise no_tenant(tenant)
+        _TENANT.set(tenant)
+        if role == "write" and entry.role != "write":
+            raise ApiError(403, f"token '{entry.name}' has the read role; this needs write")
+        return entry
+
+    def caller(self, request: Request) -> TokenEntry:
+        """The caller's token, whatever it may reach (401 without a known one)."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         entry = self.tokens.authenticate(token.strip()) if scheme.lower() == "bearer" else None
@@ -99,17 +129,29 @@ class Context:
                 {"WWW-Authenticate": 'Bearer realm="channelsync"'},
             )
         request.state.actor = entry.name
-        tenant = str(request.path_params.get("tenant", DEFAULT_TENANT))
-        if not valid_tenant_name(tenant) or not entry.reaches(tenant):
-            raise no_tenant(tenant)
-        _TENANT.set(tenant)
-        if role == "write" and entry.role != "write":
-            raise ApiError(403, f"token '{entry.name}' has the read role; this needs write")
         return entry
 
 
-def acting(entry: TokenEntry, request: Request) -> Acting:
-    """The request's writes: by its token, under its Idempotency-Key and lock."""
-    return Acting(
-        entry.name, request.headers.get("idempotency-key"), request.headers.get(LOCK_HEADER)
+IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,200}")
+
+
+def acting(entry: TokenEntry, request: Request, body: Any = None) -> Acting:
+    """The request's writes: by its token, under its Idempotency-Key and lock, the key bound
+    to this token, method, path and body."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and IDEMPOTENCY_KEY.fullmatch(key) is None:
+        raise ApiError(400, "an Idempotency-Key is 1 to 200 visible ASCII characters")
+    query = sorted(request.query_params.multi_items())
+    digest = request_digest(entry, request.method, request.url.path, query, body)
+    return Acting(entry.name, key, request.headers.get(LOCK_HEADER), digest)
+
+
+def request_digest(
+    entry: TokenEntry, method: str, path: str, query: list[tuple[str, str]], body: Any
+) -> str:
+    """What an Idempotency-Key is bound to: the token (its hash), the method, the path and
+    query, and a hash of the body (as parsed, so key order and spacing do not count)."""
+    canonical = json.dumps(
+        [entry.hash, method, path, query, body], sort_keys=True, separators=(",", ":")
     )
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -49,6 +49,7 @@ def document() -> dict[str, Any]:
         wire.Lock,
         wire.DefaultSmtpServer,
         wire.FingerprintRequest,
+        wire.BatchRequest,
     ]
     _, defs = models_json_schema(
         [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
-from channelsync.server.http import ApiError
+from channelsync.server.http import ApiError, strict_json
 
 DEFAULT_PAGE = 500
 MAX_PAGE = 2000
@@ -19,17 +19,29 @@ def cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
-def after(request: Request, size: int) -> list[Any] | None:
-    """The ``after`` cursor's values (``size`` of them), or None on the first page."""
+BAD_CURSOR = "bad paging cursor; start again without 'after'"
+MAX_CURSOR = 1000  # characters: two names of at most 200 characters, base64 of JSON escapes
+
+
+def after(request: Request, size: int, kind: type[str] | type[int] = str) -> list[Any] | None:
+    """The ``after`` cursor's values (``size`` of them, each a ``kind``: a name, or an id from
+    0 to 2**63 - 1), or None on the first page. Any other cursor is 400."""
     text = request.query_params.get("after")
     if not text:
         return None
+    if len(text) > MAX_CURSOR:
+        raise ApiError(400, BAD_CURSOR)
     try:
-        values = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except ValueError:
-        raise ApiError(400, "bad paging cursor; start again without 'after'") from None
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        values = strict_json(raw, "the paging cursor")
+    except (ValueError, ApiError):
+        raise ApiError(400, BAD_CURSOR) from None
     if not isinstance(values, list) or len(values) != size:
-        raise ApiError(400, "bad paging cursor; start again without 'after'")
+        raise ApiError(400, BAD_CURSOR)
+    for value in values:
+        fits = isinstance(value, kind) and not isinstance(value, bool)
+        if not fits or (isinstance(value, int) and not 0 <= value < 2**63):
+            raise ApiError(400, BAD_CURSOR)
     return values
 
 

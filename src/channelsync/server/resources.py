@@ -13,10 +13,12 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
-from channelsync.document import get_path, secret_paths, set_path
+from channelsync.document import get_path, normalize, secret_paths, set_path
+from channelsync.errors import hidden_problem, visible
+from channelsync.plan import target_document
 from channelsync.secrets import FINGERPRINT_PREFIX
-from channelsync.server import paging
-from channelsync.server.context import Acting, Context, acting
+from channelsync.server import metrics, paging
+from channelsync.server.context import Acting, Context, acting, current_tenant
 from channelsync.server.http import ApiError, etag_header, json_body, json_response, unquote
 from channelsync.server.store import Store
 from channelsync.targets.base import Action, ConflictError, Operation, TargetError
@@ -48,57 +50,72 @@ async def get_one(ctx: Context, kind: str, name: str, request: Request) -> Respo
 
 async def put(ctx: Context, kind: str, name: str, request: Request) -> Response:
     entry = ctx.auth(request, "write")
-    body = _checked_body(kind, name, await json_body(request))
-    who = acting(entry, request)
+    raw = await json_body(request)
+    who = acting(entry, request, raw)
+    check_name(kind, name)
+    body = checked_body(kind, name, raw)
     renamed_from = request.query_params.get("renamed_from")
     if_match = request.headers.get("if-match")
     if_none_match = request.headers.get("if-none-match")
+    return await ctx.db(
+        lambda store: put_one(store, kind, name, body, renamed_from, if_match, if_none_match, who)
+    )
 
-    def work(store: Store) -> Response:
-        replay = _replayed(store, who)
-        if replay is not None:
-            return replay
-        current = store.resource(kind, renamed_from or name)
-        action: Action
-        if if_none_match is not None and if_none_match.strip() == "*":
-            if renamed_from:
-                raise ApiError(400, "a rename needs If-Match with the old resource's ETag")
-            if current is not None:
-                raise ApiError(412, f"{kind} '{name}' already exists in the tenant")
-            action = "create"
-        elif if_match is not None:
-            action = "rename" if renamed_from else "update"
-            _match(kind, renamed_from or name, current, if_match)
-        else:
-            raise ApiError(428, "writes need If-Match: ETAG (or If-None-Match: * to create)")
-        etag = current[1] if current is not None else None
-        _write(store, Operation(action, kind, name, renamed_from, body, etag), who)
-        written = store.resource(kind, name)
-        assert written is not None
-        status = 201 if action == "create" else 200
-        return json_response(written[0], status, etag_header(written[1]))
 
-    return await ctx.db(work)
+def put_one(
+    store: Store,
+    kind: str,
+    name: str,
+    body: dict[str, Any],
+    renamed_from: str | None,
+    if_match: str | None,
+    if_none_match: str | None,
+    who: Acting,
+) -> Response:
+    """One checked PUT on the database thread (a request's, or one item of a batch)."""
+    replay = _replayed(store, who)
+    if replay is not None:
+        return replay
+    current = store.resource(kind, renamed_from or name)
+    action: Action
+    if if_none_match is not None and if_none_match.strip() == "*":
+        if renamed_from:
+            raise ApiError(400, "a rename needs If-Match with the old resource's ETag")
+        if current is not None:
+            raise ApiError(412, f"{kind} '{name}' already exists in the tenant")
+        action = "create"
+    elif if_match is not None:
+        action = "rename" if renamed_from else "update"
+        _match(kind, renamed_from or name, current, if_match)
+    else:
+        raise ApiError(428, "writes need If-Match: ETAG (or If-None-Match: * to create)")
+    etag = current[1] if current is not None else None
+    _write(store, Operation(action, kind, name, renamed_from, body, etag), who)
+    written = store.resource(kind, name)
+    assert written is not None
+    status = 201 if action == "create" else 200
+    return json_response(written[0], status, etag_header(written[1]))
 
 
 async def delete(ctx: Context, kind: str, name: str, request: Request) -> Response:
     entry = ctx.auth(request, "write")
     who = acting(entry, request)
     if_match = request.headers.get("if-match")
+    return await ctx.db(lambda store: delete_one(store, kind, name, if_match, who))
 
-    def work(store: Store) -> Response:
-        replay = _replayed(store, who)
-        if replay is not None:
-            return replay
-        if if_match is None:
-            raise ApiError(428, "deletes need If-Match: ETAG")
-        current = store.resource(kind, name)
-        _match(kind, name, current, if_match)
-        assert current is not None
-        _write(store, Operation("delete", kind, name, expected_etag=current[1]), who)
-        return Response(status_code=204)
 
-    return await ctx.db(work)
+def delete_one(store: Store, kind: str, name: str, if_match: str | None, who: Acting) -> Response:
+    """One checked DELETE on the database thread (a request's, or one item of a batch)."""
+    replay = _replayed(store, who)
+    if replay is not None:
+        return replay
+    if if_match is None:
+        raise ApiError(428, "deletes need If-Match: ETAG")
+    current = store.resource(kind, name)
+    _match(kind, name, current, if_match)
+    assert current is not None
+    _write(store, Operation("delete", kind, name, expected_etag=current[1]), who)
+    return Response(status_code=204)
 
 
 def _match(kind: str, name: str, current: tuple[dict[str, Any], str] | None, if_match: str) -> None:
@@ -111,11 +128,12 @@ def _match(kind: str, name: str, current: tuple[dict[str, Any], str] | None, if_
 
 def _write(store: Store, op: Operation, who: Acting) -> None:
     try:
-        store.write(op, actor=who.actor, key=who.key, holder=who.holder)
+        store.write(op, actor=who.actor, key=who.key, holder=who.holder, request=who.request)
     except ConflictError as exc:
         raise ApiError(412, str(exc)) from None
     except TargetError as exc:
         raise ApiError(409, str(exc)) from None
+    metrics.WRITES.labels(current_tenant(), op.kind, op.action).inc()
 
 
 def _replayed(store: Store, who: Acting) -> Response | None:
@@ -125,10 +143,23 @@ def _replayed(store: Store, who: Acting) -> Response | None:
     outcome = store.outcome(who.key)
     if outcome is None:
         return None
+    if outcome.pop("request") not in (None, who.request):
+        raise ApiError(
+            422,
+            "this Idempotency-Key was sent with another request (token, method, path or "
+            "body); use a new key for each write",
+        )
     return json_response(outcome, 200, {"Idempotent-Replay": "true"})
 
 
-def _checked_body(kind: str, name: str, raw: Any) -> dict[str, Any]:
+def check_name(kind: str, name: str) -> None:
+    """A name a write may give: the loader's rule for names (errors.hidden_problem)."""
+    problem = hidden_problem(name)
+    if problem is not None:
+        raise ApiError(422, f"{kind} '{visible(name)}': name {problem}")
+
+
+def checked_body(kind: str, name: str, raw: Any) -> dict[str, Any]:
     """Validate with the resource's pydantic model; secrets are values here, not references."""
     from pydantic import ValidationError
 
@@ -157,5 +188,6 @@ def _checked_body(kind: str, name: str, raw: Any) -> dict[str, Any]:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or kind
-        raise ApiError(422, f"{kind} '{name}': {where}: {first['msg']}") from None
-    return body
+        raise ApiError(422, f"{kind} '{visible(name)}': {where}: {first['msg']}") from None
+    # as the loader and plan shape the config: an equivalent write is no drift
+    return target_document(kind, normalize(kind, body))

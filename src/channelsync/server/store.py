@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from channelsync.defaults import DEFAULT_TENANT
@@ -40,7 +41,9 @@ SERVER_ACTOR = "server"
 
 
 def _changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
-    return changed_paths(before or {}, after or {})
+    if not before or not after:  # a create or a delete: every field set (without a diff)
+        return sorted(key for key, value in (after or before or {}).items() if value is not None)
+    return changed_paths(before, after)
 
 
 class Store:
@@ -99,17 +102,35 @@ class Store:
     # --- writing ---------------------------------------------------------------------
 
     @plain_errors
-    def write(self, op: Operation, *, actor: str, key: str | None, holder: str | None) -> None:
-        """Apply one operation as ``actor``, recorded under Idempotency-Key ``key``,
-        renewing the lease of the apply lock ``holder`` took."""
-        self._recorded(key, op.kind, op.name, op.action, lambda: self._apply(op, actor, holder))
+    def write(
+        self,
+        op: Operation,
+        *,
+        actor: str,
+        key: str | None,
+        holder: str | None,
+        request: str | None = None,
+    ) -> None:
+        """Apply one operation as ``actor``, recorded under Idempotency-Key ``key`` (bound
+        to the ``request`` digest), renewing the lease of the apply lock ``holder`` took."""
+        self._recorded(
+            key, op.kind, op.name, op.action, lambda: self._apply(op, actor, holder), request
+        )
 
     def _apply(self, op: Operation, actor: str, holder: str | None) -> bool:
         self.tenant.apply(op, actor=actor, lease=_lease(holder))
         return True
 
     @plain_errors
-    def set_default(self, name: str, *, actor: str, key: str | None, holder: str | None) -> bool:
+    def set_default(
+        self,
+        name: str,
+        *,
+        actor: str,
+        key: str | None,
+        holder: str | None,
+        request: str | None = None,
+    ) -> bool:
         """Make SmtpServer ``name`` the default; False, changing nothing, if there is none."""
         return self._recorded(
             key,
@@ -117,21 +138,36 @@ class Store:
             name,
             "set-default",
             lambda: self.tenant.set_default(name, actor=actor, lease=_lease(holder)),
+            request,
         )
 
     def _recorded(
-        self, key: str | None, kind: str, name: str, action: str, write: Callable[[], bool]
+        self,
+        key: str | None,
+        kind: str,
+        name: str,
+        action: str,
+        write: Callable[[], bool],
+        request: str | None,
     ) -> bool:
         with self.repo.transaction():
             self._current_keys()
             done = write()
             if done and key is not None:
                 self.repo.connection.execute(
-                    "INSERT OR IGNORE INTO http_writes (tenant, key, at, kind, name, action)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (self.name, key, time.time(), kind, name, action),
+                    "INSERT OR IGNORE INTO http_writes"
+                    " (tenant, key, at, kind, name, action, request) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (self.name, key, time.time(), kind, name, action, request),
                 )
         return done
+
+    def batch(self) -> AbstractContextManager[None]:
+        """One transaction for many writes (each still its own savepoint): one commit."""
+        return self.repo.transaction()
+
+    def undone(self) -> bool:
+        """A failure inside the open batch made the database undo all of it."""
+        return self.repo.lost_transaction()
 
     @plain_errors
     def try_lock(self, info: LockInfo) -> LockInfo | None:
@@ -173,6 +209,14 @@ class Store:
         ).fetchall()
 
     @plain_errors
+    def counts(self) -> dict[str, int]:
+        """How many resources of each kind the tenant holds."""
+        rows = self.repo.connection.execute(
+            "SELECT kind, count(*) FROM resources WHERE tenant = ? GROUP BY kind", (self.name,)
+        )
+        return {kind: int(n) for kind, n in rows}
+
+    @plain_errors
     def audit_after(self, entry_id: int, limit: int) -> list[tuple[Any, ...]]:
         """Up to ``limit`` audit rows (id, at, actor, kind, name, action, fields) after an id."""
         return self.repo.connection.execute(
@@ -185,23 +229,32 @@ class Store:
     def audit_of(self, kind: str, name: str, limit: int) -> list[tuple[Any, ...]]:
         """The newest ``limit`` audit rows (at, actor, action, fields) of one resource."""
         return self.repo.connection.execute(
-            "SELECT at, actor, action, fields FROM audit WHERE kind = ? AND name = ?"
+            "SELECT at, actor, action, fields FROM audit WHERE tenant = ? AND kind = ? AND name = ?"
             " ORDER BY id DESC LIMIT ?",
-            (kind, name, limit),
+            (self.name, kind, name, limit),
         ).fetchall()
 
     @plain_errors
     def outcome(self, key: str) -> dict[str, Any] | None:
-        """What the write sent with Idempotency-Key ``key`` did, or None if none happened."""
+        """What the write sent with Idempotency-Key ``key`` did, or None if none happened;
+        ``request`` is the digest of the request it was sent with (None before keys were
+        bound), for the caller to compare, not to show."""
         row = self.repo.connection.execute(
-            "SELECT kind, name, action FROM http_writes WHERE tenant = ? AND key = ?",
+            "SELECT kind, name, action, request FROM http_writes WHERE tenant = ? AND key = ?",
             (self.name, key),
         ).fetchone()
         if row is None:
             return None
         current = self.repo.get(row[0], row[1])
         etag = current.etag if current is not None else None
-        return {"key": key, "kind": row[0], "name": row[1], "action": row[2], "etag": etag}
+        return {
+            "key": key,
+            "kind": row[0],
+            "name": row[1],
+            "action": row[2],
+            "etag": etag,
+            "request": row[3],
+        }
 
     @plain_errors
     def default_name(self) -> str:

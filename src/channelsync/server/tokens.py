@@ -70,6 +70,9 @@ def _digest(token: str) -> str:
     return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+digest = _digest  # public: the metrics token is hashed as the API tokens are
+
+
 def load(path: Path) -> list[TokenEntry]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))

@@ -71,3 +71,31 @@ class WriteOutcome(BaseModel):
     name: str
     action: str
     etag: str | None = Field(description="The resource's entity tag after the write.")
+
+
+class BatchItem(BaseModel):
+    action: str = Field(description="create, update, rename or delete.")
+    kind: str
+    name: str
+    if_match: str | None = Field(None, description="The ETag it must have (not for create).")
+    renamed_from: str | None = Field(None, description="The old name (rename only).")
+    body: dict[str, Any] | None = Field(None, description="The resource, as a PUT carries it.")
+    idempotency_key: str | None = Field(None, description="As the Idempotency-Key header.")
+
+
+class BatchRequest(BaseModel):
+    items: list[BatchItem] = Field(max_length=1000)
+
+
+class BatchResult(BaseModel):
+    status: int = Field(
+        description="What the item's own PUT or DELETE would answer; 424: "
+        "not attempted because an earlier item failed."
+    )
+    etag: str | None = None
+    error: str | None = None
+    replayed: bool | None = None
+
+
+class BatchResults(BaseModel):
+    results: list[BatchResult] = Field(description="One per item, in order.")

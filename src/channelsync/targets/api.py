@@ -2,11 +2,11 @@
 target driver").
 
 A driver implements ``Target``; what it can do beyond that it declares by implementing a
-capability Protocol (``FingerprintsMany``, ``SecretValues``, ``Absent``, ``Batches``), which
-channelsync checks with ``isinstance``. Resources reach a driver normalised (``normalize``:
-every default applied) with real secret values at ``secret_paths(kind)``; ``read()`` shows
-those fields as fingerprints only (``fingerprint(key, value)`` is the keyed HMAC the built-in
-stores use).
+capability Protocol (``FingerprintsMany``, ``SecretValues``, ``Absent``, ``Batches``,
+``AppliesMany``), which channelsync checks with ``isinstance``. Resources reach a driver
+normalised (``normalize``: every default applied) with real secret values at
+``secret_paths(kind)``; ``read()`` shows those fields as fingerprints only
+(``fingerprint(key, value)`` is the keyed HMAC the built-in stores use).
 
 A store (a database of the tenant's own, like the embedded SQLite one) needs none of the rules
 itself: it implements ``Repository`` and composes ``Tenant`` (the vendor's rules and the
@@ -24,6 +24,7 @@ from channelsync.secrets import FINGERPRINT_PREFIX, fingerprint
 from channelsync.targets.base import (
     Absent,
     Action,
+    AppliesMany,
     Batches,
     ConflictError,
     FingerprintsMany,
@@ -45,6 +46,7 @@ __all__ = [
     "FINGERPRINT_PREFIX",
     "Absent",
     "Action",
+    "AppliesMany",
     "Batches",
     "ConflictError",
     "FingerprintsMany",

@@ -109,6 +109,16 @@ class Batches(Protocol):
 
 
 @runtime_checkable
+class AppliesMany(Protocol):
+    """A driver that applies many operations in one round trip: in order, each all or
+    nothing, stopping at the first failure; it answers how many were applied (and committed)
+    and that failure, or None when all were. Apply hands it every run of operations up to
+    one after which the tenant changes other resources itself."""
+
+    def apply_many(self, operations: list[Operation]) -> tuple[int, TargetError | None]: ...
+
+
+@runtime_checkable
 class SecretValues(Protocol):
     """A driver that can show the secrets it stores for one resource (the embedded tenant:
     what it polls and sends with), as ``{"incoming.password": VALUE}``."""

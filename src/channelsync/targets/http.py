@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import ipaddress
+import json
 import os
 import random
 import ssl
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     import httpx
 
 PAGE_SIZE = 2000
+BATCH_ITEMS = 500  # operations per POST /v1/batch (the server takes up to 1,000)
+BATCH_BYTES = 512 * 1024  # and at most this much JSON (the server's default limit is 1 MiB)
 LOCK_HEADER = "Channelsync-Lock"
 MAX_RETRY_AFTER = 60.0
 MAX_REASON = 300  # characters of a server's error message shown
@@ -121,6 +124,35 @@ def api_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" + _api_root(url, parts.path, parts.query)
 
 
+def _secrets_of(op: Operation) -> tuple[str, ...]:
+    """The secret values an operation carries (to keep out of any message)."""
+    from channelsync.document import get_path, secret_paths
+
+    if op.body is None:
+        return ()
+    found = (get_path(op.body, p) for p in secret_paths(op.kind))
+    return tuple(value for value in found if isinstance(value, str))
+
+
+def _batch_item(op: Operation) -> dict[str, Any]:
+    """An operation as a ``POST /v1/batch`` item: what its PUT or DELETE would carry."""
+    item: dict[str, Any] = {
+        "action": op.action,
+        "kind": op.kind,
+        "name": op.name,
+        "idempotency_key": uuid.uuid4().hex,
+    }
+    if op.action != "create":
+        item["if_match"] = f'"{op.expected_etag}"' if op.expected_etag is not None else "*"
+    if op.action == "rename":
+        item["renamed_from"] = op.previous_name
+    if op.action != "delete":
+        if op.body is None:
+            raise TargetError(f"{op.action} of {op.kind} '{op.name}' carries no body")
+        item["body"] = op.body
+    return item
+
+
 class HttpTarget:
     """A tenant served by ``channelsync serve`` (or any server implementing docs/rest-api.md)."""
 
@@ -161,6 +193,7 @@ class HttpTarget:
         self.backoff = backoff
         self._holder: str | None = None
         self._fingerprints: dict[str, str] = {}
+        self._batches = True  # until the server answers that it has no /v1/batch
         self._trust = trust_for()
         self._client = httpx.Client(
             base_url=base,
@@ -226,8 +259,6 @@ class HttpTarget:
         """The server's own sentence for an error (``error``, or ``error.message``), without the
         token or the request's secrets in any form, without hidden characters, and short: a
         hostile or broken server chooses these words."""
-        from channelsync.errors import visible
-        from channelsync.probe.diagnose import scrub
 
         try:
             body = response.json()
@@ -236,11 +267,18 @@ class HttpTarget:
         error = body.get("error", body) if isinstance(body, dict) else None
         if isinstance(error, dict):
             error = error.get("message")
+        return self._clean(error, secrets) or response.reason_phrase or "error"
+
+    def _clean(self, error: Any, secrets: tuple[str, ...]) -> str:
+        """A server's sentence without the token, the secrets or hidden characters, short."""
+        from channelsync.errors import visible
+        from channelsync.probe.diagnose import scrub
+
         text = " ".join(error.split()) if isinstance(error, str) else ""
         text = visible(scrub(text, [self._token, *secrets]))
         if len(text) > MAX_REASON:
             text = text[: text.rfind(" ", 0, MAX_REASON) if " " in text else MAX_REASON] + " [...]"
-        return text or response.reason_phrase or "error"
+        return text
 
     def _check(
         self, response: httpx.Response, *, ok: tuple[int, ...] = (), secrets: tuple[str, ...] = ()
@@ -248,20 +286,22 @@ class HttpTarget:
         status = response.status_code
         if status < 300 or status in ok:
             return response
-        where = f"{self.url}: {self._reason(response, secrets)}"
+        raise self._failure(status, self._reason(response, secrets))
+
+    def _failure(self, status: int, reason: str) -> TargetError:
+        """The error for a refusal with ``status``, the server's (cleaned) ``reason``."""
+        where = f"{self.url}: {reason}"
         if status == 401:
-            raise Unauthorized(
+            return Unauthorized(
                 f"{self.url} refused the API token (401): set {TOKEN_ENV} to a valid token"
             )
         if status == 403:
-            raise Forbidden(f"{where} (403); use a token with the write role")
+            return Forbidden(f"{where} (403); use a token with the write role")
         if status == 404:
-            raise NotFound(f"{where} (404)")
+            return NotFound(f"{where} (404)")
         if status == 412:
-            raise ConflictError(f"{where} (412); plan again")
-        if status == 409:
-            raise HttpTargetError(f"{where} (409)")
-        raise HttpTargetError(f"{where} ({status})")
+            return ConflictError(f"{where} (412); plan again")
+        return HttpTargetError(f"{where} ({status})")
 
     def _get(self, path: str, **params: Any) -> httpx.Response:
         return self._check(self._send("GET", path, idempotent=True, params=params))
@@ -332,6 +372,55 @@ class HttpTarget:
             self._fingerprints.update(zip(missing, response.json()["fingerprints"], strict=True))
         return [self._fingerprints[s] for s in secrets]
 
+    def apply_many(self, operations: list[Operation]) -> tuple[int, TargetError | None]:
+        """``POST /v1/batch`` in chunks: each item as its PUT or DELETE (own If-Match and
+        Idempotency-Key), so resending a chunk after a lost answer replays what was done and
+        does the rest. A server without the endpoint gets one request per operation."""
+        done = 0
+        while done < len(operations):
+            if not self._batches:
+                try:
+                    self.apply(operations[done])
+                except TargetError as exc:
+                    return done, exc
+                done += 1
+                continue
+            chunk: list[tuple[Operation, dict[str, Any]]] = []
+            size = 0
+            for op in operations[done : done + BATCH_ITEMS]:
+                item = _batch_item(op)
+                size += len(json.dumps(item))
+                if chunk and size > BATCH_BYTES:
+                    break
+                chunk.append((op, item))
+            applied, error = self._batch(chunk)
+            done += applied
+            if error is not None:
+                return done, error
+        return done, None
+
+    def _batch(
+        self, chunk: list[tuple[Operation, dict[str, Any]]]
+    ) -> tuple[int, TargetError | None]:
+        if self.readonly:
+            raise TargetError("this target was opened read-only")
+        secrets = tuple(s for op, _ in chunk for s in _secrets_of(op))
+        headers = {LOCK_HEADER: self._holder} if self._holder is not None else {}
+        items = [item for _, item in chunk]
+        response = self._send(
+            "POST", "/v1/batch", idempotent=True, json={"items": items}, headers=headers
+        )
+        if response.status_code in (404, 405):  # a server from before the endpoint
+            self._batches = False
+            return 0, None
+        results = self._check(response, secrets=secrets).json()["results"]
+        for index, result in enumerate(results):
+            if result["status"] >= 300:
+                return index, self._failure(
+                    result["status"], self._clean(result.get("error"), secrets) or "error"
+                )
+        return len(results), None
+
     def apply(self, operation: Operation) -> None:
         op = operation
         path = f"{self._api}/{kinds.get(op.kind).collection}/{quote(op.name, safe='')}"
@@ -341,10 +430,7 @@ class HttpTarget:
             return
         if op.body is None:
             raise TargetError(f"{op.action} of {op.kind} '{op.name}' carries no body")
-        from channelsync.document import get_path, secret_paths
-
-        found = (get_path(op.body, p) for p in secret_paths(op.kind))
-        secrets = tuple(value for value in found if isinstance(value, str))
+        secrets = _secrets_of(op)
         if op.action == "create":
             self._write("PUT", path, {"If-None-Match": "*"}, secrets, json=op.body)
         elif op.action == "rename":

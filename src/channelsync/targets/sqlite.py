@@ -67,7 +67,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS audit_tenant ON audit (tenant, id)",
     "CREATE TABLE IF NOT EXISTS http_writes ("
     " tenant TEXT NOT NULL, key TEXT NOT NULL, at REAL NOT NULL, kind TEXT NOT NULL,"
-    " name TEXT NOT NULL, action TEXT NOT NULL, PRIMARY KEY (tenant, key))",
+    " name TEXT NOT NULL, action TEXT NOT NULL, request TEXT, PRIMARY KEY (tenant, key))",
 )
 # The columns of version 0's tables (http_writes: only in a file a server wrote).
 _V0_COLUMNS = {
