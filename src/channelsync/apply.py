@@ -140,7 +140,9 @@ def _execute(ops: list[tuple[Change, Operation]], target: Target) -> ApplyReport
         if not isinstance(target, AppliesMany):
             end = start + 1
         run = [(c, _expecting(o, refreshed)) for c, o in ops[start:end]]
-        with log.step("apply", operations=len(run), first=f"{run[0][0].kind}/{run[0][0].name}"):
+        first = run[0][1]
+        what = {"action": first.action, "kind": first.kind, "name": first.name}
+        with log.step("apply", **what, **({"operations": len(run)} if len(run) > 1 else {})):
             done, error = _apply_run(target, [o for _, o in run])
         for change, op in run[:done]:
             (report.parked if _parks(change, op) else report.applied).append(change)

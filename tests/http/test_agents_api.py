@@ -70,7 +70,11 @@ def test_agents_over_http_follow_the_tenant_s_rules_and_a_new_default_resets_the
         listed = client.get("/v1/agents").json()
         assert [item["resource"]["name"] for item in listed["items"]] == ["Dana Agent"]
         dana = client.get("/v1/agents/Dana%20Agent").json()
-        assert dana["outgoing"] == {"server": "AcmeJets SMTP Server", "override": True}
+        assert dana["outgoing"] == {  # normalised as the config is: the user defaults to the email
+            "server": "AcmeJets SMTP Server",
+            "override": True,
+            "user": "dana@acmejets.example",
+        }
         default = client.put(
             "/v1/default-smtp-server",
             json={"name": "AcmeJets SMTP Server"},

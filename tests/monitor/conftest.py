@@ -77,14 +77,19 @@ def set_dovecot_password(servers: mailservers.MailServers, user: str, password: 
 class Serve:
     """One `channelsync serve` process with the monitor on."""
 
-    def __init__(self, root: Path, url: str, token_file: Path, *args: str) -> None:
+    def __init__(
+        self, root: Path, url: str, token_file: Path, *args: str, ca_file: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = root / f"serve-{self.port}.log"
         argv = [sys.executable, "-m", "channelsync.server", "serve", "--target", url]
         argv += ["--port", str(self.port), "--tokens", str(token_file), *args]
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, env=dict(os.environ))
+            # the store keeps no tls.ca_file (a config-only setting): a server whose mail
+            # servers have a private CA trusts it as every OpenSSL program does
+            env = dict(os.environ) | ({"SSL_CERT_FILE": str(ca_file)} if ca_file else {})
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + 20
         while True:
             assert self.proc.poll() is None, self.log.read_text()
@@ -125,11 +130,11 @@ def token_file(tmp_path: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
+def serve(tmp_path: Path, mail: mailservers.MailServers) -> Iterator[Callable[..., Serve]]:
     started: list[Serve] = []
 
     def start(url: str, token_path: Path, *args: str) -> Serve:
-        server = Serve(tmp_path, url, token_path, *args)
+        server = Serve(tmp_path, url, token_path, *args, ca_file=mail.ca_file)
         started.append(server)
         return server
 

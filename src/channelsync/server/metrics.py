@@ -106,10 +106,21 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, record)
         finally:
-            path = getattr(scope.get("route"), "path", None)
-            route = path if isinstance(path, str) else NO_ROUTE
+            route = route_template(scope)
             REQUESTS.labels(method, route, str(status[0])).inc()
             LATENCY.labels(method, route).observe(time.perf_counter() - start)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered (``/v1/tenants/{tenant}/channels/{name:path}``),
+    never the raw path. FastAPI keeps an included router's routes under their own path and
+    names the include's prefix in the scope; without it (another FastAPI), the route's path."""
+    path = getattr(scope.get("route"), "path", None)
+    if not isinstance(path, str):
+        return NO_ROUTE
+    included = (scope.get("fastapi") or {}).get("included_router")
+    prefix = getattr(getattr(included, "include_context", None), "prefix", "")
+    return (prefix if isinstance(prefix, str) else "") + path
 
 
 async def endpoint(ctx: Context, request: Request, metrics_hash: str | None) -> Response:
