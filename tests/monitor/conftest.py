@@ -29,12 +29,18 @@ from tests.probe.conftest import mail as mail
 SCRIPT = {"kind": "EmailScript", "name": "Support Script", "queues": ["Support"]}
 
 
-def seed(db: Path, ca_file: Path, port: int, names: list[str]) -> str:
+def seed(db: Path, ca_file: Path, port: int, names: list[str], tenant: str = "default") -> str:
     """A store holding one enabled IMAPS channel per name on the test Dovecot, as PUT would
-    leave it (the password a value, sealed by the store)."""
+    leave it (the password a value, sealed by the store), in ``tenant`` (added if new)."""
     url = f"sqlite:///{db}"
-    store = Store(url)
+    opened = Store(url)
     try:
+        if tenant not in opened.tenants.names():
+            from channelsync.tenant.sealing import new_data_key
+
+            opened.tenants.add(tenant, new_data_key(opened.files.master))
+        store = opened.of(tenant)
+        assert store is not None
         store.write(Operation("create", "EmailScript", SCRIPT["name"], body=SCRIPT), **_by)
         for i, name in enumerate(names):
             body = {
@@ -54,7 +60,7 @@ def seed(db: Path, ca_file: Path, port: int, names: list[str]) -> str:
             }
             store.write(Operation("create", "EmailChannel", name, body=body), **_by)
     finally:
-        store.close()
+        opened.close()
     return url
 
 

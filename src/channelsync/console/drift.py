@@ -165,7 +165,12 @@ def differences(report: dict[str, Any]) -> list[str]:
     """A kept report's changes, one line each, as the drift alert lists them."""
     found = []
     for change in report["changes"]:
-        fields = ", ".join(f["path"] for f in change["fields"])
+        fields = "; ".join(
+            f"{f['path']}: a secret differs"
+            if f["sensitive"]
+            else f"{f['path']}: {f['before']} → {f['after']}"
+            for f in change["fields"]
+        )
         found.append(
             f"{change['action']} {change['kind']} '{change['name']}'"
             + (f" ({fields})" if fields else "")
