@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,6 +81,29 @@ def set_dovecot_password(servers: mailservers.MailServers, user: str, password: 
     os.replace(new, passwd)
 
 
+def check_up(
+    server: Serve, token: str, name: str = "Support", tenant: str = "default"
+) -> float | None:
+    """The channel's ``channelsync_check_up`` (incoming) at /metrics; None: not there."""
+    status, text = server.get("/metrics", token)
+    assert status == 200, text
+    labels = f'{{check="incoming",kind="EmailChannel",name="{name}",tenant="{tenant}"}}'
+    found = re.search(re.escape(f"channelsync_check_up{labels}") + r" (\S+)", text)
+    return float(found.group(1)) if found else None
+
+
+def wait_up(
+    server: Serve, token: str, value: float, timeout: float, name: str = "Support",
+    tenant: str = "default",
+) -> float:  # fmt: skip
+    """Seconds until the check's ``channelsync_check_up`` is ``value``."""
+    started = time.monotonic()
+    while check_up(server, token, name, tenant) != value:
+        assert time.monotonic() - started < timeout, f"{tenant}/{name}: never {value}"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
 class Serve:
     """One `channelsync serve` process with the monitor on."""
 
@@ -142,6 +166,19 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Serve]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def monitored(
+    mail: mailservers.MailServers,
+    tmp_path: Path,
+    token_file: tuple[Path, str],
+    serve: Callable[..., Serve],
+) -> tuple[Serve, str]:
+    """`serve --monitor-every 2s` over one channel "Support", and a read token."""
+    url = seed(tmp_path / "tenant.db", mail.ca_file, mail.ports["imaps"], ["Support"])
+    path, token = token_file
+    return serve(url, path, "--monitor-every", "2s"), token
 
 
 class Receiver:

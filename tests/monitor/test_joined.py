@@ -5,7 +5,6 @@ tested (one added while serving too), and a posted drift report is alerted once.
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,24 +16,9 @@ import pytest
 from channelsync.server import tokens
 from tests import mailservers
 from tests.console.conftest import csrf_of
-from tests.monitor.conftest import Receiver, Serve, seed
+from tests.monitor.conftest import Receiver, Serve, check_up, seed, wait_up
 
 INTERVAL = 2.0
-
-
-def _up(server: Serve, token: str, tenant: str, name: str) -> float | None:
-    status, text = server.get("/metrics", token)
-    assert status == 200, text
-    labels = f'{{check="incoming",kind="EmailChannel",name="{name}",tenant="{tenant}"}}'
-    found = re.search(re.escape(f"channelsync_check_up{labels}") + r" (\S+)", text)
-    return float(found.group(1)) if found else None
-
-
-def _wait_up(server: Serve, token: str, tenant: str, name: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while _up(server, token, tenant, name) != 1.0:
-        assert time.monotonic() < deadline, f"{tenant}/{name} never passed"
-        time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -47,15 +31,10 @@ def _signed_in(server: Serve, token: str) -> Iterator[httpx.Client]:
 
 
 def test_the_console_shows_the_monitor_s_results_in_the_list_and_on_the_channel_page(
-    mail: mailservers.MailServers,
-    tmp_path: Path,
-    token_file: tuple[Path, str],
-    serve: Callable[..., Serve],
+    mail: mailservers.MailServers, monitored: tuple[Serve, str]
 ) -> None:
-    url = seed(tmp_path / "tenant.db", mail.ca_file, mail.ports["imaps"], ["Support"])
-    path, token = token_file
-    server = serve(url, path, "--monitor-every", "2s")
-    _wait_up(server, token, "default", "Support", timeout=INTERVAL + 10)
+    server, token = monitored
+    wait_up(server, token, 1.0, INTERVAL + 10)
     with _signed_in(server, token) as client:
         listed = client.get("/channels")
         assert listed.status_code == 200
@@ -63,7 +42,7 @@ def test_the_console_shows_the_monitor_s_results_in_the_list_and_on_the_channel_
         assert row[: row.index("</tr>")].count('<span class="health ok">ok</span>') == 1
         page = client.get("/channels/Support").text
     endpoint = f"imap-ssl://localhost:{mail.ports['imaps']}"
-    assert f"<td data-label=\"Check\">incoming ({endpoint})</td>" in page
+    assert f'<td data-label="Check">incoming ({endpoint})</td>' in page
     assert '<td data-label="By">monitor (' in page
     assert "Not tested yet." not in page
 
@@ -79,12 +58,12 @@ def test_the_monitor_tests_every_tenant_and_one_added_while_serving(
     seed(db, mail.ca_file, mail.ports["imaps"], ["Acme Support"], tenant="acme")
     path, token = token_file
     server = serve(url, path, "--monitor-every", "2s")
-    _wait_up(server, token, "default", "Support", timeout=INTERVAL + 10)
-    _wait_up(server, token, "acme", "Acme Support", timeout=INTERVAL + 10)
+    wait_up(server, token, 1.0, INTERVAL + 10)
+    wait_up(server, token, 1.0, INTERVAL + 10, "Acme Support", "acme")
     seed(db, mail.ca_file, mail.ports["imaps"], ["Globex Support"], tenant="globex")
     # read again within min(interval, 30 s), then due within one interval
-    _wait_up(server, token, "globex", "Globex Support", timeout=2 * INTERVAL + 10)
-    assert _up(server, token, "default", "Acme Support") is None  # each in its own tenant
+    wait_up(server, token, 1.0, 2 * INTERVAL + 10, "Globex Support", "globex")
+    assert check_up(server, token, "Acme Support", "default") is None  # each in its own tenant
 
 
 def _report(repository: str, enabled: bool) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 which keeps the last one per repository for the console's Drift page.
 
 ``POST /v1/drift-reports`` (``/v1/tenants/{tenant}/drift-reports``; write role) takes that
-JSON plus ``repository`` (a name) and ``repository_url`` (http(s), optional). The body is bounded, and only what the page shows is
-kept: per change its kind, name, action and the differing fields; a sensitive field keeps
-its path only, never a before or after. When the monitor runs, a report with drift is
-also alerted (``Monitor.drift_reported``: one alert per distinct report).
+JSON plus ``repository`` (a name) and ``repository_url`` (http(s), optional). The body is
+bounded, and only what the page shows is kept: per change its kind, name, action and the
+differing fields; a sensitive field keeps its path only, never a before or after. When the
+monitor runs, a report with drift is also alerted (``Monitor.drift_reported``: one alert
+per distinct report).
 """
 
 from __future__ import annotations
