@@ -4,7 +4,7 @@ Every page works without JavaScript (links sort, forms filter and test, POST ans
 redirect); ``static/console.js`` only updates the page in place. Every POST carries the
 session's CSRF token. Tenant scoping: every page is served at ``/tenants/{tenant}/...`` and,
 for the tenant "default", at the root; a session is bound to one tenant its token reaches
-(``sign_in_tenant``), and any other tenant's pages are 404, as a tenant that does not exist.
+(``Sessions.sign_in``), and any other tenant's pages are 404, as a tenant that does not exist.
 """
 
 from __future__ import annotations

@@ -159,7 +159,8 @@ class Monitor:
         now = time.time()
         if now >= self._next_sync:
             self._sync(store, history, now)
-            self._latest = {r.key: r for r in history.latest()}
+            # the scheduled checks' newest results (a Test connection press of one too)
+            self._latest = {r.key: r for r in history.latest() if r.key in self._checks}
             self._next_sync = now + self.settings.resync_every
         self._record_finished(history)
         self._send_drift(history)
