@@ -131,3 +131,34 @@ def test_a_posted_drift_report_is_alerted_once_per_distinct_report(
         )
         assert refused.status_code == 404
         assert refused.json() == {"error": "no tenant 'acme' on this server"}
+
+
+def test_metrics_show_the_scheduled_checks_and_a_press_of_one_but_no_unscheduled_press(
+    tmp_path: Path,
+) -> None:
+    from channelsync.monitor.history import CheckKey, CheckResult, History
+    from channelsync.monitor.service import Monitor, Settings
+    from channelsync.server.store import Store
+
+    url = seed(tmp_path / "tenant.db", tmp_path / "ca.pem", 9, ["Support"])
+    store = Store(url)
+    try:
+        history = History.of(store)
+        history.ensure()
+        pressed = [
+            CheckResult(CheckKey("default", "EmailChannel", name, "incoming"), at=1.0, ok=True,
+                        duration=0.1, endpoint="imap-ssl://localhost:9", worker="console:ops")
+            for name in ("Support", "Disabled")
+        ]  # fmt: skip
+        history.keep_results(pressed)
+    finally:
+        store.close()
+    monitor = Monitor(url, Settings(interval=3600))
+    monitor.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not monitor.latest() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [r.key.name for r in monitor.latest()] == ["Support"]
+    finally:
+        monitor.stop()
