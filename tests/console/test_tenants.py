@@ -153,3 +153,33 @@ def test_drift_reports_are_kept_per_tenant(served: Tenants) -> None:
     with _client(served) as client:
         _sign_in(client, served.operator)
         assert "Acme Support repo" not in client.get("/drift").text
+
+
+@pytest.mark.timeout(600)
+def test_in_the_browser_an_operator_types_a_tenant_and_stays_in_it(
+    browser: Any, served: Tenants
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def wait(condition: Any) -> Any:
+        return WebDriverWait(browser, 60).until(condition)
+
+    base = served.server.base
+    browser.delete_all_cookies()
+    browser.get(f"{base}/channels")
+    wait(lambda d: "/sign-in" in d.current_url)
+    browser.find_element(By.ID, "token").send_keys(served.operator)
+    browser.find_element(By.ID, "tenant").send_keys("globex")
+    browser.find_element(By.ID, "sign-in").click()
+    wait(lambda d: d.find_elements(By.ID, "tenant-name"))
+    assert browser.current_url == f"{base}/tenants/globex/channels"
+    assert browser.find_element(By.ID, "tenant-name").text == "globex"
+    browser.find_element(By.LINK_TEXT, "Globex Support").click()
+    wait(lambda d: d.current_url.endswith("/Globex%20Support"))
+    assert browser.current_url == f"{base}/tenants/globex/channels/Globex%20Support"
+    browser.find_element(By.LINK_TEXT, "SMTP servers").click()
+    wait(lambda d: d.current_url.endswith("/smtp-servers"))
+    assert browser.current_url == f"{base}/tenants/globex/smtp-servers"
+    browser.get(f"{base}/tenants/acme/channels")  # the session's tenant is globex
+    assert "no tenant 'acme' on this server" in browser.find_element(By.ID, "message").text
