@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from channelsync.console import sessions
-from channelsync.console.history import CheckResult, SqliteHistory
 from channelsync.server import tokens
 from tests.console.conftest import REPOSITORY_URL, SECRETS, Served, csrf_of
 
@@ -228,34 +227,6 @@ def _post_reports(served: Served, api: httpx.Client) -> None:
     assert "<code>enabled</code>: tenant false → channels.d true" in page
     assert "<code>incoming.password</code>: (a secret differs)" in page
     assert "hmac-sha256:aa" not in page and "hmac-sha256:bb" not in page
-
-
-def test_history_keeps_a_bounded_number_of_results_per_check(tmp_path: Any) -> None:
-    import sqlite3
-
-    connection = sqlite3.connect(tmp_path / "h.db", isolation_level=None)
-    try:
-        _bounded(SqliteHistory(connection, keep=3))
-    finally:
-        connection.close()
-
-
-def _bounded(history: SqliteHistory) -> None:
-    for i in range(5):
-        history.record([
-            CheckResult("default", "EmailChannel", "A", "incoming", float(i), i % 2 == 0, i,
-                        "imap-ssl://h:993", None if i % 2 == 0 else "auth_failed"),
-            CheckResult("default", "EmailChannel", "A", "outgoing", float(i), True, i,
-                        "smtp-ssl://h:465"),
-        ])  # fmt: skip
-    recent = history.recent("default", "EmailChannel", "A", 50)
-    assert [(r.check, r.at) for r in recent] == [
-        ("outgoing", 4.0), ("incoming", 4.0), ("outgoing", 3.0), ("incoming", 3.0),
-        ("outgoing", 2.0), ("incoming", 2.0),
-    ]  # fmt: skip
-    latest = history.latest("default", "EmailChannel")
-    assert [(r.check, r.at) for r in latest["A"]] == [("incoming", 4.0), ("outgoing", 4.0)]
-    assert history.recent("other", "EmailChannel", "A", 50) == []
 
 
 def test_the_drift_workflow_step_posts_its_report_to_a_server_target(

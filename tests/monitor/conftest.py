@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,12 +30,18 @@ from tests.probe.conftest import mail as mail
 SCRIPT = {"kind": "EmailScript", "name": "Support Script", "queues": ["Support"]}
 
 
-def seed(db: Path, ca_file: Path, port: int, names: list[str]) -> str:
+def seed(db: Path, ca_file: Path, port: int, names: list[str], tenant: str = "default") -> str:
     """A store holding one enabled IMAPS channel per name on the test Dovecot, as PUT would
-    leave it (the password a value, sealed by the store)."""
+    leave it (the password a value, sealed by the store), in ``tenant`` (added if new)."""
     url = f"sqlite:///{db}"
-    store = Store(url)
+    opened = Store(url)
     try:
+        if tenant not in opened.tenants.names():
+            from channelsync.tenant.sealing import new_data_key
+
+            opened.tenants.add(tenant, new_data_key(opened.files.master))
+        store = opened.of(tenant)
+        assert store is not None
         store.write(Operation("create", "EmailScript", SCRIPT["name"], body=SCRIPT), **_by)
         for i, name in enumerate(names):
             body = {
@@ -54,7 +61,7 @@ def seed(db: Path, ca_file: Path, port: int, names: list[str]) -> str:
             }
             store.write(Operation("create", "EmailChannel", name, body=body), **_by)
     finally:
-        store.close()
+        opened.close()
     return url
 
 
@@ -72,6 +79,29 @@ def set_dovecot_password(servers: mailservers.MailServers, user: str, password: 
     new = passwd.with_suffix(".new")
     new.write_text("\n".join(lines) + "\n")
     os.replace(new, passwd)
+
+
+def check_up(
+    server: Serve, token: str, name: str = "Support", tenant: str = "default"
+) -> float | None:
+    """The channel's ``channelsync_check_up`` (incoming) at /metrics; None: not there."""
+    status, text = server.get("/metrics", token)
+    assert status == 200, text
+    labels = f'{{check="incoming",kind="EmailChannel",name="{name}",tenant="{tenant}"}}'
+    found = re.search(re.escape(f"channelsync_check_up{labels}") + r" (\S+)", text)
+    return float(found.group(1)) if found else None
+
+
+def wait_up(
+    server: Serve, token: str, value: float, timeout: float, name: str = "Support",
+    tenant: str = "default",
+) -> float:  # fmt: skip
+    """Seconds until the check's ``channelsync_check_up`` is ``value``."""
+    started = time.monotonic()
+    while check_up(server, token, name, tenant) != value:
+        assert time.monotonic() - started < timeout, f"{tenant}/{name}: never {value}"
+        time.sleep(0.1)
+    return time.monotonic() - started
 
 
 class Serve:
@@ -141,6 +171,19 @@ def serve(tmp_path: Path, mail: mailservers.MailServers) -> Iterator[Callable[..
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def monitored(
+    mail: mailservers.MailServers,
+    tmp_path: Path,
+    token_file: tuple[Path, str],
+    serve: Callable[..., Serve],
+) -> tuple[Serve, str]:
+    """`serve --monitor-every 2s` over one channel "Support", and a read token."""
+    url = seed(tmp_path / "tenant.db", mail.ca_file, mail.ports["imaps"], ["Support"])
+    path, token = token_file
+    return serve(url, path, "--monitor-every", "2s"), token
 
 
 class Receiver:

@@ -185,3 +185,29 @@ def test_an_interval_is_seconds_minutes_or_hours(given: str, seconds: float) -> 
     from channelsync.argtypes import duration
 
     assert duration(given) == seconds
+
+
+def test_a_button_press_is_kept_with_the_schedule_s_results_without_moving_its_state(
+    stores: list[Store],
+) -> None:
+    from dataclasses import replace
+
+    from channelsync.console import history as console_history
+
+    history = _history(stores[0], keep=3)
+    history.sync("default", [KEY], interval=60, now=0)
+    assert history.record(_result(True, at=1), now=1) is None
+    pressed = [replace(_result(False, at=t), worker="console:ops") for t in (2, 3)]
+    history.keep_results(pressed)
+    history.keep_results(pressed[1:])
+    # two failing presses in a row: the monitor did not confirm them, so nothing to alert
+    assert history.record(_result(True, at=4), now=4) is None
+    recent = console_history.recent(stores[0], "EmailChannel", "Support", 50)
+    assert [(r.at, r.by) for r in recent] == [
+        (4, "monitor"),
+        (3, "console:ops"),
+        (3, "console:ops"),
+    ]  # one table, bounded per check whoever ran it
+    latest = console_history.latest(stores[0], "EmailChannel")
+    assert [(r.check, r.at, r.elapsed_ms) for r in latest["Support"]] == [("incoming", 4, 100)]
+    assert console_history.latest(stores[0], "SmtpServer") == {}

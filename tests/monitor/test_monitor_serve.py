@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import sqlite3
 import time
 import urllib.request
@@ -16,26 +15,10 @@ import pytest
 
 from tests import mailservers
 from tests.monitor.conftest import Receiver, Serve, seed, set_dovecot_password
+from tests.monitor.conftest import wait_up as _wait_up
 
 INTERVAL = 2.0
-UP = 'channelsync_check_up{check="incoming",kind="EmailChannel",name="Support",tenant="default"}'
 NEW_PASSWORD = "rotated-at-3am-7c1e"
-
-
-def _up(server: Serve, token: str) -> float | None:
-    status, text = server.get("/metrics", token)
-    assert status == 200, text
-    found = re.search(re.escape(UP) + r" (\S+)", text)
-    return float(found.group(1)) if found else None
-
-
-def _wait_up(server: Serve, token: str, value: float, timeout: float) -> float:
-    """Seconds until the check's channelsync_check_up is ``value``."""
-    started = time.monotonic()
-    while _up(server, token) != value:
-        assert time.monotonic() - started < timeout, f"check_up never became {value}"
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def test_a_password_changed_on_the_server_fails_within_one_interval_and_alerts_once(
@@ -81,15 +64,8 @@ def test_a_password_changed_on_the_server_fails_within_one_interval_and_alerts_o
     assert "monitor: alert sent: channelsync: EmailChannel 'Support' (incoming) is failing" in log
 
 
-def test_metrics_need_a_token(
-    mail: mailservers.MailServers,
-    tmp_path: Path,
-    token_file: tuple[Path, str],
-    serve: Callable[..., Serve],
-) -> None:
-    url = seed(tmp_path / "tenant.db", mail.ca_file, mail.ports["imaps"], ["Support"])
-    path, token = token_file
-    server = serve(url, path, "--monitor-every", "2s")
+def test_metrics_need_a_token(monitored: tuple[Serve, str]) -> None:
+    server, token = monitored
     assert server.get("/metrics", "not-a-token")[0] == 401
     _wait_up(server, token, 1.0, timeout=INTERVAL + 10)
     text = server.get("/metrics", token)[1]

@@ -1,10 +1,12 @@
 """Drift reports: the drift workflow posts ``channelsync drift --format json`` to the server,
 which keeps the last one per repository for the console's Drift page.
 
-``POST /v1/drift-reports`` (write role) takes that JSON plus ``repository`` (a name) and
-``repository_url`` (http(s), optional). The body is bounded, and only what the page shows is
-kept: per change its kind, name, action and the differing fields; a sensitive field keeps
-its path only, never a before or after.
+``POST /v1/drift-reports`` (``/v1/tenants/{tenant}/drift-reports``; write role) takes that
+JSON plus ``repository`` (a name) and ``repository_url`` (http(s), optional). The body is
+bounded, and only what the page shows is kept: per change its kind, name, action and the
+differing fields; a sensitive field keeps its path only, never a before or after. When the
+monitor runs, a report with drift is also alerted (``Monitor.drift_reported``: one alert
+per distinct report).
 """
 
 from __future__ import annotations
@@ -147,6 +149,9 @@ async def post_report(ctx: Context, tenant: str, request: Request) -> Response:
             _store(store.repo.connection, tenant, report, at, entry.name, files)
 
     await ctx.db(work)
+    monitor = getattr(request.app.state, "monitor", None)  # serve --monitor-every
+    if monitor is not None and report["drift"]:
+        monitor.drift_reported(tenant, report["repository"], differences(report))
     return json_response(
         {
             "repository": report["repository"],
@@ -155,6 +160,23 @@ async def post_report(ctx: Context, tenant: str, request: Request) -> Response:
         },
         201,
     )
+
+
+def differences(report: dict[str, Any]) -> list[str]:
+    """A kept report's changes, one line each, as the drift alert lists them."""
+    found = []
+    for change in report["changes"]:
+        fields = "; ".join(
+            f"{f['path']}: a secret differs"
+            if f["sensitive"]
+            else f"{f['path']}: {f['before']} → {f['after']}"
+            for f in change["fields"]
+        )
+        found.append(
+            f"{change['action']} {change['kind']} '{change['name']}'"
+            + (f" ({fields})" if fields else "")
+        )
+    return found
 
 
 def _store(

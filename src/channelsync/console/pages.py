@@ -2,9 +2,9 @@
 
 Every page works without JavaScript (links sort, forms filter and test, POST answers with a
 redirect); ``static/console.js`` only updates the page in place. Every POST carries the
-session's CSRF token. Tenant scoping: every handler takes its tenant from ``scope`` (today
-the one tenant ``default``, routes without a tenant segment); serving ``/tenants/{tenant}``
-is registering the same routes under that prefix.
+session's CSRF token. Tenant scoping: every page is served at ``/tenants/{tenant}/...`` and,
+for the tenant "default", at the root; a session is bound to one tenant its token reaches
+(``Sessions.sign_in``), and any other tenant's pages are 404, as a tenant that does not exist.
 """
 
 from __future__ import annotations
@@ -22,19 +22,19 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from channelsync import kinds, listing
-from channelsync.console import drift, live, views
-from channelsync.console.history import CheckResult, History, SqliteHistory
+from channelsync.console import drift, history, live, views
 from channelsync.console.sessions import COOKIE, LOGIN_COOKIE, Sessions, SignedIn, new_secret, same
-from channelsync.server.context import Context
+from channelsync.defaults import DEFAULT_TENANT
+from channelsync.monitor.history import CheckResult
+from channelsync.server.context import Context, no_tenant
 from channelsync.server.http import ApiError
 from channelsync.server.store import Store
 from channelsync.targets.base import TargetError
+from channelsync.tenant.repository import valid_tenant_name
 
-DEFAULT_TENANT = "default"
-# Where each tenant's pages live: today the one tenant at the root. Serving many is adding
-# "/tenants/{tenant}" here (and signing in for a token's tenant, sessions.sign_in): every page,
-# link and redirect takes its tenant and its prefix from the request (scope, base_of).
-TENANT_PREFIXES = ("",)
+# Where each tenant's pages live: the tenant "default" also at the root. Every page, link
+# and redirect takes its tenant and its prefix from the request (scope, base_of).
+TENANT_PREFIXES = ("", "/tenants/{tenant}")
 HISTORY_SHOWN = 50
 AUDIT_SHOWN = 50
 MAX_FORM = 16 * 1024
@@ -49,15 +49,14 @@ _SECURITY_HEADERS = {
 
 
 class Console:
-    """The console's state: templates, sessions, and where check results are kept."""
+    """The console's state: templates and sessions (check results: the store's history)."""
 
-    def __init__(self, ctx: Context, repository_url: str | None, history: History | None) -> None:
+    def __init__(self, ctx: Context, repository_url: str | None) -> None:
         from jinja2 import Environment, FileSystemLoader, select_autoescape
 
         self.ctx = ctx
         self.repository_url = repository_url.rstrip("/") if repository_url else None
         self.sessions = Sessions(ctx.tokens)
-        self.history = history
         self.testing = asyncio.Semaphore(TESTS_AT_ONCE)
         self.env = Environment(
             loader=FileSystemLoader(_HERE / "templates"),
@@ -71,8 +70,7 @@ class Console:
     async def open(self) -> None:
         def tables(store: Store) -> None:
             drift.create_table(store.repo.connection)
-            if self.history is None:
-                self.history = SqliteHistory(store.repo.connection)
+            history.ensure(store)
 
         await self.ctx.db(tables, tenant=DEFAULT_TENANT)
 
@@ -104,11 +102,10 @@ def mount(
     ctx: Context,
     *,
     repository_url: str | None = None,
-    history: History | None = None,
 ) -> Console:
     """Add the console's routes to ``app``; call after ``ctx.open`` is a start-up hook."""
-    console = Console(ctx, repository_url, history)
-    app.state.console = console  # the monitor records through app.state.console.history
+    console = Console(ctx, repository_url)
+    app.state.console = console
     app.router.on_startup.append(console.open)
     app.mount("/console/static", StaticFiles(directory=_HERE / "static"), name="console-static")
 
@@ -119,13 +116,17 @@ def mount(
                 return _to_sign_in(request)
             tenant = scope(request)
             if signed.session.tenant != tenant:
-                return _refused(console, request, f"This session is not for tenant '{tenant}'.")
+                return _elsewhere(console, request, signed.session.tenant)
+            ctx.bind(tenant)
             return await handler(request, signed, tenant)
 
         for prefix in TENANT_PREFIXES:
             app.add_api_route(prefix + path, route, methods=["GET"], include_in_schema=False)
 
     async def home(request: Request) -> Response:
+        signed = console.signed_in(request)
+        if signed is not None and "tenant" not in request.path_params:
+            return _redirect(f"{tenant_base(signed.session.tenant)}/channels")
         return _redirect(f"{base_of(request)}/channels")
 
     for prefix in TENANT_PREFIXES:
@@ -142,7 +143,9 @@ def mount(
             return _sign_in_page(
                 console, request, "The sign-in form expired; please try again.", 403
             )
-        found = console.sessions.sign_in(form.get("token", ""), DEFAULT_TENANT)
+        target = _next(form.get("next"))
+        asked = form.get("tenant", "").strip() or _tenant_of(target) or None
+        found = console.sessions.sign_in(form.get("token", ""), asked)
         if found is None:
             return _sign_in_page(
                 console,
@@ -150,8 +153,18 @@ def mount(
                 "That token is not valid here. Use a token from 'channelsync token add'.",
                 401,
             )
-        session, _ = found
-        response = _redirect(_next(form.get("next")))
+        session, entry = found
+        ctx.bind(session.tenant)
+        try:
+            if not valid_tenant_name(session.tenant) or not entry.reaches(session.tenant):
+                raise no_tenant(session.tenant)
+            await ctx.db(lambda store: store.name)
+        except ApiError as exc:  # no such tenant, or one the token may not reach: alike
+            console.sessions.sign_out(session.id)
+            return _sign_in_page(console, request, exc.message, 404)
+        if (_tenant_of(target) or DEFAULT_TENANT) != session.tenant:
+            target = f"{tenant_base(session.tenant)}/channels"
+        response = _redirect(target)
         _set_cookie(request, response, COOKIE, session.id)
         response.delete_cookie(LOGIN_COOKIE, path="/")
         return response
@@ -173,13 +186,10 @@ def mount(
     app.add_api_route("/sign-out", sign_out, methods=["POST"], include_in_schema=False)
 
     async def channels(request: Request, signed: SignedIn, tenant: str) -> Response:
-        assert console.history is not None
-        history = console.history
-
         def work(store: Store) -> tuple[list[dict[str, Any]], str, dict[str, list[CheckResult]]]:
             rows = store.kind_after("EmailChannel", "", 1_000_000)
             bodies = [_body(r) for r in rows]
-            return bodies, store.default_name(), history.latest(tenant, "EmailChannel")
+            return bodies, store.default_name(), history.latest(store, "EmailChannel")
 
         bodies, default, latest = await ctx.db(work, tenant=tenant)
 
@@ -200,12 +210,9 @@ def mount(
     async def resource_list(
         kind: kinds.Kind, request: Request, signed: SignedIn, tenant: str
     ) -> Response:
-        assert console.history is not None
-        history = console.history
-
         def work(store: Store) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
             rows = [_body(r) for r in store.kind_after(kind.name, "", 1_000_000)]
-            return rows, store.default_name(), history.latest(tenant, kind.name)
+            return rows, store.default_name(), history.latest(store, kind.name)
 
         rows, default, latest = await ctx.db(work, tenant=tenant)
         columns = _list_columns(kind.name)
@@ -232,8 +239,6 @@ def mount(
         kind: kinds.Kind, request: Request, signed: SignedIn, tenant: str
     ) -> Response:
         name = request.path_params["name"]
-        assert console.history is not None
-        history = console.history
 
         def work(store: Store) -> dict[str, Any] | None:
             found = store.resource(kind.name, name)
@@ -242,8 +247,8 @@ def mount(
             return {
                 "body": found[0],
                 "default": store.default_name(),
-                "results": history.recent(tenant, kind.name, name, HISTORY_SHOWN),
-                "latest": history.latest(tenant, kind.name).get(name, []),
+                "results": history.recent(store, kind.name, name, HISTORY_SHOWN),
+                "latest": history.latest(store, kind.name).get(name, []),
                 "audit": store.audit_of(kind.name, name, AUDIT_SHOWN),
                 "file": drift.file_of(store.repo.connection, tenant, kind.name, name),
             }
@@ -287,7 +292,8 @@ def mount(
         name = request.path_params["name"]
         tenant = scope(request)
         if signed.session.tenant != tenant:
-            return _refused(console, request, f"This session is not for tenant '{tenant}'.")
+            return _elsewhere(console, request, signed.session.tenant)
+        ctx.bind(tenant)
         page = f"/{kind.collection}/{quote(name, safe='')}"
         if console.testing.locked():
             return console.page(
@@ -311,11 +317,8 @@ def mount(
                 return _not_found(console, request, f"{kind.console.noun} '{name}' does not exist")
             results = await asyncio.to_thread(live.run, prepared)
         at = time.time()
-        by = f"console:{signed.session.token_name}"
-        records = [CheckResult.of(tenant, r, by=by, at=at) for r in results]
-        assert console.history is not None
-        history = console.history
-        await ctx.db(lambda store: history.record(records), tenant=tenant)
+        token_name = signed.session.token_name
+        await ctx.db(lambda store: history.record(store, results, token_name, at), tenant=tenant)
         return _redirect(f"{base_of(request)}{page}?tested=1#latest")
 
     async def drift_page(request: Request, signed: SignedIn, tenant: str) -> Response:
@@ -340,14 +343,15 @@ def mount(
                 methods=["POST"],
                 include_in_schema=False,
             )
-    app.add_api_route(
-        "/v1/drift-reports",
-        post_drift,
-        methods=["POST"],
-        tags=["drift"],
-        summary="Record a repository's last drift report (write role; for the console)",
-        status_code=201,
-    )
+    for prefix in ("/v1", "/v1/tenants/{tenant}"):
+        app.add_api_route(
+            f"{prefix}/drift-reports",
+            post_drift,
+            methods=["POST"],
+            tags=["drift"],
+            summary="Record a repository's last drift report (write role; for the console)",
+            status_code=201,
+        )
     return console
 
 
@@ -357,9 +361,40 @@ def scope(request: Request) -> str:
 
 
 def base_of(request: Request) -> str:
-    """The path prefix of the request's tenant ("" for the one tenant at the root)."""
+    """The path prefix of the request's tenant ("" for the tenant "default" at the root)."""
     tenant = request.path_params.get("tenant")
-    return "" if tenant is None else f"/tenants/{quote(str(tenant), safe='')}"
+    return "" if tenant is None else tenant_base(str(tenant))
+
+
+def tenant_base(tenant: str) -> str:
+    """Where a tenant's pages are (a session's own tenant, in the paths it links to)."""
+    return "" if tenant == DEFAULT_TENANT else f"/tenants/{quote(tenant, safe='')}"
+
+
+def _tenant_of(path: str) -> str | None:
+    """The tenant a console path names (None: a path at the root, the tenant "default")."""
+    from urllib.parse import unquote
+
+    if not path.startswith("/tenants/"):
+        return None
+    return unquote(path.split("/")[2].split("?")[0])
+
+
+def _elsewhere(console: Console, request: Request, own: str) -> Response:
+    """A page of a tenant other than the session's: at the root, the same page of the
+    session's tenant; under another tenant's path, 404 as for a tenant that does not exist
+    (a session never learns which other tenants there are)."""
+    if "tenant" not in request.path_params:
+        query = f"?{request.url.query}" if request.url.query else ""
+        return _redirect(f"{tenant_base(own)}{quote(request.url.path)}{query}")
+    return console.page(
+        request,
+        "message.html",
+        404,
+        title="Not found",
+        message=no_tenant(scope(request)).message,
+        back=None,
+    )
 
 
 def _upfirst(text: str) -> str:
@@ -452,6 +487,7 @@ def _sign_in_page(console: Console, request: Request, error: str | None, status:
         error=error,
         signed_out=request.query_params.get("signed_out") == "1",
         next=_next(request.query_params.get("next")),
+        tenant=_tenant_of(_next(request.query_params.get("next"))) or "",
         title="Sign in",
     )
     _set_cookie(request, response, LOGIN_COOKIE, login)

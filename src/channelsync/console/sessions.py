@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from channelsync.defaults import DEFAULT_TENANT
 from channelsync.server.tokens import Role, TokenEntry, TokenStore
 
 COOKIE = "channelsync_session"
@@ -61,10 +62,15 @@ class Sessions:
         self._lock = threading.Lock()
         self._by_id: dict[str, Session] = {}
 
-    def sign_in(self, token: str, tenant: str) -> tuple[Session, TokenEntry] | None:
+    def sign_in(self, token: str, tenant: str | None) -> tuple[Session, TokenEntry] | None:
+        """A session for ``tenant`` (None: the token's own tenant, "default" for an operator's
+        token); None for an unknown token. Whether the tenant exists and the token reaches it
+        is the caller's to check, with the same answer for both (``Context.db``)."""
         entry = self.tokens.authenticate(token.strip())
         if entry is None:
             return None
+        if tenant is None:
+            tenant = DEFAULT_TENANT if entry.reaches(DEFAULT_TENANT) else entry.tenants[0]
         now = time.time()
         session = Session(new_secret(), entry.name, tenant, new_secret(), now, now)
         with self._lock:
@@ -88,7 +94,7 @@ class Sessions:
                 return None
             session.seen = now
         entry = next((e for e in self.tokens.refresh() if e.name == session.token_name), None)
-        if entry is None:  # the token was revoked: so are its sessions
+        if entry is None or not entry.reaches(session.tenant):  # revoked: so are its sessions
             self.sign_out(session_id)
             return None
         return SignedIn(session, entry.role)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channelsync import document, listing
-from channelsync.console.history import CheckResult
 from channelsync.errors import UsageError
+from channelsync.monitor.history import CheckResult
 from channelsync.render.listing import HEADERS
 from channelsync.render.runbook import VALUE_WORDS
 from channelsync.secrets import FINGERPRINT_PREFIX

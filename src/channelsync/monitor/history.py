@@ -1,5 +1,6 @@
-"""The monitor's tables in the store: the schedule each replica claims checks from, the last
-results of every check, and the alerts already sent.
+"""The one check history of a store: the schedule each replica claims checks from, the last
+results of every check (the monitor's, and the console's Test connection presses), and the
+alerts already sent.
 
 Plain SQL (no SQLite-only statements but ``?`` placeholders and ``INTEGER PRIMARY KEY``), so
 that the PostgreSQL store can run the same statements with ``%s`` and an identity column.
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from channelsync.probe.check import Result
 
 KEEP_RESULTS = 1000  # per check
+BUTTON = "console:"  # the worker of a result from the console's Test connection button
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS monitor_checks (
     tenant TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, check_name TEXT NOT NULL,
@@ -78,7 +80,22 @@ class CheckResult:
     cert_expires_at: float | None = None
     messages: int | None = None
     oldest_at: float | None = None  # the mailbox's oldest message (Unix time)
-    worker: str = ""  # the replica that ran it
+    worker: str = ""  # who ran it: the monitor's replica, or BUTTON + the token's name
+
+    @property
+    def check(self) -> str:
+        return self.key.check
+
+    @property
+    def elapsed_ms(self) -> int:
+        return round(self.duration * 1000)
+
+    @property
+    def by(self) -> str:
+        """Who ran it, in the console's words."""
+        if self.worker.startswith(BUTTON):
+            return self.worker
+        return f"monitor ({self.worker})" if self.worker else "monitor"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -201,18 +218,7 @@ class History:
         say whether the check's alerted state changed."""
         key = result.key
         with self.transaction():
-            self.connection.execute(
-                f"INSERT INTO monitor_results ({_COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _row(result),
-            )
-            self.connection.execute(
-                "DELETE FROM monitor_results WHERE tenant = ? AND kind = ? AND name = ?"
-                " AND check_name = ? AND id <= (SELECT id FROM monitor_results"
-                " WHERE tenant = ? AND kind = ? AND name = ? AND check_name = ?"
-                " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (*_key(key), *_key(key), self.keep),
-            )
+            self._insert(result)
             row = self.connection.execute(
                 "SELECT alerted, pending, streak, due FROM monitor_checks WHERE tenant = ?"
                 " AND kind = ? AND name = ? AND check_name = ?",
@@ -243,6 +249,30 @@ class History:
             )
         return change
 
+    def keep_results(self, results: Iterable[CheckResult]) -> None:
+        """Keep results that are not the schedule's (Test connection): shown with the
+        others, never moving a check's alerted state or its due time (the monitor alerts
+        only what it confirmed itself)."""
+        with self.transaction():
+            for result in results:
+                self._insert(result)
+
+    def _insert(self, result: CheckResult) -> None:
+        """Inside a transaction: one more result, and only the last ``keep`` of its check."""
+        key = _key(result.key)
+        self.connection.execute(
+            f"INSERT INTO monitor_results ({_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _row(result),
+        )
+        self.connection.execute(
+            "DELETE FROM monitor_results WHERE tenant = ? AND kind = ? AND name = ?"
+            " AND check_name = ? AND id <= (SELECT id FROM monitor_results"
+            " WHERE tenant = ? AND kind = ? AND name = ? AND check_name = ?"
+            " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (*key, *key, self.keep),
+        )
+
     def recent(self, tenant: str, kind: str, name: str, limit: int = 50) -> list[CheckResult]:
         """A resource's last ``limit`` results (all its checks), newest first."""
         rows = self.connection.execute(
@@ -252,15 +282,28 @@ class History:
         ).fetchall()
         return [_result(row) for row in rows]
 
-    def latest(self) -> list[CheckResult]:
-        """The newest result of every scheduled check, ordered by tenant, kind, name, check."""
+    def latest(self, tenant: str | None = None, kind: str | None = None) -> list[CheckResult]:
+        """The newest result of every check (of one tenant, of one kind when given),
+        ordered by tenant, kind, name, check."""
+        where, args = [], []
+        for column, value in (("tenant", tenant), ("kind", kind)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
         rows = self.connection.execute(
             f"SELECT {', '.join('r.' + c.strip() for c in _COLUMNS.split(','))}"
             " FROM monitor_results r JOIN (SELECT MAX(id) AS id FROM monitor_results"
+            f"{' WHERE ' + ' AND '.join(where) if where else ''}"
             " GROUP BY tenant, kind, name, check_name) newest ON r.id = newest.id"
-            " ORDER BY r.tenant, r.kind, r.name, r.check_name"
+            " ORDER BY r.tenant, r.kind, r.name, r.check_name",
+            args,
         ).fetchall()
         return [_result(row) for row in rows]
+
+    def scheduled_tenants(self) -> list[str]:
+        """The tenants the schedule holds checks of (a removed tenant's are forgotten)."""
+        rows = self.connection.execute("SELECT DISTINCT tenant FROM monitor_checks").fetchall()
+        return sorted(str(row[0]) for row in rows)
 
     def first_alert(self, tenant: str, subject: str, now: float) -> bool:
         """True the first time ``subject`` (a certificate, a notice, a drift report) is

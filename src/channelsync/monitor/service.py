@@ -1,4 +1,4 @@
-"""The monitor inside ``serve``: every enabled channel and SMTP server of the tenant, tested
+"""The monitor inside ``serve``: every enabled channel and SMTP server of every tenant, tested
 on a schedule with ``channelsync test``'s checks, kept in the history, alerted on change.
 
 It runs on threads of its own, never on the event loop: one scheduler thread holds its own
@@ -31,7 +31,6 @@ from channelsync.probe.check import Check
 log = logging.getLogger("channelsync.monitor")
 DEFAULT_CONCURRENCY = 8
 DEFAULT_ALERT_AFTER = 2
-TENANT = "default"  # the only tenant of a store today (many tenants: iterate their names)
 STOP_WAIT = 5.0
 
 
@@ -56,6 +55,12 @@ class Settings:
 
 
 @dataclass
+class _Scheduled:
+    check: Check
+    round: Round  # its tenant's
+
+
+@dataclass
 class _Job:
     key: CheckKey
     check: Check
@@ -64,12 +69,12 @@ class _Job:
 
 class Monitor:
     """Start with ``start()``; ``latest()`` is the newest result of every check (for the
-    metrics), ``recent()`` a resource's history (for the console)."""
+    metrics). Each turn that reads the store again reads its list of tenants too, so a
+    tenant added while serving is tested from then on, and a removed one is forgotten."""
 
-    def __init__(self, target_url: str, settings: Settings, *, tenant: str = TENANT) -> None:
+    def __init__(self, target_url: str, settings: Settings) -> None:
         self.target_url = target_url
         self.settings = settings
-        self.tenant = tenant
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.sender = alerts.AlertSender(settings.destinations)
         self._stop = threading.Event()
@@ -79,8 +84,7 @@ class Monitor:
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._drift: queue.Queue[alerts.Alert] = queue.Queue(64)
-        self._round: Round | None = None  # the scheduler thread's own
-        self._checks: dict[CheckKey, Check] = {}
+        self._checks: dict[CheckKey, _Scheduled] = {}  # the scheduler thread's own
         self._next_sync = 0.0
 
     # --- life cycle -------------------------------------------------------------------
@@ -149,27 +153,51 @@ class Monitor:
                 self._stop.wait(1.0)
 
     def _turn(self, store: Any, history: History) -> None:
-        """Read the tenant again when due, record what finished, hand out what is due (as
+        """Read the tenants again when due, record what finished, hand out what is due (as
         many as there are idle workers, so other replicas take the rest), and wait."""
         interval = self.settings.interval
         now = time.time()
         if now >= self._next_sync:
-            self._round = collect(store)
-            self._checks = {self._key(c): c for c in self._round.checks}
-            history.sync(self.tenant, self._checks, interval, now)
-            self._latest = {r.key: r for r in history.latest()}
+            self._sync(store, history, now)
+            # the scheduled checks' newest results (a Test connection press of one too)
+            self._latest = {r.key: r for r in history.latest() if r.key in self._checks}
             self._next_sync = now + self.settings.resync_every
         self._record_finished(history)
         self._send_drift(history)
         free = self.settings.concurrency - self._busy
-        if free > 0 and self._round is not None:
+        if free > 0:
             hold = self.settings.timeout + 30
             for key in history.due(now, free):
-                check = self._checks.get(key)
-                if check is not None and history.claim(key, self.worker, now, interval, hold):
+                found = self._checks.get(key)
+                if found is not None and history.claim(key, self.worker, now, interval, hold):
                     self._busy += 1
-                    self._jobs.put(_Job(key, check, self._round))
+                    self._jobs.put(_Job(key, found.check, found.round))
         self._wait(history)
+
+    def _sync(self, store: Any, history: History, now: float) -> None:
+        """Every tenant's checks as the store holds them now; a tenant that cannot be read
+        this time (its key just rotated, say) keeps the checks it had."""
+        names = store.tenants.names()
+        checks: dict[CheckKey, _Scheduled] = {}
+        for tenant in names:
+            try:
+                bound = store.of(tenant)
+                found = None if bound is None else collect(bound)
+            except Exception as exc:
+                log.warning("monitor: tenant '%s' not read: %s", tenant, exc)
+                checks.update({k: v for k, v in self._checks.items() if k.tenant == tenant})
+                continue
+            if found is None:  # removed since the names were read
+                continue
+            mine = {
+                CheckKey(tenant, c.kind, c.name, c.check): _Scheduled(c, found)
+                for c in found.checks
+            }
+            history.sync(tenant, mine, self.settings.interval, now)
+            checks.update(mine)
+        for gone in set(history.scheduled_tenants()) - set(names):
+            history.sync(gone, (), self.settings.interval, now)
+        self._checks = checks
 
     def _wait(self, history: History) -> None:
         """Until the next check is due or a result comes in (at most a second)."""
@@ -212,9 +240,6 @@ class Monitor:
             digest = hashlib.sha256(f"{alert.title}\n{alert.body}".encode()).hexdigest()
             if history.first_alert(alert.tenant, f"drift:{digest}", time.time()):
                 self.sender.send(alert)
-
-    def _key(self, check: Check) -> CheckKey:
-        return CheckKey(self.tenant, check.kind, check.name, check.check)
 
     # --- the worker threads ----------------------------------------------------------
 

@@ -105,6 +105,11 @@ class Context:
         self._thread.shutdown(wait=True)
         self._thread = None
 
+    def bind(self, tenant: str) -> None:
+        """The tenant of this request's later ``db`` calls, for a caller that checked its
+        token reaches it another way (the console's session)."""
+        _TENANT.set(tenant)
+
     def auth(self, request: Request, role: Role) -> TokenEntry:
         """The caller's token, which must reach the tenant the path names (else 404, as for
         a tenant that does not exist) and have ``role``; its name goes to the access log."""
