@@ -56,10 +56,12 @@ def test_the_monitor_tests_every_tenant_and_one_added_while_serving(
     db = tmp_path / "tenant.db"
     url = seed(db, mail.ca_file, mail.ports["imaps"], ["Support"])
     seed(db, mail.ca_file, mail.ports["imaps"], ["Acme Support"], tenant="acme")
-    path, token = token_file
+    path, scoped = token_file
+    token = tokens.add(path, "operator", "read", ["*"])  # /metrics: the tenants it reaches
     server = serve(url, path, "--monitor-every", "2s")
     wait_up(server, token, 1.0, INTERVAL + 10)
     wait_up(server, token, 1.0, INTERVAL + 10, "Acme Support", "acme")
+    assert "acme" not in server.get("/metrics", scoped)[1]  # a default-only token sees its own
     seed(db, mail.ca_file, mail.ports["imaps"], ["Globex Support"], tenant="globex")
     # read again within min(interval, 30 s), then due within one interval
     wait_up(server, token, 1.0, 2 * INTERVAL + 10, "Globex Support", "globex")
