@@ -38,7 +38,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             "'plan --only' selected"
         )
     show = _no_plan if machine else _show_plan
-    reader = shared.open_target(args.target, readonly=True)
+    reader = shared.open_target(args, readonly=True)
     try:
         if targets.absent(reader) and not applying.preflight(
             config,
@@ -54,7 +54,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             return EXIT_ERROR
     finally:
         reader.close()
-    target = shared.open_target(args.target)
+    target = shared.open_target(args)
     try:
         outcome = applying.run(
             config,

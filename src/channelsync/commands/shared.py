@@ -87,15 +87,21 @@ def secrets(args: argparse.Namespace) -> Resolver | None:
     return Resolver(confine_to=None if outside else repository_root(args.dir))
 
 
-def open_target(url: str | None, *, readonly: bool = False, existing: bool = False) -> Target:
-    """``existing``: refuse a target that names no tenant yet (nothing to read from)."""
+def open_target(
+    args: argparse.Namespace, *, readonly: bool = False, existing: bool = False
+) -> Target:
+    """The command line's target (``--target``, else the environment's, else the default),
+    with the environment's token (``targets.token_variable``); ``existing``: refuse a target
+    that names no tenant yet (nothing to read from)."""
     from channelsync import log, targets
     from channelsync.targets.base import TargetError
 
-    where = targets.target_url(url)
+    where = targets.target_url(args.target)
+    environment: Environment | None = getattr(args, "environment", None)
+    name = environment.name if environment is not None else None
     # the scheme only: a URL is never logged (it may carry credentials)
     with log.step("open target", scheme=where.partition(":")[0], readonly=readonly):
-        target = targets.open_target(where, readonly=readonly)
+        target = targets.open_target(where, readonly=readonly, environment=name)
     missing = targets.absent(target) if existing else None
     if missing:
         target.close()

@@ -74,7 +74,7 @@ class Console:
             if self.history is None:
                 self.history = SqliteHistory(store.repo.connection)
 
-        await self.ctx.db(tables)
+        await self.ctx.db(tables, tenant=DEFAULT_TENANT)  # at start-up: no request
 
     def page(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
         signed: SignedIn | None = getattr(request.state, "signed_in", None)

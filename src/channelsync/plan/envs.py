@@ -57,7 +57,9 @@ def plan_all(
         config, result = configs[index], results[index]
         if config is None:
             return
-        result.plan, result.error = _plan(config, result.target, only, secrets)
+        result.plan, result.error = _plan(
+            config, result.target, environments[index].name, only, secrets
+        )
 
     workers = max(1, min(MAX_PARALLEL, len(environments)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plan-env") as pool:
@@ -66,14 +68,14 @@ def plan_all(
 
 
 def _plan(
-    config: Config, url: str, only: list[str], secrets: Resolver | None
+    config: Config, url: str, environment: str, only: list[str], secrets: Resolver | None
 ) -> tuple[Plan | None, str | None]:
     from channelsync import targets
     from channelsync.plan import PlanWarning, WarningCategory, make_plan
     from channelsync.targets import absent
 
     try:
-        target = targets.open_target(url, readonly=True)
+        target = targets.open_target(url, readonly=True, environment=environment)
         try:
             plan = make_plan(config, target, only=only, secrets=secrets)
             missing = absent(target)

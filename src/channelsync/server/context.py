@@ -55,12 +55,12 @@ class Context:
         self._store: Store | None = None
         self._thread: ThreadPoolExecutor | None = None
 
-    async def db(self, work: Callable[[Store], T]) -> T:
+    async def db(self, work: Callable[[Store], T], *, tenant: str | None = None) -> T:
         """Run ``work`` on the database thread with the store bound to the request's tenant
-        (the one ``auth`` let the token reach)."""
+        (the one ``auth`` let the token reach), or to ``tenant`` outside a request."""
         assert self._thread is not None and self._store is not None, "opens at start-up"
         store = self._store
-        tenant = _TENANT.get()
+        tenant = tenant or _TENANT.get()
 
         def run() -> T:
             bound = store.of(tenant)
