@@ -308,3 +308,32 @@ def test_the_environment_layout_init_writes_is_canonical(cli, workdir, monkeypat
     monkeypatch.chdir(workdir / "repo")
     check = cli("fmt", "--check")
     assert (check.code, check.out) == (0, "")
+
+
+def _text_fixtures() -> dict[str, str]:
+    """The config documents tests write from Python strings (the Agent documents among them)."""
+    from tests import envrepo, tenant_config
+    from tests.contract.test_contract import AGENTS
+    from tests.http import conftest as served
+
+    found = {f"envrepo:{name}": text for name, text in envrepo.FILES.items()}
+    found.update({f"tenant_config:{name}": text for name, text in tenant_config.BASE.items()})
+    found.update(
+        {
+            "contract.AGENTS": AGENTS,
+            "http.SERVER": served.SERVER,
+            "http.CHANNEL": served.CHANNEL.format(i=1),
+        }
+    )
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(_text_fixtures()))
+def test_fmt_is_idempotent_over_the_documents_tests_write(cli, workdir, name):
+    text = _text_fixtures()[name]
+    path = workdir / "channels.d" / "fixture.yaml"
+    path.write_text(text)
+    assert cli("fmt", str(path)).code == 0
+    once = path.read_text()
+    check = cli("fmt", "--check", str(path))
+    assert (check.code, check.out, path.read_text()) == (0, "", once)
