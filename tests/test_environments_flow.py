@@ -3,7 +3,7 @@ each against its own tenant; plan --all-envs; compare shows exactly the variable
 patched differences.
 
 The two tenants are ``envrepo.TARGETS`` (two embedded tenants); two tenants of one
-``channelsync serve`` are the same test with those two URLs changed.
+``channelsync serve`` with a token scoped to each: tests/http/test_environments_serve.py.
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ def test_all_envs_reports_a_failing_environment_and_plans_the_others(repo: Path,
     result = cli("plan", "--all-envs", "--format", "json")
     assert result.code == 1
     staging, prod = json.loads(result.out)["environments"]
-    assert staging["environment"] == "staging" and staging["error"]
+    assert staging["environment"] == "staging"
+    assert staging["error"]["code"] == "error" and staging["error"]["exit_code"] == 1
     assert "changes" not in staging
     assert prod["summary"]["create"] == 2
 
@@ -145,3 +146,38 @@ def test_all_envs_refuses_the_options_of_one_environment(repo: Path, cli: Any) -
         "error: --all-envs plans every environment of channelsync.yaml as it is: drop --env, "
         "--out (plan one environment with --env NAME for those)\n",
     )
+
+
+BOGUS = "channels.d/prod/script.yaml:5:1: error: unknown field 'bogus'; allowed: kind, name, "
+BOGUS += "renamed_from, queues"
+
+
+@pytest.mark.parametrize("form", ["text", "json", "markdown", "runbook"])
+def test_all_envs_shows_a_failing_environment_s_diagnostics_in_every_format(
+    repo: Path, cli: Any, form: str
+) -> None:
+    """A bad field in prod's patch: prod's section says where (JSON: the error document's
+    member, with positioned diagnostics), staging is still planned, and the exit code is 1."""
+    script = repo / "channels.d/prod/script.yaml"
+    script.write_text(script.read_text() + "bogus: 1\n")
+    result = cli("plan", "--all-envs", "--format", form)
+    assert result.code == 1
+    assert result.err == ""
+    if form != "json":
+        assert BOGUS in result.out
+        assert "error: the configuration has 2 error(s); run 'channelsync validate'" in result.out
+        assert "Support Script" in result.out.split("prod")[0]  # staging was planned
+        return
+    staging, prod = json.loads(result.out)["environments"]
+    assert staging["summary"]["create"] == 3
+    assert prod["target"] == "sqlite:///prod.db"
+    error = prod["error"]
+    assert error["message"] == "the configuration has 2 error(s); run 'channelsync validate'"
+    assert (error["code"], error["exit_code"]) == ("config_error", 1)
+    assert {
+        "file": "channels.d/prod/script.yaml",
+        "line": 5,
+        "column": 1,
+        "severity": "error",
+        "message": "unknown field 'bogus'; allowed: kind, name, renamed_from, queues",
+    } in error["diagnostics"]
