@@ -181,3 +181,35 @@ def test_all_envs_shows_a_failing_environment_s_diagnostics_in_every_format(
         "severity": "error",
         "message": "unknown field 'bogus'; allowed: kind, name, renamed_from, queues",
     } in error["diagnostics"]
+
+
+def test_compare_shows_each_field_of_a_section_a_patch_removes(
+    repo: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prod's patch sets ``outgoing: null`` (the channel follows the tenant's default
+    server) and ``script: null`` (the default script): compare lists the fields staging
+    sets and prod does not, one by one, as plan lists a created resource's."""
+    monkeypatch.setenv("RELAY_PASSWORD", "relay-Secret-9")
+    (repo / "channels.d/common/relay.yaml").write_text(
+        "kind: SmtpServer\nname: Relay\nhost: smtp.acme.example\nuser: relay@acme.example\n"
+        "password: ${env:RELAY_PASSWORD}\n"
+    )
+    support = repo / "channels.d/common/support.yaml"
+    support.write_text(support.read_text() + "outgoing:\n  server: Relay\n  override: false\n")
+    (repo / "channels.d/prod/support.yaml").write_text(
+        "kind: EmailChannel\nname: Support\npatch: true\nscript: null\noutgoing: null\n"
+    )
+    result = cli("compare", "staging", "prod")
+    assert result.code == 2, result.err
+    channel = result.out.split('~ EmailChannel "Support"\n')[1].split("\n\n")[0]
+    assert channel.splitlines()[-4:] == [
+        '      - outgoing.server = "Relay"',
+        "      - outgoing.override = false",
+        "      - outgoing.allow_insecure_auth = false",
+        '      ~ script: "Support Script" -> "Default Email Script"',
+    ]
+    data = json.loads(cli("compare", "staging", "prod", "--format", "json").out)
+    fields = next(d for d in data["differences"] if d["name"] == "Support")["fields"]
+    assert {"path": "outgoing.server", "from": "Relay", "to": None} in fields
+    assert not any(f["path"] == "outgoing" for f in fields)
+    assert cli("plan", "--env", "prod", "--detailed-exitcode").code == 2  # and it plans
