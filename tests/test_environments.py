@@ -350,3 +350,47 @@ def test_two_patches_of_one_resource_apply_in_order(repo: Path, cli: Any) -> Non
         "kind: EmailScript\nname: Support Script\npatch: true\nqueues: [Only]\n"
     )
     assert _fields(_plan(cli, "--env", "prod"), "Support Script") == {"queues": ["Only"]}
+
+
+# ---- Agent documents ------------------------------------------------------------------------
+
+AGENT = """\
+kind: Agent
+name: Dana Agent
+email: dana@${var:imap_host}
+outgoing:
+  server: Relay
+  override: ${var:enabled}
+---
+kind: SmtpServer
+name: Relay
+host: smtp.example.com
+user: relay@example.com
+password: ${env:SUPPORT_IMAP_PASSWORD}
+"""
+
+
+def test_variables_and_patches_reach_agent_documents(repo: Path, cli: Any) -> None:
+    (repo / "channels.d/common/agent.yaml").write_text(AGENT)
+    prod = _fields(_plan(cli, "--env", "prod"), "Dana Agent")
+    assert (prod["email"], prod["outgoing.override"]) == ("dana@imap.acme.example", True)
+    staging = _fields(_plan(cli, "--env", "staging"), "Dana Agent")
+    assert staging["outgoing.override"] is False
+    (repo / "channels.d/prod/agent.yaml").write_text(
+        "kind: Agent\nname: Dana Agent\npatch: true\noutgoing: null\n"
+    )
+    assert "outgoing.server" not in _fields(_plan(cli, "--env", "prod"), "Dana Agent")
+
+
+def test_a_variable_of_the_wrong_type_in_an_agent_document_points_at_its_reference(
+    repo: Path, cli: Any
+) -> None:
+    (repo / "channels.d/common/agent.yaml").write_text(
+        AGENT.replace("override: ${var:enabled}", "override: ${var:imap_host}")
+    )
+    result = cli("validate", "--env", "prod")
+    assert result.code == 1
+    assert result.out.splitlines()[0] == (
+        "channels.d/common/agent.yaml:6:13: error: outgoing.override: expected true or false, "
+        "got text (from ${var:imap_host} of environment 'prod')"
+    )

@@ -213,3 +213,15 @@ def test_compare_shows_each_field_of_a_section_a_patch_removes(
     assert {"path": "outgoing.server", "from": "Relay", "to": None} in fields
     assert not any(f["path"] == "outgoing" for f in fields)
     assert cli("plan", "--env", "prod", "--detailed-exitcode").code == 2  # and it plans
+
+
+def test_verbose_all_envs_names_the_environment_on_each_of_its_steps(repo: Path, cli: Any) -> None:
+    """The environments are planned in parallel: each log line says which one it is about."""
+    result = cli("-v", "--log-format", "json", "plan", "--all-envs")
+    assert result.code == 0, result.err
+    lines = [json.loads(line) for line in result.err.splitlines() if line.startswith("{")]
+    steps = [(line["step"], line.get("environment")) for line in lines]
+    for env in ("staging", "prod"):
+        for step in ("load config", "open target", "read live state", "plan"):
+            assert (step, env) in steps, (step, env)
+    assert steps[-1] == ("command plan", None)

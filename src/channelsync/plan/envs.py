@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from channelsync import log
 from channelsync.errors import ChannelsyncError, ConfigError, Diagnostic, error_code
 from channelsync.exitcodes import EXIT_ERROR
 
@@ -64,7 +65,8 @@ def plan_all(
         if config is None:
             return
         try:
-            result.plan = _plan(config, result.target, environments[index].name, only, secrets)
+            with log.context(environment=result.name):
+                result.plan = _plan(config, result.target, result.name, only, secrets)
         except ChannelsyncError as exc:
             result.failed(exc)
 
@@ -82,7 +84,8 @@ def _plan(
     from channelsync.targets import absent
 
     try:
-        target = targets.open_target(url, readonly=True, environment=environment)
+        with log.step("open target", scheme=url.partition(":")[0], readonly=True):
+            target = targets.open_target(url, readonly=True, environment=environment)
         try:
             plan = make_plan(config, target, only=only, secrets=secrets)
             missing = absent(target)
