@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="date the provider notices against this day instead of today",
     )
-    p.set_defaults(handler=cmd_validate)
+    p.set_defaults(handler=cmd_validate, chooses_environment=True)
 
     p = sub.add_parser("plan", help="show what apply would change in the target")
     _dir_option(p)

@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 
 
 def use_environment(args: argparse.Namespace) -> None:
+    """Before the handler: ``choose_environment``, unless the handler does it itself
+    (``validate`` reports a bad project file in its own formats)."""
+    if not getattr(args, "chooses_environment", False):
+        choose_environment(args)
+
+
+def choose_environment(args: argparse.Namespace) -> None:
     """Sets ``args.environment`` (None: no project file, or none chosen) and, unless given on
     the command line, ``args.dir`` and ``args.target`` from it."""
     if not hasattr(args, "env") or getattr(args, "all_envs", False):
