@@ -225,3 +225,21 @@ def test_verbose_all_envs_names_the_environment_on_each_of_its_steps(repo: Path,
         for step in ("load config", "open target", "read live state", "plan"):
             assert (step, env) in steps, (step, env)
     assert steps[-1] == ("command plan", None)
+
+
+def test_a_plan_saved_for_prod_applied_without_env_names_the_environment(
+    repo: Path, cli: Any
+) -> None:
+    """Not "stale" (exit 3: plan again) but a wrong environment (exit 1: which one); with
+    --env prod the same file applies; show renders it (the conftest hook)."""
+    assert cli("plan", "--env", "prod", "--out", "prod.json").code == 0
+    wrong = cli("apply", "prod.json", "--auto-approve", "--skip-connection-tests")
+    assert wrong.code == 1
+    assert wrong.err.splitlines()[-1] == (
+        "error: prod.json was planned for environment 'prod' (sqlite:///prod.db), and this "
+        "apply is for 'staging' (sqlite:///staging.db): apply it with --env prod"
+    )
+    assert not (repo / "staging.db").exists()
+    right = cli("apply", "prod.json", "--env", "prod", "--auto-approve", "--skip-connection-tests")
+    assert right.code == 0, right.err
+    assert "Apply complete: 2 created." in right.out

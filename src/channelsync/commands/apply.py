@@ -32,6 +32,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
     config = shared.load(shared.config_source(args))
     bindings = shared.bindings(args)
     saved = saved_plans.load(args.planfile) if args.planfile else None
+    if saved is not None:
+        shared.refuse_other_environment(args, args.planfile, saved.target)
     if saved is not None and args.only:
         raise UsageError(
             "--only cannot be used with a saved plan: it is already limited to what "

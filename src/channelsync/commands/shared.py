@@ -44,6 +44,26 @@ def choose_environment(args: argparse.Namespace) -> None:
         args.target = environment.target
 
 
+def refuse_other_environment(args: argparse.Namespace, planfile: Path, made_for: str) -> None:
+    """A saved plan made for another environment's target is a wrong ``--env``, not a stale
+    plan (exit 3 means "plan again"): UsageError naming the environment to apply it with."""
+    from channelsync import targets
+    from channelsync.environments import all_environments, find
+    from channelsync.errors import UsageError
+
+    environment: Environment | None = getattr(args, "environment", None)
+    here = targets.target_url(args.target)
+    project = find()
+    if environment is None or made_for == here or project is None:
+        return
+    for other in all_environments(project):
+        if other.name != environment.name and targets.target_url(other.target) == made_for:
+            raise UsageError(
+                f"{planfile} was planned for environment '{other.name}' ({made_for}), and this "
+                f"apply is for '{environment.name}' ({here}): apply it with --env {other.name}"
+            )
+
+
 def config_source(args: argparse.Namespace) -> Path | Environment:
     """What ``load`` reads for this command line: the environment, else ``--dir``."""
     environment: Environment | None = getattr(args, "environment", None)
