@@ -103,3 +103,20 @@ def test_a_refused_environment_token_names_its_variable(
         f"error: {server.url}/tenants/acme refused the API token (401): set "
         "CHANNELSYNC_TOKEN_PROD to a valid token\n"
     )
+
+
+def test_a_read_token_in_an_environment_s_variable_is_named_when_apply_needs_write(
+    server: Server, tenants: dict[str, str], cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CHANNELSYNC_TOKEN_PROD wins over CHANNELSYNC_TOKEN: a read token left there (the one
+    the workflows' plan uses) is the one to replace, and the error says so."""
+    reader = tokens.add(server.tokens, "prod-plan", "read", ["acme"])
+    monkeypatch.setenv("CHANNELSYNC_TOKEN_PROD", reader)
+    monkeypatch.setenv("CHANNELSYNC_TOKEN", tenants["prod"])
+    assert cli("plan", "--env", "prod", "--detailed-exitcode").code == 2
+    applied = cli("apply", "--env", "prod", "--auto-approve", "--skip-connection-tests")
+    assert applied.code == 1
+    assert applied.err.splitlines()[-1] == (
+        f"error: {server.url}/tenants/acme: token 'prod-plan' has the read role; this needs "
+        "write (403); use a token with the write role in CHANNELSYNC_TOKEN_PROD"
+    )

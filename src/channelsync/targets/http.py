@@ -258,7 +258,7 @@ class HttpTarget:
                 f"{self.url} refused the API token (401): set {self._token_env} to a valid token"
             )
         if status == 403:
-            raise Forbidden(f"{where} (403); use a token with the write role")
+            raise Forbidden(f"{where} (403); use a token with the write role in {self._token_env}")
         if status == 404:
             raise NotFound(f"{where} (404)")
         if status == 412:
