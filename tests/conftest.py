@@ -48,6 +48,20 @@ def _show_matches_plan(
     if form == "text":  # the one line that is about saving
         expected = out[: out.rindex("Plan saved to ")]
     assert (shown.out, shown.err) == (expected, "")
+    # and in every other format, as the same plan (not saved) renders in it
+    rest = list(args)
+    del rest[rest.index("--out") : rest.index("--out") + 2]
+    if "--format" in rest:
+        del rest[rest.index("--format") : rest.index("--format") + 2]
+    for other in SHOW_FORMATS - {form}:
+        planned = main([*rest, "--format", other])
+        made = capsys.readouterr()
+        assert main(["show", planfile, "--format", other]) == 0
+        shown = capsys.readouterr()
+        assert planned == code and (shown.out, shown.err) == (made.out, ""), other
+
+
+SHOW_FORMATS = {"text", "json", "markdown", "runbook"}
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """A config repository with two environments, staging and prod: a common folder, one folder
 per environment, variables, and a patch (prod's script routes to one more queue).
 
-``TARGETS`` is the one place that names the tenants: two embedded tenants today; two tenants
-of one ``channelsync serve`` are ``https://HOST/tenants/acme-staging`` and ``.../acme``.
+``TARGETS`` names two embedded tenants (tests/test_environments_flow.py); ``served(URL)`` the
+two tenants of one ``channelsync serve`` (tests/http/test_environments_serve.py).
 """
 
 from __future__ import annotations
@@ -10,6 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 TARGETS = {"staging": "sqlite:///staging.db", "prod": "sqlite:///prod.db"}
+
+
+def served(url: str) -> dict[str, str]:
+    """The two tenants of the ``channelsync serve`` at ``url``."""
+    return {"staging": f"{url}/tenants/acme-staging", "prod": f"{url}/tenants/acme"}
+
+
 SECRETS = {"SUPPORT_IMAP_PASSWORD": "imap-Secret-1xq"}
 
 PROJECT = """\

@@ -107,7 +107,7 @@ def test_project_file_errors_are_positioned_like_channel_files(repo: Path, cli: 
         "    variables: {host: [1], 9bad: 1}\n"
         "  bad name: {}\n"
     )
-    result = cli("validate")
+    result = cli("plan")  # validate lists them in its formats on stdout (test_json_errors)
     assert result.code == 1
     assert result.err.splitlines() == [
         "channelsync.yaml:4:5: error: unknown field 'targt' in environments.staging "
@@ -125,8 +125,8 @@ def test_project_file_errors_are_positioned_like_channel_files(repo: Path, cli: 
 def test_default_environment_must_name_an_environment(repo: Path, cli: Any) -> None:
     text = (repo / "channelsync.yaml").read_text().replace("default_environment: staging", "")
     (repo / "channelsync.yaml").write_text(text + "default_environment: prd\n")
-    result = cli("validate")
-    assert result.err.splitlines()[0] == (
+    result = cli("validate")  # in validate's own report, on stdout
+    assert result.out.splitlines()[0] == (
         "channelsync.yaml:12:22: error: default_environment 'prd' is not one of the "
         "environments (did you mean 'prod'?); known: staging, prod"
     )
@@ -350,3 +350,64 @@ def test_two_patches_of_one_resource_apply_in_order(repo: Path, cli: Any) -> Non
         "kind: EmailScript\nname: Support Script\npatch: true\nqueues: [Only]\n"
     )
     assert _fields(_plan(cli, "--env", "prod"), "Support Script") == {"queues": ["Only"]}
+
+
+# ---- Agent documents ------------------------------------------------------------------------
+
+AGENT = """\
+kind: Agent
+name: Dana Agent
+email: dana@${var:imap_host}
+outgoing:
+  server: Relay
+  override: ${var:enabled}
+---
+kind: SmtpServer
+name: Relay
+host: smtp.example.com
+user: relay@example.com
+password: ${env:SUPPORT_IMAP_PASSWORD}
+"""
+
+
+def test_variables_and_patches_reach_agent_documents(repo: Path, cli: Any) -> None:
+    (repo / "channels.d/common/agent.yaml").write_text(AGENT)
+    prod = _fields(_plan(cli, "--env", "prod"), "Dana Agent")
+    assert (prod["email"], prod["outgoing.override"]) == ("dana@imap.acme.example", True)
+    staging = _fields(_plan(cli, "--env", "staging"), "Dana Agent")
+    assert staging["outgoing.override"] is False
+    (repo / "channels.d/prod/agent.yaml").write_text(
+        "kind: Agent\nname: Dana Agent\npatch: true\noutgoing: null\n"
+    )
+    assert "outgoing.server" not in _fields(_plan(cli, "--env", "prod"), "Dana Agent")
+
+
+def test_a_variable_of_the_wrong_type_in_an_agent_document_points_at_its_reference(
+    repo: Path, cli: Any
+) -> None:
+    (repo / "channels.d/common/agent.yaml").write_text(
+        AGENT.replace("override: ${var:enabled}", "override: ${var:imap_host}")
+    )
+    result = cli("validate", "--env", "prod")
+    assert result.code == 1
+    assert result.out.splitlines()[0] == (
+        "channels.d/common/agent.yaml:6:13: error: outgoing.override: expected true or false, "
+        "got text (from ${var:imap_host} of environment 'prod')"
+    )
+
+
+def test_two_environments_with_one_target_are_warned_about(repo: Path, cli: Any) -> None:
+    """prod's target typed as staging's: applying one would undo the other."""
+    project = repo / "channelsync.yaml"
+    project.write_text(project.read_text().replace("sqlite:///prod.db", "sqlite:///staging.db"))
+    result = cli("validate", "--env", "prod")
+    assert result.code == 0
+    assert result.out.splitlines()[0] == (
+        "channelsync.yaml:8:13: warning: environment 'prod' has the same target as 'staging' "
+        "(sqlite:///staging.db): applying one undoes the other; give each environment its own "
+        "tenant"
+    )
+    plan = cli("plan", "--all-envs")
+    assert "staging: channelsync.yaml:4:13: warning: environment 'staging' has the same" in (
+        plan.err
+    )

@@ -3,7 +3,7 @@ each against its own tenant; plan --all-envs; compare shows exactly the variable
 patched differences.
 
 The two tenants are ``envrepo.TARGETS`` (two embedded tenants); two tenants of one
-``channelsync serve`` are the same test with those two URLs changed.
+``channelsync serve`` with a token scoped to each: tests/http/test_environments_serve.py.
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ def test_all_envs_reports_a_failing_environment_and_plans_the_others(repo: Path,
     result = cli("plan", "--all-envs", "--format", "json")
     assert result.code == 1
     staging, prod = json.loads(result.out)["environments"]
-    assert staging["environment"] == "staging" and staging["error"]
+    assert staging["environment"] == "staging"
+    assert staging["error"]["code"] == "error" and staging["error"]["exit_code"] == 1
     assert "changes" not in staging
     assert prod["summary"]["create"] == 2
 
@@ -145,3 +146,100 @@ def test_all_envs_refuses_the_options_of_one_environment(repo: Path, cli: Any) -
         "error: --all-envs plans every environment of channelsync.yaml as it is: drop --env, "
         "--out (plan one environment with --env NAME for those)\n",
     )
+
+
+BOGUS = "channels.d/prod/script.yaml:5:1: error: unknown field 'bogus'; allowed: kind, name, "
+BOGUS += "renamed_from, queues"
+
+
+@pytest.mark.parametrize("form", ["text", "json", "markdown", "runbook"])
+def test_all_envs_shows_a_failing_environment_s_diagnostics_in_every_format(
+    repo: Path, cli: Any, form: str
+) -> None:
+    """A bad field in prod's patch: prod's section says where (JSON: the error document's
+    member, with positioned diagnostics), staging is still planned, and the exit code is 1."""
+    script = repo / "channels.d/prod/script.yaml"
+    script.write_text(script.read_text() + "bogus: 1\n")
+    result = cli("plan", "--all-envs", "--format", form)
+    assert result.code == 1
+    assert result.err == ""
+    if form != "json":
+        assert BOGUS in result.out
+        assert "error: the configuration has 2 error(s); run 'channelsync validate'" in result.out
+        assert "Support Script" in result.out.split("prod")[0]  # staging was planned
+        return
+    staging, prod = json.loads(result.out)["environments"]
+    assert staging["summary"]["create"] == 3
+    assert prod["target"] == "sqlite:///prod.db"
+    error = prod["error"]
+    assert error["message"] == "the configuration has 2 error(s); run 'channelsync validate'"
+    assert (error["code"], error["exit_code"]) == ("config_error", 1)
+    assert {
+        "file": "channels.d/prod/script.yaml",
+        "line": 5,
+        "column": 1,
+        "severity": "error",
+        "message": "unknown field 'bogus'; allowed: kind, name, renamed_from, queues",
+    } in error["diagnostics"]
+
+
+def test_compare_shows_each_field_of_a_section_a_patch_removes(
+    repo: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prod's patch sets ``outgoing: null`` (the channel follows the tenant's default
+    server) and ``script: null`` (the default script): compare lists the fields staging
+    sets and prod does not, one by one, as plan lists a created resource's."""
+    monkeypatch.setenv("RELAY_PASSWORD", "relay-Secret-9")
+    (repo / "channels.d/common/relay.yaml").write_text(
+        "kind: SmtpServer\nname: Relay\nhost: smtp.acme.example\nuser: relay@acme.example\n"
+        "password: ${env:RELAY_PASSWORD}\n"
+    )
+    support = repo / "channels.d/common/support.yaml"
+    support.write_text(support.read_text() + "outgoing:\n  server: Relay\n  override: false\n")
+    (repo / "channels.d/prod/support.yaml").write_text(
+        "kind: EmailChannel\nname: Support\npatch: true\nscript: null\noutgoing: null\n"
+    )
+    result = cli("compare", "staging", "prod")
+    assert result.code == 2, result.err
+    channel = result.out.split('~ EmailChannel "Support"\n')[1].split("\n\n")[0]
+    assert channel.splitlines()[-4:] == [
+        '      - outgoing.server = "Relay"',
+        "      - outgoing.override = false",
+        "      - outgoing.allow_insecure_auth = false",
+        '      ~ script: "Support Script" -> "Default Email Script"',
+    ]
+    data = json.loads(cli("compare", "staging", "prod", "--format", "json").out)
+    fields = next(d for d in data["differences"] if d["name"] == "Support")["fields"]
+    assert {"path": "outgoing.server", "from": "Relay", "to": None} in fields
+    assert not any(f["path"] == "outgoing" for f in fields)
+    assert cli("plan", "--env", "prod", "--detailed-exitcode").code == 2  # and it plans
+
+
+def test_verbose_all_envs_names_the_environment_on_each_of_its_steps(repo: Path, cli: Any) -> None:
+    """The environments are planned in parallel: each log line says which one it is about."""
+    result = cli("-v", "--log-format", "json", "plan", "--all-envs")
+    assert result.code == 0, result.err
+    lines = [json.loads(line) for line in result.err.splitlines() if line.startswith("{")]
+    steps = [(line["step"], line.get("environment")) for line in lines]
+    for env in ("staging", "prod"):
+        for step in ("load config", "open target", "read live state", "plan"):
+            assert (step, env) in steps, (step, env)
+    assert steps[-1] == ("command plan", None)
+
+
+def test_a_plan_saved_for_prod_applied_without_env_names_the_environment(
+    repo: Path, cli: Any
+) -> None:
+    """Not "stale" (exit 3: plan again) but a wrong environment (exit 1: which one); with
+    --env prod the same file applies; show renders it (the conftest hook)."""
+    assert cli("plan", "--env", "prod", "--out", "prod.json").code == 0
+    wrong = cli("apply", "prod.json", "--auto-approve", "--skip-connection-tests")
+    assert wrong.code == 1
+    assert wrong.err.splitlines()[-1] == (
+        "error: prod.json was planned for environment 'prod' (sqlite:///prod.db), and this "
+        "apply is for 'staging' (sqlite:///staging.db): apply it with --env prod"
+    )
+    assert not (repo / "staging.db").exists()
+    right = cli("apply", "prod.json", "--env", "prod", "--auto-approve", "--skip-connection-tests")
+    assert right.code == 0, right.err
+    assert "Apply complete: 2 created." in right.out

@@ -223,3 +223,117 @@ def _reverse_keys(folder: Path) -> None:
         stream = io.StringIO()
         yaml.dump_all(docs, stream)
         path.write_text(stream.getvalue())
+
+
+def _every_fixture() -> list[str]:
+    """Every YAML file of the shipped examples and of the suite (the corpus, good and bad),
+    and the init template's example, as paths relative to the repository root."""
+    root = EXAMPLES.parent
+    found = [*EXAMPLES.rglob("*.y*ml"), *(root / "tests").rglob("*.y*ml")]
+    found += (root / "src/channelsync/gitops/templates/channels.d").rglob("*.y*ml")
+    return sorted(str(p.relative_to(root)) for p in found)
+
+
+@pytest.mark.parametrize("fixture", _every_fixture())
+def test_fmt_is_idempotent_over_every_example_and_fixture(cli, workdir, fixture):
+    """The first fmt formats the file (or refuses it and leaves it as it was); a second
+    changes nothing and --check passes."""
+    path = workdir / "channels.d" / Path(fixture).name
+    original = (EXAMPLES.parent / fixture).read_bytes()
+    path.write_bytes(original)
+    first = cli("fmt", str(path))
+    if first.code != 0:
+        assert path.read_bytes() == original, first.err
+        assert first.err.startswith(str(path)), first.err
+        return
+    once = path.read_bytes()
+    assert cli("fmt", str(path)).code == 0
+    assert path.read_bytes() == once
+    check = cli("fmt", "--check", str(path))
+    assert (check.code, check.out) == (0, "")
+
+
+def test_fmt_keeps_patches_and_variables_and_never_changes_an_environments_plan(
+    cli, workdir, monkeypatch
+):
+    """An environment repository (tests/envrepo.py), its keys scrambled: fmt without PATH
+    formats the folders of every environment; 'patch: true' and each ${var:...} stay as
+    written; plan --all-envs is the same before and after; a second fmt changes nothing."""
+    from tests import envrepo
+
+    for key, value in envrepo.SECRETS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("CHANNELSYNC_ENV", raising=False)
+    envrepo.write(workdir)
+    _reverse_keys(workdir / "channels.d")
+    assert (workdir / "channels.d/prod/script.yaml").read_text().startswith("queues:")
+
+    def plan() -> str:
+        result = cli("plan", "--all-envs", "--format", "json")
+        assert result.code == 0, result.err
+        return re.sub(r"\.yaml:\d+:\d+:", ".yaml:", result.out)
+
+    before = plan()
+    formatted = cli("fmt")
+    assert formatted.code == 0, formatted.err
+    assert "formatted channels.d/prod/script.yaml\n" in formatted.out
+    assert "formatted channels.d/staging/smoke.yaml\n" in formatted.out
+    assert plan() == before
+    assert (workdir / "channels.d/prod/script.yaml").read_text() == (
+        "kind: EmailScript\nname: Support Script\npatch: true\nqueues: [Support, Escalations]\n"
+    )
+    support = (workdir / "channels.d/common/support.yaml").read_text()
+    for reference in ("${var:enabled}", "${var:imap_host}", "${var:port}", "@${var:imap_host}"):
+        assert reference in support
+    assert cli("fmt", "--check").code == 0
+
+
+def test_fmt_of_one_environment_formats_its_folders_only(cli, workdir, monkeypatch):
+    from tests import envrepo
+
+    monkeypatch.delenv("CHANNELSYNC_ENV", raising=False)
+    envrepo.write(workdir)
+    _reverse_keys(workdir / "channels.d")
+    check = cli("fmt", "--check", "--env", "staging")
+    assert check.code == 1
+    assert check.out == (
+        "channels.d/common/script.yaml\nchannels.d/common/support.yaml\n"
+        "channels.d/staging/smoke.yaml\n"
+    )
+
+
+def test_the_environment_layout_init_writes_is_canonical(cli, workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    assert cli("init", "repo", "--env", "staging", "--env", "prod").code == 0
+    monkeypatch.chdir(workdir / "repo")
+    check = cli("fmt", "--check")
+    assert (check.code, check.out) == (0, "")
+
+
+def _text_fixtures() -> dict[str, str]:
+    """The config documents tests write from Python strings (the Agent documents among them)."""
+    from tests import envrepo, tenant_config
+    from tests.contract.test_contract import AGENTS
+    from tests.http import conftest as served
+
+    found = {f"envrepo:{name}": text for name, text in envrepo.FILES.items()}
+    found.update({f"tenant_config:{name}": text for name, text in tenant_config.BASE.items()})
+    found.update(
+        {
+            "contract.AGENTS": AGENTS,
+            "http.SERVER": served.SERVER,
+            "http.CHANNEL": served.CHANNEL.format(i=1),
+        }
+    )
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(_text_fixtures()))
+def test_fmt_is_idempotent_over_the_documents_tests_write(cli, workdir, name):
+    text = _text_fixtures()[name]
+    path = workdir / "channels.d" / "fixture.yaml"
+    path.write_text(text)
+    assert cli("fmt", str(path)).code == 0
+    once = path.read_text()
+    check = cli("fmt", "--check", str(path))
+    assert (check.code, check.out, path.read_text()) == (0, "", once)

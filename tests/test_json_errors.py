@@ -152,3 +152,94 @@ def test_apply_format_json_reports_applied_failed_and_not_attempted(tenant: Path
     assert report["error"]["message"] == (
         "+ EmailChannel \"Desk\": channel 'Desk': email help@contoso.example is used by 'Exchange'"
     )
+
+
+# ---- environments (channelsync.yaml) ----------------------------------------------------------
+
+ENV_COMMANDS = [
+    ("validate",),
+    ("plan",),
+    ("drift",),
+    ("list",),
+    ("test",),
+    ("apply", "--auto-approve"),
+]
+UNKNOWN_ENV = (
+    "--env prd: no such environment in channelsync.yaml (did you mean 'prod'?); known: "
+    "staging, prod"
+)
+TARGT = "unknown field 'targt' in environments.prod (did you mean 'target'?)"
+
+
+@pytest.fixture
+def envs(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from tests import envrepo
+
+    monkeypatch.delenv("CHANNELSYNC_ENV", raising=False)
+    return envrepo.write(workdir)
+
+
+@pytest.mark.parametrize("args", ENV_COMMANDS)
+def test_an_unknown_environment_is_a_json_usage_error(
+    args: tuple[str, ...], envs: Path, cli: Any
+) -> None:
+    result = cli(*args, "--env", "prd", "--format", "json")
+    assert _error(result) == {
+        "message": UNKNOWN_ENV,
+        "code": "usage_error",
+        "exit_code": 1,
+        "diagnostics": [],
+    }
+    compared = cli("compare", "staging", "prd", "--format", "json")
+    assert _error(compared)["message"] == UNKNOWN_ENV.replace("--env prd", "compare: prd")
+
+
+def _break_project(root: Path) -> None:
+    project = root / "channelsync.yaml"
+    project.write_text(project.read_text().replace("    target: sqlite:///prod.db", "    targt: x"))
+
+
+@pytest.mark.parametrize(
+    "args", [*ENV_COMMANDS[1:], ("plan", "--all-envs"), ("compare", "staging", "prod")]
+)
+def test_a_bad_project_file_is_a_positioned_json_error(
+    args: tuple[str, ...], envs: Path, cli: Any
+) -> None:
+    _break_project(envs)
+    assert _error(cli(*args, "--format", "json")) == {
+        "message": "channelsync.yaml has 1 error(s); fix it or remove it",
+        "code": "config_error",
+        "exit_code": 1,
+        "diagnostics": [
+            {
+                "file": "channelsync.yaml",
+                "line": 8,
+                "column": 5,
+                "severity": "error",
+                "message": TARGT,
+            }
+        ],
+    }
+
+
+def test_validate_reports_a_bad_project_file_in_each_of_its_formats(envs: Path, cli: Any) -> None:
+    """The workflows run 'validate --format github': a typo in channelsync.yaml is an
+    annotation on its line, and the JSON is validate's own document."""
+    _break_project(envs)
+    github = cli("validate", "--format", "github")
+    assert (github.code, github.out) == (
+        1,
+        f"::error file=channelsync.yaml,line=8,col=5::{TARGT}\n",
+    )
+    text = cli("validate")
+    assert (text.code, text.out) == (
+        1,
+        f"channelsync.yaml:8:5: error: {TARGT}\n1 file(s) checked: invalid, 1 error(s), "
+        "0 warning(s)\n",
+    )
+    report = json.loads(cli("validate", "--format", "json").out)
+    assert report["valid"] is False
+    assert report["errors"] == [
+        {"file": "channelsync.yaml", "line": 8, "column": 5, "severity": "error", "message": TARGT}
+    ]
+    assert report["error"]["code"] == "config_error"

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="date the provider notices against this day instead of today",
     )
-    p.set_defaults(handler=cmd_validate)
+    p.set_defaults(handler=cmd_validate, chooses_environment=True)
 
     p = sub.add_parser("plan", help="show what apply would change in the target")
     _dir_option(p)
@@ -213,7 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
         "fmt", help="lay the config files out canonically (key order, indentation, quoting)"
     )
     p.add_argument(
-        "paths", nargs="*", type=_path, metavar="PATH", help="files or folders (default: --dir)"
+        "paths",
+        nargs="*",
+        type=_path,
+        metavar="PATH",
+        help="files or folders (default: --dir, else the folders of --env, else of every "
+        "environment of channelsync.yaml)",
     )
     _dir_option(p)
     p.add_argument(

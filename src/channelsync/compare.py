@@ -71,9 +71,29 @@ def compare(first: str, a: Config, second: str, b: Config) -> Comparison:
             if not paths:
                 same += 1
                 continue
-            fields = [FieldDifference(p, _at(before, p), _at(after, p)) for p in paths]
+            fields = [f for p in paths for f in _fields(p, _at(before, p), _at(after, p))]
             out.append(Difference(kind, name, "changed", fields))
     return Comparison(first, second, out, same)
+
+
+def _fields(path: str, before: Any, after: Any) -> list[FieldDifference]:
+    """One difference per field: a section one side sets and the other does not (a patch's
+    ``outgoing: null``) is each of its set fields, as plan shows a created resource."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = list(dict.fromkeys([*before, *after]))
+        return [
+            f
+            for k in keys
+            if before.get(k) != after.get(k)
+            for f in _fields(f"{path}.{k}", before.get(k), after.get(k))
+        ]
+    if isinstance(before, dict) and after is None:
+        return [f for k, v in before.items() for f in _fields(f"{path}.{k}", v, None)]
+    if isinstance(after, dict) and before is None:
+        return [f for k, v in after.items() for f in _fields(f"{path}.{k}", None, v)]
+    if before is None and after is None:
+        return []
+    return [FieldDifference(path, before, after)]
 
 
 def _at(doc: dict[str, Any], dotted: str) -> Any:

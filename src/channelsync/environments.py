@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,7 @@ def load(path: Path) -> Project:
         name: _environment(name, body, base, positioned, display)
         for name, body in data["environments"].items()
     }
+    environments = _shared_targets(environments, positioned, display)
     default = data.get("default_environment")
     if default is not None and default not in environments:
         line, column = positioned.position(("default_environment",))
@@ -92,6 +93,32 @@ def load(path: Path) -> Project:
         )
         raise _refused([Diagnostic(display, line, column, "error", message)], display)
     return Project(environments, default, display)
+
+
+def _shared_targets(
+    environments: dict[str, Environment], positioned: Any, display: str
+) -> dict[str, Environment]:
+    """A warning on each environment whose target another one names too: applying one would
+    undo the other (each deletes or changes what only the other defines)."""
+    by_target: dict[str, list[str]] = {}
+    for name, environment in environments.items():
+        if environment.target is not None:
+            by_target.setdefault(environment.target.rstrip("/"), []).append(name)
+    out = dict(environments)
+    for target, names in by_target.items():
+        for name in names if len(names) > 1 else ():
+            others = " and ".join(repr(n) for n in names if n != name)
+            line, column = positioned.position(("environments", name, "target"))
+            note = Diagnostic(
+                display,
+                line,
+                column,
+                "warning",
+                f"environment '{name}' has the same target as {others} ({target}): applying "
+                "one undoes the other; give each environment its own tenant",
+            )
+            out[name] = replace(environments[name], notes=(note,))
+    return out
 
 
 def _refused(problems: list[Diagnostic], display: str) -> ConfigError:

@@ -1,9 +1,10 @@
 """``channelsync fmt``: one canonical layout for the config files, comments kept.
 
 Each document's keys are put in the order of its kind's schema (``kind`` and ``name`` first,
-then the model's fields; keys the schema does not know keep their order, after the rest), at
-every level the schema describes. The text is written back by ruamel.yaml's round trip: two
-spaces per level, list items indented under their key, quotes only where YAML needs them.
+then ``patch``, then the model's fields; keys the schema does not know keep their order, after
+the rest), at every level the schema describes. The text is written back by ruamel.yaml's
+round trip: two spaces per level, list items indented under their key, quotes only where YAML
+needs them.
 Documents stay in the order the author gave them (moving one would move its comments).
 
 A file is only rewritten when the new text reads back, through the loader's own parser, to
@@ -26,6 +27,7 @@ from channelsync import document as documents
 from channelsync import kinds
 from channelsync.errors import HIDDEN, Diagnostic
 from channelsync.fsio import write_atomic
+from channelsync.patches import FLAG
 from channelsync.yamlsource import SourceFile, parse_text, read_source, round_trip
 
 
@@ -111,7 +113,7 @@ def canonical(text: str) -> str:
         if isinstance(kind, str) and kind in kinds.names():
             schema = documents.object_schema({"$ref": f"#/$defs/{kind}"})
             if schema is not None:
-                _order(doc, schema)
+                _order(doc, schema, top=True)
     stream = io.StringIO()
     if len(docs) == 1:
         yaml.dump(docs[0], stream)
@@ -120,10 +122,14 @@ def canonical(text: str) -> str:
     return stream.getvalue()
 
 
-def _order(node: Any, schema: dict[str, Any]) -> None:
-    """Keys of the round-trip mapping ``node`` in the order of ``schema``'s properties."""
+def _order(node: Any, schema: dict[str, Any], *, top: bool = False) -> None:
+    """Keys of the round-trip mapping ``node`` in the order of ``schema``'s properties (a
+    document's ``patch: true`` after its name)."""
     properties: dict[str, Any] = schema.get("properties", {})
-    rank = {key: i for i, key in enumerate(properties)}
+    order = list(properties)
+    if top and FLAG not in order:
+        order.insert(order.index("name") + 1 if "name" in order else 0, FLAG)
+    rank = {key: i for i, key in enumerate(order)}
     keys = list(node)
     wanted = sorted(keys, key=lambda k: rank.get(k, len(rank)) if isinstance(k, str) else len(rank))
     if wanted != keys:

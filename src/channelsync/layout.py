@@ -6,10 +6,14 @@ Made by ``environments.py`` from the project file; read by the loader (``load_co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from channelsync.defaults import PROJECT_FILE
+
+if TYPE_CHECKING:
+    from channelsync.errors import Diagnostic
 
 Scalar = str | int | float | bool
 
@@ -30,6 +34,7 @@ class Environment:
     target: str | None = None
     variables: dict[str, Variable] = field(default_factory=dict)
     project: str = PROJECT_FILE  # the project file as shown in messages
+    notes: tuple[Diagnostic, ...] = ()  # the project file's warnings about this environment
 
     def with_dirs(self, dirs: tuple[Path, ...]) -> Environment:
-        return Environment(self.name, dirs, self.target, self.variables, self.project)
+        return replace(self, dirs=dirs)

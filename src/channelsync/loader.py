@@ -95,6 +95,7 @@ def _load_config(root: Path | Environment) -> Config:
     if loading.patches:
         _apply_patches(config, loading.patches, loading.refused, loading.scope)
     if environment is not None:
+        config.diagnostics.extend(environment.notes)
         for name, line, column in loading.scope.unused():
             config.diagnostics.append(
                 Diagnostic(

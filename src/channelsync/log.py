@@ -11,6 +11,7 @@ every record is scrubbed of the run's secret values (in any encoding) before it 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
@@ -18,6 +19,7 @@ from typing import Any, TextIO
 LOGGER = "channelsync"
 FORMATS = ("text", "json")
 _enabled = False
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context")
 
 
 def configure(
@@ -54,7 +56,18 @@ def note(message: str, **fields: Any) -> None:
         return
     import logging
 
-    logging.getLogger(LOGGER).info(message, extra={"fields": fields})
+    logging.getLogger(LOGGER).info(message, extra={"fields": {**_context.get({}), **fields}})
+
+
+@contextlib.contextmanager
+def context(**fields: Any) -> Iterator[None]:
+    """Every line logged in the block (in this thread) carries ``fields`` first: the
+    environment of each of ``plan --all-envs``'s parallel plans."""
+    token = _context.set({**_context.get({}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 @contextlib.contextmanager

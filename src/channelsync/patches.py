@@ -17,6 +17,7 @@ from typing import Any
 from channelsync.yamlsource import Path_, SourceFile
 
 Owner = tuple[SourceFile, int]
+FLAG = "patch"  # the document key; fmt puts it after the name, where a reader looks first
 _IDENTITY = ("kind", "name")
 
 

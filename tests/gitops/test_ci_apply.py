@@ -47,3 +47,20 @@ def test_apply_step_does_not_replan_an_error_that_only_mentions_a_stale_plan(
     failed = ci.Result(1, "", "error: EmailChannel 'stale plan': connection refused\n")
     calls = _step_apply(tmp_path, monkeypatch, failed)
     assert len(calls) == 1
+
+
+def test_an_environments_apply_uses_its_write_token_and_plan_its_read_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """apply runs in the GitHub environment, whose CHANNELSYNC_TOKEN is a write token; the
+    repository's CHANNELSYNC_TOKEN_PROD (a read token, for plan and drift) must not replace
+    it, nor reach channelsync, which reads an environment's own variable first."""
+    monkeypatch.setenv("CHANNELSYNC_ENV", "prod")
+    monkeypatch.setenv("CHANNELSYNC_TOKEN", "cst_write")
+    monkeypatch.setenv("CHANNELSYNC_SECRETS_JSON", '{"CHANNELSYNC_TOKEN_PROD": "cst_read"}')
+    applying = ci.secrets_env(environment_token=False)
+    assert applying["CHANNELSYNC_TOKEN"] == "cst_write"
+    assert "CHANNELSYNC_TOKEN_PROD" not in applying
+    planning = ci.secrets_env(only=())
+    assert planning["CHANNELSYNC_TOKEN"] == "cst_read"
+    assert "CHANNELSYNC_TOKEN_PROD" not in planning

@@ -82,7 +82,7 @@ def test_read_token_plans_but_cannot_apply(
     assert refused.code == 1
     assert refused.err.strip().endswith(
         f"error: {server.url}: token 'pr-plan' has the read role; this needs write (403); "
-        "use a token with the write role"
+        "use a token with the write role in CHANNELSYNC_TOKEN"
     )
     monkeypatch.setenv("CHANNELSYNC_TOKEN", "cst_not-a-token")
     unknown = cli("plan", "--target", server.url)

@@ -32,13 +32,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
     config = shared.load(shared.config_source(args))
     bindings = shared.bindings(args)
     saved = saved_plans.load(args.planfile) if args.planfile else None
+    if saved is not None:
+        shared.refuse_other_environment(args, args.planfile, saved.target)
     if saved is not None and args.only:
         raise UsageError(
             "--only cannot be used with a saved plan: it is already limited to what "
             "'plan --only' selected"
         )
     show = _no_plan if machine else _show_plan
-    reader = shared.open_target(args.target, readonly=True)
+    reader = shared.open_target(args, readonly=True)
     try:
         if targets.absent(reader) and not applying.preflight(
             config,
@@ -54,7 +56,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             return EXIT_ERROR
     finally:
         reader.close()
-    target = shared.open_target(args.target)
+    target = shared.open_target(args)
     try:
         outcome = applying.run(
             config,

@@ -26,7 +26,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     for diagnostic in never:
         print(diagnostic, file=sys.stderr)
     active, expired = ignore.split_expired(rules, dt.date.today())
-    target = shared.open_target(args.target, readonly=True, existing=True)
+    target = shared.open_target(args, readonly=True, existing=True)
     try:
         plan = make_plan(config, target, for_apply=False, secrets=args.secrets)
         plan = ignore.apply_rules(plan, active)

@@ -45,7 +45,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         from channelsync.bindings import check_writable
 
         check_writable(args.secret_bindings)
-    target = shared.open_target(args.target, readonly=True, existing=True)
+    target = shared.open_target(args, readonly=True, existing=True)
     try:
         with log.step("export", dir=str(args.dir)) as found:
             report = export(target, args.dir, config, prune=args.prune, only=args.only)

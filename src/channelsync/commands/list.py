@@ -17,7 +17,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     kind, columns = listing.LISTED[args.kind]
     filters = [listing.Filter.parse(f, columns) for f in args.filter]
     if args.live:
-        target = shared.open_target(args.target, readonly=True, existing=True)
+        target = shared.open_target(args, readonly=True, existing=True)
         try:
             live = target.read()
         finally:

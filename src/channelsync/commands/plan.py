@@ -24,7 +24,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return _all_environments(args)
     config = shared.load(shared.config_source(args))
     bindings = shared.bindings(args)
-    target = shared.open_target(args.target, readonly=True)
+    target = shared.open_target(args, readonly=True)
     try:
         plan = make_plan(
             config, target, only=args.only, fingerprint=bool(args.out), secrets=args.secrets

@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 
 
 def use_environment(args: argparse.Namespace) -> None:
+    """Before the handler: ``choose_environment``, unless the handler does it itself
+    (``validate`` reports a bad project file in its own formats)."""
+    if not getattr(args, "chooses_environment", False):
+        choose_environment(args)
+
+
+def choose_environment(args: argparse.Namespace) -> None:
     """Sets ``args.environment`` (None: no project file, or none chosen) and, unless given on
     the command line, ``args.dir`` and ``args.target`` from it."""
     if not hasattr(args, "env") or getattr(args, "all_envs", False):
@@ -35,6 +42,26 @@ def use_environment(args: argparse.Namespace) -> None:
     args.dir = environment.dirs[0]
     if hasattr(args, "target") and args.target is None and environment.target:
         args.target = environment.target
+
+
+def refuse_other_environment(args: argparse.Namespace, planfile: Path, made_for: str) -> None:
+    """A saved plan made for another environment's target is a wrong ``--env``, not a stale
+    plan (exit 3 means "plan again"): UsageError naming the environment to apply it with."""
+    from channelsync import targets
+    from channelsync.environments import all_environments, find
+    from channelsync.errors import UsageError
+
+    environment: Environment | None = getattr(args, "environment", None)
+    here = targets.target_url(args.target)
+    project = find()
+    if environment is None or made_for == here or project is None:
+        return
+    for other in all_environments(project):
+        if other.name != environment.name and targets.target_url(other.target) == made_for:
+            raise UsageError(
+                f"{planfile} was planned for environment '{other.name}' ({made_for}), and this "
+                f"apply is for '{environment.name}' ({here}): apply it with --env {other.name}"
+            )
 
 
 def config_source(args: argparse.Namespace) -> Path | Environment:
@@ -87,15 +114,21 @@ def secrets(args: argparse.Namespace) -> Resolver | None:
     return Resolver(confine_to=None if outside else repository_root(args.dir))
 
 
-def open_target(url: str | None, *, readonly: bool = False, existing: bool = False) -> Target:
-    """``existing``: refuse a target that names no tenant yet (nothing to read from)."""
+def open_target(
+    args: argparse.Namespace, *, readonly: bool = False, existing: bool = False
+) -> Target:
+    """The command line's target (``--target``, else the environment's, else the default),
+    with the environment's token (``targets.token_variable``); ``existing``: refuse a target
+    that names no tenant yet (nothing to read from)."""
     from channelsync import log, targets
     from channelsync.targets.base import TargetError
 
-    where = targets.target_url(url)
+    where = targets.target_url(args.target)
+    environment: Environment | None = getattr(args, "environment", None)
+    name = environment.name if environment is not None else None
     # the scheme only: a URL is never logged (it may carry credentials)
     with log.step("open target", scheme=where.partition(":")[0], readonly=readonly):
-        target = targets.open_target(where, readonly=readonly)
+        target = targets.open_target(where, readonly=readonly, environment=name)
     missing = targets.absent(target) if existing else None
     if missing:
         target.close()

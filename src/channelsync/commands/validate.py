@@ -5,16 +5,25 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from typing import TYPE_CHECKING
 
 from channelsync.exitcodes import EXIT_ERROR, EXIT_OK
+
+if TYPE_CHECKING:
+    from channelsync.errors import Diagnostic
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from channelsync import notices
-    from channelsync.commands.shared import config_source
+    from channelsync.commands.shared import choose_environment, config_source
+    from channelsync.errors import ConfigError
     from channelsync.loader import load_config
-    from channelsync.render import diagnostics as render
 
+    try:
+        choose_environment(args)
+    except ConfigError as exc:  # channelsync.yaml: its problems as the channel files' are
+        _write(args.format, exc.diagnostics, 1)
+        return EXIT_ERROR
     config = load_config(config_source(args))
     if args.secret_bindings is not None:
         from channelsync.bindings import problems_of
@@ -23,10 +32,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     as_of = args.as_of or dt.date.today()
     config.diagnostics.extend(notices.diagnostics(config.resources, as_of))
     config.diagnostics.sort()
-    if args.format == "json":
-        sys.stdout.write(render.as_json(config.diagnostics))
-    elif args.format == "github":
-        sys.stdout.write(render.github(config.diagnostics))
-    else:
-        sys.stdout.write(render.text(config.diagnostics, config.files))
+    _write(args.format, config.diagnostics, config.files)
     return EXIT_ERROR if config.errors else EXIT_OK
+
+
+def _write(form: str, diagnostics: list[Diagnostic], files: int) -> None:
+    from channelsync.render import diagnostics as render
+
+    if form == "json":
+        sys.stdout.write(render.as_json(diagnostics))
+    elif form == "github":
+        sys.stdout.write(render.github(diagnostics))
+    else:
+        sys.stdout.write(render.text(diagnostics, files))

@@ -72,7 +72,7 @@ class Console:
             drift.create_table(store.repo.connection)
             history.ensure(store)
 
-        await self.ctx.db(tables, tenant=DEFAULT_TENANT)
+        await self.ctx.db(tables, tenant=DEFAULT_TENANT)  # at start-up: no request
 
     def page(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
         signed: SignedIn | None = getattr(request.state, "signed_in", None)

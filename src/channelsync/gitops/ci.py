@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import zipfile
@@ -37,7 +36,7 @@ from channelsync.exitcodes import EXIT_STALE
 from channelsync.fsio import write_atomic
 from channelsync.gitops.github import GitHub, GitHubError
 from channelsync.render.plan import MARKDOWN_MARKER as MARKER
-from channelsync.targets import TOKEN_ENV
+from channelsync.targets import TOKEN_ENV, token_variable
 
 DRIFT_LABEL = "drift"
 DRIFT_TITLE = "channelsync: the tenant has drifted from channels.d/"
@@ -97,7 +96,7 @@ def artifact_name(base: str) -> str:
 def token_secret(env: str) -> str:
     """The repository secret with an environment's token (CHANNELSYNC_TOKEN_PROD): plan and
     drift read it, so that a GitHub environment's reviewers guard apply alone."""
-    return f"{TOKEN_ENV}_{re.sub(r'[^A-Z0-9]', '_', env.upper())}"
+    return token_variable(env)
 
 
 def work_dir() -> Path:
@@ -131,9 +130,14 @@ def notice(kind: str, message: str) -> None:
     print(f"::{kind}::{message}", flush=True)
 
 
-def secrets_env(only: Collection[str] | None = None) -> dict[str, str]:
+def secrets_env(
+    only: Collection[str] | None = None, *, environment_token: bool = True
+) -> dict[str, str]:
     """The process environment plus the repository secrets passed as ``toJSON(secrets)``
-    (with ``only``, just the secrets of those names).
+    (with ``only``, just the secrets of those names). In an environment's job the API token
+    is ``CHANNELSYNC_TOKEN``: the repository secret ``CHANNELSYNC_TOKEN_<NAME>`` (a read token
+    for plan and drift) unless ``environment_token`` is off (apply: the GitHub environment's
+    write token); that secret itself is not passed on, or channelsync would read it first.
 
     Channel files name their secrets (``${env:NAME}``), so the workflows cannot list them; they
     hand over every secret instead and channelsync reads the ones the config references.
@@ -148,8 +152,10 @@ def secrets_env(only: Collection[str] | None = None) -> dict[str, str]:
             if name.lower() != "github_token" and isinstance(value, str) and name not in env:
                 env[name] = value
         token = json.loads(raw).get(token_secret(environment())) if environment() else None
-        if isinstance(token, str) and token:
+        if environment_token and isinstance(token, str) and token:
             env[TOKEN_ENV] = token
+    if environment():  # channelsync would prefer it over the CHANNELSYNC_TOKEN chosen here
+        env.pop(token_secret(environment()), None)
     return env
 
 
@@ -461,7 +467,7 @@ def apply_args(planfile: Path | None) -> list[str]:
 
 def step_apply() -> int:
     """Apply the reviewed plan if it is still current, else re-plan and apply (both gated)."""
-    env = secrets_env()
+    env = secrets_env(environment_token=False)
     if Path(BINDINGS_FILE).is_file():  # main's own, reviewed: the gate honours it too
         env[BINDINGS_ENV] = BINDINGS_FILE
     saved = work_dir() / "reviewed" / "plan.json"

@@ -13,7 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from channelsync.errors import ChannelsyncError, ConfigError
+from channelsync import log
+from channelsync.errors import ChannelsyncError, ConfigError, Diagnostic, error_code
+from channelsync.exitcodes import EXIT_ERROR
 
 if TYPE_CHECKING:
     from channelsync.desired import Config
@@ -26,14 +28,19 @@ MAX_PARALLEL = 4
 
 @dataclass
 class EnvironmentPlan:
-    """One environment's plan, or why there is none (``error``), with the config's
-    diagnostics as text lines."""
+    """One environment's plan, or why there is none (``error``, with the ``code`` of its
+    class as in the JSON error document), with the config's diagnostics."""
 
     name: str
     target: str
     plan: Plan | None = None
     error: str | None = None
-    diagnostics: list[str] = field(default_factory=list)
+    code: str = "error"
+    exit_code: int = EXIT_ERROR
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def failed(self, exc: ChannelsyncError) -> None:
+        self.error, self.code, self.exit_code = str(exc), error_code(type(exc)), exc.exit_code
 
 
 def plan_all(
@@ -47,9 +54,9 @@ def plan_all(
     for environment in environments:
         result = EnvironmentPlan(environment.name, targets.target_url(environment.target))
         config = load_config(environment)
-        result.diagnostics = [str(d) for d in config.diagnostics]
+        result.diagnostics = list(config.diagnostics)
         if config.errors:
-            result.error = str(ConfigError(config.diagnostics))
+            result.failed(ConfigError(config.diagnostics))
         results.append(result)
         configs.append(None if config.errors else config)
 
@@ -57,7 +64,11 @@ def plan_all(
         config, result = configs[index], results[index]
         if config is None:
             return
-        result.plan, result.error = _plan(config, result.target, only, secrets)
+        try:
+            with log.context(environment=result.name):
+                result.plan = _plan(config, result.target, result.name, only, secrets)
+        except ChannelsyncError as exc:
+            result.failed(exc)
 
     workers = max(1, min(MAX_PARALLEL, len(environments)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plan-env") as pool:
@@ -66,23 +77,22 @@ def plan_all(
 
 
 def _plan(
-    config: Config, url: str, only: list[str], secrets: Resolver | None
-) -> tuple[Plan | None, str | None]:
+    config: Config, url: str, environment: str, only: list[str], secrets: Resolver | None
+) -> Plan:
     from channelsync import targets
     from channelsync.plan import PlanWarning, WarningCategory, make_plan
     from channelsync.targets import absent
 
     try:
-        target = targets.open_target(url, readonly=True)
+        with log.step("open target", scheme=url.partition(":")[0], readonly=True):
+            target = targets.open_target(url, readonly=True, environment=environment)
         try:
             plan = make_plan(config, target, only=only, secrets=secrets)
             missing = absent(target)
         finally:
             target.close()
-    except ChannelsyncError as exc:
-        return None, str(exc)
     except OSError as exc:  # a file or folder the target names
-        return None, f"{exc.filename or url}: {exc.strerror or exc}"
+        raise ChannelsyncError(f"{exc.filename or url}: {exc.strerror or exc}") from None
     if missing:
         plan.warnings.insert(0, PlanWarning(WarningCategory.TENANT_ABSENT, missing))
-    return plan, None
+    return plan

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TextIO
 
 from channelsync import kinds
+from channelsync.errors import error_json
 from channelsync.plan import Change, FieldChange, Plan, PlanWarning
 from channelsync.plan.data import DefaultReset
 
@@ -340,7 +341,7 @@ def environments_markdown(
             body = markdown(section.plan, label=label, marker=marker, limit=limit)
         else:
             body = f"### channelsync: {label.lower()} failed\n\nTarget: `{section.target}`\n\n"
-            body += "```\n" + _error_text(section).replace("```", "'''") + "\n```"
+            body += "```\n" + error_text(section).replace("```", "'''") + "\n```"
         parts.append(environment_section(section.name, body, marker))
     return "\n".join(parts)
 
@@ -354,14 +355,15 @@ def environments_text(
         if section.plan is not None:
             out.append(text(section.plan, colour=colour, label=label))
         else:
-            out.append(f"Target: {section.target}\n\n{_error_text(section)}\n")
+            out.append(f"Target: {section.target}\n\n{error_text(section)}\n")
         out.append("\n")
     return "".join(out).rstrip("\n") + "\n"
 
 
 def environments_json(sections: list[EnvironmentPlan]) -> str:
     """``format_version`` 1 with an ``environments`` array: each one a JSON plan (plus its
-    ``environment``), or its ``target``, ``error`` and ``diagnostics``."""
+    ``environment``), or its ``target`` and ``error``: the member of the JSON error document
+    (message, code, exit_code, positioned diagnostics)."""
     items: list[dict[str, Any]] = []
     for section in sections:
         if section.plan is not None:
@@ -369,18 +371,15 @@ def environments_json(sections: list[EnvironmentPlan]) -> str:
             del plan["format_version"]  # the document's, once
             items.append({"environment": section.name, **plan})
         else:
-            items.append(
-                {
-                    "environment": section.name,
-                    "target": section.target,
-                    "error": section.error,
-                    "diagnostics": section.diagnostics,
-                }
+            error = error_json(
+                section.error or "", section.code, section.exit_code, section.diagnostics
             )
+            items.append({"environment": section.name, "target": section.target, "error": error})
     document = {"format_version": FORMAT_VERSION, "environments": items}
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def _error_text(section: EnvironmentPlan) -> str:
-    lines = [*section.diagnostics, f"error: {section.error}"]
+def error_text(section: EnvironmentPlan) -> str:
+    """A failed environment's section: its config's diagnostics, then the error."""
+    lines = [*map(str, section.diagnostics), f"error: {section.error}"]
     return "\n".join(lines)

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 from channelsync import kinds
 from channelsync.document import field_titles
 from channelsync.plan import Change, Plan
-from channelsync.render.plan import default_reset_text, following_counts, own_password_note
+from channelsync.render.plan import (
+    default_reset_text,
+    error_text,
+    following_counts,
+    own_password_note,
+)
 
 if TYPE_CHECKING:
     from channelsync.plan.envs import EnvironmentPlan
@@ -154,5 +159,5 @@ def environments_runbook(sections: list[EnvironmentPlan]) -> str:
     out = []
     for section in sections:
         out.append(f"=== Environment {section.name} ({section.target}) ===\n")
-        out.append(runbook(section.plan) if section.plan else f"error: {section.error}\n")
+        out.append(runbook(section.plan) if section.plan else error_text(section) + "\n")
     return "\n".join(out)

@@ -24,6 +24,16 @@ TOKEN_ENV = "CHANNELSYNC_TOKEN"
 DEFAULT_URL = DEFAULT_TARGET
 
 
+def token_variable(environment: str) -> str:
+    """The variable with an environment's own API token, read before ``CHANNELSYNC_TOKEN``:
+    ``CHANNELSYNC_TOKEN_PROD`` for ``prod`` (upper case, any other character as ``_``), as the
+    GitOps workflows name the repository secret. One variable per environment lets one
+    process (``plan --all-envs``) reach tenants whose tokens are scoped to each."""
+    import re
+
+    return f"{TOKEN_ENV}_{re.sub(r'[^A-Z0-9]', '_', environment.upper())}"
+
+
 def _authority(url: str) -> tuple[str, str, str]:
     """``url`` as (scheme and slashes, authority, rest). Any number of slashes or backslashes
     may follow the scheme (``https:/u:pw@h``, ``https:///u:pw@h``, ``https:\\\\u:pw@h``): URL
@@ -80,7 +90,10 @@ def absent(target: Target) -> str | None:
     return found if isinstance(found, str) else None
 
 
-def open_target(url: str, *, readonly: bool = False) -> Target:
+def open_target(url: str, *, readonly: bool = False, environment: str | None = None) -> Target:
+    """``environment``: the environment of the project file this target is for; the
+    ``channelsync serve`` driver then takes its token from ``token_variable(environment)``
+    when that is set."""
     refuse_credentials(url)
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":  # the embedded default: no entry-point scan on the hot path
@@ -99,8 +112,14 @@ def open_target(url: str, *, readonly: bool = False) -> Target:
         driver = entry.load()
     except Exception as exc:
         raise ChannelsyncError(f"target driver '{scheme}' failed to load: {exc}") from None
+    extra: dict[str, Any] = {}
+    if environment is not None and scheme in ("http", "https"):
+        from channelsync.targets.http import HttpTarget
+
+        if driver is HttpTarget:
+            extra["environment"] = environment
     try:
-        target: Target = driver(url, readonly=readonly)
+        target: Target = driver(url, readonly=readonly, **extra)
     except ValueError:  # the driver could not parse the URL; do not echo it (credentials?)
         raise ChannelsyncError(f"bad target URL for the '{scheme}' driver") from None
     return target

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from channelsync import kinds
-from channelsync.targets import TOKEN_ENV, refuse_credentials
+from channelsync.targets import TOKEN_ENV, refuse_credentials, token_variable
 from channelsync.targets.base import (
     ConflictError,
     Key,
@@ -162,6 +162,7 @@ class HttpTarget:
         *,
         readonly: bool = False,
         token: str | None = None,
+        environment: str | None = None,
         timeout: float = 30.0,
         retries: int = 4,
         backoff: float = 0.25,
@@ -179,10 +180,13 @@ class HttpTarget:
                 f"refusing plain http:// to {parts.hostname}: the token and secrets would "
                 "cross the network unencrypted; use https:// (http:// is for loopback only)"
             )
-        token = token or os.environ.get(TOKEN_ENV)
+        own = token_variable(environment) if environment is not None else None
+        self._token_env = own if own and os.environ.get(own) else TOKEN_ENV
+        token = token or os.environ.get(self._token_env)
         if not token:
+            either = f"{own} (or {TOKEN_ENV})" if own else TOKEN_ENV
             raise TargetError(
-                f"no API token for {url}: set {TOKEN_ENV} (create one on the server with "
+                f"no API token for {url}: set {either} (create one on the server with "
                 "'channelsync token add NAME --role read|write')"
             )
         self.url = url.rstrip("/")
@@ -293,10 +297,10 @@ class HttpTarget:
         where = f"{self.url}: {reason}"
         if status == 401:
             return Unauthorized(
-                f"{self.url} refused the API token (401): set {TOKEN_ENV} to a valid token"
+                f"{self.url} refused the API token (401): set {self._token_env} to a valid token"
             )
         if status == 403:
-            return Forbidden(f"{where} (403); use a token with the write role")
+            return Forbidden(f"{where} (403); use a token with the write role in {self._token_env}")
         if status == 404:
             return NotFound(f"{where} (404)")
         if status == 412:
