@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from channelsync.server import openapi
 from tests.http.conftest import Server
@@ -20,6 +22,7 @@ DANA = {
 }
 SERVER = {"kind": "SmtpServer", "name": "AcmeJets SMTP Server", "host": "smtp.acmejets.example"}
 CREATE = {"If-None-Match": "*"}
+DANA_PATH = "agents/Dana%20Agent"
 
 
 def api(server: Server, token: str) -> httpx.Client:
@@ -70,7 +73,11 @@ def test_agents_over_http_follow_the_tenant_s_rules_and_a_new_default_resets_the
         listed = client.get("/v1/agents").json()
         assert [item["resource"]["name"] for item in listed["items"]] == ["Dana Agent"]
         dana = client.get("/v1/agents/Dana%20Agent").json()
-        assert dana["outgoing"] == {"server": "AcmeJets SMTP Server", "override": True}
+        assert dana["outgoing"] == {  # normalised as the loader normalises a file
+            "server": "AcmeJets SMTP Server",
+            "override": True,
+            "user": "dana@acmejets.example",
+        }
         default = client.put(
             "/v1/default-smtp-server",
             json={"name": "AcmeJets SMTP Server"},
@@ -89,3 +96,36 @@ def test_agents_over_http_follow_the_tenant_s_rules_and_a_new_default_resets_the
                 ("SmtpServer", "AcmeJets SMTP Server", "set-default", ["default"]),
             ],
         )
+
+
+MINIMAL = """\
+kind: SmtpServer
+name: AcmeJets SMTP Server
+host: smtp.acmejets.example
+---
+kind: Agent
+name: Dana Agent
+email: dana@acmejets.example
+outgoing:
+  server: AcmeJets SMTP Server
+  override: true
+"""
+
+
+def test_minimal_bodies_written_through_the_api_plan_as_no_changes(
+    server: Server, workdir: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server normalises a body as the loader normalises a file: an overriding agent's
+    user (its email) and a server's port, security and default are filled in by the tenant,
+    so the equivalent config shows no drift."""
+    (workdir / "channels.d" / "acme.yaml").write_text(MINIMAL)
+    with api(server, server.write_token) as client:
+        for path, body in (("smtp-servers/AcmeJets%20SMTP%20Server", SERVER), (DANA_PATH, DANA)):
+            assert client.put(f"/v1/{path}", json=body, headers=CREATE).status_code == 201
+        stored = client.get("/v1/smtp-servers/AcmeJets%20SMTP%20Server").json()
+    assert (stored["security"], stored["port"], stored["default"]) == ("starttls", 587, False)
+    assert "allow_insecure_auth" not in stored  # channelsync's own field: never a tenant's
+    monkeypatch.setenv("CHANNELSYNC_TOKEN", server.read_token)
+    plan = cli("plan", "--target", server.url, "--detailed-exitcode")
+    assert (plan.code, plan.err) == (0, ""), plan.out
+    assert "No changes." in plan.out

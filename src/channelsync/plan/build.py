@@ -16,7 +16,7 @@ from typing import Any
 
 from channelsync import kinds
 from channelsync.defaults import BUILTIN_SMTP_SERVER, tenant_default_server
-from channelsync.document import copy_mappings, get_path, secret_paths, set_path
+from channelsync.document import copy_mappings, get_path, secret_paths, set_path, without_local
 from channelsync.errors import ChannelsyncError, did_you_mean
 from channelsync.loader import Config, Loaded
 from channelsync.perf import paused_gc
@@ -57,13 +57,7 @@ def config_fingerprint(config: Config) -> str:
 def target_form(item: Loaded) -> dict[str, Any]:
     """The resource as a target sees it (no local-only fields, no renamed_from), in mappings
     of its own that the caller may change."""
-    doc = copy_mappings(item.data)
-    doc.pop("renamed_from", None)
-    for *parents, name in kinds.get(item.kind).local_fields:
-        node = get_path(doc, tuple(parents)) if parents else doc
-        if isinstance(node, dict):
-            node.pop(name, None)
-    return doc
+    return without_local(item.kind, copy_mappings(item.data))
 
 
 class _Fingerprints:

@@ -18,8 +18,11 @@ from channelsync.tenant.repository import valid_tenant_name
 
 T = TypeVar("T")
 
-# The tenant the request's path names, set by ``Context.auth`` once the token may reach it.
-_TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("channelsync_tenant")
+# The tenant the request's path names, set by ``Context.auth`` once the token may reach it;
+# start-up work (the console's tables) is the default tenant's.
+_TENANT: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "channelsync_tenant", default=DEFAULT_TENANT
+)
 
 
 def no_tenant(name: str) -> ApiError:

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
-from channelsync.document import get_path, secret_paths, set_path
+from channelsync.document import get_path, secret_paths, set_path, tenant_form
 from channelsync.secrets import FINGERPRINT_PREFIX
 from channelsync.server import paging
 from channelsync.server.context import Acting, Context, acting
@@ -158,4 +158,4 @@ def _checked_body(kind: str, name: str, raw: Any) -> dict[str, Any]:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or kind
         raise ApiError(422, f"{kind} '{name}': {where}: {first['msg']}") from None
-    return body
+    return tenant_form(kind, body)
