@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 from channelsync.loader import load_config
 from tests.conftest import EXAMPLES
@@ -45,3 +47,72 @@ def test_the_examples_hold_an_agent_with_override_and_one_on_the_default() -> No
             "outgoing": None,  # the tenant's default SMTP server
         },
     }
+
+
+AGENTS_ON_RELAY = """\
+kind: SmtpServer
+name: Relay
+host: smtp.example.com
+default: true
+---
+kind: SmtpServer
+name: AcmeJets SMTP Server
+host: smtp.acmejets.example
+"""
+AGENT = """\
+---
+kind: Agent
+name: Agent {i:02d}
+email: agent{i:02d}@example.com
+outgoing:
+  server: Relay
+"""
+
+
+def _agents_on_relay(workdir: Path, cli: Any, extra: str = "") -> None:
+    text = AGENTS_ON_RELAY + "".join(AGENT.format(i=i) for i in range(10)) + extra
+    (workdir / "channels.d" / "agents.yaml").write_text(text)
+    applied = cli("apply", "--auto-approve", "--skip-connection-tests")
+    assert applied.code == 0, applied.out + applied.err
+
+
+def _make_acmejets_the_default(workdir: Path) -> None:
+    path = workdir / "channels.d" / "agents.yaml"
+    text = path.read_text().replace("default: true\n", "")
+    path.write_text(text.replace("acmejets.example\n", "acmejets.example\ndefault: true\n"))
+
+
+def test_set_backs_of_a_new_default_do_not_count_towards_force(workdir: Path, cli: Any) -> None:
+    """Twelve resources, ten agents set back when AcmeJets becomes the default: those ten
+    changes only restore what the config says (like the channels that follow a rename), so
+    the 30 % threshold sees one change, and one apply without --force converges."""
+    _agents_on_relay(workdir, cli)
+    _make_acmejets_the_default(workdir)
+    plan = cli("plan", "--format", "json")
+    shown = json.loads(plan.out)
+    assert shown["apply_needs"] == []
+    assert shown["default_reset"]["set_back"] == 10
+    flags = [(c["name"], c.get("reset_by"), c.get("set_back_only")) for c in shown["changes"]]
+    assert flags[:3] == [
+        ("Relay", None, None),
+        ("AcmeJets SMTP Server", None, None),
+        ("Agent 00", "AcmeJets SMTP Server", True),
+    ]
+    applied = cli("apply", "--auto-approve", "--skip-connection-tests")
+    assert applied.code == 0, applied.out + applied.err
+    assert "Apply complete: 12 updated." in applied.out
+    assert cli("plan", "--detailed-exitcode").code == 0
+
+
+def test_a_change_that_is_also_set_back_still_counts_towards_force(workdir: Path, cli: Any) -> None:
+    """The ten agents also start to override while AcmeJets becomes the default: ten real
+    changes, which the threshold counts."""
+    _agents_on_relay(workdir, cli)
+    _make_acmejets_the_default(workdir)
+    path = workdir / "channels.d" / "agents.yaml"
+    path.write_text(
+        path.read_text().replace("  server: Relay\n", "  server: Relay\n  override: true\n")
+    )
+    shown = json.loads(cli("plan", "--format", "json").out)
+    assert shown["apply_needs"] == ["--force"]
+    assert [c.get("set_back_only") for c in shown["changes"]][2:] == [None] * 10

@@ -312,7 +312,8 @@ class _Resetting:
                 change.reset_by = new
                 if id(change) not in kept:  # left out by --only, or folded into a rename
                     changes.append(change)
-                    if id(change) in self._chosen:
+                    if id(change) in self._chosen:  # a follower: the tenant carried it along
+                        change.set_back_only = True
                         self.were_unchanged += 1
                     else:
                         self.were_not_selected += 1
@@ -320,7 +321,14 @@ class _Resetting:
             desired = _comparable(item, res, self._unresolved, self._fingerprints)
             before = copy_mappings(res.data)
             set_path(before, section, None)
-            change = Change(res.kind, res.name, Action.UPDATE, live_etag=res.etag, reset_by=new)
+            change = Change(
+                res.kind,
+                res.name,
+                Action.UPDATE,
+                live_etag=res.etag,
+                reset_by=new,
+                set_back_only=True,
+            )
             changes.append(change)
             differing.append((change, before, desired))
             self.were_unchanged += 1
@@ -428,7 +436,13 @@ def refusals(plan: Plan, *, allow_delete: bool = False, force: bool = False) -> 
                 "(channelsync export writes them)",
             )
         )
-    touched = sum(1 for c in plan.changes if c.action in ("update", "rename", "delete"))
+    # a set-back that a new default makes necessary changes nothing the config does not say
+    # already: like the channels that follow a rename, it is not counted
+    touched = sum(
+        1
+        for c in plan.changes
+        if c.action in ("update", "rename", "delete") and not c.set_back_only
+    )
     existing = plan.live_count
     if not force and existing >= SAFETY_MIN_EXISTING and touched > SAFETY_MAX_FRACTION * existing:
         out.append(

@@ -235,7 +235,7 @@ def _json_reset(reset: DefaultReset | None) -> dict[str, Any]:
 
 
 def _json_change(change: Change) -> dict[str, Any]:
-    out = {
+    out: dict[str, Any] = {
         "kind": change.kind,
         "name": change.name,
         "action": change.action.value,
@@ -248,6 +248,8 @@ def _json_change(change: Change) -> dict[str, Any]:
         out["reset_by"] = change.reset_by
     if change.reset_outside is not None:
         out["reset_outside"] = change.reset_outside
+    if change.set_back_only:
+        out["set_back_only"] = True
     return out
 
 
