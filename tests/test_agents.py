@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from channelsync.defaults import DEFAULT_TARGET
 from channelsync.loader import load_config
+from channelsync.targets.sqlite import SqliteTarget
 from tests.conftest import EXAMPLES
 
 SCHEMAS = EXAMPLES.parent / "schemas"
@@ -116,3 +118,32 @@ def test_a_change_that_is_also_set_back_still_counts_towards_force(workdir: Path
     shown = json.loads(cli("plan", "--format", "json").out)
     assert shown["apply_needs"] == ["--force"]
     assert [c.get("set_back_only") for c in shown["changes"]][2:] == [None] * 10
+
+
+def test_drift_after_a_default_set_outside_and_set_back_still_explains_the_reset(
+    workdir: Path, cli: Any
+) -> None:
+    """AcmeJets made the default in the console, then Relay again: the tenant's default is
+    the config's, yet both resets emptied the agents' own servers; drift says why and one
+    apply (a plain update, no new default) sets them back."""
+    _agents_on_relay(workdir, cli)
+    target = SqliteTarget(DEFAULT_TARGET)
+    try:
+        assert target.tenant.set_default("AcmeJets SMTP Server", actor="console")
+        assert target.tenant.set_default("Relay", actor="console")
+        assert target.read()[("Agent", "Agent 00")].data["outgoing"] is None
+    finally:
+        target.close()
+    drift = cli("drift")
+    assert drift.code == 2
+    assert drift.out.split("\n\n")[1].splitlines()[:2] == [
+        '  ~ Agent "Agent 00"',
+        "      (its outgoing server is the tenant's default, Relay: setting a default SMTP "
+        "server outside channelsync resets the outgoing server of every channel and agent)",
+    ]
+    shown = json.loads(cli("plan", "--format", "json").out)
+    assert "default_reset" not in shown
+    assert {c["reset_outside"] for c in shown["changes"]} == {"Relay"}
+    applied = cli("apply", "--auto-approve", "--skip-connection-tests", "--force")
+    assert applied.code == 0, applied.out + applied.err
+    assert cli("plan", "--detailed-exitcode").code == 0
