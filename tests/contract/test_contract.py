@@ -494,3 +494,39 @@ def test_deleting_the_default_server_sets_back_after_the_delete(
     assert shown["default_reset"]["server"] == "VCC Internal"
     _apply(cli, with_agents, "--allow-delete")
     _converged(cli, with_agents)
+
+
+def test_a_server_renamed_as_it_becomes_the_default_sets_back_its_own_agents(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    """Dana on AcmeJets; AcmeJets renamed to AcmeJets 2 and made the default in one apply:
+    the rename carries Dana along, the new default resets her, the set-back names the new
+    name; one apply converges."""
+    agents = workdir / "channels.d" / "agents.yaml"
+    agents.write_text(
+        agents.read_text().replace("  server: Relay\n", "  server: AcmeJets SMTP Server\n")
+    )
+    _apply(cli, with_agents)
+    _make_acmejets_the_default(workdir)
+    agents.write_text(
+        agents.read_text()
+        .replace(
+            "name: AcmeJets SMTP Server\n",
+            "name: AcmeJets 2\nrenamed_from: AcmeJets SMTP Server\n",
+        )
+        .replace("  server: AcmeJets SMTP Server\n", "  server: AcmeJets 2\n")
+    )
+    shown = json.loads(_cli(cli, with_agents, "plan", "--format", "json").out)
+    assert shown["default_reset"]["server"] == "AcmeJets 2"
+    assert [(c["name"], c["action"], c.get("reset_by")) for c in shown["changes"]] == [
+        ("Relay", "update", None),
+        ("AcmeJets 2", "rename", None),
+        ("Dana Agent", "update", "AcmeJets 2"),
+        ("Support", "update", "AcmeJets 2"),
+    ]
+    assert [c.get("set_back_only") for c in shown["changes"]][2:] == [True, True]
+    _apply(cli, with_agents)
+    _converged(cli, with_agents)
+    live = _live(with_agents)
+    assert live[("Agent", "Dana Agent")].data["outgoing"]["server"] == "AcmeJets 2"
+    assert live[("SmtpServer", "AcmeJets 2")].data["default"] is True
