@@ -323,10 +323,10 @@ def test_the_runbook_lists_the_set_back_steps_in_the_console_s_words(
         '   b. Set Outgoing Mail Server to "Relay".',
         "   c. Select Override Server Configuration.",
         '   d. Set User to "dana@acmejets.example".',
-        '   e. Ask "Dana Agent" to enter the password of their own mail account in Agent '
-        "Console > Profile (channelsync holds no agent password).",
-        "   f. Click Test connection and check that the connection to the mail server succeeds.",
-        "   g. Click Save.",
+        "   e. Click Test connection and check that the connection to the mail server succeeds.",
+        "   f. Click Save.",
+        '   g. Ask "Dana Agent" to enter the password of their own mail account in Agent '
+        "Console > Profile (channelsync holds no agent password).",  # once the agent is saved
     ]
     markdown = _cli(cli, with_agents, "plan", "--format", "markdown").out
     assert "> :information_source: " + NEW_DEFAULT.removeprefix("note: ") in markdown.splitlines()

@@ -114,16 +114,16 @@ def _steps(change: Change) -> list[tuple[str, str]]:
         users = " and ".join(f"{n} {word}(s)" for word, n in counts.items())
         steps.append(f"The {users} that use it follow the new name by themselves.")
     steps.extend(_field_step(change, f.path, f.after, f.sensitive) for f in change.fields)
-    if own_password_note(change) is not None:
-        steps.append(
-            f'Ask "{change.name}" to enter the password of their own mail account in '
-            f"{kind.console.own_password} (channelsync holds no {kind.console.noun} password)."
-        )
     if kind.tested:
         steps.append(
             "Click Test connection and check that the connection to the mail server succeeds."
         )
     steps.append("Click Save.")
+    if own_password_note(change) is not None:  # once saved: the agent's profile exists then
+        steps.append(
+            f'Ask "{change.name}" to enter the password of their own mail account in '
+            f"{kind.console.own_password} (channelsync holds no {kind.console.noun} password)."
+        )
     return _lettered(steps)
 
 
