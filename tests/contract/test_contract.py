@@ -530,3 +530,37 @@ def test_a_server_renamed_as_it_becomes_the_default_sets_back_its_own_agents(
     live = _live(with_agents)
     assert live[("Agent", "Dana Agent")].data["outgoing"]["server"] == "AcmeJets 2"
     assert live[("SmtpServer", "AcmeJets 2")].data["default"] is True
+
+
+def test_agents_that_swap_addresses_or_take_a_deleted_one_s_converge_in_one_apply(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    """The tenant keeps agents' addresses unique as it does channels': Dana and Eli swap
+    theirs (one moves through a temporary address), Gus takes the address of Fay, who goes
+    (her delete first)."""
+    agents = workdir / "channels.d" / "agents.yaml"
+    fay = "---\nkind: Agent\nname: Fay Agent\nemail: fay@acmejets.example\n"
+    agents.write_text(agents.read_text() + fay)
+    _apply(cli, with_agents)
+    swapped = (
+        agents.read_text()
+        .replace("dana@acmejets.example", "SWAP")
+        .replace("eli@acmejets.example", "dana@acmejets.example")
+        .replace("SWAP", "eli@acmejets.example")
+        .replace("name: Fay Agent\n", "name: Gus Agent\n")
+    )
+    agents.write_text(swapped)
+    shown = json.loads(_cli(cli, with_agents, "plan", "--format", "json").out)
+    order = [(c["name"], c["action"], c["temporary_email"] is not None) for c in shown["changes"]]
+    assert order[0] == ("Fay Agent", "delete", False)  # her address is free before Gus's create
+    assert sorted(order[1:]) == [
+        ("Dana Agent", "update", True),
+        ("Eli Agent", "update", False),
+        ("Gus Agent", "create", False),
+    ]
+    applied = _apply(cli, with_agents, "--allow-delete")
+    assert "(another agent took its address)" in applied.out
+    _converged(cli, with_agents)
+    live = _live(with_agents)
+    assert live[("Agent", "Dana Agent")].data["email"] == "eli@acmejets.example"
+    assert live[("Agent", "Gus Agent")].data["email"] == "fay@acmejets.example"

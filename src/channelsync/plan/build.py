@@ -543,32 +543,42 @@ def _apply_order(change: Change, rank: dict[str, int]) -> tuple[int, int, int, s
     return (0, rank[change.kind], int(sets_default), change.name)
 
 
+ADDRESS = "email"  # the unique field a temporary address stands in for
+
+
 def _order(changes: list[Change], config: Config, live: dict[Key, LiveResource]) -> list[Change]:
-    """Apply order, except for addresses, which the tenant keeps unique: deleting a channel
-    whose address another channel takes over goes first (nothing refers to a channel), and a
-    channel that takes the address of one that moves goes after it. Channels whose addresses
-    move in a cycle (two that swap) are broken by moving one of them to a temporary address
-    first (``temporary_email``)."""
+    """Apply order, except for addresses, which the tenant keeps unique within a kind (a
+    channel's, an agent's: ``Kind.unique``): deleting one whose address another takes over
+    goes first (when nothing refers to its kind), and one that takes the address of one
+    that moves goes after it. Addresses that move in a cycle (two that swap) are broken by
+    moving one of them to a temporary address first (``temporary_email``)."""
     rank = {kind: i for i, kind in enumerate(kinds.dependency_order())}
     changes.sort(key=lambda change: _apply_order(change, rank))
-    wanted = {r.name: r.data["email"].lower() for r in config.resources if r.kind == "EmailChannel"}
-    holder = {
-        str(r.data.get("email", "")).lower(): r.name
-        for r in live.values()
-        if r.kind == "EmailChannel"
-    }
+    for kind in kinds.all_kinds():
+        if ADDRESS in kind.unique:
+            changes = _by_kind_address(kind.name, changes, config, live)
+    return changes
+
+
+def _by_kind_address(
+    kind: str, changes: list[Change], config: Config, live: dict[Key, LiveResource]
+) -> list[Change]:
+    wanted = {r.name: r.data[ADDRESS].lower() for r in config.of_kind(kind)}
+    holder = {str(r.data.get(ADDRESS, "")).lower(): r.name for r in live.values() if r.kind == kind}
     taken = set(wanted.values())
+    unreferenced = not kinds.referring_kinds(kind)
     early = [
         c
         for c in changes
-        if c.action == "delete"
-        and c.kind == "EmailChannel"
-        and str(live[c.key].data.get("email", "")).lower() in taken
+        if unreferenced
+        and c.action == "delete"
+        and c.kind == kind
+        and str(live[c.key].data.get(ADDRESS, "")).lower() in taken
     ]
-    moving = [c for c in changes if c.kind == "EmailChannel" and c.action != "delete"]
+    moving = [c for c in changes if c.kind == kind and c.action != "delete"]
     placed = {id(c) for c in early} | {id(c) for c in moving}
     rest = [c for c in changes if id(c) not in placed]
-    cut = next((i for i, c in enumerate(rest) if c.kind == "EmailChannel"), len(rest))
+    cut = next((i for i, c in enumerate(rest) if c.kind == kind), len(rest))
     ordered = _by_address(moving, wanted, holder, live)
     return early + rest[:cut] + ordered + rest[cut:]
 
@@ -579,7 +589,7 @@ def _by_address(
     holder: dict[str, str],
     live: dict[Key, LiveResource],
 ) -> list[Change]:
-    """``moving`` (channel creates, updates, renames) so that each goes after the change that
+    """``moving`` (creates, updates, renames of one kind) so that each goes after the change that
     frees the address it takes; each waits for at most one other, so a cycle is found by
     following the waits."""
     by_live_name = {c.previous_name or c.name: c for c in moving if c.action != "create"}
@@ -633,7 +643,7 @@ def _cycle_member(start: Change, waits: dict[int, Change]) -> Change:
 def _temporary_address(change: Change, live: dict[Key, LiveResource]) -> str:
     """A stable address of the channel's own domain that no channel uses: the same one for
     every apply of this change, so an apply killed halfway is picked up by the next one."""
-    current = str(live[(change.kind, change.previous_name or change.name)].data["email"])
+    current = str(live[(change.kind, change.previous_name or change.name)].data[ADDRESS])
     tag = hashlib.sha256(change.name.encode()).hexdigest()[:12]
     return f"channelsync-temp-{tag}@{current.rpartition('@')[2]}"
 

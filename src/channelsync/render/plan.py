@@ -81,10 +81,10 @@ def following_counts(change: Change) -> dict[str, int]:
 
 
 def temporary_note(change: Change) -> str:
-    """How a channel whose address another channel takes in the same apply gets there."""
+    """How a channel (an agent) whose address another takes in the same apply gets there."""
     return (
         f"(moves through the temporary address {change.temporary_email} first: another "
-        "channel of this apply takes its address)"
+        f"{kinds.get(change.kind).called} of this apply takes its address)"
     )
 
 

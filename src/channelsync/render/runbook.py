@@ -34,13 +34,9 @@ def runbook(plan: Plan) -> str:
         return "Nothing to do: the tenant matches the configuration.\n"
     items = [(_title(c), _steps(c)) for c in plan.changes]
     parked = [c for c in plan.changes if c.temporary_email]
-    if parked:  # before the first channel that takes an address, as apply does
-        at = next(
-            i
-            for i, c in enumerate(plan.changes)
-            if c.kind == "EmailChannel" and c.action != "delete"
-        )
-        items[at:at] = [_parking(c) for c in parked]
+    for kind in dict.fromkeys(c.kind for c in parked):  # before the first of its kind, as apply
+        at = next(i for i, c in enumerate(plan.changes) if c.kind == kind and c.action != "delete")
+        items[at:at] = [_parking(c) for c in parked if c.kind == kind]
     count = f"{len(plan.changes)} change(s)"
     if len(items) > len(plan.changes):
         count += f" in {len(items)} steps"
@@ -63,15 +59,16 @@ def runbook(plan: Plan) -> str:
 
 
 def _parking(change: Change) -> tuple[str, list[tuple[str, str]]]:
-    """The first step of a channel whose address another channel takes: a temporary one."""
+    """The first step of a channel (an agent) whose address another takes: a temporary one."""
     label = field_titles(change.kind).get("email", "Email address")
     current = change.previous_name or change.name
+    kind = kinds.get(change.kind)
     title = (
-        f'Give the email channel "{current}" a temporary address (another channel takes '
-        "its address below)."
+        f'Give the {kind.console.noun} "{current}" a temporary address (another {kind.called} '
+        "takes its address below)."
     )
     steps = [
-        f'{kinds.get("EmailChannel").console.open}, and open "{current}" in the list.',
+        f'{kind.console.open}, and open "{current}" in the list.',
         f'Set {label} to "{change.temporary_email}".',
         "Click Save.",
     ]
