@@ -147,3 +147,22 @@ def test_drift_after_a_default_set_outside_and_set_back_still_explains_the_reset
     applied = cli("apply", "--auto-approve", "--skip-connection-tests", "--force")
     assert applied.code == 0, applied.out + applied.err
     assert cli("plan", "--detailed-exitcode").code == 0
+
+
+def test_an_agent_overriding_on_a_server_without_tls_is_warned(workdir: Path, cli: Any) -> None:
+    """channelsync never holds the agent's password, but the tenant sends it to the server:
+    over security: none that is in the clear."""
+    (workdir / "channels.d" / "plain.yaml").write_text(
+        "kind: SmtpServer\nname: Plain\nhost: smtp.example.com\nsecurity: none\n---\n"
+        "kind: Agent\nname: Dana\nemail: dana@example.com\n"
+        "outgoing:\n  server: Plain\n  override: true\n---\n"
+        "kind: Agent\nname: Eli\nemail: eli@example.com\noutgoing:\n  server: Plain\n"
+    )
+    result = cli("validate")
+    assert result.code == 0
+    assert result.out.splitlines() == [
+        "channels.d/plain.yaml:11:13: warning: SmtpServer 'Plain' has security: none: the "
+        "agent's own password (entered in Agent Console > Profile) would be sent without TLS; "
+        "use a server with starttls or ssl",
+        "1 file(s) checked: valid, 0 error(s), 1 warning(s)",
+    ]
