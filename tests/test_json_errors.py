@@ -73,7 +73,7 @@ def test_a_config_error_is_a_positioned_json_error(
             "usage_error",
             "bad filter 'enabled=maybe': enabled is true or false",
         ),
-        (("test", "Nope"), "usage_error", "no channel or SMTP server named 'Nope'"),
+        (("test", "Nope"), "usage_error", "no channel, SMTP server or agent named 'Nope'"),
         (
             ("plan", "--only", "Suport"),
             "error",

@@ -133,8 +133,17 @@ def without_local(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
 def tenant_form(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     """A valid document as a tenant stores it: normalised exactly as the loader normalises a
     file (so a minimal body written through the REST API reads back as the config's
-    equivalent, e.g. an overriding agent's ``outgoing.user``), without local fields."""
-    return without_local(kind, normalize(kind, data))
+    equivalent, e.g. an overriding agent's ``outgoing.user``), without ``renamed_from`` and
+    without the defaults of local fields (a local field the writer sent stays: the server's
+    monitor reads a stored ``tls.ca_file``)."""
+    doc = normalize(kind, data)
+    doc.pop("renamed_from", None)
+    for *parents, name in kinds.get(kind).local_fields:
+        sent = get_path(data, tuple(parents)) if parents else data
+        node = get_path(doc, tuple(parents)) if parents else doc
+        if isinstance(node, dict) and not (isinstance(sent, dict) and name in sent):
+            node.pop(name, None)
+    return doc
 
 
 @cache

@@ -556,12 +556,16 @@ def _order(changes: list[Change], config: Config, live: dict[Key, LiveResource])
     changes.sort(key=lambda change: _apply_order(change, rank))
     for kind in kinds.all_kinds():
         if ADDRESS in kind.unique:
-            changes = _by_kind_address(kind.name, changes, config, live)
+            changes = _by_kind_address(kind.name, changes, config, live, rank)
     return changes
 
 
 def _by_kind_address(
-    kind: str, changes: list[Change], config: Config, live: dict[Key, LiveResource]
+    kind: str,
+    changes: list[Change],
+    config: Config,
+    live: dict[Key, LiveResource],
+    rank: dict[str, int],
 ) -> list[Change]:
     wanted = {r.name: r.data[ADDRESS].lower() for r in config.of_kind(kind)}
     holder = {str(r.data.get(ADDRESS, "")).lower(): r.name for r in live.values() if r.kind == kind}
@@ -578,7 +582,12 @@ def _by_kind_address(
     moving = [c for c in changes if c.kind == kind and c.action != "delete"]
     placed = {id(c) for c in early} | {id(c) for c in moving}
     rest = [c for c in changes if id(c) not in placed]
-    cut = next((i for i, c in enumerate(rest) if c.kind == kind), len(rest))
+    # where the kind's creates and updates stand in apply order: before the deletes (a server
+    # that goes may be the one they move off) and the kinds that come after it
+    cut = next(
+        (i for i, c in enumerate(rest) if c.action == "delete" or rank[c.kind] > rank[kind]),
+        len(rest),
+    )
     ordered = _by_address(moving, wanted, holder, live)
     return early + rest[:cut] + ordered + rest[cut:]
 
