@@ -18,20 +18,21 @@ from tests.probe.conftest import channel, write
 from tests.probe.test_real_servers import Password
 
 BOX = "backlog@acme.test"
-TWO_HOURS_AGO = time.time() - 2 * 3600
 
 
 @pytest.fixture(scope="module")
 def backlog_box(mail: MailServers) -> dt.datetime:
-    """backlog@acme.test holds one unread message from two hours ago and one read one."""
+    """backlog@acme.test holds one unread message from two hours ago and one read one (ago
+    from now, not from when the suite was collected: a long run made it 125 minutes)."""
+    two_hours_ago = time.time() - 2 * 3600
     ctx = ssl.create_default_context(cafile=str(mail.ca_file))
     client = imaplib.IMAP4_SSL("localhost", mail.ports["imaps"], ssl_context=ctx, timeout=10)
     client.login(BOX, mailservers.PASSWORD)
-    old = imaplib.Time2Internaldate(int(TWO_HOURS_AGO))
+    old = imaplib.Time2Internaldate(int(two_hours_ago))
     client.append("INBOX", "", old, b"From: a@b.test\r\nSubject: waiting\r\n\r\nold\r\n")
     client.append("INBOX", r"(\Seen)", None, b"From: a@b.test\r\nSubject: read\r\n\r\nnew\r\n")
     client.logout()
-    return dt.datetime.fromtimestamp(int(TWO_HOURS_AGO), dt.UTC)
+    return dt.datetime.fromtimestamp(int(two_hours_ago), dt.UTC)
 
 
 def _box(mail: MailServers, protocol: str = "imap-ssl", **doc: Any) -> dict[str, Any]:
