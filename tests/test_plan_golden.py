@@ -90,3 +90,45 @@ def test_show_renders_a_saved_plan_as_plan_did_without_config_target_or_secrets(
     for secret in [*SECRETS.values(), "rotated-Secret-9zz"]:
         assert secret not in shown.out
         assert secret not in (elsewhere / "saved.plan").read_text()
+
+
+AGENTS = """\
+kind: SmtpServer
+name: AcmeJets SMTP Server
+host: smtp.acmejets.example
+---
+kind: Agent
+name: Dana Agent
+email: dana@acmejets.example
+outgoing:
+  server: Relay
+  override: true
+---
+kind: Agent
+name: Eli Agent
+email: eli@acmejets.example
+"""
+
+
+def test_a_plan_that_sets_a_new_default_is_byte_for_byte_unchanged(tenant: Path, cli: Any) -> None:
+    """A new default: default_reset and the set-backs (reset_by, set_back_only) of an agent
+    and a channel, in the JSON plan and the saved plan."""
+    write(tenant, {"agents.yaml": AGENTS})
+    assert apply(cli).code == 0
+    write(
+        tenant,
+        {
+            "relay.yaml": BASE["relay.yaml"].replace("default: true\n", ""),
+            "agents.yaml": AGENTS.replace(
+                "smtp.acmejets.example\n", "smtp.acmejets.example\ndefault: true\n"
+            ),
+        },
+    )
+    for args, name in (
+        (("plan", "--format", "json"), "plan_reset_format_1.json"),
+        (("plan", "--out", "saved.plan"), "saved_plan_reset_format_1.json"),
+    ):
+        result = cli(*args)
+        assert result.code == 0, result.err
+        saved = tenant / "saved.plan"
+        _golden(name, saved.read_text(encoding="utf-8") if saved.exists() else result.out, tenant)

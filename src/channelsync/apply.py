@@ -91,9 +91,9 @@ def operations(
             summary=f"{len(missing)} secret(s) the plan needs cannot be read here{listed}; "
             "set them and apply again. Nothing was changed",
         )
-    if parking:  # before the first channel that takes an address (scripts, servers first)
-        at = next(i for i, (c, o) in enumerate(out) if c.kind == "EmailChannel" and o.body)
-        out[at:at] = parking
+    for kind in dict.fromkeys(c.kind for c, _ in parking):  # before the first of its kind
+        at = next(i for i, (c, o) in enumerate(out) if c.kind == kind and o.body)
+        out[at:at] = [p for p in parking if p[0].kind == kind]
     return out
 
 

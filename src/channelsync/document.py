@@ -119,6 +119,25 @@ def normalize(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def without_local(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` without channelsync's own fields (``local_fields``, ``renamed_from``), which
+    never reach a tenant; changed in place and returned."""
+    doc.pop("renamed_from", None)
+    for *parents, name in kinds.get(kind).local_fields:
+        node = get_path(doc, tuple(parents)) if parents else doc
+        if isinstance(node, dict):
+            node.pop(name, None)
+    return doc
+
+
+def tenant_form(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A valid document as a tenant stores it: normalised exactly as the loader normalises a
+    file, without channelsync's own fields, so a minimal body written through the REST API
+    reads back as the config's equivalent (e.g. an overriding agent's ``outgoing.user``) and
+    a config's local paths (``tls.ca_file``) never reach a tenant."""
+    return without_local(kind, normalize(kind, data))
+
+
 @cache
 def secret_paths(kind: str) -> tuple[tuple[str, ...], ...]:
     """Paths of the secret (write-only) fields of a kind, from the schema."""

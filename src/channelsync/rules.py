@@ -197,7 +197,8 @@ def _references(groups: Groups) -> Iterator[Diagnostic]:
 
 
 def _insecure_outgoing(groups: Groups) -> Iterator[Diagnostic]:
-    """A channel's own SMTP password goes to a security: none server only by consent."""
+    """A channel's own SMTP password goes to a security: none server only by consent; an
+    agent's (which channelsync never holds) is a warning."""
     servers = {i.name: i.data for i in groups["SmtpServer"]}
     for item in groups["EmailChannel"]:
         out = item.data.get("outgoing")
@@ -212,6 +213,18 @@ def _insecure_outgoing(groups: Groups) -> Iterator[Diagnostic]:
                 "server with starttls or ssl, or set outgoing.allow_insecure_auth: true to "
                 "accept the risk",
             )
+    for item in groups["Agent"]:
+        out = item.data.get("outgoing")
+        server = servers.get(out["server"]) if out and out["override"] else None
+        if out is None or server is None or server["security"] != "none":
+            continue
+        yield item.diagnostic(
+            ("outgoing", "override"),
+            "warning",
+            f"SmtpServer '{out['server']}' has security: none: the agent's own password (entered "
+            "in Agent Console > Profile) would be sent without TLS; use a server with starttls "
+            "or ssl",
+        )
 
 
 def _insecure_ok(section: dict[str, Any]) -> bool:

@@ -93,6 +93,17 @@ password: ${{env:CONSOLE_OTHER_PASSWORD}}
 kind: EmailScript
 name: Support Script
 queues: [Support, Sales]
+---
+kind: Agent
+name: Dana Agent
+email: dana@acme.test
+outgoing:
+  server: Backup Relay
+  override: true
+---
+kind: Agent
+name: Eli Agent
+email: eli@acme.test
 """)
     relay = "outgoing:\n  server: Test Relay\n"
     good = _channel("Good Channel", "support@acme.test", "imap-ssl", "localhost",

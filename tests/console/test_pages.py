@@ -353,3 +353,35 @@ def test_the_sort_is_a_choice_of_the_filter_form_too(served: Served) -> None:
         page = client.get("/channels", params={"sort": "-port"}).text
     assert '<option value="-port" selected>Port ▼</option>' in page
     assert page.count('<option value="-') == 11  # every column, both ways
+
+
+def test_the_agents_list_shows_each_agent_s_outgoing_mail_server(served: Served) -> None:
+    """The vendor's Users list: where each agent's mail goes, as `list --kind agent` says."""
+    import re
+
+    with served.session(served.read_token) as client:
+        page = client.get("/agents")
+        assert page.status_code == 200
+        assert '<a href="/agents" aria-current="page">Agents</a>' in page.text
+        assert '<p class="count" id="count">2 agent(s)</p>' in page.text
+        header = re.search(r"<thead>(.*?)</thead>", page.text, re.S)
+        assert header is not None
+        assert re.findall(r'<th scope="col">([^<]*)</th>', header.group(1))[:3] == [
+            "NAME",
+            "EMAIL ADDRESS",
+            "OUTGOING MAIL SERVER",
+        ]
+        cells = re.findall(
+            r'<td data-label="(?:Email Address|Outgoing Mail Server)">([^<]*)<', page.text
+        )
+        assert cells == [
+            "dana@acme.test",
+            "Backup Relay (override)",
+            "eli@acme.test",
+            "VCC Internal (tenant default)",  # no server is marked default
+        ]
+        dana = client.get("/agents/Dana%20Agent").text
+        assert (
+            '<tr><th scope="row">Outgoing mail server (in use)</th><td>Backup Relay (override)'
+            "</td></tr>" in dana
+        )

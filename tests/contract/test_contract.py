@@ -279,8 +279,8 @@ def test_a_new_default_resets_agents_and_channels_and_one_apply_sets_them_back(
     assert [(c["kind"], c["name"], c.get("reset_by")) for c in shown["changes"]] == [
         ("SmtpServer", "Relay", None),
         ("SmtpServer", "AcmeJets SMTP Server", None),  # the default first, then what it resets
-        ("Agent", "Dana Agent", "AcmeJets SMTP Server"),
         ("EmailChannel", "Support", "AcmeJets SMTP Server"),
+        ("Agent", "Dana Agent", "AcmeJets SMTP Server"),
     ]
     assert shown["default_reset"] == {
         "server": "AcmeJets SMTP Server",
@@ -315,23 +315,23 @@ def test_the_runbook_lists_the_set_back_steps_in_the_console_s_words(
         "Note: " + NEW_DEFAULT.removeprefix("note: ") + " (steps 3, 4); setting them back is "
         "harmless if the console kept them."
     )
-    step = runbook.split("\n\n")[4]
+    step = runbook.split("\n\n")[5]
     assert step.splitlines() == [
-        '3. Set back the outgoing mail server of the agent "Dana Agent" (setting AcmeJets SMTP '
+        '4. Set back the outgoing mail server of the agent "Dana Agent" (setting AcmeJets SMTP '
         "Server as default resets it).",
         '   a. From the Configuration Menu, open Users, and open "Dana Agent" in the list.',
         '   b. Set Outgoing Mail Server to "Relay".',
         "   c. Select Override Server Configuration.",
         '   d. Set User to "dana@acmejets.example".',
-        '   e. Ask "Dana Agent" to enter the password of their own mail account in Agent '
-        "Console > Profile (channelsync holds no agent password).",
-        "   f. Click Test connection and check that the connection to the mail server succeeds.",
-        "   g. Click Save.",
+        "   e. Click Test connection and check that the connection to the mail server succeeds.",
+        "   f. Click Save.",
+        '   g. Ask "Dana Agent" to enter the password of their own mail account in Agent '
+        "Console > Profile (channelsync holds no agent password).",  # once the agent is saved
     ]
     markdown = _cli(cli, with_agents, "plan", "--format", "markdown").out
     assert "> :information_source: " + NEW_DEFAULT.removeprefix("note: ") in markdown.splitlines()
-    assert runbook.split("\n\n")[5].splitlines()[0] == (
-        '4. Set back the outgoing mail server of the email channel "Support" (setting AcmeJets '
+    assert runbook.split("\n\n")[4].splitlines()[0] == (
+        '3. Set back the outgoing mail server of the email channel "Support" (setting AcmeJets '
         "SMTP Server as default resets it)."
     )
 
@@ -452,8 +452,8 @@ def test_a_new_default_and_a_rename_in_one_apply_set_back_the_followers_too(
     assert [(c["name"], c["action"], c.get("reset_by")) for c in shown["changes"]] == [
         ("Relay 2", "rename", None),
         ("AcmeJets SMTP Server", "update", None),
-        ("Dana Agent", "update", "AcmeJets SMTP Server"),
         ("Support", "update", "AcmeJets SMTP Server"),
+        ("Dana Agent", "update", "AcmeJets SMTP Server"),
     ]
     _apply(cli, with_agents)
     _converged(cli, with_agents)
@@ -488,9 +488,108 @@ def test_deleting_the_default_server_sets_back_after_the_delete(
     shown = json.loads(_cli(cli, with_agents, "plan", "--format", "json").out)
     assert [(c["name"], c["action"]) for c in shown["changes"]] == [
         ("AcmeJets SMTP Server", "delete"),
-        ("Dana Agent", "update"),
         ("Support", "update"),
+        ("Dana Agent", "update"),
     ]
     assert shown["default_reset"]["server"] == "VCC Internal"
+    _apply(cli, with_agents, "--allow-delete")
+    _converged(cli, with_agents)
+
+
+def test_a_server_renamed_as_it_becomes_the_default_sets_back_its_own_agents(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    """Dana on AcmeJets; AcmeJets renamed to AcmeJets 2 and made the default in one apply:
+    the rename carries Dana along, the new default resets her, the set-back names the new
+    name; one apply converges."""
+    agents = workdir / "channels.d" / "agents.yaml"
+    agents.write_text(
+        agents.read_text().replace("  server: Relay\n", "  server: AcmeJets SMTP Server\n")
+    )
+    _apply(cli, with_agents)
+    _make_acmejets_the_default(workdir)
+    agents.write_text(
+        agents.read_text()
+        .replace(
+            "name: AcmeJets SMTP Server\n",
+            "name: AcmeJets 2\nrenamed_from: AcmeJets SMTP Server\n",
+        )
+        .replace("  server: AcmeJets SMTP Server\n", "  server: AcmeJets 2\n")
+    )
+    shown = json.loads(_cli(cli, with_agents, "plan", "--format", "json").out)
+    assert shown["default_reset"]["server"] == "AcmeJets 2"
+    assert [(c["name"], c["action"], c.get("reset_by")) for c in shown["changes"]] == [
+        ("Relay", "update", None),
+        ("AcmeJets 2", "rename", None),
+        ("Support", "update", "AcmeJets 2"),
+        ("Dana Agent", "update", "AcmeJets 2"),
+    ]
+    assert [c.get("set_back_only") for c in shown["changes"]][2:] == [True, True]
+    _apply(cli, with_agents)
+    _converged(cli, with_agents)
+    live = _live(with_agents)
+    assert live[("Agent", "Dana Agent")].data["outgoing"]["server"] == "AcmeJets 2"
+    assert live[("SmtpServer", "AcmeJets 2")].data["default"] is True
+
+
+def test_agents_that_swap_addresses_or_take_a_deleted_one_s_converge_in_one_apply(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    """The tenant keeps agents' addresses unique as it does channels': Dana and Eli swap
+    theirs (one moves through a temporary address), Gus takes the address of Fay, who goes
+    (her delete first)."""
+    agents = workdir / "channels.d" / "agents.yaml"
+    fay = "---\nkind: Agent\nname: Fay Agent\nemail: fay@acmejets.example\n"
+    agents.write_text(agents.read_text() + fay)
+    _apply(cli, with_agents)
+    swapped = (
+        agents.read_text()
+        .replace("dana@acmejets.example", "SWAP")
+        .replace("eli@acmejets.example", "dana@acmejets.example")
+        .replace("SWAP", "eli@acmejets.example")
+        .replace("name: Fay Agent\n", "name: Gus Agent\n")
+    )
+    agents.write_text(swapped)
+    shown = json.loads(_cli(cli, with_agents, "plan", "--format", "json").out)
+    order = [(c["name"], c["action"], c["temporary_email"] is not None) for c in shown["changes"]]
+    assert order[0] == ("Fay Agent", "delete", False)  # her address is free before Gus's create
+    assert sorted(order[1:]) == [
+        ("Dana Agent", "update", True),
+        ("Eli Agent", "update", False),
+        ("Gus Agent", "create", False),
+    ]
+    applied = _apply(cli, with_agents, "--allow-delete")
+    assert "(another agent took its address)" in applied.out
+    _converged(cli, with_agents)
+    live = _live(with_agents)
+    assert live[("Agent", "Dana Agent")].data["email"] == "eli@acmejets.example"
+    assert live[("Agent", "Gus Agent")].data["email"] == "fay@acmejets.example"
+
+
+def test_a_channel_and_an_agent_moving_off_a_deleted_server_converge_in_one_apply(
+    with_agents: Driver, workdir: Path, cli: Any
+) -> None:
+    """The creates and updates of channels and agents go before the deletes: the server they
+    move off is deleted once nothing uses it (apply stopped at 'still used by')."""
+    folder = workdir / "channels.d"
+    support, agents = folder / "support.yaml", folder / "agents.yaml"
+    agents.write_text(
+        agents.read_text().replace("  server: Relay\n", "  server: AcmeJets SMTP Server\n")
+    )
+    support.write_text(
+        support.read_text().replace("server: Relay\n", "server: AcmeJets SMTP Server\n")
+    )
+    _apply(cli, with_agents)
+    for path in (support, agents):
+        path.write_text(
+            path.read_text().replace("server: AcmeJets SMTP Server\n", "server: Relay\n")
+        )
+    agents.write_text(agents.read_text().split("---\n", 1)[1])  # AcmeJets goes
+    shown = json.loads(_cli(cli, with_agents, "plan", "--format", "json").out)
+    assert [(c["name"], c["action"]) for c in shown["changes"]] == [
+        ("Support", "update"),
+        ("Dana Agent", "update"),
+        ("AcmeJets SMTP Server", "delete"),
+    ]
     _apply(cli, with_agents, "--allow-delete")
     _converged(cli, with_agents)

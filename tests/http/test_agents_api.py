@@ -4,12 +4,20 @@ registry, the tenant's rules hold there too, and a new default resets them."""
 from __future__ import annotations
 
 import json
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+import trustme
 
-from channelsync.server import openapi
-from tests.http.conftest import Server
+from channelsync.server import openapi, tokens
+from tests.http.conftest import Server, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DANA = {
@@ -20,6 +28,7 @@ DANA = {
 }
 SERVER = {"kind": "SmtpServer", "name": "AcmeJets SMTP Server", "host": "smtp.acmejets.example"}
 CREATE = {"If-None-Match": "*"}
+DANA_PATH = "agents/Dana%20Agent"
 
 
 def api(server: Server, token: str) -> httpx.Client:
@@ -93,3 +102,97 @@ def test_agents_over_http_follow_the_tenant_s_rules_and_a_new_default_resets_the
                 ("SmtpServer", "AcmeJets SMTP Server", "set-default", ["default"]),
             ],
         )
+
+
+MINIMAL = """\
+kind: SmtpServer
+name: AcmeJets SMTP Server
+host: smtp.acmejets.example
+---
+kind: Agent
+name: Dana Agent
+email: dana@acmejets.example
+outgoing:
+  server: AcmeJets SMTP Server
+  override: true
+"""
+
+
+def test_minimal_bodies_written_through_the_api_plan_as_no_changes(
+    server: Server, workdir: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server normalises a body as the loader normalises a file: an overriding agent's
+    user (its email) and a server's port, security and default are filled in by the tenant,
+    so the equivalent config shows no drift."""
+    (workdir / "channels.d" / "acme.yaml").write_text(MINIMAL)
+    with api(server, server.write_token) as client:
+        for path, body in (("smtp-servers/AcmeJets%20SMTP%20Server", SERVER), (DANA_PATH, DANA)):
+            assert client.put(f"/v1/{path}", json=body, headers=CREATE).status_code == 201
+        stored = client.get("/v1/smtp-servers/AcmeJets%20SMTP%20Server").json()
+    assert (stored["security"], stored["port"], stored["default"]) == ("starttls", 587, False)
+    assert "allow_insecure_auth" not in stored  # channelsync's own field: never a tenant's
+    monkeypatch.setenv("CHANNELSYNC_TOKEN", server.read_token)
+    plan = cli("plan", "--target", server.url, "--detailed-exitcode")
+    assert (plan.code, plan.err) == (0, ""), plan.out
+    assert "No changes." in plan.out
+
+
+def test_list_kind_agent_live_over_https_names_the_tenant_s_agents(
+    tmp_path: Path, workdir: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`list --kind agent --live` against a tenant URL of a TLS server (a private CA in
+    SSL_CERT_FILE): the tenant's agents with their Outgoing Mail Server, not the default's."""
+
+    ca = trustme.CA()
+    cert, key, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    issued = ca.issue_cert("localhost")
+    issued.private_key_pem.write_to_path(str(key))
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    ca.cert_pem.write_to_path(str(ca_file))
+    db, token_file, port = tmp_path / "tenant.db", tmp_path / "tokens.json", free_port()
+    assert cli("tenant", "add", "acme", "--store", f"sqlite:///{db}").code == 0
+    token = tokens.add(token_file, "acme-ci", "write", ["acme"])
+    argv = [sys.executable, "-m", "channelsync.server", "serve", "--target", f"sqlite:///{db}",
+            "--port", str(port), "--tokens", str(token_file), "--tls-cert", str(cert),
+            "--tls-key", str(key)]  # fmt: skip
+    with (tmp_path / "serve.log").open("ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=log)
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+        monkeypatch.setenv("CHANNELSYNC_TOKEN", token)
+        url = f"https://localhost:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                with urllib.request.urlopen(
+                    f"{url}/v1/health", timeout=1, context=_trusting(ca_file)
+                ):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "channelsync serve did not start"
+                time.sleep(0.05)
+        (workdir / "channels.d" / "acme.yaml").write_text(
+            MINIMAL.replace(
+                "host: smtp.acmejets.example\n", "host: smtp.acmejets.example\ndefault: true\n"
+            )
+            + "---\nkind: Agent\nname: Eli Agent\nemail: eli@acmejets.example\n"
+        )
+        target = ("--target", f"{url}/tenants/acme")
+        applied = cli("apply", *target, "--auto-approve", "--skip-connection-tests")
+        assert applied.code == 0, applied.out + applied.err
+        listed = cli("list", "--kind", "agent", "--live", *target)
+        assert (listed.code, listed.err) == (0, "")
+        assert listed.out.splitlines() == [
+            "USER NAME   EMAIL ADDRESS          OUTGOING MAIL SERVER",
+            "Dana Agent  dana@acmejets.example  AcmeJets SMTP Server (override)",
+            "Eli Agent   eli@acmejets.example   AcmeJets SMTP Server (tenant default)",
+            "2 agent(s)",
+        ]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _trusting(ca_file: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca_file))

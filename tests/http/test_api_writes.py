@@ -11,9 +11,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from channelsync.document import normalize
+from channelsync.document import tenant_form
 from channelsync.errors import visible
-from channelsync.plan import target_document
 from channelsync.server import tokens
 from channelsync.targets.base import ConflictError, Operation
 from channelsync.targets.http import HttpTarget
@@ -87,7 +86,7 @@ def test_a_minimal_write_is_stored_normalised_and_shows_no_drift(
         created = api.put("/v1/smtp-servers/Relay", json=body, headers={"If-None-Match": "*"})
     assert created.status_code == 201
     stored = created.json()
-    expected = target_document("SmtpServer", normalize("SmtpServer", {**RELAY, "password": "x"}))
+    expected = tenant_form("SmtpServer", {**RELAY, "password": "x"})
     assert set(stored) == set(expected)
     assert stored["port"] == expected["port"]
     (tmp_path / "channels.d").mkdir()

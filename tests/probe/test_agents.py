@@ -13,6 +13,7 @@ import pytest
 from channelsync.commands import test as command
 from channelsync.loader import load_config
 from channelsync.probe.runner import checks_for
+from tests.conftest import EXAMPLES
 from tests.mailservers import MailServers
 from tests.probe.conftest import SECRET_ENV, Probe, smtp_server, write
 
@@ -97,3 +98,17 @@ def test_channelsync_test_shows_the_skipped_login_as_a_warning(
     out = capsys.readouterr().out
     assert f"warning: Agent 'Dana Agent' (outgoing): {SKIPPED}" in out.splitlines()
     assert out.endswith("2 passed, 0 failed\n")
+
+
+@pytest.mark.parametrize("flag", ["--dns", "--end-to-end"])
+def test_mail_flow_checks_of_a_named_agent_say_they_cover_channels_only(
+    flag: str, cli: Any
+) -> None:
+    """An agent has no mailbox channelsync may read, so --dns and --end-to-end (a channel's
+    MX, SPF, DMARC, round trip) name it instead of checking nothing and passing."""
+    result = cli("test", flag, "Dana Agent", "--dir", str(EXAMPLES))
+    assert (result.code, result.out) == (1, "")
+    assert result.err == (
+        "error: --dns and --end-to-end check channels only, not 'Dana Agent' (agent); without "
+        "them, 'channelsync test NAME' tests the connection\n"
+    )

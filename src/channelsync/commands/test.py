@@ -198,6 +198,19 @@ def _mail_flow(args: argparse.Namespace, resources: list[Any], servers: list[Any
     from channelsync.probe.e2e import run_trips
     from channelsync.render import probes as report
 
+    if args.names:
+        from channelsync import kinds
+
+        others = [
+            f"'{r.name}' ({kinds.get(r.kind).called})"
+            for r in resources
+            if r.kind != "EmailChannel"
+        ]
+        if others:
+            raise UsageError(
+                f"--dns and --end-to-end check channels only, not {', '.join(others)}; "
+                "without them, 'channelsync test NAME' tests the connection"
+            )
     channels = [
         r for r in resources if r.kind == "EmailChannel" and (args.names or r.data["enabled"])
     ]

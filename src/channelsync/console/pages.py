@@ -217,6 +217,9 @@ def mount(
         rows, default, latest = await ctx.db(work, tenant=tenant)
         columns = _list_columns(kind.name)
         titles = _titles(kind.name)
+        if kind.name == "Agent":  # the vendor's Users list: each agent's Outgoing Mail Server
+            rows = listing.agent_rows(rows, default)
+            titles = {**titles, "outgoing": titles["outgoing.server"]}
         items = [
             {
                 "name": r["name"],
@@ -260,6 +263,8 @@ def mount(
         outgoing = None
         if kind.name == "EmailChannel":
             outgoing = listing.rows([body], data["default"])[0]["outgoing"]
+        elif kind.name == "Agent":
+            outgoing = listing.agent_rows([body], data["default"])[0]["outgoing"]
         return console.page(
             request,
             "resource.html",
@@ -425,6 +430,8 @@ def _list_columns(kind: str) -> list[str]:
         return ["host", "security", "port", "user", "default"]
     if kind == "EmailScript":
         return ["queues"]
+    if kind == "Agent":
+        return list(listing.AGENT_COLUMNS[1:])
     return []
 
 

@@ -9,7 +9,6 @@ from channelsync.plan.build import (
     config_fingerprint,
     make_plan,
     refusals,
-    target_document,
     target_form,
 )
 from channelsync.plan.data import (
@@ -44,6 +43,5 @@ __all__ = [
     "config_fingerprint",
     "make_plan",
     "refusals",
-    "target_document",
     "target_form",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 
 from channelsync import kinds
 from channelsync.defaults import BUILTIN_SMTP_SERVER, tenant_default_server
-from channelsync.document import copy_mappings, get_path, secret_paths, set_path
+from channelsync.document import copy_mappings, get_path, secret_paths, set_path, without_local
 from channelsync.errors import ChannelsyncError, did_you_mean
 from channelsync.loader import Config, Loaded
 from channelsync.perf import paused_gc
@@ -57,19 +57,7 @@ def config_fingerprint(config: Config) -> str:
 def target_form(item: Loaded) -> dict[str, Any]:
     """The resource as a target sees it (no local-only fields, no renamed_from), in mappings
     of its own that the caller may change."""
-    return target_document(item.kind, item.data)
-
-
-def target_document(kind: str, data: dict[str, Any]) -> dict[str, Any]:
-    """A normalised document of ``kind`` as a target stores it (``target_form``); the REST
-    API stores what a client writes through this too, so both agree on every field."""
-    doc = copy_mappings(data)
-    doc.pop("renamed_from", None)
-    for *parents, name in kinds.get(kind).local_fields:
-        node = get_path(doc, tuple(parents)) if parents else doc
-        if isinstance(node, dict):
-            node.pop(name, None)
-    return doc
+    return without_local(item.kind, copy_mappings(item.data))
 
 
 class _Fingerprints:
@@ -324,7 +312,8 @@ class _Resetting:
                 change.reset_by = new
                 if id(change) not in kept:  # left out by --only, or folded into a rename
                     changes.append(change)
-                    if id(change) in self._chosen:
+                    if id(change) in self._chosen:  # a follower: the tenant carried it along
+                        change.set_back_only = True
                         self.were_unchanged += 1
                     else:
                         self.were_not_selected += 1
@@ -332,7 +321,14 @@ class _Resetting:
             desired = _comparable(item, res, self._unresolved, self._fingerprints)
             before = copy_mappings(res.data)
             set_path(before, section, None)
-            change = Change(res.kind, res.name, Action.UPDATE, live_etag=res.etag, reset_by=new)
+            change = Change(
+                res.kind,
+                res.name,
+                Action.UPDATE,
+                live_etag=res.etag,
+                reset_by=new,
+                set_back_only=True,
+            )
             changes.append(change)
             differing.append((change, before, desired))
             self.were_unchanged += 1
@@ -440,7 +436,13 @@ def refusals(plan: Plan, *, allow_delete: bool = False, force: bool = False) -> 
                 "(channelsync export writes them)",
             )
         )
-    touched = sum(1 for c in plan.changes if c.action in ("update", "rename", "delete"))
+    # a set-back that a new default makes necessary changes nothing the config does not say
+    # already: like the channels that follow a rename, it is not counted
+    touched = sum(
+        1
+        for c in plan.changes
+        if c.action in ("update", "rename", "delete") and not c.set_back_only
+    )
     existing = plan.live_count
     if not force and existing >= SAFETY_MIN_EXISTING and touched > SAFETY_MAX_FRACTION * existing:
         out.append(
@@ -541,32 +543,51 @@ def _apply_order(change: Change, rank: dict[str, int]) -> tuple[int, int, int, s
     return (0, rank[change.kind], int(sets_default), change.name)
 
 
+ADDRESS = "email"  # the unique field a temporary address stands in for
+
+
 def _order(changes: list[Change], config: Config, live: dict[Key, LiveResource]) -> list[Change]:
-    """Apply order, except for addresses, which the tenant keeps unique: deleting a channel
-    whose address another channel takes over goes first (nothing refers to a channel), and a
-    channel that takes the address of one that moves goes after it. Channels whose addresses
-    move in a cycle (two that swap) are broken by moving one of them to a temporary address
-    first (``temporary_email``)."""
+    """Apply order, except for addresses, which the tenant keeps unique within a kind (a
+    channel's, an agent's: ``Kind.unique``): deleting one whose address another takes over
+    goes first (when nothing refers to its kind), and one that takes the address of one
+    that moves goes after it. Addresses that move in a cycle (two that swap) are broken by
+    moving one of them to a temporary address first (``temporary_email``)."""
     rank = {kind: i for i, kind in enumerate(kinds.dependency_order())}
     changes.sort(key=lambda change: _apply_order(change, rank))
-    wanted = {r.name: r.data["email"].lower() for r in config.resources if r.kind == "EmailChannel"}
-    holder = {
-        str(r.data.get("email", "")).lower(): r.name
-        for r in live.values()
-        if r.kind == "EmailChannel"
-    }
+    for kind in kinds.all_kinds():
+        if ADDRESS in kind.unique:
+            changes = _by_kind_address(kind.name, changes, config, live, rank)
+    return changes
+
+
+def _by_kind_address(
+    kind: str,
+    changes: list[Change],
+    config: Config,
+    live: dict[Key, LiveResource],
+    rank: dict[str, int],
+) -> list[Change]:
+    wanted = {r.name: r.data[ADDRESS].lower() for r in config.of_kind(kind)}
+    holder = {str(r.data.get(ADDRESS, "")).lower(): r.name for r in live.values() if r.kind == kind}
     taken = set(wanted.values())
+    unreferenced = not kinds.referring_kinds(kind)
     early = [
         c
         for c in changes
-        if c.action == "delete"
-        and c.kind == "EmailChannel"
-        and str(live[c.key].data.get("email", "")).lower() in taken
+        if unreferenced
+        and c.action == "delete"
+        and c.kind == kind
+        and str(live[c.key].data.get(ADDRESS, "")).lower() in taken
     ]
-    moving = [c for c in changes if c.kind == "EmailChannel" and c.action != "delete"]
+    moving = [c for c in changes if c.kind == kind and c.action != "delete"]
     placed = {id(c) for c in early} | {id(c) for c in moving}
     rest = [c for c in changes if id(c) not in placed]
-    cut = next((i for i, c in enumerate(rest) if c.kind == "EmailChannel"), len(rest))
+    # where the kind's creates and updates stand in apply order: before the deletes (a server
+    # that goes may be the one they move off) and the kinds that come after it
+    cut = next(
+        (i for i, c in enumerate(rest) if c.action == "delete" or rank[c.kind] > rank[kind]),
+        len(rest),
+    )
     ordered = _by_address(moving, wanted, holder, live)
     return early + rest[:cut] + ordered + rest[cut:]
 
@@ -577,7 +598,7 @@ def _by_address(
     holder: dict[str, str],
     live: dict[Key, LiveResource],
 ) -> list[Change]:
-    """``moving`` (channel creates, updates, renames) so that each goes after the change that
+    """``moving`` (creates, updates, renames of one kind) so that each goes after the change that
     frees the address it takes; each waits for at most one other, so a cycle is found by
     following the waits."""
     by_live_name = {c.previous_name or c.name: c for c in moving if c.action != "create"}
@@ -631,7 +652,7 @@ def _cycle_member(start: Change, waits: dict[int, Change]) -> Change:
 def _temporary_address(change: Change, live: dict[Key, LiveResource]) -> str:
     """A stable address of the channel's own domain that no channel uses: the same one for
     every apply of this change, so an apply killed halfway is picked up by the next one."""
-    current = str(live[(change.kind, change.previous_name or change.name)].data["email"])
+    current = str(live[(change.kind, change.previous_name or change.name)].data[ADDRESS])
     tag = hashlib.sha256(change.name.encode()).hexdigest()[:12]
     return f"channelsync-temp-{tag}@{current.rpartition('@')[2]}"
 

@@ -95,6 +95,9 @@ class Change:
     # the tenant's default SMTP server, when the live outgoing server is the default's
     # because a default was set outside channelsync (drift says why)
     reset_outside: str | None = None
+    # the change only sets back what the new default resets (the resource is as the config
+    # says before the apply): it does not count towards --force
+    set_back_only: bool = False
 
     def __post_init__(self) -> None:
         self.action = Action(self.action)

@@ -58,6 +58,7 @@ class _Change(BaseModel):
     temporary_email: StrictStr | None = None
     reset_by: StrictStr | None = None
     reset_outside: StrictStr | None = None
+    set_back_only: StrictBool = False
 
 
 class _DefaultReset(BaseModel):
@@ -180,6 +181,7 @@ def load(path: Path) -> Plan:
             c.temporary_email,
             c.reset_by,
             c.reset_outside,
+            c.set_back_only,
         )
         for c in saved.changes
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from channelsync import kinds
 from channelsync.apply import ApplyReport, Outcome
 from channelsync.plan import Change
 from channelsync.render.connections import STOPPED
@@ -15,7 +16,7 @@ def report(outcome: ApplyReport) -> str:
     """What was applied; on a failure, also what failed and what was not attempted."""
     lines = [
         f"{c.kind} '{c.name}' moved through the temporary address {c.temporary_email} "
-        "(another channel took its address)"
+        f"(another {kinds.get(c.kind).called} took its address)"
         for c in outcome.parked
     ]
     if outcome.ok:

@@ -82,10 +82,10 @@ def following_counts(change: Change) -> dict[str, int]:
 
 
 def temporary_note(change: Change) -> str:
-    """How a channel whose address another channel takes in the same apply gets there."""
+    """How a channel (an agent) whose address another takes in the same apply gets there."""
     return (
         f"(moves through the temporary address {change.temporary_email} first: another "
-        "channel of this apply takes its address)"
+        f"{kinds.get(change.kind).called} of this apply takes its address)"
     )
 
 
@@ -236,7 +236,7 @@ def _json_reset(reset: DefaultReset | None) -> dict[str, Any]:
 
 
 def _json_change(change: Change) -> dict[str, Any]:
-    out = {
+    out: dict[str, Any] = {
         "kind": change.kind,
         "name": change.name,
         "action": change.action.value,
@@ -249,6 +249,8 @@ def _json_change(change: Change) -> dict[str, Any]:
         out["reset_by"] = change.reset_by
     if change.reset_outside is not None:
         out["reset_outside"] = change.reset_outside
+    if change.set_back_only:
+        out["set_back_only"] = True
     return out
 
 

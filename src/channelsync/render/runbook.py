@@ -39,13 +39,9 @@ def runbook(plan: Plan) -> str:
         return "Nothing to do: the tenant matches the configuration.\n"
     items = [(_title(c), _steps(c)) for c in plan.changes]
     parked = [c for c in plan.changes if c.temporary_email]
-    if parked:  # before the first channel that takes an address, as apply does
-        at = next(
-            i
-            for i, c in enumerate(plan.changes)
-            if c.kind == "EmailChannel" and c.action != "delete"
-        )
-        items[at:at] = [_parking(c) for c in parked]
+    for kind in dict.fromkeys(c.kind for c in parked):  # before the first of its kind, as apply
+        at = next(i for i, c in enumerate(plan.changes) if c.kind == kind and c.action != "delete")
+        items[at:at] = [_parking(c) for c in parked if c.kind == kind]
     count = f"{len(plan.changes)} change(s)"
     if len(items) > len(plan.changes):
         count += f" in {len(items)} steps"
@@ -68,15 +64,16 @@ def runbook(plan: Plan) -> str:
 
 
 def _parking(change: Change) -> tuple[str, list[tuple[str, str]]]:
-    """The first step of a channel whose address another channel takes: a temporary one."""
+    """The first step of a channel (an agent) whose address another takes: a temporary one."""
     label = field_titles(change.kind).get("email", "Email address")
     current = change.previous_name or change.name
+    kind = kinds.get(change.kind)
     title = (
-        f'Give the email channel "{current}" a temporary address (another channel takes '
-        "its address below)."
+        f'Give the {kind.console.noun} "{current}" a temporary address (another {kind.called} '
+        "takes its address below)."
     )
     steps = [
-        f'{kinds.get("EmailChannel").console.open}, and open "{current}" in the list.',
+        f'{kind.console.open}, and open "{current}" in the list.',
         f'Set {label} to "{change.temporary_email}".',
         "Click Save.",
     ]
@@ -119,16 +116,16 @@ def _steps(change: Change) -> list[tuple[str, str]]:
         users = " and ".join(f"{n} {word}(s)" for word, n in counts.items())
         steps.append(f"The {users} that use it follow the new name by themselves.")
     steps.extend(_field_step(change, f.path, f.after, f.sensitive) for f in change.fields)
-    if own_password_note(change) is not None:
-        steps.append(
-            f'Ask "{change.name}" to enter the password of their own mail account in '
-            f"{kind.console.own_password} (channelsync holds no {kind.console.noun} password)."
-        )
     if kind.tested:
         steps.append(
             "Click Test connection and check that the connection to the mail server succeeds."
         )
     steps.append("Click Save.")
+    if own_password_note(change) is not None:  # once saved: the agent's profile exists then
+        steps.append(
+            f'Ask "{change.name}" to enter the password of their own mail account in '
+            f"{kind.console.own_password} (channelsync holds no {kind.console.noun} password)."
+        )
     return _lettered(steps)
 
 

@@ -22,7 +22,8 @@ from channelsync.tenant.repository import valid_tenant_name
 
 T = TypeVar("T")
 
-# The tenant the request's path names, set by ``Context.auth`` once the token may reach it.
+# The tenant the request's path names, set by ``Context.auth`` once the token may reach it
+# (or by ``bind``); no default: work outside a request names its tenant (``db(tenant=)``).
 _TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("channelsync_tenant")
 
 

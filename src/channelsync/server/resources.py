@@ -13,9 +13,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
-from channelsync.document import get_path, normalize, secret_paths, set_path
+from channelsync.document import get_path, secret_paths, set_path, tenant_form
 from channelsync.errors import hidden_problem, visible
-from channelsync.plan import target_document
 from channelsync.secrets import FINGERPRINT_PREFIX
 from channelsync.server import metrics, paging
 from channelsync.server.context import Acting, Context, acting, current_tenant
@@ -190,4 +189,4 @@ def checked_body(kind: str, name: str, raw: Any) -> dict[str, Any]:
         where = ".".join(str(p) for p in first["loc"]) or kind
         raise ApiError(422, f"{kind} '{visible(name)}': {where}: {first['msg']}") from None
     # as the loader and plan shape the config: an equivalent write is no drift
-    return target_document(kind, normalize(kind, body))
+    return tenant_form(kind, body)
