@@ -97,9 +97,10 @@ def _resource_routes(app: FastAPI, ctx: Context, collection: str, kind: str) -> 
         return await resource_handlers.delete(ctx, kind, name, request)
 
 
-def create_app(target_url: str, tokens_path: Path) -> FastAPI:
-    """The application; the store opens only when it starts (so the OpenAPI build opens none)."""
-    ctx = Context(target_url, TokenStore(tokens_path))
+def create_app(target_url: str, tokens_path: Path, *, key_file: Path | None = None) -> FastAPI:
+    """The application; the store opens only when it starts (so the OpenAPI build opens none).
+    ``key_file``: the sealing key of a postgresql:// store."""
+    ctx = Context(target_url, TokenStore(tokens_path), key_file=key_file)
     app = FastAPI(
         title="channelsync tenant API",
         version="1",

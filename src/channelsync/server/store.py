@@ -1,8 +1,10 @@
-"""The served store: the embedded tenant, plus what the REST API records and reads itself.
+"""The served store: a tenant, plus what the REST API records and reads itself.
 
 Composed, not inherited: the tenant's rules, sealing and lease (``channelsync.tenant``) over
-the SQLite repository. Request state (who acts, under which Idempotency-Key and lock) comes
-in as arguments of each call, never as state of this shared object.
+a repository of either store, the embedded SQLite file (``sqlite:///PATH``) or a PostgreSQL
+database that several replicas share (``postgresql://...``). Request state (who acts, under
+which Idempotency-Key and lock) comes in as arguments of each call, never as state of this
+shared object.
 
 Each write's audit entry lists the changed field paths (never values), and its
 Idempotency-Key lands in ``http_writes``; both in the same transaction as the write, so after
@@ -12,22 +14,49 @@ deciding to resend it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from channelsync.plan.diff import changed_paths
-from channelsync.targets.base import LockInfo, Operation
+from channelsync.targets.base import LockInfo, Operation, TargetError
+from channelsync.targets.postgresql import is_postgres_url, redact
 from channelsync.targets.sqlite import LOCK_LEASE_SECONDS, open_tenant, plain_errors
 from channelsync.tenant import lease
+from channelsync.tenant.repository import Repository
 
-_WRITES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS http_writes (
-    key TEXT PRIMARY KEY, at REAL NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
-    action TEXT NOT NULL
-);
-"""
+if TYPE_CHECKING:
+    from channelsync.targets.postgresql import PostgresStore
+
 SERVER_ACTOR = "server"
+KEY_FILE_NEEDED = (
+    "a postgresql:// store needs --key-file FILE: the key that seals its secrets (every "
+    "replica uses a copy of the same file; it is made on first use)"
+)
+
+
+class ServedRepository(Repository, Protocol):
+    """A repository a server pages over and records Idempotency-Keys in."""
+
+    def close(self) -> None: ...
+
+    def resources_after(
+        self, kind: str, name: str, limit: int
+    ) -> list[tuple[str, str, str, str]]: ...
+
+    def kind_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]: ...
+
+    def audit_after(self, entry_id: int, limit: int) -> list[tuple[Any, ...]]: ...
+
+    def record_write(self, key: str, kind: str, name: str, action: str) -> None: ...
+
+    def write_of(self, key: str) -> tuple[str, str, str] | None: ...
+
+
+def workers(url: str) -> int:
+    """How many requests' database work may run at once: one for SQLite (one writer per
+    file anyway), a few for PostgreSQL (its row locks serialise the writers of a tenant)."""
+    return 4 if is_postgres_url(url) else 1
 
 
 def _changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
@@ -38,14 +67,30 @@ class Store:
     """The tenant a server writes to on behalf of its tokens, and the queries it pages over."""
 
     @plain_errors
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, key_file: Path | None = None) -> None:
         self.url = url
-        self.repo, self.tenant = open_tenant(url, readonly=False, audit_fields=_changed)
-        self.path = self.repo.path
-        self.repo.connection.executescript(_WRITES_SCHEMA)
+        self.shown = redact(url)
+        self.path: Path | str = self.shown
+        self.database: PostgresStore | None = None
+        self.repo: ServedRepository
+        if is_postgres_url(url):
+            from channelsync.targets import postgresql
+
+            if key_file is None:
+                raise TargetError(KEY_FILE_NEEDED)
+            self.database, self.repo, self.tenant = postgresql.open_tenant(
+                url, key_file=key_file, audit_fields=_changed, pool_size=workers(url) + 2
+            )
+        else:
+            sqlite, self.tenant = open_tenant(url, readonly=False, audit_fields=_changed)
+            self.path = sqlite.path
+            sqlite.prepare_served()
+            self.repo = sqlite
 
     def close(self) -> None:
         self.repo.close()
+        if self.database is not None:
+            self.database.close()
 
     # --- writing ---------------------------------------------------------------------
 
@@ -76,11 +121,7 @@ class Store:
         with self.repo.transaction():
             done = write()
             if done and key is not None:
-                self.repo.connection.execute(
-                    "INSERT OR IGNORE INTO http_writes (key, at, kind, name, action)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (key, time.time(), kind, name, action),
-                )
+                self.repo.record_write(key, kind, name, action)
         return done
 
     @plain_errors
@@ -107,36 +148,22 @@ class Store:
     @plain_errors
     def resources_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]:
         """Up to ``limit`` (kind, name, body, etag) rows after (kind, name), in that order."""
-        return self.repo.connection.execute(
-            "SELECT kind, name, body, etag FROM resources WHERE (kind, name) > (?, ?)"
-            " ORDER BY kind, name LIMIT ?",
-            (kind, name, limit),
-        ).fetchall()
+        return self.repo.resources_after(kind, name, limit)
 
     @plain_errors
     def kind_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]:
         """Up to ``limit`` rows of one kind with names after ``name``, ordered by name."""
-        return self.repo.connection.execute(
-            "SELECT kind, name, body, etag FROM resources WHERE kind = ? AND name > ?"
-            " ORDER BY name LIMIT ?",
-            (kind, name, limit),
-        ).fetchall()
+        return self.repo.kind_after(kind, name, limit)
 
     @plain_errors
     def audit_after(self, entry_id: int, limit: int) -> list[tuple[Any, ...]]:
         """Up to ``limit`` audit rows (id, at, actor, kind, name, action, fields) after an id."""
-        return self.repo.connection.execute(
-            "SELECT id, at, actor, kind, name, action, fields FROM audit WHERE id > ?"
-            " ORDER BY id LIMIT ?",
-            (entry_id, limit),
-        ).fetchall()
+        return self.repo.audit_after(entry_id, limit)
 
     @plain_errors
     def outcome(self, key: str) -> dict[str, Any] | None:
         """What the write sent with Idempotency-Key ``key`` did, or None if none happened."""
-        row = self.repo.connection.execute(
-            "SELECT kind, name, action FROM http_writes WHERE key = ?", (key,)
-        ).fetchone()
+        row = self.repo.write_of(key)
         if row is None:
             return None
         current = self.repo.get(row[0], row[1])

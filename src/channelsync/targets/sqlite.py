@@ -53,6 +53,12 @@ CREATE TABLE IF NOT EXISTS audit (
     action TEXT NOT NULL, fields TEXT NOT NULL
 );
 """
+_WRITES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS http_writes (
+    key TEXT PRIMARY KEY, at REAL NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    action TEXT NOT NULL
+);
+"""
 
 
 def path_from_url(url: str) -> Path:
@@ -323,6 +329,49 @@ class SqliteRepository:
 
     def drop_lock(self, holder: str) -> bool:
         return bool(self._write("DELETE FROM apply_lock WHERE holder = ?", (holder,)))
+
+    # --- what the server reads and records --------------------------------------------
+
+    def prepare_served(self) -> None:
+        """The table of Idempotency-Key outcomes, which only a served store has."""
+        self.connection.executescript(_WRITES_SCHEMA)
+
+    def resources_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]:
+        """Up to ``limit`` (kind, name, body, etag) rows after (kind, name), in that order."""
+        return self._query(
+            "SELECT kind, name, body, etag FROM resources WHERE (kind, name) > (?, ?)"
+            " ORDER BY kind, name LIMIT ?",
+            (kind, name, limit),
+        )
+
+    def kind_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]:
+        """Up to ``limit`` rows of one kind with names after ``name``, ordered by name."""
+        return self._query(
+            "SELECT kind, name, body, etag FROM resources WHERE kind = ? AND name > ?"
+            " ORDER BY name LIMIT ?",
+            (kind, name, limit),
+        )
+
+    def audit_after(self, entry_id: int, limit: int) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` audit rows (id, at, actor, kind, name, action, fields) after an id."""
+        return self._query(
+            "SELECT id, at, actor, kind, name, action, fields FROM audit WHERE id > ?"
+            " ORDER BY id LIMIT ?",
+            (entry_id, limit),
+        )
+
+    def record_write(self, key: str, kind: str, name: str, action: str) -> None:
+        """The outcome of the write sent with Idempotency-Key ``key`` (the first one stays)."""
+        self._write(
+            "INSERT OR IGNORE INTO http_writes (key, at, kind, name, action)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (key, time.time(), kind, name, action),
+        )
+
+    def write_of(self, key: str) -> tuple[str, str, str] | None:
+        """(kind, name, action) of the write recorded under ``key``, or None."""
+        rows = self._query("SELECT kind, name, action FROM http_writes WHERE key = ?", (key,))
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
 
 def _bodies(texts: Iterable[str]) -> list[dict[str, Any]]:
