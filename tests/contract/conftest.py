@@ -1,6 +1,7 @@
 """One fixture, ``driver``, parametrised over every target driver the contract suite covers:
 the embedded SQLite store, the REST API (a real ``channelsync serve`` on loopback, on the
-SQLite store and on PostgreSQL) and the example third-party driver (tests/http/example_driver.py)."""
+SQLite store and on PostgreSQL) and the example third-party driver
+(tests/http/example_driver.py)."""
 
 from __future__ import annotations
 

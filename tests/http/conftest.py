@@ -107,7 +107,7 @@ class Server:
             self.read_token = tokens.add(self.tokens, "pr-plan", "read")
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def launch(self) -> None:
         argv = [sys.executable, "-m", "channelsync.server", "serve"]
         env = dict(os.environ)
         if self.database is None:
@@ -118,6 +118,13 @@ class Server:
         argv += ["--port", str(self.port), "--tokens", str(self.tokens)]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env)
+
+    def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()
