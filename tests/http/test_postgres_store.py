@@ -194,3 +194,9 @@ def test_one_tenant_never_sees_another_tenants_rows(store: PostgresStore, tmp_pa
         _tenant(store, "nobody", tmp_path / "n.key").apply(
             Operation("create", "SmtpServer", "Relay", body=channel_server), actor="ci"
         )
+
+
+def test_migrate_of_a_sqlite_store_makes_it_and_exits(cli: Any, workdir: Path) -> None:
+    done = cli("serve", "--target", "sqlite:///s/tenant.db", "--migrate")
+    assert (done.code, done.err) == (0, "channelsync serve: sqlite:///s/tenant.db is up to date\n")
+    assert (workdir / "s" / "tenant.db").is_file()
