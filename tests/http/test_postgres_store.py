@@ -200,3 +200,28 @@ def test_migrate_of_a_sqlite_store_makes_it_and_exits(cli: Any, workdir: Path) -
     done = cli("serve", "--target", "sqlite:///s/tenant.db", "--migrate")
     assert (done.code, done.err) == (0, "channelsync serve: sqlite:///s/tenant.db is up to date\n")
     assert (workdir / "s" / "tenant.db").is_file()
+
+
+def test_a_key_file_that_does_not_open_the_stored_secrets_is_refused(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from channelsync.server.store import Store
+
+    schema = PostgresStore(pg_url)
+    schema.migrate()
+    schema.close()
+    store = Store(pg_url, key_file=tmp_path / "right.key")
+    relay = {"kind": "SmtpServer", "name": "R", "host": "smtp.example.com", "password": "pw-1"}
+    store.write(
+        Operation("create", "SmtpServer", "R", body=relay), actor="ci", key=None, holder=None
+    )
+    store.close()
+    Keys.create(tmp_path / "other.key", replace=False)
+    with pytest.raises(TargetError) as caught:
+        Store(pg_url, key_file=tmp_path / "other.key")
+    assert str(caught.value) == (
+        f"key file {tmp_path / 'other.key'} does not open the secrets stored in "
+        f"{redact(pg_url)}: every replica needs a copy of the same key file (restore the "
+        "right one)"
+    )
+    Store(pg_url, key_file=tmp_path / "right.key").close()

@@ -229,3 +229,37 @@ def test_etags_idempotency_keys_and_the_audit_are_shared(
         ("ci-apply", "update"),
     ]
     assert httpx.get(f"{other.url}/v1/health").status_code == 200
+
+
+def test_two_replicas_setting_the_default_server_from_one_etag_one_gets_412(
+    replicas: tuple[Server, Server],
+) -> None:
+    """The default SMTP server's If-Match is checked inside the write's transaction: two
+    writers that read the same ETag, held back together, cannot both win."""
+    one, other = replicas
+    statuses: list[int] = []
+    with api(one, one.write_token) as a:
+        for name in ("Relay A", "Relay B"):
+            relay = {"kind": "SmtpServer", "name": name, "host": "smtp.example.com"}
+            assert a.put(f"/v1/smtp-servers/{name}", json=relay, headers={"If-None-Match": "*"})
+        etag = a.get("/v1/default-smtp-server").headers["etag"]
+
+    def set_default(served: Server, name: str) -> None:
+        with api(served, served.write_token) as client:
+            answer = client.put(
+                "/v1/default-smtp-server", json={"name": name}, headers={"If-Match": etag}
+            )
+            statuses.append(answer.status_code)
+
+    writers = [
+        threading.Thread(target=set_default, args=(one, "Relay A")),
+        threading.Thread(target=set_default, args=(other, "Relay B")),
+    ]
+    with one.writers_blocked():
+        for writer in writers:
+            writer.start()
+        time.sleep(1.0)  # both have read the same default and wait for the tenant's row
+        assert statuses == []
+    for writer in writers:
+        writer.join(30)
+    assert sorted(statuses) == [200, 412]

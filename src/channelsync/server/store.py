@@ -15,6 +15,7 @@ deciding to resend it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -93,6 +94,10 @@ class Store:
             self.database.close()
 
     # --- writing ---------------------------------------------------------------------
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One write transaction, for a handler whose precondition must hold inside it."""
+        return self.repo.transaction()
 
     @plain_errors
     def write(self, op: Operation, *, actor: str, key: str | None, holder: str | None) -> None:

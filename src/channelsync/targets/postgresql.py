@@ -469,6 +469,14 @@ class PostgresRepository:
         )
         return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
 
+    def any_sealed(self) -> bytes | None:
+        """One resource's sealed secrets, if the tenant holds any (to check a key with)."""
+        rows = self._query(
+            "SELECT secrets FROM resources WHERE tenant = %s AND secrets IS NOT NULL LIMIT 1",
+            (self.tenant,),
+        )
+        return bytes(rows[0][0]) if rows else None
+
     def holds_secrets(self) -> bool:
         return bool(
             self._query(
@@ -576,8 +584,26 @@ def open_tenant(
     try:
         store.check_schema()
         repo = store.repository(tenant)
-        keys = Keys.open(key_file, repo, readonly=False)
+        sealer = Sealer(Keys.open(key_file, repo, readonly=False))
+        _check_key(repo, sealer, key_file)
     except BaseException:
         store.close()
         raise
-    return store, repo, Tenant(repo, Sealer(keys), audit_fields=audit_fields)
+    return store, repo, Tenant(repo, sealer, audit_fields=audit_fields)
+
+
+def _check_key(repo: PostgresRepository, sealer: Sealer, key_file: Path) -> None:
+    """A key file that does not open the stored secrets (another replica's, or a new one
+    made where the real one was not copied) is refused before it seals anything."""
+    from cryptography.fernet import InvalidToken
+
+    sample = repo.any_sealed()
+    if sample is None:
+        return
+    try:
+        sealer.unseal(sample)
+    except InvalidToken:
+        raise TargetError(
+            f"key file {key_file} does not open the secrets stored in {repo.store.shown}: "
+            "every replica needs a copy of the same key file (restore the right one)"
+        ) from None
