@@ -225,3 +225,17 @@ def test_a_key_file_that_does_not_open_the_stored_secrets_is_refused(
         "right one)"
     )
     Store(pg_url, key_file=tmp_path / "right.key").close()
+
+
+def test_a_missing_postgresql_fails_in_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests import pgserver
+
+    monkeypatch.setattr(pgserver, "binaries", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"^PostgreSQL is not installed"):
+        pgserver.start()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=r"^PostgreSQL is not installed"):
+        pgserver.start()

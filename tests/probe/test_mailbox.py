@@ -18,7 +18,7 @@ from tests.probe.conftest import channel, write
 from tests.probe.test_real_servers import Password
 
 BOX = "backlog@acme.test"
-TWO_HOURS_AGO = time.time() - 2 * 3600
+TWO_HOURS = 2 * 3600
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +27,12 @@ def backlog_box(mail: MailServers) -> dt.datetime:
     ctx = ssl.create_default_context(cafile=str(mail.ca_file))
     client = imaplib.IMAP4_SSL("localhost", mail.ports["imaps"], ssl_context=ctx, timeout=10)
     client.login(BOX, mailservers.PASSWORD)
-    old = imaplib.Time2Internaldate(int(TWO_HOURS_AGO))
+    two_hours_ago = int(time.time() - TWO_HOURS)  # when the module runs, not when collected
+    old = imaplib.Time2Internaldate(two_hours_ago)
     client.append("INBOX", "", old, b"From: a@b.test\r\nSubject: waiting\r\n\r\nold\r\n")
     client.append("INBOX", r"(\Seen)", None, b"From: a@b.test\r\nSubject: read\r\n\r\nnew\r\n")
     client.logout()
-    return dt.datetime.fromtimestamp(int(TWO_HOURS_AGO), dt.UTC)
+    return dt.datetime.fromtimestamp(two_hours_ago, dt.UTC)
 
 
 def _box(mail: MailServers, protocol: str = "imap-ssl", **doc: Any) -> dict[str, Any]:
