@@ -263,3 +263,28 @@ def test_two_replicas_setting_the_default_server_from_one_etag_one_gets_412(
     for writer in writers:
         writer.join(30)
     assert sorted(statuses) == [200, 412]
+
+
+def test_a_lock_held_over_http_is_kept_alive_by_the_clients_heartbeat(
+    replicas: tuple[Server, Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An apply busy for longer than the lease (connection tests, a confirmation) keeps its
+    lock: the client takes it again every quarter lease, which renews it, on any replica."""
+    import psycopg
+
+    from channelsync.tenant import lease
+
+    one, other = replicas
+    monkeypatch.setattr(lease, "LEASE_SECONDS", 0.8)  # the client beats every 0.2 s
+    target = HttpTarget(one.url, token=one.write_token)
+    try:
+        with target.lock(
+            LockInfo("apply-9", "ci-runner-1", os.getpid(), "2026-01-01T00:00:00Z"), 5
+        ):
+            with psycopg.connect(str(one.database), autocommit=True) as conn:
+                conn.execute("UPDATE apply_lock SET expires = extract(epoch FROM now()) + 5")
+            time.sleep(0.7)  # a few beats, each renewing the live lease
+            [(expires,)] = other.query("SELECT expires FROM apply_lock WHERE holder = 'apply-9'")
+            assert expires > time.time() + 60  # renewed to a full server lease
+    finally:
+        target.close()
