@@ -72,6 +72,23 @@ class History(Protocol):
         ...
 
 
+NEEDS_SQLITE = "Check history and drift reports need the SQLite store for now."
+
+
+class NoHistory:
+    """The history of a store that keeps none (PostgreSQL, for now): nothing is kept, and the
+    console says ``NEEDS_SQLITE`` where results would be shown."""
+
+    def record(self, results: Sequence[CheckResult]) -> None:
+        """Nothing is kept."""
+
+    def recent(self, tenant: str, kind: str, name: str, limit: int) -> list[CheckResult]:
+        return []
+
+    def latest(self, tenant: str, kind: str) -> dict[str, list[CheckResult]]:
+        return {}
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS check_results (
     id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, kind TEXT NOT NULL,

@@ -23,7 +23,13 @@ from fastapi.staticfiles import StaticFiles
 
 from channelsync import kinds, listing
 from channelsync.console import drift, live, views
-from channelsync.console.history import CheckResult, History, SqliteHistory
+from channelsync.console.history import (
+    NEEDS_SQLITE,
+    CheckResult,
+    History,
+    NoHistory,
+    SqliteHistory,
+)
 from channelsync.console.sessions import COOKIE, LOGIN_COOKIE, Sessions, SignedIn, new_secret, same
 from channelsync.server.context import Context
 from channelsync.server.http import ApiError
@@ -70,9 +76,13 @@ class Console:
 
     async def open(self) -> None:
         def tables(store: Store) -> None:
-            drift.create_table(store.repo.connection)
+            if store.sqlite is None:  # PostgreSQL: no check history or drift reports yet
+                self.history = self.history or NoHistory()
+                self.env.globals["no_history"] = NEEDS_SQLITE
+                return
+            drift.create_table(store.sqlite)
             if self.history is None:
-                self.history = SqliteHistory(store.repo.connection)
+                self.history = SqliteHistory(store.sqlite)
 
         await self.ctx.db(tables, tenant=DEFAULT_TENANT)
 
@@ -245,7 +255,7 @@ def mount(
                 "results": history.recent(tenant, kind.name, name, HISTORY_SHOWN),
                 "latest": history.latest(tenant, kind.name).get(name, []),
                 "audit": store.audit_of(kind.name, name, AUDIT_SHOWN),
-                "file": drift.file_of(store.repo.connection, tenant, kind.name, name),
+                "file": store.sqlite and drift.file_of(store.sqlite, tenant, kind.name, name),
             }
 
         data = await ctx.db(work, tenant=tenant)
@@ -320,7 +330,7 @@ def mount(
 
     async def drift_page(request: Request, signed: SignedIn, tenant: str) -> Response:
         found = await ctx.db(
-            lambda store: drift.reports(store.repo.connection, tenant), tenant=tenant
+            lambda store: drift.reports(store.sqlite, tenant) if store.sqlite else [], tenant=tenant
         )
         return console.page(request, "drift.html", reports=found, title="Drift")
 
