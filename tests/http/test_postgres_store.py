@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -13,6 +14,7 @@ from channelsync.server import tokens
 from channelsync.targets.base import LockInfo, Operation, TargetError
 from channelsync.targets.postgresql import SCHEMA_VERSION, PostgresStore, redact
 from channelsync.tenant import lease
+from channelsync.tenant.repository import Row
 from channelsync.tenant.rules import Tenant
 from channelsync.tenant.sealing import Keys, Sealer
 from tests.http.conftest import Server
@@ -241,3 +243,76 @@ def test_a_missing_postgresql_fails_in_ci_and_skips_elsewhere(
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match=r"^PostgreSQL is not installed"):
         pgserver.start()
+
+
+def test_serve_refuses_the_monitor_on_a_postgresql_store(
+    cli: Any, pg_url: str, served: tuple[Path, Path]
+) -> None:
+    tokens_file, key = served
+    refused = _serve(
+        cli, pg_url, "--key-file", str(key), "--tokens", str(tokens_file), "--monitor-every", "5m"
+    )
+    assert (refused.code, refused.err) == (
+        1,
+        "error: --monitor-every needs a sqlite:///PATH store for now (the monitor keeps its "
+        "check history in the SQLite file): serve the postgresql:// store without it\n",
+    )
+
+
+@pytest.mark.parametrize("server", ["postgresql"], indirect=True)
+def test_the_console_on_postgresql_says_check_history_and_drift_need_sqlite(
+    server: Server,
+) -> None:
+    from tests.console.conftest import csrf_of
+
+    note = "Check history and drift reports need the SQLite store for now."
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        report = {"repository": "acme/channels", "changes": [], "summary": {}, "drift": False}
+        posted = client.post(
+            "/v1/drift-reports",
+            json=report,
+            headers={"Authorization": f"Bearer {server.write_token}"},
+        )
+        assert (posted.status_code, posted.json()) == (501, {"error": note})
+        form = client.get("/sign-in")
+        signed = client.post(
+            "/sign-in", data={"csrf": csrf_of(form.text), "token": server.read_token}
+        )
+        assert signed.status_code == 303, signed.text
+        page = client.get("/drift")
+        assert page.status_code == 200 and note in page.text
+
+
+def test_the_tenant_commands_take_a_postgresql_store_with_its_key_file(
+    cli: Any, store: PostgresStore, tmp_path: Path
+) -> None:
+    url, key = store.url, tmp_path / "store.key"
+    refused = cli("tenant", "add", "acme", "--store", url)
+    assert (refused.code, refused.err) == (
+        1,
+        "error: a postgresql:// store needs --key-file FILE: the key that seals its secrets "
+        "(every replica uses a copy of the same file; it is made on first use)\n",
+    )
+    added = cli("tenant", "add", "acme", "--store", url, "--key-file", str(key))
+    assert added.code == 0, added.err
+    assert f"Tenant 'acme' added to {redact(url)}." in added.err and PASSWORD not in added.err
+    assert cli("tenant", "list", "--store", url).out == "acme\ndefault\n"
+    assert store.tenants.data_key("acme") is not None  # sealed by the key file
+    rotated = cli("keys", "rotate", "--tenant", "acme", "--store", url, "--key-file", str(key))
+    assert rotated.code == 0, rotated.err
+    removed = cli("tenant", "remove", "acme", "--yes", "--store", url)
+    assert removed.code == 0, removed.err
+    assert store.tenants.names() == ["default"]
+
+
+def test_an_agent_and_a_channel_may_share_an_address_but_two_channels_may_not(
+    store: PostgresStore, tmp_path: Path
+) -> None:
+    repo = store.repository()
+    with repo.transaction():
+        repo.insert(Row("EmailChannel", "A", {"email": "x@acme.test"}, None, "x@acme.test"))
+        repo.insert(Row("Agent", "Dana", {"email": "x@acme.test"}, None, "x@acme.test"))
+    with pytest.raises(TargetError, match="unique_value"), repo.transaction():
+        repo.insert(Row("EmailChannel", "B", {"email": "x@acme.test"}, None, "x@acme.test"))
+    assert repo.unique_holder("EmailChannel", "x@acme.test", "B") == "A"
+    assert repo.unique_holder("Agent", "x@acme.test", "B") == "Dana"
