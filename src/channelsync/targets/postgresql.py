@@ -343,7 +343,11 @@ class PostgresStore:
 
         with self.connection() as conn:
             # a replica that starts at the same moment may create it first
-            with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+            with contextlib.suppress(
+                psycopg.errors.UniqueViolation,
+                psycopg.errors.DuplicateTable,
+                psycopg.errors.DuplicateObject,  # its row type, made by the other one
+            ):
                 conn.execute(_VERSIONS)
             with conn.transaction():
                 conn.execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")
