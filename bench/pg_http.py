@@ -27,8 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import OUT, best_of, channelsync, env, generate, run
-from http_plan import free_port, wait_ready
+from common import OUT, best_of, channelsync, env, free_port, generate, run, wait_ready
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests import pgserver  # noqa: E402  (the suite's cluster fixture, outside pytest)
