@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from channelsync.cli import main
+from tests.pgserver import pg_cluster, pg_url  # noqa: F401  (fixtures)
 from tests.tenant_config import BASE, SECRETS, write
 
 ROOT = Path(__file__).resolve().parent.parent

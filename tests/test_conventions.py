@@ -179,8 +179,8 @@ def test_serve_reads_channelsync_target(
     monkeypatch.setenv("CHANNELSYNC_TARGET", "https://channelsync.example.com")
     assert cli_main(["serve", "--tokens", str(tmp_path / "none.json")]) == 1
     assert capsys.readouterr().err == (
-        "error: serve needs a sqlite:///PATH store (e.g. sqlite:///.channelsync/tenant.db), "
-        "not a 'https' URL\n"
+        "error: serve needs a sqlite:///PATH or postgresql://USER@HOST/DB store (e.g. "
+        "sqlite:///.channelsync/tenant.db), not a 'https' URL\n"
     )
     monkeypatch.setenv("CHANNELSYNC_TARGET", "sqlite:")
     assert cli_main(["serve", "--tokens", str(tmp_path / "none.json")]) == 1

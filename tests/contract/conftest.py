@@ -1,6 +1,7 @@
 """One fixture, ``driver``, parametrised over every target driver the contract suite covers:
-the embedded SQLite store, the REST API (a real ``channelsync serve`` on loopback) and the
-example third-party driver (tests/http/example_driver.py)."""
+the embedded SQLite store, the REST API (a real ``channelsync serve`` on loopback, on the
+SQLite store and on PostgreSQL) and the example third-party driver
+(tests/http/example_driver.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from channelsync.targets import TOKEN_ENV, open_target
 from channelsync.targets.api import Target
-from tests.http.conftest import Server, register_memory_driver
+from tests.http.conftest import Server, database_for, register_memory_driver
 from tests.tenant_config import BASE, SECRETS, write
 
 
@@ -25,7 +26,7 @@ class Driver:
         return open_target(self.url)
 
 
-@pytest.fixture(params=["sqlite", "http", "memory"])
+@pytest.fixture(params=["sqlite", "http", "http-postgresql", "memory"])
 def driver(
     request: pytest.FixtureRequest, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Driver]:
@@ -42,10 +43,11 @@ def driver(
         yield Driver("memory", "memory://contract")
     else:
         (workdir / "server").mkdir()
-        served = Server(workdir / "server")
+        store = "postgresql" if request.param == "http-postgresql" else "sqlite"
+        served = Server(workdir / "server", database_for(request, store))
         monkeypatch.setenv(TOKEN_ENV, served.write_token)
         served.start()
         try:
-            yield Driver("http", served.url)
+            yield Driver(request.param, served.url)
         finally:
             served.stop()

@@ -4,7 +4,6 @@ converges, and so does the next one after an apply killed between the two steps.
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -28,12 +27,8 @@ def _pairs(directory: Path, pairs: int, *, swapped: bool) -> None:
 
 
 def _temporary_held(server: Server) -> int:
-    db = sqlite3.connect(f"file:{server.db}?mode=ro", uri=True, timeout=5)
-    try:
-        query = "SELECT count(*) FROM resources WHERE email LIKE 'channelsync-temp-%'"
-        return int(db.execute(query).fetchone()[0])
-    finally:
-        db.close()
+    query = "SELECT count(*) FROM resources WHERE email LIKE 'channelsync-temp-%'"
+    return int(server.query(query)[0][0])
 
 
 def test_swapped_addresses_converge_in_one_apply_over_http(

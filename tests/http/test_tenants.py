@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def add_tenant(server: Server, cli: Any, name: str) -> None:
-    result = cli("tenant", "add", name, "--store", f"sqlite:///{server.db}")
+    result = cli("tenant", "add", name, *server.store_args())
     assert result.code == 0, result.err
 
 
@@ -144,7 +144,7 @@ def test_an_operator_token_reaches_every_tenant_and_hears_404_for_an_unknown_one
         assert missing.json() == {"error": "no tenant 'nope' on this server"}
         bad = api.get("/v1/tenants/NOT%20A%20NAME/resources")
         assert bad.status_code == 404 and bad.json() == {"error": "no tenant on this server"}
-    removed = cli("tenant", "remove", "acme", "--yes", "--store", f"sqlite:///{server.db}")
+    removed = cli("tenant", "remove", "acme", "--yes", *server.store_args())
     assert removed.code == 0, removed.err
     with client(server, operator) as api:  # gone at once for the running server
         assert api.get("/v1/tenants/acme/resources").status_code == 404
@@ -177,7 +177,7 @@ def test_keys_rotated_while_serving_seal_the_next_writes_with_the_new_key(
         )
         assert first.status_code == 201, first.text
         fingerprint = api.post("/v1/tenants/acme/fingerprints", json={"values": ["pw-1"]}).json()
-        rotated = cli("keys", "rotate", "--tenant", "acme", "--store", f"sqlite:///{server.db}")
+        rotated = cli("keys", "rotate", "--tenant", "acme", *server.store_args())
         assert rotated.code == 0, rotated.err
         second = api.put(
             "/v1/tenants/acme/smtp-servers/B", json=body, headers={"If-None-Match": "*"}
@@ -187,9 +187,7 @@ def test_keys_rotated_while_serving_seal_the_next_writes_with_the_new_key(
         assert after != fingerprint
         a, b = (api.get(f"/v1/tenants/acme/smtp-servers/{n}").json() for n in "AB")
         assert a["password"] == b["password"] == after["fingerprints"][0]
-    from channelsync.targets.sqlite import SqliteStore
-
-    store = SqliteStore(f"sqlite:///{server.db}", readonly=True)
+    store = server.open_store()
     try:
         sealer = store.tenant("acme").sealer
         repo = store.repository("acme")

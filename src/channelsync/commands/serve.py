@@ -17,11 +17,16 @@ if TYPE_CHECKING:
     import socket
 
 from channelsync import argtypes
+from channelsync.commands.tenants import STORE_ENV
 from channelsync.defaults import DEFAULT_TARGET, DEFAULT_TENANT, DEFAULT_TOKENS_FILE, TOKEN_ROLES
 from channelsync.errors import ChannelsyncError
 from channelsync.exitcodes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
 
 DEFAULT_PORT = 8765
+MONITOR_NEEDS_SQLITE = (
+    "--monitor-every needs a sqlite:///PATH store for now (the monitor keeps its check history "
+    "in the SQLite file): serve the postgresql:// store without it"
+)
 
 
 def _tokens_option(p: argparse.ArgumentParser) -> None:
@@ -40,6 +45,30 @@ def add_parsers(subparsers: Any) -> None:
         "serve", help="serve a tenant store over the REST API, with the web console at /"
     )
     argtypes.target_option(p, "store to serve")
+    p.add_argument(
+        "--store",
+        type=argtypes.target,
+        metavar="URL",
+        help=f"store to serve: sqlite:///PATH or postgresql://USER@HOST/DB (default: "
+        f"${STORE_ENV}, else --target)",
+    )
+    p.add_argument(
+        "--key-file",
+        type=argtypes.path,
+        metavar="FILE",
+        help="the key that seals a postgresql:// store's secrets (the same file for every "
+        "replica; made on first use); a sqlite store keeps its key beside the file",
+    )
+    p.add_argument(
+        "--migrate",
+        action="store_true",
+        help="create or upgrade the store's schema, then exit",
+    )
+    p.add_argument(
+        "--migrate-on-start",
+        action="store_true",
+        help="create or upgrade the store's schema before serving",
+    )
     p.add_argument(
         "--host",
         type=argtypes.host,
@@ -240,19 +269,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from channelsync.server.accesslog import AccessLog, access_log
     from channelsync.server.app import create_app
     from channelsync.server.metrics import RequestMetrics
-    from channelsync.server.store import Store
-    from channelsync.targets import refuse_credentials, target_url
+    from channelsync.server.store import KEY_FILE_NEEDED, Store
     from channelsync.targets.http import is_loopback
-    from channelsync.targets.sqlite import path_from_url
+    from channelsync.targets.postgresql import is_postgres_url, redact
 
-    target = target_url(args.target)
-    refuse_credentials(target)
-    if not target.lower().startswith("sqlite:"):
-        raise ChannelsyncError(
-            f"serve needs a sqlite:///PATH store (e.g. {DEFAULT_TARGET}), not a "
-            f"'{target.split(':', 1)[0]}' URL"
-        )
-    path_from_url(target)  # a malformed sqlite URL is refused here, before anything starts
+    target = _store_url(args)
+    if args.migrate:
+        return _migrate(target)
+    if is_postgres_url(target):
+        if args.key_file is None:
+            raise ChannelsyncError(KEY_FILE_NEEDED)
+        if args.monitor_every:
+            raise ChannelsyncError(MONITOR_NEEDS_SQLITE)
+        if args.migrate_on_start:
+            _migrate(target)
     _check_bind_address(args.host, args.port)
     if not tokens.load(args.tokens):
         raise ChannelsyncError(
@@ -263,7 +293,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ChannelsyncError("--tls-cert and --tls-key go together")
     if args.tls_cert:
         _check_tls(args.tls_cert, args.tls_key)
-    Store(target).close()  # a path or key file it cannot use is refused before the server starts
+    # a path, schema or key file it cannot use is refused before the server starts
+    Store(target, key_file=args.key_file).close()
     monitor = _monitor(args, target)
     scheme = "https" if args.tls_cert else "http"
     if scheme == "http" and not is_loopback(args.host):
@@ -282,13 +313,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         fingerprint_rate=args.fingerprint_rate,
         metrics_hash=_metrics_hash(args.metrics_token_file),
         repository_url=args.repository_url,
+        key_file=args.key_file,
     )
     if monitor is not None:
         from channelsync.monitor import routes
 
         routes.install(app, app.state.ctx, monitor)
     print(
-        f"channelsync serve: {target} on {scheme}://{args.host}:{args.port}",
+        f"channelsync serve: {redact(target)} on {scheme}://{args.host}:{args.port}",
         file=sys.stderr,
         flush=True,
     )
@@ -329,6 +361,48 @@ def _metrics_hash(path: Path | None) -> str | None:
         if not token:
             raise ChannelsyncError(f"--metrics-token-file {path} is empty; put the token in it")
     return digest(token) if token else None
+
+
+def _store_url(args: argparse.Namespace) -> str:
+    """--store, else $CHANNELSYNC_STORE, else --target (and its own default); checked here,
+    before anything starts. A postgresql:// URL may carry a password (it is never shown);
+    a sqlite:/// one carries no credentials."""
+    from channelsync.targets import refuse_credentials, target_url
+    from channelsync.targets.postgresql import is_postgres_url
+    from channelsync.targets.sqlite import path_from_url
+
+    if args.store and args.target:
+        raise ChannelsyncError("--store and --target both name the store to serve; give one")
+    url: str = args.store or argtypes.from_env(STORE_ENV) or target_url(args.target)
+    if is_postgres_url(url):
+        return url
+    refuse_credentials(url)
+    if not url.lower().startswith("sqlite:"):
+        raise ChannelsyncError(
+            f"serve needs a sqlite:///PATH or postgresql://USER@HOST/DB store (e.g. "
+            f"{DEFAULT_TARGET}), not a '{url.split(':', 1)[0]}' URL"
+        )
+    path_from_url(url)
+    return url
+
+
+def _migrate(url: str) -> int:
+    """Create or upgrade the store's schema (a sqlite store: by opening it)."""
+    from channelsync.server.store import Store
+    from channelsync.targets.postgresql import PostgresStore, is_postgres_url, redact
+
+    if not is_postgres_url(url):
+        Store(url).close()
+        print(f"channelsync serve: {url} is up to date", file=sys.stderr)
+        return EXIT_OK
+    store = PostgresStore(url)
+    try:
+        applied = store.migrate()
+    finally:
+        store.close()
+    done = f"applied migration(s) {', '.join(map(str, applied))}" if applied else "up to date"
+    print(f"channelsync serve: {redact(url)}: schema {done}", file=sys.stderr, flush=True)
+    return EXIT_OK
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -20,6 +20,7 @@ from channelsync.errors import ChannelsyncError, TargetError
 from channelsync.exitcodes import EXIT_ERROR, EXIT_OK
 
 if TYPE_CHECKING:
+    from channelsync.targets.postgresql import PostgresStore
     from channelsync.targets.sqlite import SqliteStore
 
 STORE_ENV = "CHANNELSYNC_STORE"
@@ -31,7 +32,15 @@ def _store_option(p: argparse.ArgumentParser) -> None:
         "--store",
         type=argtypes.target,
         metavar="URL",
-        help=f"the store of tenants (default: ${STORE_ENV} or {DEFAULT_TARGET})",
+        help=f"the store of tenants: sqlite:///PATH or postgresql://USER@HOST/DB (default: "
+        f"${STORE_ENV} or {DEFAULT_TARGET})",
+    )
+    p.add_argument(
+        "--key-file",
+        type=argtypes.path,
+        metavar="FILE",
+        help="the key that seals a postgresql:// store's secrets (the file its replicas use); "
+        "a sqlite store keeps its key beside the file",
     )
 
 
@@ -65,14 +74,31 @@ def add_parsers(subparsers: Any) -> None:
 
 
 @contextlib.contextmanager
-def _opened(url: str | None, *, readonly: bool) -> Iterator[SqliteStore]:
-    """The store, closed after the block; SQLite's failures as one-line errors."""
+def _opened(
+    args: argparse.Namespace, *, readonly: bool, keys: bool = True
+) -> Iterator[SqliteStore | PostgresStore]:
+    """The store of ``--store``, closed after the block; SQLite's failures as one-line errors.
+    A postgresql:// store opens with ``--key-file`` when ``keys`` are needed."""
     import sqlite3
 
     from channelsync.targets import refuse_credentials
+    from channelsync.targets.postgresql import PostgresStore, is_postgres_url
     from channelsync.targets.sqlite import SqliteStore, path_from_url
 
-    found = url or argtypes.from_env(STORE_ENV) or DEFAULT_TARGET
+    found = args.store or argtypes.from_env(STORE_ENV) or DEFAULT_TARGET
+    if is_postgres_url(found):
+        from channelsync.server.store import KEY_FILE_NEEDED
+
+        if keys and args.key_file is None:
+            raise ChannelsyncError(KEY_FILE_NEEDED)
+        database = PostgresStore(found, key_file=args.key_file if keys else None, pool_size=2)
+        try:
+            if not keys:
+                database.check_schema()
+            yield database
+        finally:
+            database.close()
+        return
     refuse_credentials(found)
     if not found.lower().startswith("sqlite:"):
         raise ChannelsyncError(
@@ -92,7 +118,7 @@ def _opened(url: str | None, *, readonly: bool) -> Iterator[SqliteStore]:
         raise TargetError(f"tenant database {exc.filename or path}: {exc.strerror}") from None
 
 
-def _unknown(store: SqliteStore, name: str) -> ChannelsyncError:
+def _unknown(store: SqliteStore | PostgresStore, name: str) -> ChannelsyncError:
     return ChannelsyncError(
         f"no tenant '{name}' in {store.path} (tenants: {', '.join(store.tenants.names())})"
     )
@@ -103,7 +129,7 @@ def cmd_tenant_add(args: argparse.Namespace) -> int:
     from channelsync.tenant.sealing import new_data_key
 
     check_tenant_name(args.name)
-    with _opened(args.store, readonly=False) as store:
+    with _opened(args, readonly=False) as store:
         store.tenants.add(args.name, new_data_key(store.master))
     print(
         f"Tenant '{args.name}' added to {store.path}. Serve it with 'channelsync serve'; "
@@ -115,7 +141,7 @@ def cmd_tenant_add(args: argparse.Namespace) -> int:
 
 
 def cmd_tenant_list(args: argparse.Namespace) -> int:
-    with _opened(args.store, readonly=True) as store:
+    with _opened(args, readonly=True, keys=False) as store:
         if store.absent:
             raise ChannelsyncError(
                 f"no store at {store.path} yet: 'channelsync tenant add' or 'serve' creates it"
@@ -129,7 +155,7 @@ def cmd_tenant_remove(args: argparse.Namespace) -> int:
     from channelsync.tenant.repository import cannot_remove
 
     cannot_remove(args.name)
-    with _opened(args.store, readonly=False) as store:
+    with _opened(args, readonly=False, keys=False) as store:
         if args.name not in store.tenants.names():
             raise _unknown(store, args.name)
         if not args.yes and not _confirm(args.name, str(store.path)):
@@ -162,7 +188,7 @@ def _confirm(name: str, path: str) -> bool:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    with _opened(args.store, readonly=False) as store:
+    with _opened(args, readonly=False) as store:
         try:
             tenant = store.tenant(args.tenant)
         except KeyError:

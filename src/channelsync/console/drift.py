@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
+from channelsync.console.history import NEEDS_SQLITE
 from channelsync.server.context import Context
 from channelsync.server.http import ApiError, json_response
 
@@ -145,8 +146,10 @@ async def post_report(ctx: Context, tenant: str, request: Request) -> Response:
     at = time.time()
 
     def work(store: Any) -> None:
+        if store.sqlite is None:
+            raise ApiError(501, NEEDS_SQLITE)
         with store.repo.transaction():
-            _store(store.repo.connection, tenant, report, at, entry.name, files)
+            _store(store.sqlite, tenant, report, at, entry.name, files)
 
     await ctx.db(work)
     monitor = getattr(request.app.state, "monitor", None)  # serve --monitor-every

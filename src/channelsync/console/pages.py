@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from channelsync import kinds, listing
 from channelsync.console import drift, history, live, views
+from channelsync.console.history import NEEDS_SQLITE
 from channelsync.console.sessions import COOKIE, LOGIN_COOKIE, Sessions, SignedIn, new_secret, same
 from channelsync.defaults import DEFAULT_TENANT
 from channelsync.monitor.history import CheckResult
@@ -69,7 +70,10 @@ class Console:
 
     async def open(self) -> None:
         def tables(store: Store) -> None:
-            drift.create_table(store.repo.connection)
+            if store.sqlite is None:  # PostgreSQL: no check history or drift reports yet
+                self.env.globals["no_history"] = NEEDS_SQLITE
+                return
+            drift.create_table(store.sqlite)
             history.ensure(store)
 
         await self.ctx.db(tables, tenant=DEFAULT_TENANT)  # at start-up: no request
@@ -253,7 +257,7 @@ def mount(
                 "results": history.recent(store, kind.name, name, HISTORY_SHOWN),
                 "latest": history.latest(store, kind.name).get(name, []),
                 "audit": store.audit_of(kind.name, name, AUDIT_SHOWN),
-                "file": drift.file_of(store.repo.connection, tenant, kind.name, name),
+                "file": store.sqlite and drift.file_of(store.sqlite, tenant, kind.name, name),
             }
 
         data = await ctx.db(work, tenant=tenant)
@@ -328,7 +332,7 @@ def mount(
 
     async def drift_page(request: Request, signed: SignedIn, tenant: str) -> Response:
         found = await ctx.db(
-            lambda store: drift.reports(store.repo.connection, tenant), tenant=tenant
+            lambda store: drift.reports(store.sqlite, tenant) if store.sqlite else [], tenant=tenant
         )
         return console.page(request, "drift.html", reports=found, title="Drift")
 

@@ -121,9 +121,11 @@ def create_app(
     fingerprint_rate: int = limits.DEFAULT_FINGERPRINT_RATE,
     metrics_hash: str | None = None,
     repository_url: str | None = None,
+    key_file: Path | None = None,
 ) -> FastAPI:
-    """The application; the store opens only when it starts (so the OpenAPI build opens none)."""
-    ctx = Context(target_url, TokenStore(tokens_path), fingerprint_rate)
+    """The application; the store opens only when it starts (so the OpenAPI build opens none).
+    ``key_file``: the sealing key of a postgresql:// store."""
+    ctx = Context(target_url, TokenStore(tokens_path), fingerprint_rate, key_file=key_file)
     app = FastAPI(
         title="channelsync tenant API",
         version="1",

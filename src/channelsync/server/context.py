@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -16,7 +17,7 @@ from fastapi import Request
 from channelsync.defaults import DEFAULT_TENANT
 from channelsync.server import limits
 from channelsync.server.http import LOCK_HEADER, ApiError
-from channelsync.server.store import Store
+from channelsync.server.store import Store, workers
 from channelsync.server.tokens import Role, TokenEntry, TokenStore
 from channelsync.tenant.repository import valid_tenant_name
 
@@ -56,11 +57,12 @@ class Acting:
 class Context:
     """One tokens file and one store; the store opens when the application starts.
 
-    The store lives on one database thread of its own: every handler hands its whole
-    database work to it as one call (``await ctx.db(fn)``), so the event loop never waits on
-    SQLite, the requests' database work runs one after another in arrival order (no locks of
-    our own, one connection), and the store's IMMEDIATE transactions still serialise against
-    other processes.
+    The store lives on database threads of its own: every handler hands its whole database
+    work to them as one call (``await ctx.db(fn)``), so the event loop never waits on the
+    database. On SQLite that is one thread: the requests' database work runs one after
+    another in arrival order (no locks of our own, one connection), and the store's IMMEDIATE
+    transactions still serialise against other processes. On PostgreSQL a few threads share
+    the pool; each write transaction serialises on its tenant's row, against every replica.
     """
 
     def __init__(
@@ -68,9 +70,12 @@ class Context:
         target_url: str,
         tokens: TokenStore,
         fingerprint_rate: int = limits.DEFAULT_FINGERPRINT_RATE,
+        *,
+        key_file: Path | None = None,
     ) -> None:
         self.target_url = target_url
         self.tokens = tokens
+        self.key_file = key_file
         self.fingerprint_budget = limits.Budget(fingerprint_rate)  # per token, a minute
         self._store: Store | None = None
         self._thread: ThreadPoolExecutor | None = None
@@ -93,9 +98,13 @@ class Context:
         return await asyncio.get_running_loop().run_in_executor(self._thread, run)
 
     async def open(self) -> None:
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="channelsync-db")
+        self._thread = ThreadPoolExecutor(
+            max_workers=workers(self.target_url), thread_name_prefix="channelsync-db"
+        )
         loop = asyncio.get_running_loop()
-        self._store = await loop.run_in_executor(self._thread, Store, self.target_url)
+        self._store = await loop.run_in_executor(
+            self._thread, lambda: Store(self.target_url, key_file=self.key_file)
+        )
 
     async def close(self) -> None:
         if self._thread is None:

@@ -1,8 +1,10 @@
-"""The served store: the embedded tenant, plus what the REST API records and reads itself.
+"""The served store: its tenants, plus what the REST API records and reads itself.
 
 Composed, not inherited: the tenant's rules, sealing and lease (``channelsync.tenant``) over
-the SQLite repository. Request state (who acts, under which Idempotency-Key and lock) comes
-in as arguments of each call, never as state of this shared object.
+a repository of either database, the embedded SQLite file (``sqlite:///PATH``) or a
+PostgreSQL database that several replicas share (``postgresql://...``). Request state (who
+acts, under which Idempotency-Key and lock) comes in as arguments of each call, never as
+state of this shared object.
 
 Each write's audit entry lists the changed field paths (never values), and its
 Idempotency-Key lands in ``http_writes``; both in the same transaction as the write, so after
@@ -10,7 +12,7 @@ a lost response a client can ask ``GET /v1/writes/KEY`` whether its write happen
 deciding to resend it.
 
 One ``Store`` object is bound to one tenant of the file (``name``); ``of(tenant)`` is the
-same store bound to another (``None``: no such tenant), sharing the connection. Each
+same store bound to another (``None``: no such tenant), sharing the database. Each
 tenant's keys are looked up again whenever its data key changes (``keys rotate`` in
 another process), and checked inside every write's transaction.
 """
@@ -18,26 +20,91 @@ another process), and checked inside every write's transaction.
 from __future__ import annotations
 
 import copy
-import time
+import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from channelsync.defaults import DEFAULT_TENANT
 from channelsync.plan.diff import changed_paths
 from channelsync.targets.base import LockInfo, Operation, TargetError
-from channelsync.targets.sqlite import (
-    LOCK_LEASE_SECONDS,
-    SqliteRepository,
-    SqliteStore,
-    SqliteTenants,
-    plain_errors,
-)
+from channelsync.targets.postgresql import is_postgres_url, redact
+from channelsync.targets.sqlite import LOCK_LEASE_SECONDS, SqliteStore, plain_errors
 from channelsync.tenant import lease
-from channelsync.tenant.rules import Tenant
-from channelsync.tenant.sealing import Sealer
+from channelsync.tenant.repository import Repository, Tenants
+from channelsync.tenant.rules import AuditFields, Tenant
+from channelsync.tenant.sealing import Keys
 
 SERVER_ACTOR = "server"
+KEY_FILE_NEEDED = (
+    "a postgresql:// store needs --key-file FILE: the key that seals its secrets (every "
+    "replica uses a copy of the same file; it is made on first use)"
+)
+
+
+class ServedRepository(Repository, Protocol):
+    """A tenant's repository as a server uses it: pages, counts, audit, Idempotency-Keys."""
+
+    def lost_transaction(self) -> bool:
+        """A failure inside the open transaction undid all of it (SQLite), not only its
+        savepoint."""
+        ...
+
+    def resources_after(
+        self, kind: str, name: str, limit: int
+    ) -> list[tuple[str, str, str, str]]: ...
+
+    def kind_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def audit_after(self, entry_id: int, limit: int) -> list[tuple[Any, ...]]: ...
+
+    def audit_of(self, kind: str, name: str, limit: int) -> list[tuple[Any, ...]]: ...
+
+    def record_write(
+        self, key: str, kind: str, name: str, action: str, request: str | None
+    ) -> None: ...
+
+    def write_of(self, key: str) -> tuple[str, str, str, str | None] | None: ...
+
+
+class Database(Protocol):
+    """A store of tenants: ``SqliteStore`` or ``PostgresStore``."""
+
+    @property
+    def path(self) -> Path | str:
+        """How messages name it (a PostgreSQL URL without its password)."""
+        ...
+
+    @property
+    def tenants(self) -> Tenants: ...
+
+    def repository(self, tenant: str) -> ServedRepository: ...
+
+    def keys(self, tenant: str) -> Keys: ...
+
+    def tenant(self, name: str, *, audit_fields: AuditFields = ...) -> Tenant: ...
+
+    def close(self) -> None: ...
+
+
+def workers(url: str) -> int:
+    """How many requests' database work may run at once: one for SQLite (one writer per
+    file anyway), a few for PostgreSQL (its row locks serialise the writers of a tenant)."""
+    return 4 if is_postgres_url(url) else 1
+
+
+def open_database(url: str, *, key_file: Path | None) -> Database:
+    """The database of ``url`` for a writer: a PostgreSQL one needs ``key_file``."""
+    if not is_postgres_url(url):
+        return SqliteStore(url, readonly=False)
+    from channelsync.targets.postgresql import PostgresStore
+
+    if key_file is None:
+        raise TargetError(KEY_FILE_NEEDED)
+    return PostgresStore(url, key_file=key_file, pool_size=workers(url) + 2)
 
 
 def _changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
@@ -50,28 +117,28 @@ class Store:
     """The tenant a server writes to on behalf of its tokens, and the queries it pages over."""
 
     @plain_errors
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, key_file: Path | None = None) -> None:
         self.url = url
-        self.files = SqliteStore(url, readonly=False)
-        self.path = self.files.path
-        self.tenants: SqliteTenants = self.files.tenants
+        self.path: Path | str = redact(url)  # until the database names itself
+        self.database = open_database(url, key_file=key_file)
+        self.path = self.database.path
+        self.tenants = self.database.tenants
         self._bound: dict[str, Store] = {}  # the store bound to each tenant, shared by all
         try:
             self._bind(DEFAULT_TENANT, self.tenants.data_key(DEFAULT_TENANT))
         except BaseException:
-            self.files.close()
+            self.database.close()
             raise
 
     def _bind(self, name: str, data_key: bytes | None) -> None:
         self.name = name
         self._data_key = data_key
-        self.repo = self.files.repository(name)
-        keys = self.files.keys(name)
-        self.tenant = Tenant(self.repo, Sealer(keys), audit_fields=_changed)
+        self.repo = self.database.repository(name)
+        self.tenant = self.database.tenant(name, audit_fields=_changed)
         self._bound[name] = self
 
-    def repository(self, tenant: str) -> SqliteRepository:
-        return self.files.repository(tenant)
+    def repository(self, tenant: str) -> ServedRepository:
+        return self.database.repository(tenant)
 
     @plain_errors
     def of(self, name: str) -> Store | None:
@@ -96,8 +163,14 @@ class Store:
         if data_key != self._data_key:
             self._bind(self.name, data_key)
 
+    @property
+    def sqlite(self) -> sqlite3.Connection | None:
+        """The SQLite connection the console's and the monitor's own tables live on (their
+        SQL is SQLite's); None on a PostgreSQL store, which has no such tables yet."""
+        return self.database.root.connection if isinstance(self.database, SqliteStore) else None
+
     def close(self) -> None:
-        self.files.close()
+        self.database.close()
 
     # --- writing ---------------------------------------------------------------------
 
@@ -154,16 +227,17 @@ class Store:
             self._current_keys()
             done = write()
             if done and key is not None:
-                self.repo.connection.execute(
-                    "INSERT OR IGNORE INTO http_writes"
-                    " (tenant, key, at, kind, name, action, request) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (self.name, key, time.time(), kind, name, action, request),
-                )
+                self.repo.record_write(key, kind, name, action, request)
         return done
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One write transaction: for a handler whose precondition must hold inside it, and
+        for many writes (each still its own savepoint) with one commit."""
+        return self.repo.transaction()
 
     def batch(self) -> AbstractContextManager[None]:
         """One transaction for many writes (each still its own savepoint): one commit."""
-        return self.repo.transaction()
+        return self.transaction()
 
     def undone(self) -> bool:
         """A failure inside the open batch made the database undo all of it."""
@@ -193,56 +267,34 @@ class Store:
     @plain_errors
     def resources_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]:
         """Up to ``limit`` (kind, name, body, etag) rows after (kind, name), in that order."""
-        return self.repo.connection.execute(
-            "SELECT kind, name, body, etag FROM resources"
-            " WHERE tenant = ? AND (kind, name) > (?, ?) ORDER BY kind, name LIMIT ?",
-            (self.name, kind, name, limit),
-        ).fetchall()
+        return self.repo.resources_after(kind, name, limit)
 
     @plain_errors
     def kind_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]:
         """Up to ``limit`` rows of one kind with names after ``name``, ordered by name."""
-        return self.repo.connection.execute(
-            "SELECT kind, name, body, etag FROM resources"
-            " WHERE tenant = ? AND kind = ? AND name > ? ORDER BY name LIMIT ?",
-            (self.name, kind, name, limit),
-        ).fetchall()
+        return self.repo.kind_after(kind, name, limit)
 
     @plain_errors
     def counts(self) -> dict[str, int]:
         """How many resources of each kind the tenant holds."""
-        rows = self.repo.connection.execute(
-            "SELECT kind, count(*) FROM resources WHERE tenant = ? GROUP BY kind", (self.name,)
-        )
-        return {kind: int(n) for kind, n in rows}
+        return self.repo.counts()
 
     @plain_errors
     def audit_after(self, entry_id: int, limit: int) -> list[tuple[Any, ...]]:
         """Up to ``limit`` audit rows (id, at, actor, kind, name, action, fields) after an id."""
-        return self.repo.connection.execute(
-            "SELECT id, at, actor, kind, name, action, fields FROM audit"
-            " WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?",
-            (self.name, entry_id, limit),
-        ).fetchall()
+        return self.repo.audit_after(entry_id, limit)
 
     @plain_errors
     def audit_of(self, kind: str, name: str, limit: int) -> list[tuple[Any, ...]]:
         """The newest ``limit`` audit rows (at, actor, action, fields) of one resource."""
-        return self.repo.connection.execute(
-            "SELECT at, actor, action, fields FROM audit WHERE tenant = ? AND kind = ? AND name = ?"
-            " ORDER BY id DESC LIMIT ?",
-            (self.name, kind, name, limit),
-        ).fetchall()
+        return self.repo.audit_of(kind, name, limit)
 
     @plain_errors
     def outcome(self, key: str) -> dict[str, Any] | None:
         """What the write sent with Idempotency-Key ``key`` did, or None if none happened;
         ``request`` is the digest of the request it was sent with (None before keys were
         bound), for the caller to compare, not to show."""
-        row = self.repo.connection.execute(
-            "SELECT kind, name, action, request FROM http_writes WHERE tenant = ? AND key = ?",
-            (self.name, key),
-        ).fetchone()
+        row = self.repo.write_of(key)
         if row is None:
             return None
         current = self.repo.get(row[0], row[1])

@@ -45,14 +45,17 @@ async def put_default(ctx: Context, request: Request) -> Response:
     who = acting(entry, request, body)
 
     def work(store: Store) -> Response:
-        if unquote(if_match) not in ("*", _name_etag(store.default_name())):
-            raise ApiError(412, "the tenant's default SMTP server was changed since it was read")
-        try:
-            found = store.set_default(
-                name, actor=who.actor, key=who.key, holder=who.holder, request=who.request
-            )
-        except TargetError as exc:
-            raise ApiError(409, str(exc)) from None
+        with store.transaction():  # If-Match checked inside the write's transaction
+            if unquote(if_match) not in ("*", _name_etag(store.default_name())):
+                raise ApiError(
+                    412, "the tenant's default SMTP server was changed since it was read"
+                )
+            try:
+                found = store.set_default(
+                    name, actor=who.actor, key=who.key, holder=who.holder, request=who.request
+                )
+            except TargetError as exc:
+                raise ApiError(409, str(exc)) from None
         if not found:
             raise ApiError(404, f"SmtpServer '{name}' does not exist")
         return _default_response(name)

@@ -42,6 +42,7 @@ from channelsync.targets.base import (
     Operation,
     TargetError,
 )
+from channelsync.tenant import lease
 from channelsync.trust import cert_error, trust_for
 
 if TYPE_CHECKING:
@@ -443,6 +444,17 @@ class HttpTarget:
         else:
             self._write("PUT", path, {"If-Match": etag}, secrets, json=op.body)
 
+    def _renew_lock(self, info: LockInfo) -> None:
+        """The heartbeat: taking the lock again as its holder renews its lease."""
+        with contextlib.suppress(TargetError, _OutcomeUnknown):
+            self._send(
+                "PUT",
+                "/v1/lock",
+                idempotent=True,
+                json=asdict(info),
+                headers={"If-None-Match": "*"},
+            )
+
     @contextlib.contextmanager
     def lock(self, info: LockInfo, timeout: float) -> Iterator[None]:
         if self.readonly:
@@ -476,7 +488,8 @@ class HttpTarget:
             delay = min(delay * 2, 1.0)
         self._holder = info.holder
         try:
-            yield
+            with lease.heartbeat(lambda: self._renew_lock(info), lease.LEASE_SECONDS):
+                yield
         finally:
             self._holder = None
             with contextlib.suppress(TargetError):

@@ -516,6 +516,66 @@ class SqliteRepository:
             )
         )
 
+    # --- what the server reads and records --------------------------------------------
+
+    def resources_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]:
+        """Up to ``limit`` (kind, name, body, etag) rows after (kind, name), in that order."""
+        return self._query(
+            "SELECT kind, name, body, etag FROM resources"
+            " WHERE tenant = ? AND (kind, name) > (?, ?) ORDER BY kind, name LIMIT ?",
+            (self.tenant, kind, name, limit),
+        )
+
+    def kind_after(self, kind: str, name: str, limit: int) -> list[tuple[str, str, str, str]]:
+        """Up to ``limit`` rows of one kind with names after ``name``, ordered by name."""
+        return self._query(
+            "SELECT kind, name, body, etag FROM resources"
+            " WHERE tenant = ? AND kind = ? AND name > ? ORDER BY name LIMIT ?",
+            (self.tenant, kind, name, limit),
+        )
+
+    def counts(self) -> dict[str, int]:
+        """How many resources of each kind the tenant holds."""
+        rows = self._query(
+            "SELECT kind, count(*) FROM resources WHERE tenant = ? GROUP BY kind", (self.tenant,)
+        )
+        return {kind: int(n) for kind, n in rows}
+
+    def audit_after(self, entry_id: int, limit: int) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` audit rows (id, at, actor, kind, name, action, fields) after an id."""
+        return self._query(
+            "SELECT id, at, actor, kind, name, action, fields FROM audit"
+            " WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?",
+            (self.tenant, entry_id, limit),
+        )
+
+    def audit_of(self, kind: str, name: str, limit: int) -> list[tuple[Any, ...]]:
+        """The newest ``limit`` audit rows (at, actor, action, fields) of one resource."""
+        return self._query(
+            "SELECT at, actor, action, fields FROM audit WHERE tenant = ? AND kind = ? AND name = ?"
+            " ORDER BY id DESC LIMIT ?",
+            (self.tenant, kind, name, limit),
+        )
+
+    def record_write(
+        self, key: str, kind: str, name: str, action: str, request: str | None
+    ) -> None:
+        """The outcome of the write sent with Idempotency-Key ``key`` and the digest of its
+        ``request`` (the first one stays)."""
+        self._write(
+            "INSERT OR IGNORE INTO http_writes"
+            " (tenant, key, at, kind, name, action, request) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (self.tenant, key, time.time(), kind, name, action, request),
+        )
+
+    def write_of(self, key: str) -> tuple[str, str, str, str | None] | None:
+        """(kind, name, action, request digest) of the write recorded under ``key``, or None."""
+        rows = self._query(
+            "SELECT kind, name, action, request FROM http_writes WHERE tenant = ? AND key = ?",
+            (self.tenant, key),
+        )
+        return (rows[0][0], rows[0][1], rows[0][2], rows[0][3]) if rows else None
+
 
 def _bodies(texts: Iterable[str]) -> list[dict[str, Any]]:
     """The stored bodies, parsed as one JSON array (a third faster than one by one)."""

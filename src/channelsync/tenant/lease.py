@@ -33,10 +33,13 @@ def abandoned(holder: LockInfo, expires: float) -> bool:
 
 
 def try_take(repo: Repository, info: LockInfo, seconds: float) -> LockInfo | None:
-    """Take the lock for ``info`` and return None, or return the live holder."""
+    """Take the lock for ``info`` and return None, or return the live holder; the holder
+    taking it again renews its lease (a client's heartbeat)."""
     with repo.transaction():
         found = repo.lock_row()
         if found is not None and not abandoned(*found):
+            if found[0].holder == info.holder:
+                repo.renew_lock(info.holder, time.time() + seconds)
             return found[0]
         repo.put_lock(info, time.time() + seconds)
     return None
