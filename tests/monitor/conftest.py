@@ -39,7 +39,7 @@ def seed(db: Path, ca_file: Path, port: int, names: list[str], tenant: str = "de
         if tenant not in opened.tenants.names():
             from channelsync.tenant.sealing import new_data_key
 
-            opened.tenants.add(tenant, new_data_key(opened.files.master))
+            opened.tenants.add(tenant, new_data_key(opened.database.master))
         store = opened.of(tenant)
         assert store is not None
         store.write(Operation("create", "EmailScript", SCRIPT["name"], body=SCRIPT), **_by)
