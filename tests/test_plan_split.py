@@ -84,7 +84,7 @@ def test_the_hand_written_diffs_are_gone() -> None:
     assert not hasattr(channelsync.export, "_paths")
 
 
-def test_no_change_plan_and_help_never_import_deepdiff(tenant: Path, cli: Any) -> None:
+def test_plans_with_and_without_changes_never_import_deepdiff(tenant: Path, cli: Any) -> None:
     assert apply(cli).code == 0
     code = (
         "import sys\n"
@@ -96,7 +96,59 @@ def test_no_change_plan_and_help_never_import_deepdiff(tenant: Path, cli: Any) -
     assert out.stdout.strip().splitlines()[-1] == "0 False", out.stderr
     write(tenant, {"script.yaml": BASE["script.yaml"].replace("Billing", "Sales")})
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.stdout.strip().splitlines()[-1] == "2 True", out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "2 False", out.stderr
+
+
+def _deepdiff_paths(before: dict[str, Any], after: dict[str, Any]) -> set[tuple[str, ...]]:
+    """The paths deepdiff, the former engine, found (after the same ``==`` cut per level)."""
+    from deepdiff import DeepDiff
+
+    def cut(a: dict[str, Any], b: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        old: dict[str, Any] = {}
+        new: dict[str, Any] = {}
+        for key in a.keys() | b.keys():
+            x, y = a.get(key), b.get(key)
+            if x == y:
+                continue
+            if isinstance(x, dict) and isinstance(y, dict):
+                old[key], new[key] = cut(x, y)
+            else:
+                old[key], new[key] = x, y
+        return old, new
+
+    paths: set[tuple[str, ...]] = set()
+    diff = DeepDiff(*cut(before, after), view="tree", threshold_to_diff_deeper=0)
+    for group in diff:
+        for node in diff[group]:
+            full = node.path(output_format="list")
+            end = next((i for i, p in enumerate(full) if isinstance(p, int)), len(full))
+            paths.add(tuple(str(p) for p in full[:end]))
+    return paths
+
+
+def test_the_field_diff_finds_the_paths_deepdiff_found() -> None:
+    import random
+
+    pytest.importorskip("deepdiff")
+    rng = random.Random(14)
+    values: list[Any] = [None, 0, 1, True, False, 1.5, "", "a", "b", [], ["A"], ["A", "B"], {}]
+
+    def doc(depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in rng.sample("abcde", rng.randint(0, 4)):
+            if depth and rng.random() < 0.3:
+                out[key] = doc(depth - 1)
+            elif rng.random() < 0.1:
+                out[key] = [doc(0), rng.choice(values)]
+            else:
+                out[key] = rng.choice(values)
+        return out
+
+    pairs = [(doc(3), doc(3)) for _ in range(3000)]
+    pairs += [(a, {**a, "b": {"x": None}}) for a, _ in pairs[:200]]
+    found = changed(pairs)
+    assert found == [_deepdiff_paths(a, b) for a, b in pairs]
+    assert any(found) and not all(found)
 
 
 def test_served_audit_lists_the_changed_paths_from_the_shared_diff(tmp_path: Path) -> None:
