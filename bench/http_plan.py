@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 from common import OUT, best_of, channelsync, env, generate, run, served
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000
-    work = OUT / "http_plan"
+def tenant(n: int, work: Path) -> tuple[Path, str, dict[str, str]]:
+    """``n`` channels applied to a fresh SQLite store, then 5 % of them changed in the config:
+    (config folder, store URL, environment with every referenced secret)."""
     directory = generate(n, work / "channels.d")
     store = work / "tenant.db"
     for stale in (store, store.with_suffix(".key"), work / "tokens.json"):
@@ -27,9 +28,8 @@ def main() -> None:
     for path in directory.iterdir():  # every referenced secret gets a value of its own
         for name in re.findall(r"\$\{env:([A-Za-z0-9_]+)\}", path.read_text()):
             environ[name] = f"secret-of-{name.lower()}"
-    cmd = channelsync()
     url_store = f"sqlite:///{store}"
-    filled = run([*cmd, "apply", "--dir", str(directory), "--target", url_store,
+    filled = run([*channelsync(), "apply", "--dir", str(directory), "--target", url_store,
                   "--auto-approve", "--skip-connection-tests"], env=environ)
     if filled[2] != 0:
         raise SystemExit(f"filling the store failed:\n{filled[3][-2000:]}")
@@ -38,6 +38,14 @@ def main() -> None:
         text = path.read_text()
         flipped = "enabled: false" if "enabled: true" in text else "enabled: true"
         path.write_text(re.sub(r"enabled: (true|false)", flipped, text, count=1))
+    return directory, url_store, environ
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000
+    work = OUT / "http_plan"
+    directory, url_store, environ = tenant(n, work)
+    cmd = channelsync()
     with served(url_store, work, "read") as (url, token):
         environ["CHANNELSYNC_TOKEN"] = token
         argv = [*cmd, "plan", "--dir", str(directory), "--target", url, "--detailed-exitcode"]

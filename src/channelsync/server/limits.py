@@ -18,7 +18,6 @@ Each bound was found by attacking the server as it was (docs/rest-api.md, "Limit
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported when serving, so that `channelsync --help` reads the defaults fast
+    import asyncio
+
     from fastapi import FastAPI, Request, Response
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
