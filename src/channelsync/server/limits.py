@@ -215,10 +215,17 @@ class Budget:
     read token: each value asked costs one unit, so guessing is bounded per token while a
     plan (one request for all its secrets) is not held up."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, max_keys: int | None = None) -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
+        self.max_keys = max_keys  # beyond this many buckets the oldest is forgotten
         self._buckets: dict[str, tuple[float, float]] = {}  # token -> (units, when)
+
+    def wait(self, who: str) -> float:
+        """Seconds until ``who`` may spend one unit (0: now); nothing is spent."""
+        left, when = self._buckets.get(who, (self.capacity, time.monotonic()))
+        left = min(self.capacity, left + (time.monotonic() - when) * self.rate)
+        return 0.0 if left >= 1 else (1 - left) / self.rate
 
     def take(self, who: str, units: int) -> float:
         """0 when ``who`` may spend ``units`` now (they are spent), else seconds to wait."""
@@ -226,6 +233,9 @@ class Budget:
         now = time.monotonic()
         left, when = self._buckets.get(who, (self.capacity, now))
         left = min(self.capacity, left + (now - when) * self.rate)
+        if self.max_keys is not None and who not in self._buckets:
+            while len(self._buckets) >= self.max_keys:  # many clients: memory stays bounded
+                del self._buckets[next(iter(self._buckets))]
         if left < cost:
             self._buckets[who] = (left, now)
             return (cost - left) / self.rate
