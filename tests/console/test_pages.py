@@ -4,8 +4,10 @@ roles, secrets in responses, drift reports, sessions."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -406,27 +408,35 @@ def test_the_agents_list_shows_each_agent_s_outgoing_mail_server(served: Served)
         )
 
 
-def test_failed_sign_ins_are_limited_per_client_address(tmp_path: Any) -> None:
+@contextlib.contextmanager
+def _bare_server(tmp_path: Any) -> Iterator[tuple[str, str]]:
+    """`channelsync serve` over an empty tenant: its URL and a write token."""
     import subprocess
     import sys
 
     from tests import mailservers
 
     path = tmp_path / "tokens.json"
-    token = tokens.add(path, "t", "read")
+    token = tokens.add(path, "t", "write")
     port = mailservers.free_port()
     argv = [sys.executable, "-m", "channelsync.server", "serve", "--target",
             f"sqlite:///{tmp_path}/tenant.db", "--tokens", str(path),
             "--port", str(port)]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        mailservers.wait_for_port(port, timeout=30)
+        yield f"http://127.0.0.1:{port}", token
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
+
+def test_failed_sign_ins_are_limited_per_client_address(tmp_path: Any) -> None:
     def sign_in(client: httpx.Client, value: str) -> httpx.Response:
         form = client.get("/sign-in")
         return client.post("/sign-in", data={"csrf": csrf_of(form.text), "token": value})
 
-    try:
-        mailservers.wait_for_port(port, timeout=30)
-        url = f"http://127.0.0.1:{port}"
+    with _bare_server(tmp_path) as (url, token):
         with httpx.Client(base_url=url, timeout=30) as client:
             for i in range(sessions.SIGN_IN_FAILURES):
                 assert sign_in(client, f"cst_guess{i}").status_code == 401
@@ -441,9 +451,30 @@ def test_failed_sign_ins_are_limited_per_client_address(tmp_path: Any) -> None:
         other = httpx.HTTPTransport(local_address="127.0.0.2")  # another client address
         with httpx.Client(base_url=url, timeout=30, transport=other) as client:
             assert sign_in(client, token).status_code == 303
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+
+
+def test_a_drift_report_may_be_larger_than_max_body_up_to_2_mib(tmp_path: Any) -> None:
+    from channelsync.console import drift
+
+    files = {f"EmailChannel/Channel {i}": f"channels.d/channel-{i}.yaml" for i in range(10_000)}
+    changes = [{"kind": "EmailChannel", "name": f"Channel {i}", "action": "update",
+                "fields": [{"path": "script", "before": "Old", "after": "New"}]}
+               for i in range(5000)]  # fmt: skip
+    report = _report(changes=changes, files=files, repository="acme/channels")
+    body = json.dumps(report).encode()
+    assert 1024 * 1024 < len(body) < drift.MAX_BODY  # 10,000 channels' files: over 1 MiB
+    with _bare_server(tmp_path) as (url, token), httpx.Client(base_url=url, timeout=60) as api:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        posted = api.post("/v1/drift-reports", content=body, headers=headers)
+        assert posted.status_code == 201, posted.text
+        larger = body[:-1] + b" " * drift.MAX_BODY + b"}"
+        refused = api.post("/v1/drift-reports", content=larger, headers=headers)
+        assert refused.status_code == 413
+        assert refused.json() == {
+            "error": f"the request body is larger than {drift.MAX_BODY} bytes"
+        }
+        other = api.put("/v1/channels/x", content=body, headers=headers)
+        assert other.json()["error"].endswith("bytes (the server's --max-body)")
 
 
 def test_the_sign_in_budget_forgets_the_oldest_client_beyond_its_bound() -> None:

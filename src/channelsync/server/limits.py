@@ -82,9 +82,15 @@ class Guard:
     """Bodies read whole up to ``max_body`` (413 past it, before more is read), HEAD answered
     as GET without a body, and no exception ever reaching uvicorn (which logs a traceback)."""
 
-    def __init__(self, app: ASGIApp, max_body: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int = DEFAULT_MAX_BODY,
+        larger: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.larger = larger or {}  # a path ending so may have a body up to this many bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,13 +132,17 @@ class Guard:
     async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         """The whole body, or None after answering 413 (or when the client went away)."""
         declared = _header(scope, b"content-length")
-        too_big = f"the request body is larger than {self.max_body} bytes (the server's --max-body)"
+        path = str(scope.get("path", ""))
+        limit = max([self.max_body] + [n for end, n in self.larger.items() if path.endswith(end)])
+        too_big = f"the request body is larger than {limit} bytes" + (
+            " (the server's --max-body)" if limit == self.max_body else ""
+        )
         close = [(b"connection", b"close")]
         if declared is not None:
             if not declared.isdigit():
                 await _respond(send, 400, "Content-Length is not a number", close)
                 return None
-            if int(declared) > self.max_body:
+            if int(declared) > limit:
                 await _respond(send, 413, too_big, close)
                 return None
         chunks: list[bytes] = []
@@ -143,7 +153,7 @@ class Guard:
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
+            if size > limit:
                 await _respond(send, 413, too_big, close)
                 return None
             chunks.append(chunk)
