@@ -4,8 +4,10 @@ roles, secrets in responses, drift reports, sessions."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -329,8 +331,27 @@ def test_a_large_tenant_shows_the_first_rows_and_long_filters_are_refused() -> N
     assert (table.matched, len(table.rows), table.total) == (2500, 2000, 2500)
     assert table.rows[0]["name"] == "Channel 2499"
     refused = views.channel_table(channels, "VCC Internal", {}, {"q": "x" * 201})
-    assert refused.error == "a filter or search is at most 200 characters"
+    assert refused.error == "a filter, search or sort is at most 200 characters"
     assert refused.rows == []
+    long_sort = views.channel_table(channels, "VCC Internal", {}, {"sort": "x" * 201})
+    assert long_sort.error == "a filter, search or sort is at most 200 characters"
+
+
+@pytest.mark.parametrize(
+    ("params", "shown"),
+    [
+        ({"sort": "\u202egnp.exe"}, "cannot sort by '\\u202Egnp.exe': use one of name,"),
+        ({"port": "9\u202e9"}, "bad filter 'port=*9\\u202E9*': port is a number"),
+    ],
+)
+def test_a_bad_sort_or_filter_shows_hidden_characters_as_escapes(
+    params: dict[str, str], shown: str
+) -> None:
+    from channelsync.console import views
+
+    table = views.channel_table([], "VCC Internal", {}, params)
+    assert table.error is not None and table.error.startswith(shown)
+    assert "\u202e" not in table.error
 
 
 @pytest.mark.parametrize(
@@ -385,3 +406,85 @@ def test_the_agents_list_shows_each_agent_s_outgoing_mail_server(served: Served)
             '<tr><th scope="row">Outgoing mail server (in use)</th><td>Backup Relay (override)'
             "</td></tr>" in dana
         )
+
+
+@contextlib.contextmanager
+def _bare_server(tmp_path: Any) -> Iterator[tuple[str, str]]:
+    """`channelsync serve` over an empty tenant: its URL and a write token."""
+    import subprocess
+    import sys
+
+    from tests import mailservers
+
+    path = tmp_path / "tokens.json"
+    token = tokens.add(path, "t", "write")
+    port = mailservers.free_port()
+    argv = [sys.executable, "-m", "channelsync.server", "serve", "--target",
+            f"sqlite:///{tmp_path}/tenant.db", "--tokens", str(path),
+            "--port", str(port)]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        mailservers.wait_for_port(port, timeout=30)
+        yield f"http://127.0.0.1:{port}", token
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_failed_sign_ins_are_limited_per_client_address(tmp_path: Any) -> None:
+    def sign_in(client: httpx.Client, value: str) -> httpx.Response:
+        form = client.get("/sign-in")
+        return client.post("/sign-in", data={"csrf": csrf_of(form.text), "token": value})
+
+    with _bare_server(tmp_path) as (url, token):
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for i in range(sessions.SIGN_IN_FAILURES):
+                assert sign_in(client, f"cst_guess{i}").status_code == 401
+            refused = sign_in(client, token)  # even the right token: nothing is tried
+            assert refused.status_code == 429
+            wait = int(refused.headers["retry-after"])
+            assert 0 < wait <= 60 / sessions.SIGN_IN_FAILURES
+            assert f"Too many failed sign-ins from this address; try again in {wait} s." in (
+                refused.text
+            )
+            assert sessions.COOKIE not in refused.cookies
+        other = httpx.HTTPTransport(local_address="127.0.0.2")  # another client address
+        with httpx.Client(base_url=url, timeout=30, transport=other) as client:
+            assert sign_in(client, token).status_code == 303
+
+
+def test_a_drift_report_may_be_larger_than_max_body_up_to_2_mib(tmp_path: Any) -> None:
+    from channelsync.console import drift
+
+    files = {f"EmailChannel/Channel {i}": f"channels.d/channel-{i}.yaml" for i in range(10_000)}
+    changes = [{"kind": "EmailChannel", "name": f"Channel {i}", "action": "update",
+                "fields": [{"path": "script", "before": "Old", "after": "New"}]}
+               for i in range(5000)]  # fmt: skip
+    report = _report(changes=changes, files=files, repository="acme/channels")
+    body = json.dumps(report).encode()
+    assert 1024 * 1024 < len(body) < drift.MAX_BODY  # 10,000 channels' files: over 1 MiB
+    with _bare_server(tmp_path) as (url, token), httpx.Client(base_url=url, timeout=60) as api:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        posted = api.post("/v1/drift-reports", content=body, headers=headers)
+        assert posted.status_code == 201, posted.text
+        larger = body[:-1] + b" " * drift.MAX_BODY + b"}"
+        refused = api.post("/v1/drift-reports", content=larger, headers=headers)
+        assert refused.status_code == 413
+        assert refused.json() == {
+            "error": f"the request body is larger than {drift.MAX_BODY} bytes"
+        }
+        other = api.put("/v1/channels/x", content=body, headers=headers)
+        assert other.json()["error"].endswith("bytes (the server's --max-body)")
+
+
+def test_the_sign_in_budget_forgets_the_oldest_client_beyond_its_bound() -> None:
+    from channelsync.server.limits import Budget
+
+    budget = Budget(2, max_keys=3)
+    for who in ("a", "a", "b", "c", "d"):
+        budget.take(who, 1)
+    assert budget.wait("a") == 0  # forgotten: a full bucket again
+    assert budget.wait("d") == 0
+    budget.take("d", 1)
+    assert budget.wait("d") > 0
+    assert len(budget._buckets) == 3

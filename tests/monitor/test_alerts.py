@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -207,3 +208,67 @@ def test_a_dated_notice_within_30_days_and_a_certificate_are_alerted_with_their_
         then = now - (days - 20) * 86400
         assert alerts.for_result(check, quiet, then) == []
     assert alerts.for_result(_relay_check("smtp.acme.test"), quiet, now) == []
+
+
+HOSTILE = (
+    "535 <!channel> @everyone sign in again at <https://evil.test|the portal> or "
+    "[here](https://evil.test) \u202ecod.exe\r\nX-Injected: yes " + "A" * 5000
+)
+
+
+def _hostile_change() -> alerts.Alert:
+    from channelsync.monitor.history import Change
+
+    result = CheckResult(KEY, time.time(), False, 0.2, "imaps://imap.acme.test:993",
+                         "auth_failed", HOSTILE, "check the password")  # fmt: skip
+    return alerts.for_change(Change(KEY, "failing", result))
+
+
+def test_a_hostile_server_reply_reaches_an_alert_bounded_and_neutralised(
+    receiver: Receiver,
+) -> None:
+    alert = _hostile_change()
+    sender = alerts.AlertSender({"*": [receiver.url]})
+    sender.start()
+    sender.send(alert)
+    got = receiver.wait_for(1, timeout=10)
+    sender.stop()
+    message = got[0]["message"]
+    quoted = message.split("auth_failed: ", 1)[1].split("\n")[0]
+    assert len(quoted) == alerts.MAX_QUOTED and quoted.endswith("…")
+    assert quoted.startswith(
+        "535 <!channel> @ everyone sign in again at <https://evil.test|the portal> or "
+        "[here] (https://evil.test) \\u202Ecod.exe X-Injected: yes AAA"
+    )
+    assert message.count("\n") == 1 and message.endswith("\nWhat to do: check the password")
+
+
+def test_a_slack_alert_is_plain_text_so_a_server_cannot_ping_the_channel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    import requests
+
+    posted: list[dict[str, object]] = []
+
+    class Answer:
+        status_code = 200
+        content = b"ok"
+        text = "ok"
+        headers: ClassVar[dict[str, str]] = {}
+
+    def request(self: object, method: str, url: str, **kwargs: object) -> Answer:
+        assert url.startswith("https://hooks.slack.com/")  # caught here: nothing leaves
+        posted.append(json.loads(str(kwargs["data"])))
+        return Answer()
+
+    monkeypatch.setattr(requests.sessions.Session, "request", request)
+    sender = alerts.AlertSender({})
+    assert sender._deliver(
+        "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ", _hostile_change()
+    )
+    text = json.dumps(posted)
+    assert '"mrkdwn": false' in text
+    assert "&lt;!channel&gt;" in text and "&lt;https://evil.test|the portal&gt;" in text
+    assert "<!channel>" not in text and "<https://" not in text

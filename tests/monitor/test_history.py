@@ -211,3 +211,23 @@ def test_a_button_press_is_kept_with_the_schedule_s_results_without_moving_its_s
     latest = console_history.latest(stores[0], "EmailChannel")
     assert [(r.check, r.at, r.elapsed_ms) for r in latest["Support"]] == [("incoming", 4, 100)]
     assert console_history.latest(stores[0], "SmtpServer") == {}
+
+
+def test_a_huge_server_reply_is_kept_bounded(stores: list[Store]) -> None:
+    import time
+
+    from channelsync.monitor import history
+    from channelsync.probe.check import Diagnosis, Result
+
+    reply = "[AUTHENTICATIONFAILED] " + "A" * 900_000  # imaplib reads a line of up to 1 MB
+    probe = Result("EmailChannel", "Support", "incoming", "imap.acme.test", 993, "imaps",
+                   False, 120, error=Diagnosis("auth_failed", reply, reply),
+                   warnings=[reply])  # fmt: skip
+    kept = history.from_probe(probe, "default", time.time())
+    _history(stores[0]).keep_results([kept])
+    (shown,) = _history(stores[1]).recent("default", "EmailChannel", "Support", 1)
+    assert [len(t) for t in (shown.message or "", shown.hint or "", *shown.warnings)] == [
+        history.MAX_KEPT_TEXT
+    ] * 3
+    assert shown.message is not None and shown.message.startswith("[AUTHENTICATIONFAILED] AAA")
+    assert shown.message.endswith("A…")

@@ -265,6 +265,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from channelsync.console import drift
     from channelsync.server import limits, tokens
     from channelsync.server.accesslog import AccessLog, access_log
     from channelsync.server.app import create_app
@@ -325,7 +326,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     config = uvicorn.Config(
-        AccessLog(RequestMetrics(limits.Guard(app, args.max_body))),
+        AccessLog(RequestMetrics(limits.Guard(app, args.max_body, larger=drift.LARGER_BODIES))),
         http=limits.protocol(limits.connection_limit(args.max_connections), args.request_timeout),
         timeout_keep_alive=limits.KEEP_ALIVE_SECONDS,
         backlog=limits.ACCEPT_BATCH,

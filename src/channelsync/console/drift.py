@@ -24,6 +24,9 @@ from channelsync.server.context import Context
 from channelsync.server.http import ApiError, json_response
 
 MAX_BODY = 2 * 1024 * 1024
+# a report may be larger than --max-body (1 MiB by default): the paths the server's Guard lets
+# carry up to MAX_BODY
+LARGER_BODIES = {"/drift-reports": MAX_BODY}
 MAX_CHANGES = 2000
 MAX_FIELDS = 200
 MAX_TEXT = 300

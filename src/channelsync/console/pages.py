@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,11 +25,21 @@ from fastapi.staticfiles import StaticFiles
 from channelsync import kinds, listing
 from channelsync.console import drift, history, live, views
 from channelsync.console.history import NEEDS_SQLITE
-from channelsync.console.sessions import COOKIE, LOGIN_COOKIE, Sessions, SignedIn, new_secret, same
+from channelsync.console.sessions import (
+    COOKIE,
+    LOGIN_COOKIE,
+    MAX_SESSIONS,
+    SIGN_IN_FAILURES,
+    Sessions,
+    SignedIn,
+    new_secret,
+    same,
+)
 from channelsync.defaults import DEFAULT_TENANT
 from channelsync.monitor.history import CheckResult
 from channelsync.server.context import Context, no_tenant
 from channelsync.server.http import ApiError
+from channelsync.server.limits import Budget
 from channelsync.server.store import Store
 from channelsync.targets.base import TargetError
 from channelsync.tenant.repository import valid_tenant_name
@@ -58,6 +69,8 @@ class Console:
         self.ctx = ctx
         self.repository_url = repository_url.rstrip("/") if repository_url else None
         self.sessions = Sessions(ctx.tokens)
+        # failed sign-ins per client address, like the API's fingerprint budget per token
+        self.sign_in_failures = Budget(SIGN_IN_FAILURES, max_keys=MAX_SESSIONS)
         self.testing = asyncio.Semaphore(TESTS_AT_ONCE)
         self.env = Environment(
             loader=FileSystemLoader(_HERE / "templates"),
@@ -147,10 +160,22 @@ def mount(
             return _sign_in_page(
                 console, request, "The sign-in form expired; please try again.", 403
             )
+        client = request.client.host if request.client else "-"
+        wait = console.sign_in_failures.wait(client)
+        if wait > 0:  # a token is not guessed here: each failure costs the address one unit
+            refused = _sign_in_page(
+                console,
+                request,
+                f"Too many failed sign-ins from this address; try again in {math.ceil(wait)} s.",
+                429,
+            )
+            refused.headers["Retry-After"] = str(math.ceil(wait))
+            return refused
         target = _next(form.get("next"))
         asked = form.get("tenant", "").strip() or _tenant_of(target) or None
         found = console.sessions.sign_in(form.get("token", ""), asked)
         if found is None:
+            console.sign_in_failures.take(client, 1)
             return _sign_in_page(
                 console,
                 request,
@@ -165,6 +190,7 @@ def mount(
             await ctx.db(lambda store: store.name)
         except ApiError as exc:  # no such tenant, or one the token may not reach: alike
             console.sessions.sign_out(session.id)
+            console.sign_in_failures.take(client, 1)  # tenant names are not guessed either
             return _sign_in_page(console, request, exc.message, 404)
         if (_tenant_of(target) or DEFAULT_TENANT) != session.tenant:
             target = f"{tenant_base(session.tenant)}/channels"

@@ -23,6 +23,7 @@ LOGIN_COOKIE = "channelsync_login"  # the sign-in form's CSRF token (double subm
 IDLE_SECONDS = 30 * 60
 MAX_SECONDS = 12 * 3600
 MAX_SESSIONS = 10_000  # the oldest session goes first beyond this
+SIGN_IN_FAILURES = 10  # failed sign-ins a minute per client address (as many at once)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channelsync import document, listing
-from channelsync.errors import UsageError
+from channelsync.errors import UsageError, visible
 from channelsync.monitor.history import CheckResult
 from channelsync.render.listing import HEADERS
 from channelsync.render.runbook import VALUE_WORDS
@@ -72,8 +72,8 @@ def channel_table(
     query = (params.get("q") or "").strip()
     filters = {c: params[c].strip() for c in CHANNEL_HEADERS if params.get(c, "").strip()}
     table = ChannelTable([], len(rows), sort, filters, query)
-    if any(len(v) > MAX_FILTER for v in (query, *filters.values())):
-        table.error = f"a filter or search is at most {MAX_FILTER} characters"
+    if any(len(v) > MAX_FILTER for v in (query, sort, *filters.values())):
+        table.error = f"a filter, search or sort is at most {MAX_FILTER} characters"
         return table
     try:
         parsed = [
@@ -83,13 +83,13 @@ def channel_table(
         ]
         column = sort.lstrip("-")
         kept = listing.select(rows, parsed, sort if column in listing.COLUMNS else "name")
-    except UsageError as exc:
-        table.error = str(exc)
+    except UsageError as exc:  # it quotes the input: bidi and control characters as \uXXXX
+        table.error = visible(str(exc))
         return table
     if column in HEALTH:
         kept.sort(key=_health_key(column), reverse=sort.startswith("-"))
     elif column not in CHANNEL_HEADERS:
-        table.error = f"cannot sort by '{sort}': use one of {', '.join(CHANNEL_HEADERS)}"
+        table.error = f"cannot sort by '{visible(sort)}': use one of {', '.join(CHANNEL_HEADERS)}"
         return table
     for name in HEALTH:
         if name in filters:

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import logging
 import queue
+import re
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,10 @@ log = logging.getLogger("channelsync.monitor")
 QUEUE_SIZE = 256
 SEND_TIMEOUT = 5.0  # seconds to connect, and to read, per destination
 CERT_DAYS = 21  # a certificate is alerted this many days before it expires
+MAX_QUOTED = 500  # characters of a mail server's (or a drift report's) words in one alert
+# what a chat acts on in text: a mention of everyone, and a markdown link that hides its URL
+_MENTION = re.compile(r"@(?=(?:everyone|here|channel|all|room)\b)", re.IGNORECASE)
+_LINK = re.compile(r"\]\(")
 ALL_TENANTS = "*"
 
 
@@ -170,12 +175,26 @@ class AlertSender:
                 return False
             target.add(instance)
             kind = apprise.NotifyType.FAILURE if alert.failing else apprise.NotifyType.INFO
-            return bool(target.notify(body=alert.body, title=alert.title, notify_type=kind))
+            # plain text: each plug-in escapes its own markup (Slack's <!channel>, <url|text>)
+            text = apprise.NotifyFormat.TEXT
+            return bool(
+                target.notify(
+                    body=alert.body, title=alert.title, notify_type=kind, body_format=text
+                )
+            )
         except Exception:  # a plug-in's failure: its words may hold the URL
             return False
 
 
 # --- what an alert says ---------------------------------------------------------------------
+
+
+def quoted(text: str | None, limit: int = MAX_QUOTED) -> str:
+    """Words an alert quotes from a mail server's reply (or a drift report): one line of at
+    most ``limit`` characters, hidden characters as \\uXXXX, and no mention or markdown link a
+    Slack, Teams or Discord channel would act on (``@ here``, ``] (``)."""
+    line = _LINK.sub("] (", _MENTION.sub("@ ", visible(" ".join(str(text or "").split()))))
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _subject(key: CheckKey) -> str:
@@ -194,7 +213,7 @@ def for_change(change: Change) -> Alert:
         return Alert(
             key.tenant,
             f"channelsync: {_subject(key)} is failing",
-            f"{where}: {result.code}: {result.message}\nWhat to do: {result.hint}",
+            f"{where}: {result.code}: {quoted(result.message)}\nWhat to do: {quoted(result.hint)}",
             failing=True,
         )
     return Alert(
@@ -246,7 +265,7 @@ def for_result(check: Check, result: CheckResult, now: float) -> list[tuple[str,
 
 
 def for_drift(tenant: str, repository: str, differences: Sequence[str]) -> Alert:
-    listed = "\n".join(f"- {visible(d)[:300]}" for d in differences[:50])
+    listed = "\n".join(f"- {quoted(d, 300)}" for d in differences[:50])
     more = f"\n(and {len(differences) - 50} more)" if len(differences) > 50 else ""
     return Alert(
         tenant,

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from channelsync.probe.check import Result
 
 KEEP_RESULTS = 1000  # per check
+# characters of a diagnosis kept: imaplib takes a reply line of up to 1 MB, and a result is
+# kept a thousand times per check and shown fifty times on a page
+MAX_KEPT_TEXT = 2000
 BUTTON = "console:"  # the worker of a result from the console's Test connection button
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS monitor_checks (
@@ -367,11 +370,15 @@ def from_probe(result: Result, tenant: str, at: float, worker: str = "") -> Chec
         duration=result.elapsed_ms / 1000,
         endpoint=result.endpoint,
         code=error.code if error else None,
-        message=error.message if error else None,
-        hint=error.hint if error else None,
-        warnings=tuple(result.warnings),
+        message=_kept(error.message) if error else None,
+        hint=_kept(error.hint) if error else None,
+        warnings=tuple(_kept(w) for w in result.warnings),
         cert_expires_at=result.tls.cert_expires_at,
         messages=result.messages,
         oldest_at=result.oldest.timestamp() if result.oldest else None,
         worker=worker,
     )
+
+
+def _kept(text: str) -> str:
+    return text if len(text) <= MAX_KEPT_TEXT else text[: MAX_KEPT_TEXT - 1] + "…"

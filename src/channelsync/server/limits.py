@@ -83,9 +83,15 @@ class Guard:
     """Bodies read whole up to ``max_body`` (413 past it, before more is read), HEAD answered
     as GET without a body, and no exception ever reaching uvicorn (which logs a traceback)."""
 
-    def __init__(self, app: ASGIApp, max_body: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int = DEFAULT_MAX_BODY,
+        larger: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.larger = larger or {}  # a path ending so may have a body up to this many bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,13 +133,17 @@ class Guard:
     async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         """The whole body, or None after answering 413 (or when the client went away)."""
         declared = _header(scope, b"content-length")
-        too_big = f"the request body is larger than {self.max_body} bytes (the server's --max-body)"
+        path = str(scope.get("path", ""))
+        limit = max([self.max_body] + [n for end, n in self.larger.items() if path.endswith(end)])
+        too_big = f"the request body is larger than {limit} bytes" + (
+            " (the server's --max-body)" if limit == self.max_body else ""
+        )
         close = [(b"connection", b"close")]
         if declared is not None:
             if not declared.isdigit():
                 await _respond(send, 400, "Content-Length is not a number", close)
                 return None
-            if int(declared) > self.max_body:
+            if int(declared) > limit:
                 await _respond(send, 413, too_big, close)
                 return None
         chunks: list[bytes] = []
@@ -144,7 +154,7 @@ class Guard:
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
+            if size > limit:
                 await _respond(send, 413, too_big, close)
                 return None
             chunks.append(chunk)
@@ -216,10 +226,17 @@ class Budget:
     read token: each value asked costs one unit, so guessing is bounded per token while a
     plan (one request for all its secrets) is not held up."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, max_keys: int | None = None) -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
+        self.max_keys = max_keys  # beyond this many buckets the oldest is forgotten
         self._buckets: dict[str, tuple[float, float]] = {}  # token -> (units, when)
+
+    def wait(self, who: str) -> float:
+        """Seconds until ``who`` may spend one unit (0: now); nothing is spent."""
+        left, when = self._buckets.get(who, (self.capacity, time.monotonic()))
+        left = min(self.capacity, left + (time.monotonic() - when) * self.rate)
+        return 0.0 if left >= 1 else (1 - left) / self.rate
 
     def take(self, who: str, units: int) -> float:
         """0 when ``who`` may spend ``units`` now (they are spent), else seconds to wait."""
@@ -227,6 +244,9 @@ class Budget:
         now = time.monotonic()
         left, when = self._buckets.get(who, (self.capacity, now))
         left = min(self.capacity, left + (now - when) * self.rate)
+        if self.max_keys is not None and who not in self._buckets:
+            while len(self._buckets) >= self.max_keys:  # many clients: memory stays bounded
+                del self._buckets[next(iter(self._buckets))]
         if left < cost:
             self._buckets[who] = (left, now)
             return (cost - left) / self.rate
