@@ -221,7 +221,7 @@ def mount(
             bodies = [_body(r) for r in rows]
             return bodies, store.default_name(), history.latest(store, "EmailChannel")
 
-        bodies, default, latest = await ctx.db(work, tenant=tenant)
+        bodies, default, latest = await ctx.db(work)
 
         def render() -> Response:  # thousands of rows: sorted and drawn off the event loop
             table = views.channel_table(bodies, default, latest, request.query_params)
@@ -244,7 +244,7 @@ def mount(
             rows = [_body(r) for r in store.kind_after(kind.name, "", 1_000_000)]
             return rows, store.default_name(), history.latest(store, kind.name)
 
-        rows, default, latest = await ctx.db(work, tenant=tenant)
+        rows, default, latest = await ctx.db(work)
         columns = _list_columns(kind.name)
         titles = _titles(kind.name)
         if kind.name == "Agent":  # the vendor's Users list: each agent's Outgoing Mail Server
@@ -286,7 +286,7 @@ def mount(
                 "file": store.sqlite and drift.file_of(store.sqlite, tenant, kind.name, name),
             }
 
-        data = await ctx.db(work, tenant=tenant)
+        data = await ctx.db(work)
         if data is None:
             return _not_found(console, request, f"{kind.console.noun} '{name}' does not exist")
         body = data["body"]
@@ -341,9 +341,7 @@ def mount(
             )
         async with console.testing:
             try:
-                prepared = await ctx.db(
-                    lambda store: live.prepare(store, kind.name, name), tenant=tenant
-                )
+                prepared = await ctx.db(lambda store: live.prepare(store, kind.name, name))
             except TargetError as exc:  # e.g. the key file is gone: no secret can be read
                 return console.page(
                     request, "message.html", 409, title="Cannot test", message=str(exc), back=page
@@ -353,12 +351,12 @@ def mount(
             results = await asyncio.to_thread(live.run, prepared)
         at = time.time()
         token_name = signed.session.token_name
-        await ctx.db(lambda store: history.record(store, results, token_name, at), tenant=tenant)
+        await ctx.db(lambda store: history.record(store, results, token_name, at))
         return _redirect(f"{base_of(request)}{page}?tested=1#latest")
 
     async def drift_page(request: Request, signed: SignedIn, tenant: str) -> Response:
         found = await ctx.db(
-            lambda store: drift.reports(store.sqlite, tenant) if store.sqlite else [], tenant=tenant
+            lambda store: drift.reports(store.sqlite, tenant) if store.sqlite else []
         )
         return console.page(request, "drift.html", reports=found, title="Drift")
 
